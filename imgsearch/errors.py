@@ -1,0 +1,29 @@
+"""Errors that carry a message meant for the user (the CLI prints them without a traceback)."""
+
+
+class ImgsearchError(Exception):
+    """Base class: the message is a complete sentence for the user."""
+
+
+class DatabaseUnavailable(ImgsearchError):
+    """The database cannot be reached or is not usable."""
+
+
+class PgvectorMissing(DatabaseUnavailable):
+    """The server lacks pgvector, or has a version that is too old."""
+
+
+class WeightsUnavailable(ImgsearchError):
+    """An encoder's weights are not on this machine and cannot be downloaded."""
+
+
+class UnknownEncoder(ImgsearchError):
+    """No encoder of that name is registered."""
+
+
+class ImageDecodeError(ImgsearchError):
+    """An image could not be read; `kind` classifies the reason for reports."""
+
+    def __init__(self, message: str, kind: str = "decode") -> None:
+        super().__init__(message)
+        self.kind = kind

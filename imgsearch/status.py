@@ -1,0 +1,60 @@
+"""What `imgsearch db status` reports: server, versions, schema revision and row counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .database import SCHEMA, Database, connect
+from .migrate import current_revision, head_revision
+
+TABLES = ("encoders", "images", "embeddings", "ingest_errors")
+
+
+@dataclass
+class EncoderCount:
+    name: str
+    dimension: int
+    weights: str
+    embeddings: int
+
+
+@dataclass
+class DatabaseStatus:
+    server: str
+    postgres_version: str
+    pgvector_version: str | None
+    revision: str | None
+    head: str
+    table_rows: dict[str, int] = field(default_factory=dict)
+    encoders: list[EncoderCount] = field(default_factory=list)
+
+    @property
+    def at_head(self) -> bool:
+        return self.revision == self.head
+
+
+def database_status(db: Database) -> DatabaseStatus:
+    revision = current_revision(db)
+    with connect(db, vector_types=False) as conn:
+        pg_version = conn.execute("SHOW server_version").fetchone()[0]
+        row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        status = DatabaseStatus(
+            server=db.describe(),
+            postgres_version=pg_version,
+            pgvector_version=row[0] if row else None,
+            revision=revision,
+            head=head_revision(db),
+        )
+        if revision is None:
+            return status
+        for table in TABLES:
+            status.table_rows[table] = conn.execute(
+                f"SELECT count(*) FROM {SCHEMA}.{table}"
+            ).fetchone()[0]
+        for name, dim, weights, count in conn.execute(
+            f"""SELECT e.name, e.dimension, e.weights, count(v.image_id)
+                FROM {SCHEMA}.encoders e LEFT JOIN {SCHEMA}.embeddings v ON v.encoder_id = e.id
+                GROUP BY e.id ORDER BY e.name, e.id"""
+        ):
+            status.encoders.append(EncoderCount(name, dim, weights, count))
+    return status

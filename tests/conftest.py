@@ -1,0 +1,49 @@
+"""Fixtures: every test that needs a database gets its own, on a real PostgreSQL + pgvector."""
+
+from __future__ import annotations
+
+import pytest
+
+from imgsearch.database import Database, open_database
+
+from . import pg
+
+_branch: pg.Branch | None = None
+
+
+def _chosen_branch() -> pg.Branch:
+    global _branch
+    if _branch is None:
+        _branch = pg.choose_branch()
+    return _branch
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    branch = _chosen_branch()
+    return f"imgsearch test database: {branch.name} ({branch.reason})"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    with pg.server_admin_url(_chosen_branch()) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_db(pg_admin_url: str):
+    """An isolated database with nothing in it (not even the vector extension)."""
+    with pg.scratch_database(pg_admin_url) as url:
+        yield Database(url)
+
+
+@pytest.fixture
+def db(empty_db: Database) -> Database:
+    """An isolated database with pgvector and the schema at head."""
+    return open_database(empty_db.url)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> None:
+    """No test touches the user's own imgsearch data or database by accident."""
+    monkeypatch.delenv("IMGSEARCH_DATABASE_URL", raising=False)
+    monkeypatch.setenv("IMGSEARCH_HOME", str(tmp_path_factory.getbasetemp() / "imgsearch-home"))

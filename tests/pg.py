@@ -1,0 +1,88 @@
+"""Where the tests' PostgreSQL comes from: a URL, a testcontainers container, or embedded."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+log = logging.getLogger("imgsearch.tests")
+
+TEST_URL_ENV = "IMGSEARCH_TEST_DATABASE_URL"
+CONTAINER_IMAGE = "pgvector/pgvector:pg17"
+
+
+@dataclass
+class Branch:
+    name: str  # "url", "testcontainers" or "embedded"
+    reason: str
+
+
+def choose_branch() -> Branch:
+    if os.environ.get(TEST_URL_ENV):
+        return Branch("url", f"{TEST_URL_ENV} is set")
+    docker_problem = docker_unavailable_reason()
+    if docker_problem is None:
+        return Branch("testcontainers", f"Docker answers: {CONTAINER_IMAGE} container")
+    log.warning("testcontainers skipped: %s; using the embedded server", docker_problem)
+    return Branch("embedded", f"testcontainers skipped ({docker_problem})")
+
+
+def docker_unavailable_reason() -> str | None:
+    try:
+        import docker
+    except ImportError:
+        return "the docker package is not installed"
+    try:
+        client = docker.from_env(timeout=3)
+        client.ping()
+        client.close()
+    except Exception as exc:  # any failure to reach a daemon means: no Docker here
+        return f"no Docker daemon answers ({type(exc).__name__})"
+    return None
+
+
+@contextmanager
+def server_admin_url(branch: Branch):
+    """Yield a URL of a maintenance database on which test databases can be created."""
+    if branch.name == "url":
+        yield os.environ[TEST_URL_ENV]
+    elif branch.name == "testcontainers":
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer(CONTAINER_IMAGE, driver=None) as container:
+            yield container.get_connection_url()
+    else:
+        from imgsearch import embedded
+
+        home = Path(tempfile.mkdtemp(prefix="imgsearch-test-"))
+        server = embedded.start(home)
+        try:
+            yield server.admin_url
+        finally:
+            embedded.stop(home)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@contextmanager
+def scratch_database(admin_url: str):
+    """A fresh database on the test server, dropped afterwards."""
+    name = f"imgsearch_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(admin_url, name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -83,6 +83,17 @@ def db_stop() -> None:
     typer.echo("embedded server stopped" if stopped else "embedded server was not running")
 
 
+@app.command("models")
+def models_command() -> None:
+    """The encoders available, their dimension, and whether their weights are here offline."""
+    from .models import list_models
+
+    typer.echo(f"{'name':<30} {'dim':>5}  {'weights':<9} source / where")
+    for m in list_models():
+        present = "present" if m.weights_present else "missing"
+        typer.echo(f"{m.name:<30} {m.dimension:>5}  {present:<9} {m.source}: {m.weights_location}")
+
+
 def main() -> None:
     try:
         app()

@@ -47,3 +47,11 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> 
     """No test touches the user's own imgsearch data or database by accident."""
     monkeypatch.delenv("IMGSEARCH_DATABASE_URL", raising=False)
     monkeypatch.setenv("IMGSEARCH_HOME", str(tmp_path_factory.getbasetemp() / "imgsearch-home"))
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """The default encoder with its real, bundled ImageNet weights, on the CPU."""
+    from imgsearch.models import get_encoder
+
+    return get_encoder("efficientnet-lite0", device="cpu")

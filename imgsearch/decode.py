@@ -1,0 +1,133 @@
+"""Turning image files into RGB pictures, the same way for ingest and for search.
+
+EXIF orientation is applied, every common mode becomes RGB (alpha on white), large JPEGs
+are decoded at reduced size with `draft`, animated images give their first frame, and
+oversized images are refused before their pixels are decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import ImageDecodeError
+
+DEFAULT_MAX_PIXELS = 150_000_000  # a 150-megapixel image; override with IMGSEARCH_MAX_PIXELS
+DECODE_VERSION = 1  # bump whenever the pixels produced for a given file would change
+
+# We enforce our own limit (with a clear per-file error) instead of Pillow's warning.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def max_pixels() -> int:
+    return int(os.environ.get("IMGSEARCH_MAX_PIXELS") or DEFAULT_MAX_PIXELS)
+
+
+@cache
+def heif_available() -> bool:
+    """Register the HEIC/HEIF opener when the optional `pillow-heif` package is installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+@dataclass
+class DecodedImage:
+    image: Image.Image  # RGB, possibly reduced by JPEG draft (never below the requested size)
+    width: int  # original size, after EXIF orientation
+    height: int
+    format: str | None
+
+
+def decode_image(source: bytes | str | Path, min_size: int | None = None) -> DecodedImage:
+    """Decode `source` (file content or a path) to RGB.
+
+    With `min_size`, a JPEG may be decoded at a reduced scale whose sides stay >= min_size,
+    which is several times faster for camera-size files and changes nothing after resizing.
+    Raises ImageDecodeError with a `kind` (empty, not_an_image, too_large, corrupt).
+    """
+    if isinstance(source, (str, Path)):
+        try:
+            source = Path(source).read_bytes()
+        except OSError as exc:
+            raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}", "unreadable") from exc
+    if not source:
+        raise ImageDecodeError("empty file (0 bytes)", "empty")
+    heif_available()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(source))
+            return _decode_opened(img, min_size)
+    except ImageDecodeError:
+        raise
+    except Image.UnidentifiedImageError as exc:
+        raise ImageDecodeError("not an image in a format imgsearch reads", "not_an_image") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(f"too many pixels ({exc})", "too_large") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        raise ImageDecodeError(f"corrupt or truncated image: {exc}", "corrupt") from exc
+
+
+def _decode_opened(img: Image.Image, min_size: int | None) -> DecodedImage:
+    fmt = img.format
+    width, height = img.size
+    if width * height > max_pixels():
+        raise ImageDecodeError(
+            f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
+            f"{max_pixels() / 1e6:.0f} (IMGSEARCH_MAX_PIXELS)",
+            "too_large",
+        )
+    orientation = img.getexif().get(0x0112, 1)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    if min_size and fmt == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
+        img.draft("RGB" if img.mode != "CMYK" else None, (min_size, min_size))
+    img.load()  # first frame of an animated image; raises on truncated data
+    img = ImageOps.exif_transpose(img)
+    return DecodedImage(to_rgb(img), width, height, fmt)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB; transparency is composited on white."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return Image.fromarray(_scale_to_uint8(np.asarray(img), mode), "L").convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    elif mode == "P":
+        return img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _scale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """Map 16-bit, 32-bit integer and float pixels to 0..255."""
+    values = values.astype(np.float64)
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if mode.startswith("I;16"):
+        scaled = values / 257.0
+    elif mode == "F" and lo >= 0 and hi <= 1.0:
+        scaled = values * 255.0
+    elif lo >= 0 and hi <= 255:
+        scaled = values
+    elif lo >= 0 and hi <= 65535:
+        scaled = values / 257.0
+    else:
+        scaled = (values - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(values)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

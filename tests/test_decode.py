@@ -1,0 +1,141 @@
+"""Decoding: every mode to RGB, EXIF orientation, draft, broken and oversized files."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgsearch.decode import decode_image, to_rgb
+from imgsearch.errors import ImageDecodeError
+
+
+def _png(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_rgba_is_composited_on_white() -> None:
+    img = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    img.putpixel((0, 0), (255, 0, 0, 255))
+    out = np.asarray(decode_image(_png(img)).image)
+    assert out[1, 1].tolist() == [255, 255, 255]
+    assert out[0, 0].tolist() == [255, 0, 0]
+
+
+def test_la_and_pa_and_p_with_transparency() -> None:
+    la = Image.new("LA", (2, 2), (0, 0))
+    assert np.asarray(to_rgb(la))[0, 0].tolist() == [255, 255, 255]
+    p = Image.new("P", (2, 2), 1)
+    p.putpalette([0, 0, 0, 10, 20, 30] + [0] * 762)
+    assert np.asarray(to_rgb(p))[0, 0].tolist() == [10, 20, 30]
+    p.info["transparency"] = 1
+    assert np.asarray(decode_image(_png(p)).image)[0, 0].tolist() == [255, 255, 255]
+    pa = Image.new("PA", (2, 2))
+    pa.putpalette([200, 100, 50] * 256)
+    assert np.asarray(to_rgb(pa))[0, 0].tolist() == [255, 255, 255]  # alpha 0: white
+
+
+@pytest.mark.parametrize(
+    ("mode", "value", "expected"),
+    [("L", 128, 128), ("I;16", 65535, 255), ("I;16", 32896, 128), ("I", 300 * 257, 255),
+     ("I", 100, 100), ("F", 0.5, 128), ("F", 1.0, 255)],
+)
+def test_grey_modes_scale_to_8_bit(mode: str, value: float, expected: int) -> None:
+    img = Image.new(mode, (3, 3), value)
+    if mode == "I":  # a uniform image is ambiguous; give it a dark corner to fix the range
+        img.putpixel((0, 0), 0)
+    out = np.asarray(to_rgb(img))
+    assert out.shape == (3, 3, 3)
+    assert out[2, 2].tolist() == [expected] * 3
+
+
+def test_cmyk_jpeg_becomes_rgb() -> None:
+    cmyk = Image.new("CMYK", (8, 8), (0, 255, 255, 0))  # red
+    decoded = decode_image(_png(cmyk, "JPEG", quality=95)).image
+    assert decoded.mode == "RGB"
+    r, g, b = np.asarray(decoded)[4, 4].tolist()
+    assert r > 200 and g < 60 and b < 60
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_formats(fmt: str) -> None:
+    img = Image.new("RGB", (40, 30), (10, 200, 30))
+    decoded = decode_image(_png(img, fmt))
+    assert decoded.image.mode == "RGB"
+    assert (decoded.width, decoded.height) == (40, 30)
+    assert decoded.format == fmt
+
+
+def test_animated_gif_gives_first_frame() -> None:
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    r, g, b = np.asarray(decode_image(buf.getvalue()).image)[0, 0].tolist()
+    assert r > 200 and b < 50
+
+
+def exif_rotated_jpeg(img: Image.Image) -> bytes:
+    """The picture stored rotated on its side, with EXIF orientation 6 to put it upright."""
+    stored = img.transpose(Image.Transpose.ROTATE_90)  # what a camera held sideways writes
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    return _png(stored, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def test_exif_orientation_is_applied() -> None:
+    img = Image.new("RGB", (60, 20), (255, 0, 0))
+    img.paste((0, 0, 255), (0, 0, 10, 20))  # blue on the left
+    decoded = decode_image(exif_rotated_jpeg(img))
+    assert decoded.image.size == (60, 20)
+    assert (decoded.width, decoded.height) == (60, 20)
+    r, g, b = np.asarray(decoded.image)[10, 2].tolist()
+    assert b > 200 and r < 60
+
+
+def test_draft_decodes_large_jpeg_at_reduced_size_but_not_below_min() -> None:
+    big = Image.new("RGB", (3000, 2000), (90, 90, 90))
+    data = _png(big, "JPEG", quality=90)
+    decoded = decode_image(data, min_size=256)
+    assert (decoded.width, decoded.height) == (3000, 2000)
+    assert min(decoded.image.size) >= 256
+    assert decoded.image.size[0] < 3000
+    assert decode_image(data).image.size == (3000, 2000)
+
+
+def test_truncated_jpeg_is_a_clear_error() -> None:
+    data = _png(Image.effect_noise((256, 256), 60).convert("RGB"), "JPEG", quality=90)
+    with pytest.raises(ImageDecodeError, match="truncated") as err:
+        decode_image(data[: len(data) // 2])
+    assert err.value.kind == "corrupt"
+
+
+def test_empty_and_non_image_files() -> None:
+    with pytest.raises(ImageDecodeError) as err:
+        decode_image(b"")
+    assert err.value.kind == "empty"
+    with pytest.raises(ImageDecodeError) as err:
+        decode_image(b"this is text, not a JPEG")
+    assert err.value.kind == "not_an_image"
+
+
+def decompression_bomb() -> bytes:
+    """A tiny PNG file that claims 40000x40000 pixels (1.6 gigapixels)."""
+    return _png(Image.new("1", (40000, 40000)), optimize=True)
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    data = decompression_bomb()
+    assert len(data) < 1_000_000
+    with pytest.raises(ImageDecodeError, match="megapixels") as err:
+        decode_image(data)
+    assert err.value.kind == "too_large"
+
+
+def test_missing_file(tmp_path) -> None:
+    with pytest.raises(ImageDecodeError) as err:
+        decode_image(tmp_path / "nope.jpg")
+    assert err.value.kind == "unreadable"

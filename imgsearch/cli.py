@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -81,6 +84,108 @@ def db_stop() -> None:
         raise typer.Exit(1)
     stopped = embedded.stop(config.home())
     typer.echo("embedded server stopped" if stopped else "embedded server was not running")
+
+
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Encoder name (see `imgsearch models`); default IMGSEARCH_MODEL.")]
+DeviceOption = Annotated[str, typer.Option(
+    "--device", envvar="IMGSEARCH_DEVICE",
+    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
+
+
+@app.command("ingest")
+def ingest_command(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Files or folders to index (folders recursively).", show_default=False)] = None,
+    model: ModelOption = None,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", min=1, help="Images per encoder batch and per transaction.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Parallel readers/decoders (default: CPU count).")] = None,
+    device: DeviceOption = "auto",
+    manifest: Annotated[Path | None, typer.Option(
+        "--manifest", help="CSV with a `path` or `url` column; other columns become metadata.")] = None,
+    follow_symlinks: Annotated[bool, typer.Option(
+        "--follow-symlinks", help="Enter symlinked folders (each once).")] = False,
+    weights: Annotated[Path | None, typer.Option(
+        "--weights", help="A state-dict file for the model (offline use).")] = None,
+) -> None:
+    """Index images: new and changed files are encoded, unchanged ones skipped."""
+    from .ingest import ingest
+    from .models import get_encoder
+    from .progress import progress_display
+
+    if not paths and manifest is None:
+        _echo_err("Give at least one PATH or --manifest CSV.")
+        raise typer.Exit(2)
+    encoder = get_encoder(model, device, weights)
+    try:
+        with progress_display() as show:
+            report = ingest(paths or (), manifest=manifest, encoder=encoder, batch_size=batch_size,
+                            workers=workers, follow_symlinks=follow_symlinks, progress=show)
+    except FileNotFoundError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    rate = report.encoded / report.seconds if report.seconds else 0.0
+    typer.echo(f"{report.model}: {report.new} new, {report.updated} updated, "
+               f"{report.unchanged} unchanged, {report.failed} failed "
+               f"({report.encoded} encoded in {report.seconds:.1f}s, {rate:.1f} images/s)")
+    for failure in report.failures:
+        typer.echo(f"  failed: {failure.location}: {failure.message} [{failure.kind}]")
+    if report.interrupted:
+        typer.echo("interrupted: what was written is kept; run the same command to continue.")
+        raise typer.Exit(130)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="Image file, http(s) URL, or id:<image id>.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many results.")] = 5,
+    model: ModelOption = None,
+    min_similarity: Annotated[float | None, typer.Option(
+        "--min-similarity", help="Drop results below this cosine similarity (-1..1).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    grid: Annotated[Path | None, typer.Option(
+        "--grid", help="Also write the query and its matches side by side to this PNG.")] = None,
+    device: DeviceOption = "auto",
+    weights: Annotated[Path | None, typer.Option(
+        "--weights", help="The state-dict file the images were ingested with.")] = None,
+) -> None:
+    """Find the indexed images most similar to QUERY."""
+    from .search import parse_image_id, search
+
+    encoder = None
+    if parse_image_id(query) is None:
+        from .models import get_encoder
+
+        encoder = get_encoder(model, device, weights)
+    result = search(query, k, model=model, encoder=encoder, min_similarity=min_similarity)
+    if grid is not None:
+        from .grid import save_grid
+
+        save_grid(result, grid)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        return
+    if not result.results:
+        typer.echo("no close match" if min_similarity is not None else "no results")
+        return
+    typer.echo(f"{'rank':>4}  {'similarity':>10}  path")
+    for m in result.results:
+        title = f"  ({m.title})" if m.title else ""
+        typer.echo(f"{m.rank:>4}  {m.similarity:>10.4f}  {m.path}{title}  [id:{m.image_id}]")
+    if grid is not None:
+        typer.echo(f"grid written to {grid}")
+
+
+@app.command("prune")
+def prune_command() -> None:
+    """Remove indexed images whose files are gone (and their vectors)."""
+    from .prune import prune
+
+    removed = prune()
+    typer.echo(f"removed {removed} image{'s' if removed != 1 else ''} whose files are gone")
 
 
 @app.command("models")

@@ -1,0 +1,157 @@
+"""Search: the k images most similar to a file, a URL, or an indexed image (`id:<n>`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from pgvector import HalfVector
+
+from . import store
+from .database import Database, connect, open_database
+from .decode import decode_image
+from .encoders import Encoder
+from .errors import ImageDecodeError, ImgsearchError
+from .manifest import download, is_url
+
+
+@dataclass
+class Match:
+    rank: int
+    image_id: int
+    path: str
+    similarity: float
+    distance: float
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def title(self) -> str | None:
+        return self.metadata.get("title") if isinstance(self.metadata, dict) else None
+
+
+@dataclass
+class SearchResult:
+    query: str
+    model: str
+    results: list[Match]
+    query_path: str | None = None  # the indexed image's path for an `id:` query
+
+    def to_json(self) -> dict:
+        """The shape documented in SPEC.md."""
+        return {"query": self.query, "model": self.model,
+                "results": [asdict(m) for m in self.results]}
+
+
+class NoVectors(ImgsearchError):
+    """The encoder has no vectors in the database yet."""
+
+
+def parse_image_id(query: str) -> int | None:
+    if not query.startswith("id:"):
+        return None
+    try:
+        return int(query[3:])
+    except ValueError as exc:
+        raise ImgsearchError(f"{query!r}: expected id:<image id>, for example id:42") from exc
+
+
+def search(query: str, k: int = 5, *, model: str | None = None, encoder: Encoder | None = None,
+           device: str = "auto", min_similarity: float | None = None,
+           database: Database | str | None = None) -> SearchResult:
+    """The `k` nearest indexed images by cosine similarity, best first.
+
+    `query` is a file path, an http(s) URL, or `id:<n>` (an indexed image, not re-encoded;
+    the image itself is left out of its results).
+    """
+    if k < 1:
+        raise ImgsearchError("k must be at least 1.")
+    db = database if isinstance(database, Database) else open_database(database)
+    image_id = parse_image_id(query)
+    with connect(db) as conn:
+        if image_id is not None:
+            enc_id, name, dim, vector = _indexed_vector(conn, image_id, model, encoder)
+        else:
+            if encoder is None:
+                from .models import get_encoder
+
+                encoder = get_encoder(model, device)
+            enc_id = store.encoder_id(conn, encoder.identity, create=False)
+            name, dim = encoder.name, encoder.dimension
+            _require_vectors(conn, enc_id, name)
+            vector = HalfVector(encode_query(query, encoder))
+        rows = nearest(conn, enc_id, dim, vector, k, exclude_id=image_id,
+                       min_similarity=min_similarity)
+        matches = [Match(rank, iid, path, 1.0 - dist, dist, meta or {})
+                   for rank, (iid, path, meta, dist) in enumerate(rows, start=1)]
+        query_path = None
+        if image_id is not None:
+            query_path = conn.execute(
+                "SELECT path FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone()[0]
+    return SearchResult(query, name, matches, query_path)
+
+
+def encode_query(query: str, encoder: Encoder) -> np.ndarray:
+    try:
+        data = download(query) if is_url(query) else Path(query).expanduser().read_bytes()
+    except OSError as exc:
+        raise ImgsearchError(f"Cannot read query image {query}: {exc.strerror or exc}") from exc
+    except ImageDecodeError as exc:
+        raise ImgsearchError(f"Query {query}: {exc}") from exc
+    try:
+        decoded = decode_image(data, min_size=encoder.min_decode_size)
+    except ImageDecodeError as exc:
+        raise ImgsearchError(f"Query {query}: {exc}") from exc
+    return encoder.encode([decoded.image])[0]
+
+
+def _require_vectors(conn: psycopg.Connection, enc_id: int | None, name: str) -> None:
+    has = enc_id is not None and conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM imgsearch.embeddings WHERE encoder_id = %s)", (enc_id,)
+    ).fetchone()[0]
+    if not has:
+        raise NoVectors(
+            f"No images are indexed with {name} yet: run `imgsearch ingest PATH --model {name}` first."
+        )
+
+
+def _indexed_vector(conn: psycopg.Connection, image_id: int, model: str | None,
+                    encoder: Encoder | None) -> tuple[int, str, int, HalfVector]:
+    from .config import default_model
+
+    name = encoder.name if encoder is not None else (model or default_model())
+    row = conn.execute(
+        """SELECT e.encoder_id, c.name, c.dimension, e.embedding
+           FROM imgsearch.embeddings e JOIN imgsearch.encoders c ON c.id = e.encoder_id
+           WHERE e.image_id = %s AND c.name = %s ORDER BY c.created_at DESC LIMIT 1""",
+        (image_id, name),
+    ).fetchone()
+    if row is None:
+        exists = conn.execute("SELECT 1 FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone()
+        if not exists:
+            raise ImgsearchError(f"No indexed image has id {image_id}.")
+        raise NoVectors(f"Image {image_id} has no {name} vector: run `imgsearch ingest` with "
+                        f"--model {name} on it first.")
+    return row
+
+
+def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector, k: int,
+            exclude_id: int | None = None, min_similarity: float | None = None) -> list[tuple]:
+    """(image_id, path, metadata, cosine distance) of the k nearest vectors of one encoder.
+
+    The cast to halfvec(dim) matches the per-encoder expression indexes, so they serve it.
+    """
+    sql = f"""
+        SELECT i.id, i.path, i.metadata, d.distance FROM (
+            SELECT e.image_id, (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim}) AS distance
+            FROM imgsearch.embeddings e
+            WHERE e.encoder_id = %(enc)s AND e.image_id IS DISTINCT FROM %(exclude)s
+            ORDER BY (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim})
+            LIMIT %(k)s
+        ) d JOIN imgsearch.images i ON i.id = d.image_id
+        WHERE %(max_dist)s::float8 IS NULL OR d.distance <= %(max_dist)s::float8
+        ORDER BY d.distance, i.id"""
+    max_dist = None if min_similarity is None else 1.0 - min_similarity
+    return conn.execute(sql, {"v": vector, "enc": enc_id, "exclude": exclude_id, "k": k,
+                              "max_dist": max_dist}).fetchall()

@@ -189,7 +189,8 @@ class _Run:
         self._last_progress = 0.0
 
     def execute(self, items: Iterator[Source]) -> None:
-        with connect(self.db) as conn, ThreadPoolExecutor(self.workers, "imgsearch-load") as pool:
+        with connect(self.db, autocommit=True) as conn, \
+                ThreadPoolExecutor(self.workers, "imgsearch-load") as pool:
             self.conn = conn
             self.enc_id = store.encoder_id(conn, self.encoder.identity)
             window = self.batch_size + 2 * self.workers

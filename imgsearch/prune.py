@@ -13,9 +13,8 @@ def prune(database: Database | str | None = None) -> int:
     """Delete indexed local files that no longer exist; return how many were removed."""
     db = database if isinstance(database, Database) else open_database(database)
     removed = 0
-    with connect(db) as conn:
-        gone: list[int] = []
-        with conn.cursor(name="prune_scan") as cur:
+    with connect(db, autocommit=True) as conn:
+        with conn.transaction(), conn.cursor(name="prune_scan") as cur:
             cur.itersize = 5000
             cur.execute("SELECT id, path FROM imgsearch.images"
                         " WHERE path NOT LIKE 'http://%' AND path NOT LIKE 'https://%'")

@@ -86,7 +86,8 @@ def vectors_by_sha(conn: psycopg.Connection, enc_id: int, shas: Sequence[str]) -
 def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
                 vectors: Sequence[np.ndarray | HalfVector], errors: Sequence[ErrorRow] = (),
                 refreshed: Sequence[ImageRow] = ()) -> None:
-    """One transaction: upsert images, replace their vectors, record errors.
+    """One transaction (`conn` must be in autocommit mode): upsert images, replace their
+    vectors, record errors.
 
     `refreshed` rows are unchanged content whose size/mtime/metadata are brought up to date.
     """

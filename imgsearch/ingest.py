@@ -33,7 +33,7 @@ from .errors import ImageDecodeError
 from .manifest import Source, download, read_manifest
 
 PLAN_CHUNK = 512
-CPU_BATCH_SIZE = 16
+CPU_BATCH_SIZE = 8  # benchmarks/encode.py: small batches are fastest on a 2-core CPU
 GPU_BATCH_SIZE = 128
 
 

@@ -1,0 +1,89 @@
+"""Encoder throughput (images/s by batch size) and JPEG decode time with and without draft.
+
+    python benchmarks/encode.py [--models efficientnet-lite0 resnet50] [--device auto]
+
+resnet50 runs with random weights when its pretrained file is not in the torch cache (speed
+does not depend on the weights' values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+from sample_images import camera_jpeg, source_photos
+
+from imgsearch.decode import decode_image
+from imgsearch.encoders import collate
+from imgsearch.errors import WeightsUnavailable
+from imgsearch.models import build_torchvision, get_encoder
+
+
+def encoder_for(name: str, device: str):
+    try:
+        return get_encoder(name, device), "pretrained"
+    except WeightsUnavailable:
+        return build_torchvision(name, device, random_init_seed=0), "random weights"
+
+
+def images_per_second(encoder, inputs, batch: int, seconds: float = 6.0) -> float:
+    batch_inputs = collate(inputs[:batch])
+    encoder.encode_batch(batch_inputs)  # warm-up
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        encoder.encode_batch(batch_inputs)
+        done += batch
+    if encoder.device.type == "cuda":
+        torch.cuda.synchronize()
+    return done / (time.perf_counter() - start)
+
+
+def decode_ms(data: bytes, min_size: int | None, repeats: int = 10) -> float:
+    decode_image(data, min_size)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        decode_image(data, min_size)
+    return (time.perf_counter() - start) / repeats * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", nargs="+", default=["efficientnet-lite0", "resnet50"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seconds", type=float, default=6.0)
+    args = parser.parse_args()
+
+    photos = source_photos()
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    for name in args.models:
+        encoder, weights = encoder_for(name, args.device)
+        inputs = [encoder.preprocess(photos[i % len(photos)]) for i in range(max(args.batches))]
+        for batch in args.batches:
+            rate = images_per_second(encoder, inputs, batch, args.seconds)
+            print(f"encode  {name:<20} {encoder.device.type:<5} batch {batch:>3}: "
+                  f"{rate:8.1f} images/s  ({weights})")
+
+    data = camera_jpeg(photos[0], seed=0)
+    full = decode_ms(data, None)
+    draft = decode_ms(data, 256)
+    print(f"decode  3000x2000 JPEG q90: {full:.1f} ms full, {draft:.1f} ms with draft "
+          f"(x{full / draft:.1f})")
+    prep = get_encoder("efficientnet-lite0", "cpu").preprocess
+    start = time.perf_counter()
+    for _ in range(5):
+        prep(decode_image(data).image)
+    full_prep = (time.perf_counter() - start) / 5 * 1000
+    start = time.perf_counter()
+    for _ in range(5):
+        prep(decode_image(data, 256).image)
+    draft_prep = (time.perf_counter() - start) / 5 * 1000
+    print(f"decode + resize/crop to 224: {full_prep:.1f} ms full, {draft_prep:.1f} ms with draft "
+          f"(x{full_prep / draft_prep:.1f})")
+
+
+if __name__ == "__main__":
+    main()

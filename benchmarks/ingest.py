@@ -1,0 +1,125 @@
+"""`imgsearch ingest` against a naive one-image-at-a-time loop, on camera-size JPEGs.
+
+    python benchmarks/ingest.py [--n 300] [--rss-n 300 1200] [--model efficientnet-lite0]
+
+The naive loop does what the earlier systems did: open, full decode, resize, encode one
+image, INSERT and commit per image. Both use the same model and the same database server.
+Peak RSS is measured in a fresh process per run, for each size in --rss-n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from sample_images import make_camera_jpegs  # noqa: E402
+
+RUN_INGEST = """
+import json, resource, sys
+from imgsearch import ingest
+report = ingest([sys.argv[1]], model=sys.argv[2], database=sys.argv[3] if len(sys.argv) > 3 else None)
+print(json.dumps({"new": report.new, "failed": report.failed, "seconds": report.seconds,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def naive_loop(paths: list[Path], model: str, url: str) -> float:
+    """Images/s of the one-at-a-time loop (model loaded beforehand, as for imgsearch)."""
+    from PIL import Image
+
+    from imgsearch.database import Database, connect
+    from imgsearch.models import get_encoder
+
+    encoder = get_encoder(model, "auto")
+    with connect(Database(url)) as conn:
+        conn.execute("DROP TABLE IF EXISTS naive_embeddings")
+        conn.execute("CREATE TABLE naive_embeddings (path text PRIMARY KEY, embedding halfvec)")
+        conn.commit()
+        start = time.perf_counter()
+        for path in paths:
+            image = Image.open(path).convert("RGB")  # full-size decode
+            vector = encoder.encode([image])[0]
+            conn.execute("INSERT INTO naive_embeddings VALUES (%s, %s::halfvec)",
+                         (str(path), "[" + ",".join(f"{x:.6f}" for x in vector) + "]"))
+            conn.commit()
+        seconds = time.perf_counter() - start
+        conn.execute("DROP TABLE naive_embeddings")
+        conn.commit()
+    return len(paths) / seconds
+
+
+def run_imgsearch(folder: Path, model: str, url: str) -> dict:
+    env = {**os.environ, "IMGSEARCH_DATABASE_URL": url}
+    out = subprocess.run([sys.executable, "-c", RUN_INGEST, str(folder), model, url], env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def fresh_database(admin_url: str, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.replace("/postgres?", f"/{name}?") if "/postgres?" in admin_url else \
+        admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--rss-n", type=int, nargs="*", default=[300, 1200])
+    parser.add_argument("--model", default="efficientnet-lite0")
+    parser.add_argument("--data", type=Path, default=HERE / "out" / "camera")
+    args = parser.parse_args()
+
+    from imgsearch import embedded
+
+    home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-"))
+    server = embedded.start(home)
+    try:
+        biggest = max([args.n, *args.rss_n])
+        t0 = time.perf_counter()
+        paths = make_camera_jpegs(args.data, biggest)
+        print(f"{biggest} camera JPEGs (3000x2000, q90) ready in {time.perf_counter() - t0:.0f}s "
+              f"at {args.data}")
+        subset = HERE / "out" / f"subset_{args.n}"
+        link_subset(subset, paths[: args.n])
+
+        ours = run_imgsearch(subset, args.model, fresh_database(server.admin_url, "bench_ours"))
+        ours_rate = ours["new"] / ours["seconds"]
+        naive_rate = naive_loop(paths[: args.n], args.model,
+                                fresh_database(server.admin_url, "bench_naive"))
+        print(f"model {args.model}, {args.n} images, {os.cpu_count()} CPU cores")
+        print(f"naive loop        : {naive_rate:7.2f} images/s")
+        print(f"imgsearch ingest  : {ours_rate:7.2f} images/s  ({ours['failed']} failed)")
+        print(f"ratio             : {ours_rate / naive_rate:7.2f}x")
+        for n in args.rss_n:
+            folder = HERE / "out" / f"subset_{n}"
+            link_subset(folder, paths[:n])
+            run = run_imgsearch(folder, args.model, fresh_database(server.admin_url, f"bench_rss_{n}"))
+            print(f"peak RSS, {n:>5} images: {run['max_rss_mb']:7.0f} MiB "
+                  f"({run['new'] / run['seconds']:.2f} images/s)")
+    finally:
+        embedded.stop(home)
+
+
+def link_subset(folder: Path, paths: list[Path]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in paths:
+        link = folder / p.name
+        if not link.exists():
+            os.link(p, link)
+
+
+if __name__ == "__main__":
+    main()

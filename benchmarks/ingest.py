@@ -34,20 +34,29 @@ print(json.dumps({"new": report.new, "failed": report.failed, "seconds": report.
 
 def naive_loop(paths: list[Path], model: str, url: str) -> float:
     """Images/s of the one-at-a-time loop (model loaded beforehand, as for imgsearch)."""
+    import torch
     from PIL import Image
+    from torchvision import transforms
 
     from imgsearch.database import Database, connect
     from imgsearch.models import get_encoder
 
     encoder = get_encoder(model, "auto")
+    prep = encoder.preprocessing
+    transform = transforms.Compose([  # the earlier systems' torchvision pipeline
+        transforms.Resize(prep.resize), transforms.CenterCrop(prep.crop), transforms.ToTensor(),
+        transforms.Normalize([m / 255 for m in prep.mean], [s / 255 for s in prep.std])])
     with connect(Database(url)) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.execute("DROP TABLE IF EXISTS naive_embeddings")
         conn.execute("CREATE TABLE naive_embeddings (path text PRIMARY KEY, embedding halfvec)")
         conn.commit()
         start = time.perf_counter()
         for path in paths:
             image = Image.open(path).convert("RGB")  # full-size decode
-            vector = encoder.encode([image])[0]
+            with torch.inference_mode():
+                features = encoder.module(transform(image)[None].to(encoder.device))
+            vector = torch.nn.functional.normalize(features, dim=1)[0].cpu().numpy()
             conn.execute("INSERT INTO naive_embeddings VALUES (%s, %s::halfvec)",
                          (str(path), "[" + ",".join(f"{x:.6f}" for x in vector) + "]"))
             conn.commit()

@@ -16,6 +16,8 @@ app = typer.Typer(help="Image similarity search with PostgreSQL + pgvector as th
                   no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The database: migrations, status, connection URL.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+index_app = typer.Typer(help="pgvector ANN indexes (one per encoder).", no_args_is_help=True)
+app.add_typer(index_app, name="index")
 
 
 def _echo_err(message: str) -> None:
@@ -151,16 +153,33 @@ def search_command(
     device: DeviceOption = "auto",
     weights: Annotated[Path | None, typer.Option(
         "--weights", help="The state-dict file the images were ingested with.")] = None,
+    ef_search: Annotated[int | None, typer.Option(
+        "--ef-search", min=1, help="HNSW candidate list size (recall vs speed).")] = None,
+    probes: Annotated[int | None, typer.Option(
+        "--probes", min=1, help="IVFFlat lists to visit (recall vs speed).")] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="Exact scan, no index.")] = False,
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", help="Metadata filter key=value (repeatable).")] = None,
 ) -> None:
     """Find the indexed images most similar to QUERY."""
-    from .search import parse_image_id, search
+    from .search import QueryOptions, parse_image_id, search
+
+    filters = {}
+    for item in where or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _echo_err(f"--where {item!r}: expected key=value")
+            raise typer.Exit(2)
+        filters[key] = value
+    options = QueryOptions(ef_search, probes, exact, filters or None)
 
     encoder = None
     if parse_image_id(query) is None:
         from .models import get_encoder
 
         encoder = get_encoder(model, device, weights)
-    result = search(query, k, model=model, encoder=encoder, min_similarity=min_similarity)
+    result = search(query, k, model=model, encoder=encoder, min_similarity=min_similarity,
+                    options=options)
     if grid is not None:
         from .grid import save_grid
 
@@ -177,6 +196,53 @@ def search_command(
         typer.echo(f"{m.rank:>4}  {m.similarity:>10.4f}  {m.path}{title}  [id:{m.image_id}]")
     if grid is not None:
         typer.echo(f"grid written to {grid}")
+
+
+@index_app.command("create")
+def index_create(
+    model: ModelOption = None,
+    kind: Annotated[str, typer.Option("--kind", help="hnsw or ivfflat.")] = "hnsw",
+    m: Annotated[int, typer.Option("--m", min=2, help="HNSW links per node.")] = 16,
+    ef_construction: Annotated[int, typer.Option(
+        "--ef-construction", min=4, help="HNSW build candidate list.")] = 64,
+    lists: Annotated[int | None, typer.Option(
+        "--lists", min=1, help="IVFFlat lists (default: from the row count).")] = None,
+) -> None:
+    """Build the encoder's ANN index (replacing any existing one)."""
+    from .database import open_database
+    from .indexes import create_index
+
+    name, warnings = create_index(open_database(), model or config.default_model(), kind, m=m,
+                                  ef_construction=ef_construction, lists=lists,
+                                  progress=lambda line: _echo_err(f"building: {line}"))
+    for warning in warnings:
+        _echo_err(f"warning: {warning}")
+    typer.echo(f"created index {name}")
+
+
+@index_app.command("drop")
+def index_drop(model: ModelOption = None) -> None:
+    """Drop the encoder's ANN index (searches fall back to an exact scan)."""
+    from .database import open_database
+    from .indexes import drop_index
+
+    dropped = drop_index(open_database(), model or config.default_model())
+    typer.echo(f"dropped {', '.join(dropped)}" if dropped else "no index to drop")
+
+
+@index_app.command("status")
+def index_status_command() -> None:
+    """Per encoder: kind, parameters, size, rows, validity, rebuild advice."""
+    from .database import open_database
+    from .indexes import index_status
+
+    statuses = index_status(open_database())
+    if not statuses:
+        typer.echo("no ANN indexes: searches use exact scans (`imgsearch index create`)")
+    for s in statuses:
+        advice = "  REBUILD ADVISED (table grew since build)" if s.rebuild_advised else ""
+        typer.echo(f"{s.encoder}: {s.kind} ({s.parameters}) {s.size_bytes / 2**20:.1f} MiB, "
+                   f"{s.rows:,} rows, {'valid' if s.valid else 'INVALID'}{advice}")
 
 
 @app.command("prune")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def parse_image_id(query: str) -> int | None:
 
 def search(query: str, k: int = 5, *, model: str | None = None, encoder: Encoder | None = None,
            device: str = "auto", min_similarity: float | None = None,
+           options: QueryOptions | None = None,
            database: Database | str | None = None) -> SearchResult:
     """The `k` nearest indexed images by cosine similarity, best first.
 
@@ -82,7 +84,7 @@ def search(query: str, k: int = 5, *, model: str | None = None, encoder: Encoder
             _require_vectors(conn, enc_id, name)
             vector = HalfVector(encode_query(query, encoder))
         rows = nearest(conn, enc_id, dim, vector, k, exclude_id=image_id,
-                       min_similarity=min_similarity)
+                       min_similarity=min_similarity, options=options)
         matches = [Match(rank, iid, path, 1.0 - dist, dist, meta or {})
                    for rank, (iid, path, meta, dist) in enumerate(rows, start=1)]
         query_path = None
@@ -136,22 +138,47 @@ def _indexed_vector(conn: psycopg.Connection, image_id: int, model: str | None,
     return row
 
 
+@dataclass
+class QueryOptions:
+    """Index knobs: HNSW ef_search, IVFFlat probes, an exact scan, and a metadata filter."""
+
+    ef_search: int | None = None
+    probes: int | None = None
+    exact: bool = False
+    where: dict[str, str] | None = None  # metadata key = value (jsonb containment)
+
+
 def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector, k: int,
-            exclude_id: int | None = None, min_similarity: float | None = None) -> list[tuple]:
+            exclude_id: int | None = None, min_similarity: float | None = None,
+            options: QueryOptions | None = None) -> list[tuple]:
     """(image_id, path, metadata, cosine distance) of the k nearest vectors of one encoder.
 
-    The cast to halfvec(dim) matches the per-encoder expression indexes, so they serve it.
+    The cast to halfvec(dim) matches the per-encoder expression indexes, so they serve it;
+    with a filter, pgvector's iterative index scans keep going until k rows qualify.
     """
+    options = options or QueryOptions()
+    settings = {"hnsw.iterative_scan": "relaxed_order", "ivfflat.iterative_scan": "relaxed_order"}
+    if options.ef_search:
+        settings["hnsw.ef_search"] = str(int(options.ef_search))
+    if options.probes:
+        settings["ivfflat.probes"] = str(int(options.probes))
+    if options.exact:
+        settings["enable_indexscan"] = "off"
+    for name, value in settings.items():
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
     sql = f"""
-        SELECT i.id, i.path, i.metadata, d.distance FROM (
-            SELECT e.image_id, (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim}) AS distance
-            FROM imgsearch.embeddings e
-            WHERE e.encoder_id = %(enc)s AND e.image_id IS DISTINCT FROM %(exclude)s
+        SELECT d.id, d.path, d.metadata, d.distance FROM (
+            SELECT i.id, i.path, i.metadata,
+                   (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim}) AS distance
+            FROM imgsearch.embeddings e JOIN imgsearch.images i ON i.id = e.image_id
+            WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s
+              AND (%(filter)s::jsonb IS NULL OR i.metadata @> %(filter)s::jsonb)
             ORDER BY (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim})
             LIMIT %(k)s
-        ) d JOIN imgsearch.images i ON i.id = d.image_id
+        ) d
         WHERE %(max_dist)s::float8 IS NULL OR d.distance <= %(max_dist)s::float8
-        ORDER BY d.distance, i.id"""
+        ORDER BY d.distance, d.id"""
     max_dist = None if min_similarity is None else 1.0 - min_similarity
-    return conn.execute(sql, {"v": vector, "enc": enc_id, "exclude": exclude_id, "k": k,
-                              "max_dist": max_dist}).fetchall()
+    filter_json = json.dumps(options.where) if options.where else None
+    return conn.execute(sql, {"v": vector, "exclude": exclude_id, "k": k, "max_dist": max_dist,
+                              "filter": filter_json}).fetchall()

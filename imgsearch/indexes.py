@@ -1,0 +1,149 @@
+"""pgvector ANN indexes, one per encoder: an expression + partial index on that encoder's rows.
+
+`embedding::halfvec(dim)` with `WHERE encoder_id = n` lets encoders of different dimensions
+share one table; queries that use the same expression (imgsearch.search, the SQL functions)
+are served by the index.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .database import Database, connect
+from .errors import ImgsearchError
+
+IVFFLAT_MIN_ROWS_PER_LIST = 39  # pgvector warns below this many rows per list
+REBUILD_GROWTH = 2.0  # advise an IVFFlat rebuild when the table has doubled since the build
+
+
+@dataclass
+class IndexStatus:
+    encoder: str
+    name: str
+    kind: str
+    parameters: str
+    size_bytes: int
+    rows: int
+    rows_at_build: int | None
+    valid: bool
+
+    @property
+    def rebuild_advised(self) -> bool:
+        return (self.kind == "ivfflat" and self.rows_at_build is not None
+                and self.rows > REBUILD_GROWTH * max(self.rows_at_build, 1))
+
+
+def index_name(kind: str, encoder_id: int) -> str:
+    return f"embeddings_{kind}_enc{encoder_id}"
+
+
+def default_lists(rows: int) -> int:
+    """pgvector's advice: rows/1000 up to 1M rows, sqrt(rows) beyond."""
+    return max(1, rows // 1000) if rows <= 1_000_000 else int(math.sqrt(rows))
+
+
+def _encoder(conn, name: str) -> tuple[int, int]:
+    row = conn.execute("SELECT id, dimension FROM imgsearch.encoders WHERE name = %s"
+                       " ORDER BY created_at DESC, id DESC LIMIT 1", (name,)).fetchone()
+    if row is None:
+        raise ImgsearchError(f"No encoder named {name!r} in the database: ingest with it first.")
+    return row
+
+
+def create_index(db: Database, encoder: str, kind: str = "hnsw", *, m: int = 16,
+                 ef_construction: int = 64, lists: int | None = None,
+                 maintenance_work_mem: str = "1GB",
+                 progress: Callable[[str], None] | None = None) -> tuple[str, list[str]]:
+    """Build (or rebuild) the encoder's index; returns its name and any warnings."""
+    if kind not in ("hnsw", "ivfflat"):
+        raise ImgsearchError("--kind must be hnsw or ivfflat.")
+    warnings: list[str] = []
+    with connect(db, autocommit=True) as conn:
+        enc_id, dim = _encoder(conn, encoder)
+        rows = conn.execute("SELECT count(*) FROM imgsearch.embeddings WHERE encoder_id = %s",
+                            (enc_id,)).fetchone()[0]
+        if kind == "hnsw":
+            options = f"m = {int(m)}, ef_construction = {int(ef_construction)}"
+        else:
+            lists = lists or default_lists(rows)
+            options = f"lists = {int(lists)}"
+            if rows < lists * IVFFLAT_MIN_ROWS_PER_LIST:
+                warnings.append(
+                    f"only {rows} rows for {lists} lists: IVFFlat trains its clusters on the rows "
+                    "present at build time; recall will be poor until you rebuild with more data "
+                    "(HNSW has no such need)."
+                )
+        name = index_name(kind, enc_id)
+        opclass = "halfvec_cosine_ops"
+        conn.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
+        conn.execute("SET max_parallel_maintenance_workers = 2")
+        for other in ("hnsw", "ivfflat"):
+            conn.execute(f"DROP INDEX IF EXISTS imgsearch.{index_name(other, enc_id)}")
+        stop = threading.Event()
+        watcher = None
+        if progress is not None:
+            watcher = threading.Thread(target=_watch_progress, args=(db, stop, progress), daemon=True)
+            watcher.start()
+        try:
+            conn.execute(
+                f"CREATE INDEX {name} ON imgsearch.embeddings USING {kind}"
+                f" ((embedding::halfvec({dim})) {opclass}) WITH ({options})"
+                f" WHERE encoder_id = {enc_id}"
+            )
+        finally:
+            stop.set()
+            if watcher is not None:
+                watcher.join()
+        conn.execute(f"COMMENT ON INDEX imgsearch.{name} IS 'rows_at_build={rows}'")
+    return name, warnings
+
+
+def _watch_progress(db: Database, stop: threading.Event, report: Callable[[str], None]) -> None:
+    with connect(db, autocommit=True, vector_types=False) as conn:
+        while not stop.wait(1.0):
+            row = conn.execute(
+                "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total"
+                " FROM pg_stat_progress_create_index"
+                " WHERE datname = current_database() LIMIT 1"
+            ).fetchone()
+            if row:
+                phase, bd, bt, td, tt = row
+                done = f"{td}/{tt} tuples" if tt else f"{bd}/{bt} blocks" if bt else ""
+                report(f"{phase} {done}".strip())
+
+
+def drop_index(db: Database, encoder: str) -> list[str]:
+    with connect(db, autocommit=True) as conn:
+        enc_id, _ = _encoder(conn, encoder)
+        dropped = []
+        for kind in ("hnsw", "ivfflat"):
+            name = index_name(kind, enc_id)
+            if conn.execute("SELECT to_regclass(%s)", (f"imgsearch.{name}",)).fetchone()[0]:
+                conn.execute(f"DROP INDEX imgsearch.{name}")
+                dropped.append(name)
+    return dropped
+
+
+def index_status(db: Database) -> list[IndexStatus]:
+    with connect(db) as conn:
+        rows = conn.execute(
+            r"""SELECT c.name, ix.relname, am.amname, coalesce(array_to_string(ix.reloptions, ', '), ''),
+                      pg_relation_size(ix.oid), i.indisvalid, obj_description(ix.oid, 'pg_class'),
+                      (SELECT count(*) FROM imgsearch.embeddings e WHERE e.encoder_id = c.id)
+               FROM pg_index i
+               JOIN pg_class ix ON ix.oid = i.indexrelid
+               JOIN pg_am am ON am.oid = ix.relam
+               JOIN pg_namespace n ON n.oid = ix.relnamespace AND n.nspname = 'imgsearch'
+               JOIN imgsearch.encoders c
+                 ON ix.relname ~ '^embeddings_(hnsw|ivfflat)_enc\d+$'
+                AND c.id = substring(ix.relname from 'enc(\d+)$')::int
+               ORDER BY c.name, ix.relname"""
+        ).fetchall()
+    result = []
+    for enc, name, kind, params, size, valid, comment, count in rows:
+        at_build = int(comment.split("=", 1)[1]) if comment and "=" in comment else None
+        result.append(IndexStatus(enc, name, kind, params, size, count, at_build, valid))
+    return result

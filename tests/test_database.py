@@ -57,6 +57,25 @@ def test_each_revision_downgrades_one_step(empty_db: Database) -> None:
         assert current_revision(empty_db) != rev
 
 
+def test_large_vectors_are_stored_inline_not_toasted(db: Database) -> None:
+    import numpy as np
+
+    from imgsearch import store
+    from imgsearch.encoders import EncoderIdentity
+
+    vectors = np.random.default_rng(0).random((20, 2048), dtype=np.float32)  # 4 KiB halfvecs
+    with connect(db, autocommit=True) as conn:
+        enc_id = store.encoder_id(conn, EncoderIdentity("wide", 2048, "none", "none"))
+        store.write_batch(conn, enc_id, [store.ImageRow(f"/w/{i}.jpg", f"s{i}", 1, 1, 1, "JPEG", 0.0)
+                                         for i in range(20)], vectors)
+        storage, toast_bytes = conn.execute(
+            "SELECT a.attstorage, pg_relation_size(c.reltoastrelid) FROM pg_class c"
+            " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'embedding'"
+            " WHERE c.oid = 'imgsearch.embeddings'::regclass").fetchone()
+    assert storage == "m"
+    assert toast_bytes == 0
+
+
 def _insert_image(conn: psycopg.Connection, path: str) -> int:
     return conn.execute(
         "INSERT INTO imgsearch.images (path, sha256, byte_size) VALUES (%s, 'x', 1) RETURNING id",
@@ -147,6 +166,20 @@ def test_two_processes_share_one_embedded_server(tmp_path: Path) -> None:
         assert (tmp_path / "home" / "pgdata" / "PG_VERSION").stat().st_mtime == version_mtime
     finally:
         embedded.stop(tmp_path / "home")
+
+
+def test_stopped_server_starts_again_in_the_same_process(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    try:
+        first = embedded.start(home)
+        assert embedded.stop(home)
+        assert embedded.running_server(home) is None
+        second = embedded.start(home)
+        with psycopg.connect(second.url) as conn:
+            assert conn.execute("SELECT current_database()").fetchone()[0] == "imgsearch"
+        assert second.data_dir == first.data_dir
+    finally:
+        embedded.stop(home)
 
 
 def _system_postgres_bin() -> Path | None:

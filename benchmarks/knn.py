@@ -1,0 +1,356 @@
+"""Nearest-neighbour indexes compared: pgvector HNSW / IVFFlat / exact scan vs FAISS vs Annoy.
+
+    python benchmarks/knn.py [--n 100000] [--dim 1280] [--queries 200] [--url URL]
+
+The vectors are synthetic but shaped like pooled CNN features: 1,000 clusters in a 64-d latent
+space, projected to --dim dimensions, plus noise, ReLU (non-negative, as efficientnet-lite0's
+are) and L2 normalisation. The queries are held out (not in the index). Every method sees the
+same float16-rounded vectors (imgsearch stores halfvec); the ground truth is the exact cosine
+top-k computed with numpy.
+
+pgvector is measured through imgsearch itself: rows written with `store.write_batch` (ingest's
+code path), indexes built with `indexes.create_index` (HNSW m=16, ef_construction=64; IVFFlat
+lists from the row count), and every query is one call of the SQL contract
+`imgsearch.similar_to_vector(v, k, encoder)` from a single client. FAISS (IndexIVFFlat, inner
+product, nlist = pgvector's lists) and Annoy (angular) are queried one vector at a time in this
+process, so they pay no client/server round trip; the table says so.
+
+Each method's search parameter is swept upwards until recall@k reaches 0.99 (or the sweep
+ends); the summary gives the cheapest setting reaching 0.90 / 0.95 / 0.99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ENCODER = "knn-bench"
+TARGETS = (0.90, 0.95, 0.99)
+HNSW_EF_SEARCH = (10, 20, 40, 80, 120, 200, 400, 800, 1000)
+PROBES = (1, 2, 4, 8, 16, 32, 64, 100)
+ANNOY_SEARCH_K = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000)
+
+
+@dataclass
+class Point:
+    """One setting of one method: recall and single-client latency."""
+
+    method: str
+    setting: str
+    recall: float
+    p50_ms: float
+    p95_ms: float
+    qps: float
+
+
+@dataclass
+class Build:
+    method: str
+    seconds: float
+    size_bytes: int
+    note: str = ""
+
+
+def synthetic_vectors(n: int, dim: int, seed: int = 0, clusters: int = 1000,
+                      latent: int = 64) -> np.ndarray:
+    """Clustered, non-negative, unit-length float16-rounded vectors (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    projection = rng.normal(size=(latent, dim)).astype(np.float32) / np.sqrt(latent)
+    centres = rng.normal(size=(clusters, latent)).astype(np.float32)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 10_000):
+        m = min(10_000, n - start)
+        z = centres[rng.integers(0, clusters, m)] + 0.6 * rng.normal(size=(m, latent))
+        x = np.maximum(z.astype(np.float32) @ projection + 0.3 * rng.normal(size=(m, dim)), 0)
+        out[start:start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out.astype(np.float16).astype(np.float32)
+
+
+def exact_top_k(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Row indices of the k largest cosine similarities per query."""
+    unit = data / np.linalg.norm(data, axis=1, keepdims=True)
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    sims = q @ unit.T
+    top = np.argpartition(-sims, k, axis=1)[:, :k]
+    order = np.take_along_axis(sims, top, axis=1).argsort(axis=1)[:, ::-1]
+    return np.take_along_axis(top, order, axis=1)
+
+
+def recall(found: Sequence[Sequence[int]], truth: np.ndarray) -> float:
+    k = truth.shape[1]
+    return float(np.mean([len(set(f[:k]) & set(t)) / k for f, t in zip(found, truth, strict=True)]))
+
+
+def measure(method: str, setting: str, search: Callable[[np.ndarray], list[int]],
+            queries: np.ndarray, truth: np.ndarray, warmup: int = 10) -> Point:
+    for q in queries[:warmup]:
+        search(q)
+    found, times = [], []
+    start = time.perf_counter()
+    for q in queries:
+        t0 = time.perf_counter()
+        found.append(search(q))
+        times.append(time.perf_counter() - t0)
+    total = time.perf_counter() - start
+    ms = np.array(times) * 1000
+    point = Point(method, setting, recall(found, truth), float(np.percentile(ms, 50)),
+                  float(np.percentile(ms, 95)), len(queries) / total)
+    print(f"  {method:<16} {setting:<18} recall@{truth.shape[1]} {point.recall:.4f}  "
+          f"p50 {point.p50_ms:8.2f} ms  p95 {point.p95_ms:8.2f} ms  {point.qps:8.1f} QPS", flush=True)
+    return point
+
+
+def sweep(method: str, name: str, values: Sequence[int], configure: Callable[[int], None],
+          search: Callable[[np.ndarray], list[int]], queries: np.ndarray,
+          truth: np.ndarray) -> list[Point]:
+    points = []
+    for value in values:
+        configure(value)
+        points.append(measure(method, f"{name}={value}", search, queries, truth))
+        if points[-1].recall >= TARGETS[-1]:
+            break
+    return points
+
+
+# --- pgvector through imgsearch ---------------------------------------------------------
+
+def load_postgres(url: str, data: np.ndarray) -> tuple[object, int]:
+    from imgsearch import store
+    from imgsearch.database import connect, open_database
+    from imgsearch.encoders import EncoderIdentity
+
+    db = open_database(url)
+    with connect(db, autocommit=True) as conn:
+        enc_id = store.encoder_id(conn, EncoderIdentity(ENCODER, data.shape[1], "synthetic", "none"))
+        for start in range(0, len(data), 2000):
+            stop = min(start + 2000, len(data))
+            rows = [store.ImageRow(f"/synthetic/{i}.jpg", f"sha{i}", 1, 8, 8, "JPEG", 0.0)
+                    for i in range(start, stop)]
+            store.write_batch(conn, enc_id, rows, data[start:stop])
+        conn.execute("VACUUM ANALYZE imgsearch.embeddings")
+        conn.execute("VACUUM ANALYZE imgsearch.images")
+    return db, enc_id
+
+
+def postgres_methods(db, data: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+                     k: int) -> tuple[list[Build], list[Point]]:
+    from pgvector import HalfVector
+
+    from imgsearch.database import connect
+    from imgsearch.indexes import create_index, default_lists, drop_index, index_status
+
+    builds: list[Build] = []
+    points: list[Point] = []
+    with connect(db, autocommit=True) as conn:
+        conn.execute("SET jit = off")
+        id_of_path = dict(conn.execute("SELECT id, substring(path from '(\\d+)')::int"
+                                       " FROM imgsearch.images").fetchall())
+        table_bytes = conn.execute(
+            "SELECT pg_table_size('imgsearch.embeddings')").fetchone()[0]
+        print(f"  embeddings table: {table_bytes / 2**20:.0f} MiB", flush=True)
+
+        def search(q: np.ndarray) -> list[int]:
+            rows = conn.execute("SELECT image_id FROM imgsearch.similar_to_vector(%s, %s, %s)",
+                                (HalfVector(q), k, ENCODER), prepare=True).fetchall()
+            return [id_of_path[r[0]] for r in rows]
+
+        def setter(name: str) -> Callable[[int], None]:
+            return lambda value: conn.execute(f"SET {name} = {int(value)}")
+
+        def round_trip(q: np.ndarray) -> list[int]:
+            conn.execute("SELECT 1", prepare=True).fetchall()
+            return []
+
+        floor = measure("pg round trip", "SELECT 1", round_trip, queries, truth)
+        print(f"  (the client/server round trip alone costs {floor.p50_ms:.3f} ms at p50)")
+
+        # exact scan: no index exists yet
+        points.append(measure("pg exact scan", "no index", search, queries, truth, warmup=3))
+        builds.append(Build("pg exact scan", 0.0, 0, f"table {table_bytes / 2**20:.0f} MiB"))
+
+        for kind in ("hnsw", "ivfflat"):
+            t0 = time.perf_counter()
+            name, warnings = create_index(db, ENCODER, kind)
+            seconds = time.perf_counter() - t0
+            status = next(s for s in index_status(db) if s.name == name)
+            builds.append(Build(f"pg {kind}", seconds, status.size_bytes, status.parameters))
+            print(f"  built {name} ({status.parameters}) in {seconds:.1f}s, "
+                  f"{status.size_bytes / 2**20:.0f} MiB {'; '.join(warnings)}", flush=True)
+            if kind == "hnsw":
+                points += sweep("pg hnsw", "ef_search", HNSW_EF_SEARCH, setter("hnsw.ef_search"),
+                                search, queries, truth)
+            else:
+                lists = default_lists(len(data))
+                values = [p for p in PROBES if p < lists] + [lists]
+                points += sweep("pg ivfflat", "probes", values, setter("ivfflat.probes"),
+                                search, queries, truth)
+            drop_index(db, ENCODER)
+            conn.execute("RESET ALL")
+            conn.execute("SET jit = off")
+    return builds, points
+
+
+# --- FAISS and Annoy, in process -----------------------------------------------------------
+
+def faiss_ivfflat(data: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+                  nlist: int) -> tuple[Build, list[Point]]:
+    import faiss
+
+    unit = np.ascontiguousarray(data / np.linalg.norm(data, axis=1, keepdims=True), dtype=np.float32)
+    t0 = time.perf_counter()
+    quantizer = faiss.IndexFlatIP(unit.shape[1])
+    index = faiss.IndexIVFFlat(quantizer, unit.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    index.train(unit)
+    index.add(unit)
+    seconds = time.perf_counter() - t0
+    size = len(faiss.serialize_index(index))
+    print(f"  built faiss IndexIVFFlat nlist={nlist} in {seconds:.1f}s, {size / 2**20:.0f} MiB",
+          flush=True)
+    k = truth.shape[1]
+
+    def search(q: np.ndarray) -> list[int]:
+        v = (q / np.linalg.norm(q)).astype(np.float32)[None]
+        return index.search(v, k)[1][0].tolist()
+
+    def configure(value: int) -> None:
+        index.nprobe = value
+
+    values = [p for p in PROBES if p < nlist] + [nlist]
+    points = sweep("faiss ivfflat", "nprobe", values, configure, search, queries, truth)
+    return Build("faiss ivfflat", seconds, size, f"nlist={nlist}, float32"), points
+
+
+def annoy_index(data: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+                trees: int) -> tuple[Build, list[Point]]:
+    from annoy import AnnoyIndex
+
+    t0 = time.perf_counter()
+    index = AnnoyIndex(data.shape[1], "angular")
+    for i, v in enumerate(data):
+        index.add_item(i, v)
+    index.build(trees, n_jobs=-1)
+    seconds = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "annoy.ann")
+        index.save(path)
+        size = os.path.getsize(path)
+    print(f"  built annoy n_trees={trees} in {seconds:.1f}s, {size / 2**20:.0f} MiB", flush=True)
+    k = truth.shape[1]
+    search_k = {"value": -1}
+
+    def search(q: np.ndarray) -> list[int]:
+        return index.get_nns_by_vector(q.tolist(), k, search_k=search_k["value"])
+
+    def configure(value: int) -> None:
+        search_k["value"] = value
+
+    points = sweep("annoy", "search_k", ANNOY_SEARCH_K, configure, search, queries, truth)
+    return Build("annoy", seconds, size, f"n_trees={trees}, float32"), points
+
+
+# --- report ----------------------------------------------------------------------------------
+
+def print_report(args, builds: list[Build], points: list[Point]) -> None:
+    print()
+    print(f"## k-NN: N={args.n:,} x {args.dim} dims, {args.queries} held-out queries, "
+          f"recall@{args.k}; {platform.machine()}, {os.cpu_count()} cores")
+    print()
+    print("| method | build s | index MiB | parameters |")
+    print("|---|---|---|---|")
+    for b in builds:
+        size = f"{b.size_bytes / 2**20:.0f}" if b.size_bytes else "-"
+        print(f"| {b.method} | {b.seconds:.1f} | {size} | {b.note} |")
+    print()
+    print(f"| method | target recall@{args.k} | setting | recall | p50 ms | p95 ms | QPS |")
+    print("|---|---|---|---|---|---|---|")
+    for method in dict.fromkeys(p.method for p in points):
+        mine = [p for p in points if p.method == method]
+        for target in TARGETS:
+            hit = next((p for p in mine if p.recall >= target), None)
+            if hit is None:
+                best = max(mine, key=lambda p: p.recall)
+                print(f"| {method} | {target:.2f} | not reached (best {best.setting}) | "
+                      f"{best.recall:.3f} | {best.p50_ms:.2f} | {best.p95_ms:.2f} | {best.qps:.0f} |")
+            else:
+                print(f"| {method} | {target:.2f} | {hit.setting} | {hit.recall:.3f} | "
+                      f"{hit.p50_ms:.2f} | {hit.p95_ms:.2f} | {hit.qps:.0f} |")
+
+
+def start_embedded(home: Path, shared_buffers: str) -> str:
+    """A throwaway embedded server with shared_buffers large enough to hold an index."""
+    import psycopg
+
+    from imgsearch import embedded
+
+    server = embedded.start(home)
+    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
+    embedded.stop(home)
+    return embedded.start(home).url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000, help="vectors in the index")
+    parser.add_argument("--dim", type=int, default=1280)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--annoy-trees", type=int, default=50)
+    parser.add_argument("--url", help="an existing PostgreSQL database (default: a temporary "
+                        "embedded server with shared_buffers=--shared-buffers)")
+    parser.add_argument("--shared-buffers", default="2GB")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["postgres", "faiss", "annoy"])
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    vectors = synthetic_vectors(args.n + args.queries, args.dim)
+    data, queries = vectors[: args.n], vectors[args.n:]
+    truth = exact_top_k(data, queries, args.k)
+    print(f"{args.n:,} x {args.dim} vectors and {args.queries} queries with exact top-{args.k} "
+          f"in {time.perf_counter() - t0:.1f}s", flush=True)
+
+    builds: list[Build] = []
+    points: list[Point] = []
+    home = None
+    try:
+        if "postgres" not in args.skip:
+            url = args.url
+            if url is None:
+                home = Path(tempfile.mkdtemp(prefix="imgsearch-knn-"))
+                url = start_embedded(home, args.shared_buffers)
+            t0 = time.perf_counter()
+            db, _ = load_postgres(url, data)
+            print(f"pgvector: loaded {args.n:,} rows through store.write_batch in "
+                  f"{time.perf_counter() - t0:.1f}s", flush=True)
+            b, p = postgres_methods(db, data, queries, truth, args.k)
+            builds += b
+            points += p
+        if "faiss" not in args.skip:
+            from imgsearch.indexes import default_lists
+
+            b, p = faiss_ivfflat(data, queries, truth, default_lists(args.n))
+            builds.append(b)
+            points += p
+        if "annoy" not in args.skip:
+            b, p = annoy_index(data, queries, truth, args.annoy_trees)
+            builds.append(b)
+            points += p
+    finally:
+        if home is not None:
+            from imgsearch import embedded
+
+            embedded.stop(home)
+    print_report(args, builds, points)
+
+
+if __name__ == "__main__":
+    main()

@@ -198,6 +198,49 @@ def search_command(
         typer.echo(f"grid written to {grid}")
 
 
+@app.command("evaluate")
+def evaluate_command(
+    folder: Annotated[Path, typer.Argument(
+        help="One sub-folder per class (or any folder with --labels / --near-duplicates).")],
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", "-m", help="Encoder to evaluate; repeat to compare several.")] = None,
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "1,5,10",
+    labels: Annotated[Path | None, typer.Option(
+        "--labels", help="CSV with path,label columns (paths relative to FOLDER).")] = None,
+    near_duplicates: Annotated[bool, typer.Option(
+        "--near-duplicates", help="Copy detection instead: edited copies must find their original "
+        "(no labels needed).")] = False,
+    exact: Annotated[bool, typer.Option(
+        "--exact", help="Skip the ANN index check (quality is always ranked exactly).")] = False,
+    sample: Annotated[int | None, typer.Option(
+        "--sample", min=1, help="Query with a seeded random subset of this many images.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    device: DeviceOption = "auto",
+) -> None:
+    """Measure retrieval quality on your own images: leave-one-out P@k, R@k, mAP, MRR."""
+    from .progress import progress_display
+
+    try:
+        ks = [int(v) for v in k.split(",") if v.strip()]
+    except ValueError:
+        _echo_err(f"--k {k!r}: expected comma-separated integers such as 1,5,10")
+        raise typer.Exit(2) from None
+    from . import evaluate, nearduplicates
+
+    with progress_display() as show:
+        if near_duplicates:
+            result = nearduplicates.near_duplicates(
+                folder, models=model or (), ks=ks, sample=sample, device=device, progress=show,
+                status=_echo_err)
+            text = nearduplicates.near_duplicates_table(result)
+        else:
+            result = evaluate.evaluate(
+                folder, models=model or (), ks=ks, labels_csv=labels, exact=exact, sample=sample,
+                device=device, progress=show)
+            text = evaluate.evaluation_table(result)
+    typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else text)
+
+
 @index_app.command("create")
 def index_create(
     model: ModelOption = None,

@@ -141,3 +141,15 @@ def _upsert_images(conn: psycopg.Connection, rows: Sequence[ImageRow]) -> dict[s
         ),
     ).fetchall()
     return dict(result)
+
+
+def vectors_for_paths(conn: psycopg.Connection, enc_id: int,
+                      locations: Sequence[str]) -> dict[str, tuple[int, np.ndarray]]:
+    """(image id, float32 vector) of this encoder for each location that has one."""
+    rows = conn.execute(
+        """SELECT i.path, i.id, e.embedding
+           FROM imgsearch.images i JOIN imgsearch.embeddings e ON e.image_id = i.id
+           WHERE e.encoder_id = %s AND i.path = ANY(%s)""",
+        (enc_id, list(locations)),
+    ).fetchall()
+    return {path: (image_id, vector.to_numpy().astype(np.float32)) for path, image_id, vector in rows}

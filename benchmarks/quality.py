@@ -1,0 +1,111 @@
+"""Retrieval quality on real labelled images: the figures quoted in the README.
+
+    python benchmarks/quality.py [--model efficientnet-lite0 ...] [--near-duplicates-sample 300]
+
+1. elpv-dataset (2,624 solar-cell photos, `pip install -e '.[bench]'`): exported as
+   `elpv/<mono|poly>/cell_NNNN.png` (the type label, as sub-folders) plus `elpv/defect.csv`
+   (the defect probability 0 / 0.33 / 0.67 / 1 as the label), then `imgsearch evaluate`
+   with each label.
+2. `imgsearch evaluate --near-duplicates` on the real photos shipped with skimage, sklearn
+   and matplotlib, and on a sample of the elpv cells (a hard case: every cell looks alike).
+
+Runs against a throwaway embedded server (or --url).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def export_elpv(folder: Path) -> Path:
+    """elpv images as <type>/cell_NNNN.png, and defect.csv (path,label); returns the folder."""
+    from elpv_dataset.utils import load_dataset
+    from PIL import Image
+
+    images, probs, types = load_dataset()
+    rows = []
+    for i, (img, prob, kind) in enumerate(zip(images, probs, types, strict=True)):
+        rel = Path(str(kind)) / f"cell_{i:04d}.png"
+        path = folder / rel
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(path)
+        rows.append((str(rel), f"{float(prob):.2f}"))
+    with open(folder / "defect.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label"])
+        writer.writerows(rows)
+    return folder
+
+
+def export_photos(folder: Path) -> Path:
+    """The sample photos as quality-95 JPEGs."""
+    from tests.photos import sample_photos
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, img in sample_photos().items():
+        path = folder / f"{name}.jpg"
+        if not path.exists():
+            img.save(path, quality=95)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", help="repeat to compare (default: lite0)")
+    parser.add_argument("--out", type=Path, default=HERE / "out" / "quality")
+    parser.add_argument("--near-duplicates-sample", type=int, default=300,
+                        help="elpv cells whose copies are searched (all 2,624 stay candidates)")
+    parser.add_argument("--url", help="PostgreSQL URL (default: a throwaway embedded server)")
+    args = parser.parse_args()
+
+    from imgsearch import embedded
+    from imgsearch.evaluate import evaluate, evaluation_table
+    from imgsearch.nearduplicates import near_duplicates, near_duplicates_table
+
+    models = args.model or ["efficientnet-lite0"]
+    elpv = export_elpv(args.out / "elpv")
+    photos = export_photos(args.out / "photos")
+    home = None
+    url = args.url
+    if url is None:
+        home = Path(tempfile.mkdtemp(prefix="imgsearch-quality-"))
+        url = embedded.start(home).url
+
+    def show(title: str, text: str, seconds: float) -> None:
+        print(f"\n### {title} ({seconds:.0f}s)\n\n{text}", flush=True)
+
+    try:
+        t0 = time.perf_counter()
+        result = evaluate(elpv, models=models, database=url)
+        show("elpv, label = module type (sub-folders)", evaluation_table(result),
+             time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        result = evaluate(elpv, models=models, labels_csv=elpv / "defect.csv", database=url)
+        show("elpv, label = defect probability (defect.csv)", evaluation_table(result),
+             time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        copies = near_duplicates(photos, models=models, database=url)
+        show("near-duplicates, sample photos", near_duplicates_table(copies),
+             time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        copies = near_duplicates(elpv, models=models, database=url,
+                                 sample=args.near_duplicates_sample)
+        show(f"near-duplicates, {args.near_duplicates_sample} elpv cells among all 2,624",
+             near_duplicates_table(copies), time.perf_counter() - t0)
+    finally:
+        if home is not None:
+            embedded.stop(home)
+
+
+if __name__ == "__main__":
+    main()

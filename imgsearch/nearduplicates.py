@@ -1,0 +1,210 @@
+"""Copy detection that needs no labels: do edited copies of an image find their original?
+
+Each image under the folder is ingested as it is (the originals); copies are made in memory
+with the edits below, saved as JPEG (the crop of a screenshot, a resized repost, a recompressed
+upload...), decoded and encoded like a search query, and ranked against all the originals.
+recall@k is the share of copies whose original is among the first k (ties counted fairly).
+Copies are never written to the database.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
+
+from . import metrics
+from .database import Database, open_database
+from .decode import decode_image
+from .encoders import Encoder
+from .errors import ImageDecodeError, ImgsearchError
+from .evaluate import TIE_TOLERANCE, encoders_for, ingest_and_fetch, sample_queries
+from .files import find_images
+from .ingest import ProgressCallback
+
+COPY_QUALITY = 90  # JPEG quality of every copy except the `jpeg` one
+ENCODE_BATCH = 16
+
+
+def _crop(img: Image.Image) -> Image.Image:
+    """The centre 60% of each side (36% of the picture)."""
+    w, h = img.size
+    cw, ch = max(1, int(w * 0.6)), max(1, int(h * 0.6))
+    return img.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+
+
+def _resize(img: Image.Image) -> Image.Image:
+    """A quarter of each side, never below 32 px (a thumbnail)."""
+    return img.resize((max(32, img.width // 4), max(32, img.height // 4)), Image.Resampling.BILINEAR)
+
+
+def _rotate(img: Image.Image) -> Image.Image:
+    """15 degrees, same canvas, black corners."""
+    return img.rotate(15, resample=Image.Resampling.BILINEAR)
+
+
+def _colour(img: Image.Image) -> Image.Image:
+    """Stronger saturation, brighter, less contrast, warmer."""
+    img = ImageEnhance.Color(img).enhance(1.6)
+    img = ImageEnhance.Brightness(img).enhance(1.15)
+    img = ImageEnhance.Contrast(img).enhance(0.8)
+    r, g, b = img.split()
+    return Image.merge("RGB", (r.point(lambda v: min(255, v + 20)), g, b.point(lambda v: max(0, v - 20))))
+
+
+TRANSFORMS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "crop": _crop,
+    "resize": _resize,
+    "jpeg": lambda img: img,  # the edit is the save: quality 15
+    "rotate": _rotate,
+    "flip": ImageOps.mirror,
+    "colour": _colour,
+    "grayscale": lambda img: ImageOps.grayscale(img).convert("RGB"),
+}
+JPEG_QUALITY = {"jpeg": 15}
+
+
+def make_copy(img: Image.Image, transform: str) -> bytes:
+    """The edited copy as JPEG bytes."""
+    buf = io.BytesIO()
+    TRANSFORMS[transform](img).save(buf, "JPEG", quality=JPEG_QUALITY.get(transform, COPY_QUALITY))
+    return buf.getvalue()
+
+
+@dataclass
+class CopyDetection:
+    model: str
+    originals: int  # images with a vector (the candidates)
+    queried: int  # originals whose copies were made
+    copies: int
+    recall: dict[str, dict[int, float]]  # transform -> k -> recall@k
+    overall: dict[int, float]
+    seconds: float
+
+
+@dataclass
+class NearDuplicateEvaluation:
+    root: str
+    ks: list[int]
+    transforms: list[str]
+    unreadable: int  # originals that could not be decoded again to make copies
+    models: list[CopyDetection]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def near_duplicates(root: str | Path, *, models: Sequence[str] = (),
+                    encoders: Sequence[Encoder] = (), ks: Sequence[int] = (1, 5),
+                    transforms: Sequence[str] | None = None, sample: int | None = None,
+                    device: str = "auto", database: Database | str | None = None,
+                    progress: ProgressCallback | None = None,
+                    status: Callable[[str], None] | None = None) -> NearDuplicateEvaluation:
+    """recall@k of finding the original from each edited copy, per model."""
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise ImgsearchError("k values must be positive integers.")
+    names = list(transforms or TRANSFORMS)
+    unknown = [t for t in names if t not in TRANSFORMS]
+    if unknown:
+        raise ImgsearchError(f"Unknown transform(s) {unknown}; choose from {list(TRANSFORMS)}.")
+    root_path = Path(root).expanduser().absolute()
+    if not root_path.is_dir():
+        raise ImgsearchError(f"{root_path}: not a folder")
+    paths = [str(p) for p in find_images([root_path])]
+    if len(paths) < 2:
+        raise ImgsearchError(f"{root_path}: needs at least two images.")
+    db = database if isinstance(database, Database) else open_database(database)
+    results, unreadable = [], 0
+    for encoder in encoders_for(models, encoders, device):
+        t0 = time.perf_counter()
+        _, found = ingest_and_fetch(paths, encoder, db, progress)
+        kept = [p for p in paths if p in found]
+        if len(kept) < 2:
+            raise ImgsearchError(f"{encoder.name}: fewer than two images could be ingested.")
+        originals = np.stack([found[p][1] for p in kept])
+        originals /= np.linalg.norm(originals, axis=1, keepdims=True)
+        sums = {t: dict.fromkeys(ks, 0.0) for t in names}
+        counts = dict.fromkeys(names, 0)
+        unreadable = 0
+        queried = sample_queries(len(kept), sample)
+        for index, transform, vector in _copy_vectors(kept, queried, names, encoder, status):
+            if vector is None:
+                unreadable += transform == names[0]  # once per original
+                continue
+            relevant = np.zeros(len(kept), dtype=bool)
+            relevant[index] = True
+            r = metrics.rank(originals @ vector, relevant, tolerance=TIE_TOLERANCE)
+            counts[transform] += 1
+            for k in ks:
+                sums[transform][k] += metrics.recall_at_k(r, k)
+        recall = {t: {k: sums[t][k] / max(counts[t], 1) for k in ks} for t in names}
+        total = sum(counts.values())
+        overall = {k: sum(sums[t][k] for t in names) / max(total, 1) for k in ks}
+        results.append(CopyDetection(encoder.name, len(kept), len(queried) - unreadable, total,
+                                     recall, overall, time.perf_counter() - t0))
+    return NearDuplicateEvaluation(str(root_path), ks, names, unreadable, results)
+
+
+def _copy_vectors(paths: Sequence[str], queried: Sequence[int], transforms: Sequence[str],
+                  encoder: Encoder, status: Callable[[str], None] | None
+                  ) -> Iterator[tuple[int, str, np.ndarray | None]]:
+    """(original's index, transform, float16-rounded unit vector of the copy), in batches."""
+    pending: list[tuple[int, str, Image.Image]] = []
+    done, total, last = 0, len(queried) * len(transforms), time.monotonic()
+
+    def flush() -> Iterator[tuple[int, str, np.ndarray]]:
+        vectors = encoder.encode([img for _, _, img in pending])
+        vectors = vectors.astype(np.float16).astype(np.float32)  # stored and queried as halfvec
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        for (index, transform, _), vector in zip(pending, vectors, strict=True):
+            yield index, transform, vector
+        pending.clear()
+
+    for index in queried:
+        try:
+            # a few times the model's input size keeps the detail every edit needs
+            source = decode_image(paths[index], min_size=4 * encoder.min_decode_size).image
+        except ImageDecodeError:
+            for transform in transforms:
+                yield index, transform, None
+            continue
+        for transform in transforms:
+            copy = decode_image(make_copy(source, transform), min_size=encoder.min_decode_size)
+            pending.append((index, transform, copy.image))
+        if len(pending) >= ENCODE_BATCH:
+            done += len(pending)
+            yield from flush()
+            if status is not None and time.monotonic() - last >= 5.0:
+                last = time.monotonic()
+                status(f"copies: {done}/{total} encoded")
+    if pending:
+        yield from flush()
+
+
+def near_duplicates_table(e: NearDuplicateEvaluation) -> str:
+    """recall@k per transform (rows) and model (columns)."""
+    lines = [f"near-duplicates in {e.root}: each image's edited copies searched among the "
+             f"{e.models[0].originals:,} originals" if e.models else e.root]
+    if e.unreadable:
+        lines.append(f"({e.unreadable} originals could not be decoded again; left out)")
+    header = f"{'copy':<10}" + "".join(f"  {m.model[:24]:>24}" for m in e.models)
+    lines.append("")
+    lines.append(f"{'':<10}" + "".join(
+        f"  {'  '.join(f'R@{k}' for k in e.ks):>24}" for _ in e.models))
+    lines.insert(len(lines) - 1, header)
+    for t in [*e.transforms, "all"]:
+        cells = []
+        for m in e.models:
+            values = m.overall if t == "all" else m.recall[t]
+            cells.append(f"  {'  '.join(f'{values[k]:.3f}' for k in e.ks):>24}")
+        lines.append(f"{t:<10}" + "".join(cells))
+    lines.append("")
+    lines.extend(f"{m.model}: {m.copies:,} copies of {m.queried:,} images in {m.seconds:.1f}s"
+                 for m in e.models)
+    return "\n".join(lines)

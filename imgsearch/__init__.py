@@ -10,8 +10,10 @@ from .database import Database, open_database
 from .decode import decode_image
 from .encoders import Encoder
 from .errors import ImgsearchError
+from .evaluate import evaluate
 from .ingest import IngestReport, ingest
 from .models import get_encoder, list_models
+from .nearduplicates import near_duplicates
 from .prune import prune
 from .search import Match, SearchResult, search
 
@@ -25,6 +27,6 @@ def encode(images, model: str | None = None, device: str = "auto"):
 
 
 __all__ = ["Database", "Encoder", "ImgsearchError", "IngestReport", "Match", "SearchResult",
-           "decode_image", "encode", "get_encoder", "ingest", "list_models", "open_database",
-           "prune", "search"]
+           "decode_image", "encode", "evaluate", "get_encoder", "ingest", "list_models",
+           "near_duplicates", "open_database", "prune", "search"]
 __version__ = "0.1.0"

@@ -225,19 +225,19 @@ def evaluate_command(
     except ValueError:
         _echo_err(f"--k {k!r}: expected comma-separated integers such as 1,5,10")
         raise typer.Exit(2) from None
-    from . import evaluate, nearduplicates
+    from .evaluate import evaluate, evaluation_table
+    from .nearduplicates import near_duplicates as copy_detection
+    from .nearduplicates import near_duplicates_table
 
     with progress_display() as show:
         if near_duplicates:
-            result = nearduplicates.near_duplicates(
-                folder, models=model or (), ks=ks, sample=sample, device=device, progress=show,
-                status=_echo_err)
-            text = nearduplicates.near_duplicates_table(result)
+            result = copy_detection(folder, models=model or (), ks=ks, sample=sample,
+                                    device=device, progress=show, status=_echo_err)
+            text = near_duplicates_table(result)
         else:
-            result = evaluate.evaluate(
-                folder, models=model or (), ks=ks, labels_csv=labels, exact=exact, sample=sample,
-                device=device, progress=show)
-            text = evaluate.evaluation_table(result)
+            result = evaluate(folder, models=model or (), ks=ks, labels_csv=labels, exact=exact,
+                              sample=sample, device=device, progress=show)
+            text = evaluation_table(result)
     typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else text)
 
 

@@ -152,6 +152,12 @@ def test_cli_json_and_table(db: Database, labelled_dir) -> None:
     assert data["ks"] == [1, 5]
     assert data["models"][0]["model"] == "efficientnet-lite0"
     assert data["models"][0]["scores"]["precision"]["1"] == 1.0
-    table = subprocess.run([sys.executable, "-m", "imgsearch", "evaluate", str(labelled_dir),
-                            "--k", "x"], env=env, capture_output=True, text=True, timeout=600)
-    assert table.returncode == 2 and "comma-separated" in table.stderr
+    copies = subprocess.run([sys.executable, "-m", "imgsearch", "evaluate", str(labelled_dir),
+                             "--near-duplicates", "--k", "1,5"], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert copies.returncode == 0, copies.stderr
+    assert "among the 14 originals" in copies.stdout  # 15 files, one of them broken
+    assert all(t in copies.stdout for t in TRANSFORMS)
+    bad = subprocess.run([sys.executable, "-m", "imgsearch", "evaluate", str(labelled_dir),
+                          "--k", "x"], env=env, capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "comma-separated" in bad.stderr

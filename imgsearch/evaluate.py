@@ -13,7 +13,7 @@ import csv
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -249,15 +249,13 @@ def evaluate(root: str | Path, *, models: Sequence[str] = (), encoders: Sequence
                       len(labelled.missing), labelled.unlabelled, list(ks), exact, results)
 
 
-def encoders_for(models: Sequence[str], encoders: Sequence[Encoder], device: str) -> Iterator[Encoder]:
-    """The given encoders, or the named models loaded one at a time."""
+def encoders_for(models: Sequence[str], encoders: Sequence[Encoder], device: str) -> list[Encoder]:
+    """The given encoders, or the named models, all loaded first so a missing one fails early."""
     if encoders:
-        yield from encoders
-        return
+        return list(encoders)
     from .models import get_encoder
 
-    for name in models or [None]:
-        yield get_encoder(name, device)
+    return [get_encoder(name, device) for name in models or [None]]
 
 
 def sample_queries(n: int, sample: int | None) -> list[int]:

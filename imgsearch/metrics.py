@@ -43,8 +43,8 @@ def rank(scores: np.ndarray | list[float], relevant: np.ndarray | list[bool],
          n_relevant: int | None = None, tolerance: float = 0.0) -> Ranking:
     """Sort candidates by score (descending) and group ties.
 
-    Scores within `tolerance` of a group's highest score join that group. `n_relevant`
-    defaults to the number of relevant candidates given.
+    A score within `tolerance` of the next higher one joins its group. `n_relevant` defaults
+    to the number of relevant candidates given.
     """
     scores = np.asarray(scores, dtype=np.float64)
     relevant = np.asarray(relevant, dtype=bool)
@@ -52,18 +52,10 @@ def rank(scores: np.ndarray | list[float], relevant: np.ndarray | list[bool],
         raise ValueError("scores and relevant must be 1-d and of the same length")
     order = np.argsort(-scores, kind="stable")
     sorted_scores, sorted_relevant = scores[order], relevant[order]
-    if tolerance == 0.0:
-        new_group = np.empty(len(scores), dtype=bool)
-        new_group[:1] = True
-        new_group[1:] = sorted_scores[1:] != sorted_scores[:-1]
-        starts = np.flatnonzero(new_group)
-    else:
-        starts_list, head = [], None
-        for i, s in enumerate(sorted_scores):
-            if head is None or head - s > tolerance:
-                starts_list.append(i)
-                head = s
-        starts = np.asarray(starts_list, dtype=np.int64)
+    new_group = np.empty(len(scores), dtype=bool)
+    new_group[:1] = True
+    new_group[1:] = (sorted_scores[:-1] - sorted_scores[1:]) > tolerance
+    starts = np.flatnonzero(new_group)
     sizes = np.diff(np.append(starts, len(scores)))
     hits = np.add.reduceat(sorted_relevant.astype(np.int64), starts) if len(starts) else starts
     total = int(sorted_relevant.sum()) if n_relevant is None else int(n_relevant)

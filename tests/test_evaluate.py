@@ -92,6 +92,20 @@ def test_evaluate_a_labelled_folder_then_with_an_index(db: Database, lite0, labe
     assert skipped.models[0].index is None
 
 
+def test_several_models_make_one_comparison_table(db: Database, lite0, labelled_dir) -> None:
+    from imgsearch.models import build_torchvision
+
+    untrained = build_torchvision("resnet18", device="cpu", random_init_seed=0)
+    result = evaluate(labelled_dir, encoders=[lite0, untrained], ks=[1, 5], database=db)
+    assert [m.model for m in result.models] == ["efficientnet-lite0", "resnet18"]
+    assert all(m.images == 13 for m in result.models)
+    rows = [line for line in evaluation_table(result).splitlines()
+            if line.startswith(("efficientnet-lite0 ", "resnet18 "))]
+    assert len(rows) == 2
+    # ImageNet features tell the photos apart better than random ones
+    assert result.models[0].scores.map >= result.models[1].scores.map
+
+
 def test_labels_from_a_csv(db: Database, lite0, labelled_dir, tmp_path) -> None:
     csv_path = tmp_path / "labels.csv"
     csv_path.write_text("path,label\nchelsea/original.jpg,cat\nchelsea/half.jpg,cat\n"

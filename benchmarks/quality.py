@@ -5,7 +5,7 @@
 1. elpv-dataset (2,624 solar-cell photos, `pip install -e '.[bench]'`): exported as
    `elpv/<mono|poly>/cell_NNNN.png` (the type label, as sub-folders) plus `elpv/defect.csv`
    (the defect probability 0 / 0.33 / 0.67 / 1 as the label), then `imgsearch evaluate`
-   with each label.
+   with each label (the type label a second time with an HNSW index, for its recall).
 2. `imgsearch evaluate --near-duplicates` on the real photos shipped with skimage, sklearn
    and matplotlib, and on a sample of the elpv cells (a hard case: every cell looks alike).
 
@@ -89,6 +89,15 @@ def main() -> None:
         result = evaluate(elpv, models=models, database=url)
         show("elpv, label = module type (sub-folders)", evaluation_table(result),
              time.perf_counter() - t0)
+        from imgsearch.database import open_database
+        from imgsearch.indexes import create_index
+
+        t0 = time.perf_counter()
+        for model in models:
+            create_index(open_database(url), model)
+        result = evaluate(elpv, models=models, database=url)
+        show("elpv, module type, with an HNSW index (index R@k = its recall vs exact scan)",
+             evaluation_table(result), time.perf_counter() - t0)
         t0 = time.perf_counter()
         result = evaluate(elpv, models=models, labels_csv=elpv / "defect.csv", database=url)
         show("elpv, label = defect probability (defect.csv)", evaluation_table(result),

@@ -279,18 +279,20 @@ def evaluation_table(e: Evaluation) -> str:
     with_index = any(m.index for m in e.models)
     if with_index:
         columns.append(f"index R@{e.ks[-1]}")
-    lines += ["", f"{'model':<28}" + "".join(f"{c:>9}" for c in columns)]
+    widths = [max(9, len(c) + 2) for c in columns]
+    lines += ["", f"{'model':<28}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))]
     for m in e.models:
         s = m.scores
         values = [*(s.precision[k] for k in e.ks), *(s.recall[k] for k in e.ks),
                   s.map_at[e.ks[-1]], s.map, s.mrr]
-        cells = "".join(f"{v:>9.3f}" for v in values)
+        cells = "".join(f"{v:>{w}.3f}" for v, w in zip(values, widths, strict=False))
         if with_index:
-            cells += f"{m.index.recall[e.ks[-1]]:>9.3f}" if m.index else f"{'-':>9}"
+            cells += f"{m.index.recall[e.ks[-1]]:>{widths[-1]}.3f}" if m.index else f"{'-':>{widths[-1]}}"
         lines.append(f"{m.model[:28]:<28}" + cells)
     if e.models:
         chance = e.models[0].scores.chance_precision
-        lines.append(f"{'chance (random ranking)':<28}" + "".join(f"{chance:>9.3f}" for _ in e.ks))
+        lines.append(f"{'chance (random ranking)':<28}"
+                     + "".join(f"{chance:>{w}.3f}" for w in widths[:len(e.ks)]))
     lines.append("")
     for m in e.models:
         s = m.scores

@@ -67,7 +67,7 @@ def from_csv(csv_path: Path, root: Path) -> LabelledSet:
         raise ImgsearchError(f"Cannot read {csv_path}: {exc.strerror or exc}") from exc
     result = LabelledSet([], [])
     for row in rows:
-        if not row["path"] or row["label"] is None or row["label"] == "":
+        if not row["path"] or not row["label"]:
             raise ImgsearchError(f"{csv_path}: a row without path or label: {row}")
         path = Path(row["path"]).expanduser()
         path = path if path.is_absolute() else root / path
@@ -137,25 +137,29 @@ class IndexCheck:
     recall: dict[int, float]  # index answers vs the exact scan, ties counted as hits
 
 
-def index_recall(db: Database, encoder: Encoder, image_ids: Sequence[int],
+def index_recall(db: Database, encoder: Encoder, queries: Sequence[tuple[int, np.ndarray]],
                  ks: Sequence[int]) -> IndexCheck | None:
-    """recall@k of the encoder's ANN index against an exact scan, or None without an index."""
-    from .indexes import index_status
+    """recall@k of the encoder's ANN index against an exact scan, or None without an index.
+
+    `queries` are (image id, stored vector) pairs; each image is left out of its own answer.
+    """
+    from pgvector import HalfVector
+
+    from .indexes import index_name, index_status
     from .search import QueryOptions, nearest
 
     with connect(db) as conn:
         enc_id = store.encoder_id(conn, encoder.identity, create=False)
-        status = next((s for s in index_status(db) if s.name.endswith(f"_enc{enc_id}")), None)
+        names = {index_name(kind, enc_id) for kind in ("hnsw", "ivfflat")}
+        status = next((s for s in index_status(db) if s.name in names), None)
         if status is None or not status.valid:
             return None
         k_max = max(ks)
         sums: Counter[int] = Counter()
-        for image_id in image_ids:
-            vector = conn.execute("SELECT embedding FROM imgsearch.embeddings WHERE image_id = %s"
-                                  " AND encoder_id = %s", (image_id, enc_id)).fetchone()[0]
+        for image_id, vector in queries:
             answers = []
             for exact in (False, True):
-                answers.append(nearest(conn, enc_id, encoder.dimension, vector, k_max,
+                answers.append(nearest(conn, enc_id, encoder.dimension, HalfVector(vector), k_max,
                                        exclude_id=image_id, options=QueryOptions(exact=exact)))
                 conn.rollback()  # the knobs are transaction-local: reset them between queries
             approx, truth = answers
@@ -164,8 +168,8 @@ def index_recall(db: Database, encoder: Encoder, image_ids: Sequence[int],
                     continue
                 kth = truth[:k][-1][3]
                 sums[k] += sum(1 for row in approx[:k] if row[3] <= kth + TIE_TOLERANCE) / len(truth[:k])
-    n = max(len(image_ids), 1)
-    return IndexCheck(status.name, status.kind, len(image_ids), {k: sums[k] / n for k in ks})
+    n = max(len(queries), 1)
+    return IndexCheck(status.name, status.kind, len(queries), {k: sums[k] / n for k in ks})
 
 
 @dataclass
@@ -194,6 +198,14 @@ class Evaluation:
         return asdict(self)
 
 
+def cutoffs(ks: Sequence[int]) -> list[int]:
+    """The k values sorted and de-duplicated; all must be positive."""
+    result = sorted({int(k) for k in ks})
+    if not result or result[0] < 1:
+        raise ImgsearchError("k values must be positive integers.")
+    return result
+
+
 def ingest_and_fetch(paths: Sequence[str], encoder: Encoder, db: Database,
                      progress: ProgressCallback | None = None
                      ) -> tuple[IngestReport, dict[str, tuple[int, np.ndarray]]]:
@@ -218,9 +230,7 @@ def evaluate(root: str | Path, *, models: Sequence[str] = (), encoders: Sequence
     `sample` limits the queries to a seeded random subset (every image stays a candidate);
     `exact` skips the ANN index check; `index_queries` caps the queries it runs.
     """
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 1:
-        raise ImgsearchError("k values must be positive integers.")
+    ks = cutoffs(ks)
     labelled = from_csv(Path(labels_csv), Path(root)) if labels_csv else from_folders(Path(root))
     if len(labelled.paths) < 2:
         raise ImgsearchError(f"{root}: fewer than two labelled images (one sub-folder per class, "
@@ -240,8 +250,8 @@ def evaluate(root: str | Path, *, models: Sequence[str] = (), encoders: Sequence
         scores = leave_one_out(vectors, labels, ks, queries)
         check = None
         if not exact:
-            ids = [found[labelled.paths[keep[q]]][0] for q in queries[:index_queries]]
-            check = index_recall(db, encoder, ids, ks)
+            check = index_recall(db, encoder, [found[labelled.paths[keep[q]]]
+                                               for q in queries[:index_queries]], ks)
         results.append(ModelEvaluation(encoder.name, len(keep), len(labelled.paths) - len(keep),
                                        scores, check, t1 - t0, time.perf_counter() - t1))
     source = str(labels_csv) if labels_csv else "sub-folders"

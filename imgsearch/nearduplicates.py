@@ -23,7 +23,7 @@ from .database import Database, open_database
 from .decode import decode_image
 from .encoders import Encoder
 from .errors import ImageDecodeError, ImgsearchError
-from .evaluate import TIE_TOLERANCE, encoders_for, ingest_and_fetch, sample_queries
+from .evaluate import TIE_TOLERANCE, cutoffs, encoders_for, ingest_and_fetch, sample_queries
 from .files import find_images
 from .ingest import ProgressCallback
 
@@ -106,9 +106,7 @@ def near_duplicates(root: str | Path, *, models: Sequence[str] = (),
                     progress: ProgressCallback | None = None,
                     status: Callable[[str], None] | None = None) -> NearDuplicateEvaluation:
     """recall@k of finding the original from each edited copy, per model."""
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 1:
-        raise ImgsearchError("k values must be positive integers.")
+    ks = cutoffs(ks)
     names = list(transforms or TRANSFORMS)
     unknown = [t for t in names if t not in TRANSFORMS]
     if unknown:

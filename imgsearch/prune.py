@@ -3,25 +3,43 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+
+import psycopg
 
 from .database import Database, connect, open_database
+from .sources import location_of
 
 DELETE_CHUNK = 1000
+
+
+def find_gone(conn: psycopg.Connection, prefixes: Sequence[str] | None = None) -> list[int]:
+    """Ids of indexed local files that no longer exist, optionally only under folders
+    (given as display paths)."""
+    folders = None if prefixes is None else [p.rstrip("/") + "/" for p in prefixes]
+    with conn.transaction(), conn.cursor(name="gone_scan") as cur:
+        cur.itersize = 5000
+        cur.execute(
+            """SELECT id, path, path_bytes FROM imgsearch.images i
+               WHERE path NOT LIKE 'http://%%' AND path NOT LIKE 'https://%%'
+                 AND (%(folders)s::text[] IS NULL OR EXISTS (
+                      SELECT 1 FROM unnest(%(folders)s::text[]) f WHERE starts_with(i.path, f)))""",
+            {"folders": folders})
+        return [image_id for image_id, path, exact in cur
+                if not os.path.exists(location_of(path, exact))]
+
+
+def delete_images(conn: psycopg.Connection, ids: Sequence[int]) -> int:
+    """Delete images by id (with their vectors), a chunk per transaction."""
+    for start in range(0, len(ids), DELETE_CHUNK):
+        with conn.transaction():
+            conn.execute("DELETE FROM imgsearch.images WHERE id = ANY(%s)",
+                         (list(ids[start:start + DELETE_CHUNK]),))
+    return len(ids)
 
 
 def prune(database: Database | str | None = None) -> int:
     """Delete indexed local files that no longer exist; return how many were removed."""
     db = database if isinstance(database, Database) else open_database(database)
-    removed = 0
     with connect(db, autocommit=True) as conn:
-        with conn.transaction(), conn.cursor(name="prune_scan") as cur:
-            cur.itersize = 5000
-            cur.execute("SELECT id, path FROM imgsearch.images"
-                        " WHERE path NOT LIKE 'http://%' AND path NOT LIKE 'https://%'")
-            gone = [image_id for image_id, path in cur if not os.path.exists(path)]
-        for start in range(0, len(gone), DELETE_CHUNK):
-            with conn.transaction():
-                conn.execute("DELETE FROM imgsearch.images WHERE id = ANY(%s)",
-                             (gone[start:start + DELETE_CHUNK],))
-            removed += len(gone[start:start + DELETE_CHUNK])
-    return removed
+        return delete_images(conn, find_gone(conn))

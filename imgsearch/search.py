@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import psycopg
@@ -15,7 +16,9 @@ from .database import Database, connect, open_database
 from .decode import decode_image
 from .encoders import Encoder
 from .errors import ImageDecodeError, ImgsearchError
-from .manifest import download, is_url
+from .sources import display_path, fetch, location_of
+
+MAX_K = 10_000
 
 
 @dataclass
@@ -26,6 +29,7 @@ class Match:
     similarity: float
     distance: float
     metadata: dict = field(default_factory=dict)
+    location: str | None = field(default=None, repr=False)  # to open the file (see sources)
 
     @property
     def title(self) -> str | None:
@@ -41,8 +45,8 @@ class SearchResult:
 
     def to_json(self) -> dict:
         """The shape documented in SPEC.md."""
-        return {"query": self.query, "model": self.model,
-                "results": [asdict(m) for m in self.results]}
+        results = [{k: v for k, v in asdict(m).items() if k != "location"} for m in self.results]
+        return {"query": self.query, "model": self.model, "results": results}
 
 
 class NoVectors(ImgsearchError):
@@ -53,9 +57,12 @@ def parse_image_id(query: str) -> int | None:
     if not query.startswith("id:"):
         return None
     try:
-        return int(query[3:])
+        image_id = int(query[3:])
     except ValueError as exc:
         raise ImgsearchError(f"{query!r}: expected id:<image id>, for example id:42") from exc
+    if not 1 <= image_id < 2**63:
+        raise ImgsearchError(f"No indexed image has id {image_id}.")
+    return image_id
 
 
 def search(query: str, k: int = 5, *, model: str | None = None, encoder: Encoder | None = None,
@@ -67,8 +74,7 @@ def search(query: str, k: int = 5, *, model: str | None = None, encoder: Encoder
     `query` is a file path, an http(s) URL, or `id:<n>` (an indexed image, not re-encoded;
     the image itself is left out of its results).
     """
-    if k < 1:
-        raise ImgsearchError("k must be at least 1.")
+    check_search_options(k, min_similarity)
     db = database if isinstance(database, Database) else open_database(database)
     image_id = parse_image_id(query)
     with connect(db) as conn:
@@ -85,26 +91,30 @@ def search(query: str, k: int = 5, *, model: str | None = None, encoder: Encoder
             vector = HalfVector(encode_query(query, encoder))
         rows = nearest(conn, enc_id, dim, vector, k, exclude_id=image_id,
                        min_similarity=min_similarity, options=options)
-        matches = [Match(rank, iid, path, 1.0 - dist, dist, meta or {})
-                   for rank, (iid, path, meta, dist) in enumerate(rows, start=1)]
+        matches = [Match(rank, iid, path, 1.0 - dist, dist, meta or {}, location_of(path, exact))
+                   for rank, (iid, path, exact, meta, dist) in enumerate(rows, start=1)]
         query_path = None
         if image_id is not None:
-            query_path = conn.execute(
-                "SELECT path FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone()[0]
+            query_path = location_of(*conn.execute(
+                "SELECT path, path_bytes FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone())
     return SearchResult(query, name, matches, query_path)
+
+
+def check_search_options(k: int, min_similarity: float | None) -> None:
+    """Refuse a k outside 1..MAX_K and a minimum similarity outside -1..1 (or NaN)."""
+    if not 1 <= k <= MAX_K:
+        raise ImgsearchError(f"k must be between 1 and {MAX_K:,} (got {k}).")
+    if min_similarity is not None and not (math.isfinite(min_similarity)
+                                           and -1.0 <= min_similarity <= 1.0):
+        raise ImgsearchError(f"The minimum similarity must be a number between -1 and 1 "
+                             f"(got {min_similarity}).")
 
 
 def encode_query(query: str, encoder: Encoder) -> np.ndarray:
     try:
-        data = download(query) if is_url(query) else Path(query).expanduser().read_bytes()
-    except OSError as exc:
-        raise ImgsearchError(f"Cannot read query image {query}: {exc.strerror or exc}") from exc
+        decoded = decode_image(fetch(query), min_size=encoder.min_decode_size)
     except ImageDecodeError as exc:
-        raise ImgsearchError(f"Query {query}: {exc}") from exc
-    try:
-        decoded = decode_image(data, min_size=encoder.min_decode_size)
-    except ImageDecodeError as exc:
-        raise ImgsearchError(f"Query {query}: {exc}") from exc
+        raise ImgsearchError(f"Query {display_path(query)}: {exc}") from exc
     return encoder.encode([decoded.image])[0]
 
 
@@ -138,6 +148,14 @@ def _indexed_vector(conn: psycopg.Connection, image_id: int, model: str | None,
     return row
 
 
+class Neighbour(NamedTuple):
+    image_id: int
+    path: str
+    path_bytes: bytes | None
+    metadata: dict | None
+    distance: float
+
+
 @dataclass
 class QueryOptions:
     """Index knobs: HNSW ef_search, IVFFlat probes, an exact scan, and a metadata filter."""
@@ -150,8 +168,8 @@ class QueryOptions:
 
 def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector, k: int,
             exclude_id: int | None = None, min_similarity: float | None = None,
-            options: QueryOptions | None = None) -> list[tuple]:
-    """(image_id, path, metadata, cosine distance) of the k nearest vectors of one encoder.
+            options: QueryOptions | None = None) -> list[Neighbour]:
+    """The k nearest vectors of one encoder (cosine distance) vectors of one encoder.
 
     The cast to halfvec(dim) matches the per-encoder expression indexes, so they serve it;
     with a filter, pgvector's iterative index scans keep going until k rows qualify.
@@ -167,8 +185,8 @@ def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector,
     for name, value in settings.items():
         conn.execute("SELECT set_config(%s, %s, true)", (name, value))
     sql = f"""
-        SELECT d.id, d.path, d.metadata, d.distance FROM (
-            SELECT i.id, i.path, i.metadata,
+        SELECT d.id, d.path, d.path_bytes, d.metadata, d.distance FROM (
+            SELECT i.id, i.path, i.path_bytes, i.metadata,
                    (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim}) AS distance
             FROM imgsearch.embeddings e JOIN imgsearch.images i ON i.id = e.image_id
             WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s
@@ -180,5 +198,6 @@ def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector,
         ORDER BY d.distance, d.id"""
     max_dist = None if min_similarity is None else 1.0 - min_similarity
     filter_json = json.dumps(options.where) if options.where else None
-    return conn.execute(sql, {"v": vector, "exclude": exclude_id, "k": k, "max_dist": max_dist,
+    rows = conn.execute(sql, {"v": vector, "exclude": exclude_id, "k": k, "max_dist": max_dist,
                               "filter": filter_json}).fetchall()
+    return [Neighbour(*row) for row in rows]

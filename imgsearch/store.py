@@ -11,6 +11,7 @@ import psycopg
 from pgvector import HalfVector
 
 from .encoders import EncoderIdentity
+from .sources import display_path, path_bytes
 
 
 @dataclass
@@ -42,6 +43,22 @@ class ErrorRow:
     message: str
 
 
+@dataclass
+class Written:
+    """What one `write_batch` did: locations inserted (not there before), locations not
+    written because another file's display path already holds that `path`, and (filled by
+    the ingest writer) locations whose rows the database refused."""
+
+    inserted: set[str] = field(default_factory=set)
+    collided: list[str] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)
+
+
+def storable_text(text: str) -> str:
+    """`text` with what PostgreSQL text cannot hold (NUL, lone surrogates) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 def encoder_id(conn: psycopg.Connection, identity: EncoderIdentity, create: bool = True) -> int | None:
     """The id of this exact encoder identity, registering it when `create`."""
     select = ("SELECT id FROM imgsearch.encoders WHERE name = %s AND weights = %s"
@@ -59,15 +76,27 @@ def encoder_id(conn: psycopg.Connection, identity: EncoderIdentity, create: bool
     return conn.execute(select, key).fetchone()[0]
 
 
+def _by_location(rows, locations: Sequence[str]) -> dict[str, tuple]:
+    """Match rows `(path, path_bytes, ...)` to the locations they store exactly."""
+    wanted = {(display_path(loc), path_bytes(loc)): loc for loc in locations}
+    found = {}
+    for path, exact, *rest in rows:
+        location = wanted.get((path, bytes(exact) if exact is not None else None))
+        if location is not None:
+            found[location] = tuple(rest)
+    return found
+
+
 def known_images(conn: psycopg.Connection, enc_id: int, locations: Sequence[str]) -> dict[str, KnownImage]:
     rows = conn.execute(
-        """SELECT i.path, i.id, i.byte_size, i.mtime, i.sha256, e.image_id IS NOT NULL, i.metadata
+        """SELECT i.path, i.path_bytes, i.id, i.byte_size, i.mtime, i.sha256,
+                  e.image_id IS NOT NULL, i.metadata
            FROM imgsearch.images i
            LEFT JOIN imgsearch.embeddings e ON e.image_id = i.id AND e.encoder_id = %s
            WHERE i.path = ANY(%s)""",
-        (enc_id, list(locations)),
+        (enc_id, [display_path(loc) for loc in locations]),
     ).fetchall()
-    return {r[0]: KnownImage(*r[1:]) for r in rows}
+    return {loc: KnownImage(*rest) for loc, rest in _by_location(rows, locations).items()}
 
 
 def vectors_by_sha(conn: psycopg.Connection, enc_id: int, shas: Sequence[str]) -> dict[str, HalfVector]:
@@ -85,16 +114,22 @@ def vectors_by_sha(conn: psycopg.Connection, enc_id: int, shas: Sequence[str]) -
 
 def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
                 vectors: Sequence[np.ndarray | HalfVector], errors: Sequence[ErrorRow] = (),
-                refreshed: Sequence[ImageRow] = ()) -> None:
+                refreshed: Sequence[ImageRow] = ()) -> Written:
     """One transaction (`conn` must be in autocommit mode): upsert images, replace their
     vectors, record errors.
 
     `refreshed` rows are unchanged content whose size/mtime/metadata are brought up to date.
     """
+    written = Written()
     with conn.transaction():
         if rows:
             ids = _upsert_images(conn, rows)
-            image_ids = [ids[r.location] for r in rows]
+            written.collided = [r.location for r in rows if r.location not in ids]
+            written.inserted = {loc for loc, (_, inserted) in ids.items() if inserted}
+            kept = [(ids[r.location][0], v) for r, v in zip(rows, vectors, strict=True)
+                    if r.location in ids]
+            image_ids = [image_id for image_id, _ in kept]
+            vectors = [v for _, v in kept]
             conn.execute(
                 "DELETE FROM imgsearch.embeddings WHERE encoder_id = %s AND image_id = ANY(%s)",
                 (enc_id, image_ids),
@@ -115,16 +150,20 @@ def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
                 cur.executemany(
                     "INSERT INTO imgsearch.ingest_errors (path, kind, message, encoder_id)"
                     " VALUES (%s, %s, %s, %s)",
-                    [(e.location, e.kind, e.message, enc_id) for e in errors],
+                    [(display_path(e.location), storable_text(e.kind), storable_text(e.message),
+                      enc_id) for e in errors],
                 )
+    return written
 
 
-def _upsert_images(conn: psycopg.Connection, rows: Sequence[ImageRow]) -> dict[str, int]:
+def _upsert_images(conn: psycopg.Connection, rows: Sequence[ImageRow]) -> dict[str, tuple[int, bool]]:
+    """Insert or update rows; (image id, inserted) by location. A location whose display path
+    is taken by a different file name (same `path`, other `path_bytes`) is left out."""
     result = conn.execute(
         """INSERT INTO imgsearch.images AS i
-               (path, sha256, byte_size, width, height, format, mtime, metadata)
-           SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::int[], %s::int[],
-                                %s::text[], %s::float8[], %s::jsonb[])
+               (path, path_bytes, sha256, byte_size, width, height, format, mtime, metadata)
+           SELECT * FROM unnest(%s::text[], %s::bytea[], %s::text[], %s::bigint[], %s::int[],
+                                %s::int[], %s::text[], %s::float8[], %s::jsonb[])
            ON CONFLICT (path) DO UPDATE SET
                sha256 = excluded.sha256, byte_size = excluded.byte_size,
                width = coalesce(excluded.width, i.width),
@@ -133,23 +172,26 @@ def _upsert_images(conn: psycopg.Connection, rows: Sequence[ImageRow]) -> dict[s
                mtime = excluded.mtime, indexed_at = now(),
                metadata = CASE WHEN excluded.metadata = '{}'::jsonb THEN i.metadata
                                ELSE excluded.metadata END
-           RETURNING i.path, i.id""",
+           WHERE i.path_bytes IS NOT DISTINCT FROM excluded.path_bytes
+           RETURNING i.path, i.path_bytes, i.id, i.xmax = 0""",
         (
-            [r.location for r in rows], [r.sha256 for r in rows], [r.byte_size for r in rows],
+            [display_path(r.location) for r in rows], [path_bytes(r.location) for r in rows],
+            [r.sha256 for r in rows], [r.byte_size for r in rows],
             [r.width for r in rows], [r.height for r in rows], [r.format for r in rows],
             [r.mtime for r in rows], [json.dumps(r.metadata) for r in rows],
         ),
     ).fetchall()
-    return dict(result)
+    return _by_location(result, [r.location for r in rows])
 
 
 def vectors_for_paths(conn: psycopg.Connection, enc_id: int,
                       locations: Sequence[str]) -> dict[str, tuple[int, np.ndarray]]:
     """(image id, float32 vector) of this encoder for each location that has one."""
     rows = conn.execute(
-        """SELECT i.path, i.id, e.embedding
+        """SELECT i.path, i.path_bytes, i.id, e.embedding
            FROM imgsearch.images i JOIN imgsearch.embeddings e ON e.image_id = i.id
            WHERE e.encoder_id = %s AND i.path = ANY(%s)""",
-        (enc_id, list(locations)),
+        (enc_id, [display_path(loc) for loc in locations]),
     ).fetchall()
-    return {path: (image_id, vector.to_numpy().astype(np.float32)) for path, image_id, vector in rows}
+    return {loc: (image_id, vector.to_numpy().astype(np.float32))
+            for loc, (image_id, vector) in _by_location(rows, locations).items()}

@@ -77,7 +77,7 @@ def test_hnsw_default_recall_and_filters(synthetic_db) -> None:
         rows = nearest(conn, enc_id, DIM, HalfVector(queries[0]), 50,
                        options=QueryOptions(where={"parity": "odd"}, ef_search=20))
     assert len(rows) == 50
-    assert all(r[2]["parity"] == "odd" for r in rows)
+    assert all(r.metadata["parity"] == "odd" for r in rows)
 
     status = {s.name: s for s in index_status(db)}[name]
     assert status.valid and status.kind == "hnsw" and status.rows == N and "m=16" in status.parameters

@@ -1,0 +1,99 @@
+"""What can be ingested or searched, and where its bytes come from.
+
+A *location* is a local path (a `str` that may hold surrogate escapes for file-name bytes
+that are not valid UTF-8, as `os.fsdecode` makes them) or an http(s) URL. PostgreSQL text
+cannot hold such names, so each location has a *display path*: the same text with
+undecodable bytes and control characters written as `\\xNN`. When the two differ, the exact
+bytes of the name are stored as well (`images.path_bytes`), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ImageDecodeError
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+URL_SCHEMES = ("http", "https")
+
+
+@dataclass
+class Source:
+    """One thing to ingest: a local file or an http(s) URL, with metadata."""
+
+    location: str  # absolute path or URL
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_url(self) -> bool:
+        return is_url(self.location)
+
+
+@dataclass
+class Rejected:
+    """An input that cannot be used (a bad manifest row, say): reported, never stored."""
+
+    location: str  # display form: a path, or `manifest.csv:LINE`
+    kind: str
+    message: str
+
+
+def url_scheme(text: str) -> str | None:
+    """The scheme of `text` when it is written as `scheme://...`, lower-cased."""
+    match = _SCHEME.match(text)
+    return match.group(1).lower() if match else None
+
+
+def is_url(text: str) -> bool:
+    return url_scheme(text) in URL_SCHEMES
+
+
+def check_location(text: str) -> None:
+    """Refuse URLs of schemes other than http(s) (`file://`, `ftp://`, ...)."""
+    scheme = url_scheme(text)
+    if scheme is not None and scheme not in URL_SCHEMES:
+        raise ImageDecodeError(f"unsupported URL scheme {scheme}:// (only http and https)",
+                               "unsupported_url")
+
+
+def display_path(location: str) -> str:
+    """Printable, UTF-8-safe text for a location (see the module docstring)."""
+    try:
+        location.encode("utf-8")
+        text = location
+    except UnicodeEncodeError:
+        text = os.fsencode(location).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def path_bytes(location: str) -> bytes | None:
+    """The exact bytes of a file name whose display path differs from it, else None."""
+    if is_url(location) or display_path(location) == location:
+        return None
+    return os.fsencode(location)
+
+
+def location_of(path: str, exact: bytes | None) -> str:
+    """The location of a stored image, from its `path` and `path_bytes` columns."""
+    return os.fsdecode(bytes(exact)) if exact is not None else path
+
+
+def read_file(location: str) -> bytes:
+    try:
+        return Path(location).read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}", "unreadable") from exc
+
+
+def fetch(location: str) -> bytes:
+    """The bytes of a local file or an http(s) URL (other schemes are refused)."""
+    check_location(location)
+    if is_url(location):
+        from .download import download
+
+        return download(location)
+    return read_file(os.path.expanduser(location))

@@ -103,4 +103,4 @@ def _row(csv_path: Path, line: int, header: list[str], key: int,
 
 
 def _rejected(csv_path: Path, line: int, message: str, kind: str = "manifest") -> Rejected:
-    return Rejected(f"{display_path(str(csv_path))}:{line}", kind, f"line {line}: {message}")
+    return Rejected(f"{display_path(os.path.abspath(csv_path))}:{line}", kind, message)

@@ -15,10 +15,11 @@ import time
 import torch
 from sample_images import camera_jpeg, source_photos
 
-from imgsearch.decode import decode_image
-from imgsearch.encoders import collate
+from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.encoder import collate
+from imgsearch.encoding.registry import get_encoder
+from imgsearch.encoding.torch_models import build_torchvision
 from imgsearch.errors import WeightsUnavailable
-from imgsearch.models import build_torchvision, get_encoder
 
 
 def encoder_for(name: str, device: str):

@@ -25,8 +25,9 @@ from sample_images import make_camera_jpegs  # noqa: E402
 
 RUN_INGEST = """
 import json, resource, sys
-from imgsearch import ingest
-report = ingest([sys.argv[1]], model=sys.argv[2], database=sys.argv[3] if len(sys.argv) > 3 else None)
+import imgsearch
+index = imgsearch.open(sys.argv[3] if len(sys.argv) > 3 else None, model=sys.argv[2])
+report = index.ingest([sys.argv[1]])
 print(json.dumps({"new": report.new, "failed": report.failed, "seconds": report.seconds,
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -38,8 +39,8 @@ def naive_loop(paths: list[Path], model: str, url: str) -> float:
     from PIL import Image
     from torchvision import transforms
 
-    from imgsearch.database import Database, connect
-    from imgsearch.models import get_encoder
+    from imgsearch.db.connection import Database, connect
+    from imgsearch.encoding.registry import get_encoder
 
     encoder = get_encoder(model, "auto")
     prep = encoder.preprocessing
@@ -91,7 +92,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=HERE / "out" / "camera")
     args = parser.parse_args()
 
-    from imgsearch import embedded
+    from imgsearch.db import embedded
 
     home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-"))
     server = embedded.start(home)

@@ -123,9 +123,10 @@ def sweep(method: str, name: str, values: Sequence[int], configure: Callable[[in
 # --- pgvector through imgsearch ---------------------------------------------------------
 
 def load_postgres(url: str, data: np.ndarray) -> tuple[object, int]:
-    from imgsearch import store
-    from imgsearch.database import connect, open_database
-    from imgsearch.encoders import EncoderIdentity
+    from imgsearch.db import store
+    from imgsearch.db.connection import connect
+    from imgsearch.db.schema import open_database
+    from imgsearch.encoding.encoder import EncoderIdentity
 
     db = open_database(url)
     with connect(db, autocommit=True) as conn:
@@ -144,8 +145,8 @@ def postgres_methods(db, data: np.ndarray, queries: np.ndarray, truth: np.ndarra
                      k: int) -> tuple[list[Build], list[Point]]:
     from pgvector import HalfVector
 
-    from imgsearch.database import connect
-    from imgsearch.indexes import create_index, default_lists, drop_index, index_status
+    from imgsearch.db.connection import connect
+    from imgsearch.db.indexes import create_index, default_lists, drop_index, index_status
 
     builds: list[Build] = []
     points: list[Point] = []
@@ -288,7 +289,7 @@ def start_embedded(home: Path, shared_buffers: str) -> str:
     """A throwaway embedded server with shared_buffers large enough to hold an index."""
     import psycopg
 
-    from imgsearch import embedded
+    from imgsearch.db import embedded
 
     server = embedded.start(home)
     with psycopg.connect(server.admin_url, autocommit=True) as conn:
@@ -335,7 +336,7 @@ def main() -> None:
             builds += b
             points += p
         if "faiss" not in args.skip:
-            from imgsearch.indexes import default_lists
+            from imgsearch.db.indexes import default_lists
 
             b, p = faiss_ivfflat(data, queries, truth, default_lists(args.n))
             builds.append(b)
@@ -346,7 +347,7 @@ def main() -> None:
             points += p
     finally:
         if home is not None:
-            from imgsearch import embedded
+            from imgsearch.db import embedded
 
             embedded.stop(home)
     print_report(args, builds, points)

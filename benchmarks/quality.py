@@ -68,9 +68,9 @@ def main() -> None:
     parser.add_argument("--url", help="PostgreSQL URL (default: a throwaway embedded server)")
     args = parser.parse_args()
 
-    from imgsearch import embedded
-    from imgsearch.evaluate import evaluate, evaluation_table
-    from imgsearch.nearduplicates import near_duplicates, near_duplicates_table
+    from imgsearch.db import embedded
+    from imgsearch.evaluation.evaluate import evaluate, evaluation_table
+    from imgsearch.evaluation.near_duplicates import near_duplicates, near_duplicates_table
 
     models = args.model or ["efficientnet-lite0"]
     elpv = export_elpv(args.out / "elpv")
@@ -89,8 +89,8 @@ def main() -> None:
         result = evaluate(elpv, models=models, database=url)
         show("elpv, label = module type (sub-folders)", evaluation_table(result),
              time.perf_counter() - t0)
-        from imgsearch.database import open_database
-        from imgsearch.indexes import create_index
+        from imgsearch.db.indexes import create_index
+        from imgsearch.db.schema import open_database
 
         t0 = time.perf_counter()
         for model in models:

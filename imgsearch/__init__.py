@@ -1,32 +1,59 @@
 """imgsearch: image similarity search with PostgreSQL + pgvector as the index.
 
-    from imgsearch import ingest, search, get_encoder
-    report = ingest(["./photos"])
-    for match in search("query.jpg", k=5).results:
+    import imgsearch
+    index = imgsearch.open()                    # the configured database; encoders stay loaded
+    index.ingest(["./photos"])
+    for match in index.search("query.jpg", k=5).results:
         print(match.rank, match.similarity, match.path)
+
+Importing this package loads nothing heavy: names are imported when first used.
 """
 
-from .database import Database, open_database
-from .decode import decode_image
-from .encoders import Encoder
-from .errors import ImgsearchError
-from .evaluate import evaluate
-from .ingest import IngestReport, ingest
-from .models import get_encoder, list_models
-from .nearduplicates import near_duplicates
-from .prune import prune
-from .search import Match, SearchResult, search
+from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-def encode(images, model: str | None = None, device: str = "auto"):
-    """Vectors (n, dim) for PIL images or file paths with the named encoder."""
-    encoder = get_encoder(model, device)
-    pictures = [decode_image(i, encoder.min_decode_size).image if not hasattr(i, "mode") else i
-                for i in images]
-    return encoder.encode(pictures)
-
-
-__all__ = ["Database", "Encoder", "ImgsearchError", "IngestReport", "Match", "SearchResult",
-           "decode_image", "encode", "evaluate", "get_encoder", "ingest", "list_models",
-           "near_duplicates", "open_database", "prune", "search"]
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Index": "imgsearch.library",
+    "open": "imgsearch.library",
+    "Database": "imgsearch.db.connection",
+    "Encoder": "imgsearch.encoding.encoder",
+    "ImgsearchError": "imgsearch.errors",
+    "IngestReport": "imgsearch.ingest.report",
+    "Match": "imgsearch.search",
+    "SearchResult": "imgsearch.search",
+    "QueryOptions": "imgsearch.search",
+    "Evaluation": "imgsearch.evaluation.evaluate",
+    "NearDuplicateEvaluation": "imgsearch.evaluation.near_duplicates",
+    "decode_image": "imgsearch.encoding.decode",
+    "get_encoder": "imgsearch.encoding.registry",
+    "list_models": "imgsearch.encoding.registry",
+}
+
+__all__ = ["Database", "Encoder", "Evaluation", "ImgsearchError", "Index", "IngestReport", "Match",
+           "NearDuplicateEvaluation", "QueryOptions", "SearchResult", "decode_image", "get_encoder",
+           "list_models", "open"]
+
+if TYPE_CHECKING:
+    from imgsearch.db.connection import Database
+    from imgsearch.encoding.decode import decode_image
+    from imgsearch.encoding.encoder import Encoder
+    from imgsearch.encoding.registry import get_encoder, list_models
+    from imgsearch.errors import ImgsearchError
+    from imgsearch.evaluation.evaluate import Evaluation
+    from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
+    from imgsearch.ingest.report import IngestReport
+    from imgsearch.library import Index, open
+    from imgsearch.search import Match, QueryOptions, SearchResult
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'imgsearch' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,3 +1,3 @@
-from .cli import main
+from imgsearch.cli import main
 
 main()

@@ -1,37 +1,32 @@
-"""Settings read from the environment (every `IMGSEARCH_*` variable is read here)."""
+"""Settings: every `IMGSEARCH_*` environment variable is read here, into one `Settings`.
+
+`load()` reads the environment when called, so a long-lived program (or a test) that changes
+a variable sees the change on the next operation that loads its settings.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
-from .errors import ImgsearchError
+from imgsearch.errors import ImgsearchError
 
 DEFAULT_MODEL = "efficientnet-lite0"
 DATABASE_URL_ENV = "IMGSEARCH_DATABASE_URL"
-DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
-DEFAULT_DOWNLOAD_DEADLINE_S = 30.0
 
 
-def home() -> Path:
-    """Directory for imgsearch's own data (the embedded server lives below it)."""
-    override = os.environ.get("IMGSEARCH_HOME")
-    path = Path(override).expanduser() if override else platformdirs.user_data_path("imgsearch")
-    return path.resolve()
-
-
-def database_url_from_env() -> str | None:
-    return os.environ.get(DATABASE_URL_ENV) or None
-
-
-def default_model() -> str:
-    return os.environ.get("IMGSEARCH_MODEL") or DEFAULT_MODEL
-
-
-def default_device() -> str:
-    return os.environ.get("IMGSEARCH_DEVICE") or "auto"
+@dataclass(frozen=True)
+class Settings:
+    home: Path  # imgsearch's own data: the embedded server, caches
+    database_url: str | None  # None: the embedded server below `home`
+    model: str  # default encoder
+    device: str  # auto, cpu, cuda, cuda:N, mps
+    max_pixels: int  # larger images are refused (decompression bombs)
+    max_download_bytes: int  # size cap of one downloaded image
+    download_deadline_s: float  # one whole download, redirects included
+    allowed_hosts: tuple[str, ...]  # non-public hosts, addresses or networks downloads may reach
+    debug: bool  # show tracebacks of unexpected errors
 
 
 def _number(name: str, default: float, cast=float) -> float:
@@ -47,18 +42,26 @@ def _number(name: str, default: float, cast=float) -> float:
     return value
 
 
-def max_download_bytes() -> int:
-    """Size cap for one downloaded image (`IMGSEARCH_MAX_DOWNLOAD_BYTES`)."""
-    return int(_number("IMGSEARCH_MAX_DOWNLOAD_BYTES", DEFAULT_MAX_DOWNLOAD_BYTES, int))
+def _home() -> Path:
+    override = os.environ.get("IMGSEARCH_HOME")
+    if override:
+        return Path(override).expanduser().resolve()
+    import platformdirs
+
+    return platformdirs.user_data_path("imgsearch").resolve()
 
 
-def download_deadline_s() -> float:
-    """Time allowed for one whole download, redirects included (`IMGSEARCH_DOWNLOAD_TIMEOUT_S`)."""
-    return float(_number("IMGSEARCH_DOWNLOAD_TIMEOUT_S", DEFAULT_DOWNLOAD_DEADLINE_S))
-
-
-def allowed_hosts() -> list[str]:
-    """Hosts, addresses or networks (CIDR) that downloads may reach although they are
-    loopback, private, link-local or multicast (`IMGSEARCH_ALLOWED_HOSTS`, comma-separated)."""
-    raw = os.environ.get("IMGSEARCH_ALLOWED_HOSTS") or ""
-    return [item.strip().lower() for item in raw.split(",") if item.strip()]
+def load() -> Settings:
+    """The settings as the environment gives them now."""
+    hosts = os.environ.get("IMGSEARCH_ALLOWED_HOSTS") or ""
+    return Settings(
+        home=_home(),
+        database_url=os.environ.get(DATABASE_URL_ENV) or None,
+        model=os.environ.get("IMGSEARCH_MODEL") or DEFAULT_MODEL,
+        device=os.environ.get("IMGSEARCH_DEVICE") or "auto",
+        max_pixels=int(_number("IMGSEARCH_MAX_PIXELS", 150_000_000, int)),
+        max_download_bytes=int(_number("IMGSEARCH_MAX_DOWNLOAD_BYTES", 50 * 1024 * 1024, int)),
+        download_deadline_s=_number("IMGSEARCH_DOWNLOAD_TIMEOUT_S", 30.0),
+        allowed_hosts=tuple(h.strip().lower() for h in hosts.split(",") if h.strip()),
+        debug=bool(os.environ.get("IMGSEARCH_DEBUG")),
+    )

@@ -21,9 +21,9 @@ import urllib.error
 import urllib.request
 from urllib.parse import urljoin, urlsplit
 
-from . import config
-from .errors import ImageDecodeError
-from .sources import URL_SCHEMES, url_scheme
+from imgsearch import config
+from imgsearch.errors import ImageDecodeError
+from imgsearch.sources import URL_SCHEMES, url_scheme
 
 READ_TIMEOUT_S = 15.0
 MAX_REDIRECTS = 5
@@ -156,11 +156,12 @@ def _opener(deadline: _Deadline, allowed: list[str]) -> urllib.request.OpenerDir
 def download(url: str) -> bytes:
     """The body of an image URL, or ImageDecodeError with the reason."""
     check_url(url)
-    limit = config.max_download_bytes()
-    deadline = _Deadline(config.download_deadline_s())
+    settings = config.load()
+    limit = settings.max_download_bytes
+    deadline = _Deadline(settings.download_deadline_s)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        with _opener(deadline, config.allowed_hosts()).open(request) as response:
+        with _opener(deadline, list(settings.allowed_hosts)).open(request) as response:
             ctype = response.headers.get_content_type()
             if not ctype.startswith("image/"):
                 raise ImageDecodeError(f"not an image (Content-Type {ctype})", "not_an_image")

@@ -11,12 +11,14 @@ import numpy as np
 import psycopg
 from pgvector import HalfVector
 
-from . import store
-from .database import Database, connect, open_database
-from .decode import decode_image
-from .encoders import Encoder
-from .errors import ImageDecodeError, ImgsearchError
-from .sources import display_path, fetch, location_of
+from imgsearch import config
+from imgsearch.db import store
+from imgsearch.db.connection import Database, connect
+from imgsearch.db.schema import as_database
+from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.encoder import Encoder
+from imgsearch.errors import ImageDecodeError, ImgsearchError
+from imgsearch.sources import display_path, fetch, location_of
 
 MAX_K = 10_000
 
@@ -65,38 +67,51 @@ def parse_image_id(query: str) -> int | None:
     return image_id
 
 
-def search(query: str, k: int = 5, *, model: str | None = None, encoder: Encoder | None = None,
-           device: str = "auto", min_similarity: float | None = None,
-           options: QueryOptions | None = None,
-           database: Database | str | None = None) -> SearchResult:
+def search(query: str, k: int = 5, *, encoder: Encoder | None = None, model: str | None = None,
+           min_similarity: float | None = None, options: QueryOptions | None = None,
+           database: Database | str | None = None,
+           conn: psycopg.Connection | None = None) -> SearchResult:
     """The `k` nearest indexed images by cosine similarity, best first.
 
     `query` is a file path, an http(s) URL, or `id:<n>` (an indexed image, not re-encoded;
-    the image itself is left out of its results).
+    the image itself is left out of its results, and `model` or `encoder.name` says whose
+    vectors to use). A file or URL is encoded with `encoder` (default: `model` is loaded).
+    `conn` reuses an open connection (its transaction is ended afterwards).
     """
     check_search_options(k, min_similarity)
-    db = database if isinstance(database, Database) else open_database(database)
     image_id = parse_image_id(query)
-    with connect(db) as conn:
-        if image_id is not None:
-            enc_id, name, dim, vector = _indexed_vector(conn, image_id, model, encoder)
-        else:
-            if encoder is None:
-                from .models import get_encoder
+    if image_id is None and encoder is None:
+        from imgsearch.encoding.registry import get_encoder
 
-                encoder = get_encoder(model, device)
-            enc_id = store.encoder_id(conn, encoder.identity, create=False)
-            name, dim = encoder.name, encoder.dimension
-            _require_vectors(conn, enc_id, name)
-            vector = HalfVector(encode_query(query, encoder))
-        rows = nearest(conn, enc_id, dim, vector, k, exclude_id=image_id,
-                       min_similarity=min_similarity, options=options)
-        matches = [Match(rank, iid, path, 1.0 - dist, dist, meta or {}, location_of(path, exact))
-                   for rank, (iid, path, exact, meta, dist) in enumerate(rows, start=1)]
-        query_path = None
-        if image_id is not None:
-            query_path = location_of(*conn.execute(
-                "SELECT path, path_bytes FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone())
+        encoder = get_encoder(model)
+    if conn is None:
+        with connect(as_database(database)) as own:
+            return _search(own, query, image_id, k, encoder, model, min_similarity, options)
+    try:
+        return _search(conn, query, image_id, k, encoder, model, min_similarity, options)
+    finally:
+        conn.rollback()  # the index knobs are transaction-local; nothing was written
+
+
+def _search(conn: psycopg.Connection, query: str, image_id: int | None, k: int,
+            encoder: Encoder | None, model: str | None, min_similarity: float | None,
+            options: QueryOptions | None) -> SearchResult:
+    if image_id is not None:
+        name = encoder.name if encoder is not None else (model or config.load().model)
+        enc_id, dim, vector = _indexed_vector(conn, image_id, name)
+    else:
+        enc_id = store.encoder_id(conn, encoder.identity, create=False)
+        name, dim = encoder.name, encoder.dimension
+        _require_vectors(conn, enc_id, name)
+        vector = HalfVector(encode_query(query, encoder))
+    rows = nearest(conn, enc_id, dim, vector, k, exclude_id=image_id,
+                   min_similarity=min_similarity, options=options)
+    matches = [Match(rank, r.image_id, r.path, 1.0 - r.distance, r.distance, r.metadata or {},
+                     location_of(r.path, r.path_bytes)) for rank, r in enumerate(rows, start=1)]
+    query_path = None
+    if image_id is not None:
+        query_path = location_of(*conn.execute(
+            "SELECT path, path_bytes FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone())
     return SearchResult(query, name, matches, query_path)
 
 
@@ -128,24 +143,18 @@ def _require_vectors(conn: psycopg.Connection, enc_id: int | None, name: str) ->
         )
 
 
-def _indexed_vector(conn: psycopg.Connection, image_id: int, model: str | None,
-                    encoder: Encoder | None) -> tuple[int, str, int, HalfVector]:
-    from .config import default_model
-
-    name = encoder.name if encoder is not None else (model or default_model())
-    row = conn.execute(
-        """SELECT e.encoder_id, c.name, c.dimension, e.embedding
-           FROM imgsearch.embeddings e JOIN imgsearch.encoders c ON c.id = e.encoder_id
-           WHERE e.image_id = %s AND c.name = %s ORDER BY c.created_at DESC LIMIT 1""",
-        (image_id, name),
-    ).fetchone()
-    if row is None:
-        exists = conn.execute("SELECT 1 FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone()
-        if not exists:
-            raise ImgsearchError(f"No indexed image has id {image_id}.")
+def _indexed_vector(conn: psycopg.Connection, image_id: int, name: str) -> tuple[int, int, HalfVector]:
+    """(encoder id, dimension, stored vector) of an indexed image for the encoder `name`."""
+    if conn.execute("SELECT 1 FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone() is None:
+        raise ImgsearchError(f"No indexed image has id {image_id}.")
+    enc = store.encoder_by_name(conn, name)
+    row = enc and conn.execute(
+        "SELECT embedding FROM imgsearch.embeddings WHERE image_id = %s AND encoder_id = %s",
+        (image_id, enc.id)).fetchone()
+    if not row:
         raise NoVectors(f"Image {image_id} has no {name} vector: run `imgsearch ingest` with "
                         f"--model {name} on it first.")
-    return row
+    return enc.id, enc.dimension, row[0]
 
 
 class Neighbour(NamedTuple):

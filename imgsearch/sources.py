@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ImageDecodeError
+from imgsearch.errors import ImageDecodeError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -93,7 +93,7 @@ def fetch(location: str) -> bytes:
     """The bytes of a local file or an http(s) URL (other schemes are refused)."""
     check_location(location)
     if is_url(location):
-        from .download import download
+        from imgsearch.download import download
 
         return download(location)
     return read_file(os.path.expanduser(location))

@@ -5,8 +5,9 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
-from imgsearch.database import SCHEMA, ensure_pgvector, resolve
-from imgsearch.migrate import VERSION_TABLE
+from imgsearch.db.connection import SCHEMA, resolve
+from imgsearch.db.migrations import VERSION_TABLE
+from imgsearch.db.schema import ensure_pgvector
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("database") is None:

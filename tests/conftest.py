@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imgsearch.database import Database, open_database
+from imgsearch.db.connection import Database
+from imgsearch.db.schema import open_database
 
 from . import pg
 
@@ -52,6 +53,6 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> 
 @pytest.fixture(scope="session")
 def lite0():
     """The default encoder with its real, bundled ImageNet weights, on the CPU."""
-    from imgsearch.models import get_encoder
+    from imgsearch.encoding.registry import get_encoder
 
     return get_encoder("efficientnet-lite0", device="cpu")

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from PIL import Image
 
-from imgsearch.database import Database
+from imgsearch.db.connection import Database
 
 from .photos import sample_photos
 

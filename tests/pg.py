@@ -60,7 +60,7 @@ def server_admin_url(branch: Branch):
         with PostgresContainer(CONTAINER_IMAGE, driver=None) as container:
             yield container.get_connection_url()
     else:
-        from imgsearch import embedded
+        from imgsearch.db import embedded
 
         home = Path(tempfile.mkdtemp(prefix="imgsearch-test-"))
         server = embedded.start(home)

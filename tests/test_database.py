@@ -13,11 +13,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from imgsearch import embedded
-from imgsearch.database import Database, connect, ensure_pgvector, mask_password, open_database
+from imgsearch.db import embedded
+from imgsearch.db.connection import Database, connect, mask_password
+from imgsearch.db.migrations import current_revision, downgrade, head_revision, upgrade
+from imgsearch.db.schema import ensure_pgvector, open_database
+from imgsearch.db.status import TABLES, database_status
 from imgsearch.errors import DatabaseUnavailable, PgvectorMissing
-from imgsearch.migrate import current_revision, downgrade, head_revision, upgrade
-from imgsearch.status import TABLES, database_status
 
 
 def _tables(db: Database) -> set[str]:
@@ -44,7 +45,7 @@ def test_upgrade_downgrade_upgrade(empty_db: Database) -> None:
 def test_each_revision_downgrades_one_step(empty_db: Database) -> None:
     from alembic.script import ScriptDirectory
 
-    from imgsearch.migrate import alembic_config
+    from imgsearch.db.migrations import alembic_config
 
     ensure_pgvector(empty_db)
     revisions = [s.revision for s in ScriptDirectory.from_config(
@@ -60,8 +61,8 @@ def test_each_revision_downgrades_one_step(empty_db: Database) -> None:
 def test_large_vectors_are_stored_inline_not_toasted(db: Database) -> None:
     import numpy as np
 
-    from imgsearch import store
-    from imgsearch.encoders import EncoderIdentity
+    from imgsearch.db import store
+    from imgsearch.encoding.encoder import EncoderIdentity
 
     vectors = np.random.default_rng(0).random((20, 2048), dtype=np.float32)  # 4 KiB halfvecs
     with connect(db, autocommit=True) as conn:
@@ -130,11 +131,11 @@ def test_database_that_is_down_gives_a_clear_error() -> None:
 
 STARTER = textwrap.dedent(
     """
-    from imgsearch.database import open_database
-    from imgsearch.embedded import running_server
+    from imgsearch.db.schema import open_database
+    from imgsearch.db.embedded import running_server
     from imgsearch import config
     db = open_database()
-    server = running_server(config.home())
+    server = running_server(config.load().home)
     print(server.admin_url)
     """
 )

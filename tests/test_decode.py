@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgsearch.decode import decode_image, to_rgb
+from imgsearch.encoding.decode import decode_image, to_rgb
 from imgsearch.errors import ImageDecodeError
 
 

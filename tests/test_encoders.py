@@ -7,10 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from imgsearch.decode import decode_image
-from imgsearch.encoders import EnsembleEncoder
+from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.encoder import EnsembleEncoder
+from imgsearch.encoding.registry import get_encoder, list_models
+from imgsearch.encoding.torch_models import build_torchvision
 from imgsearch.errors import UnknownEncoder, WeightsUnavailable
-from imgsearch.models import build_torchvision, get_encoder, list_models
 
 from .photos import TRANSFORMS, sample_photos
 from .test_decode import exif_rotated_jpeg
@@ -131,7 +132,7 @@ def test_offline_without_weights_names_the_file_and_the_option(tmp_path, monkeyp
 def test_prefilled_torch_home_is_used_offline(tmp_path, monkeypatch) -> None:
     import torchvision
 
-    from imgsearch.models import expected_weights_file
+    from imgsearch.encoding.torch_models import expected_weights_file
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     target = expected_weights_file("resnet18")
@@ -165,7 +166,7 @@ def test_unknown_encoder() -> None:
 def test_identity_changes_with_preprocessing(lite0) -> None:
     from dataclasses import replace
 
-    from imgsearch.encoders import TorchEncoder
+    from imgsearch.encoding.torch_runtime import TorchEncoder
 
     altered = TorchEncoder(lite0.name, lite0.module, lite0.dimension, lite0.weights_id,
                            replace(lite0.preprocessing, resize=288), "cpu")

@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgsearch.database import Database
+from imgsearch.db.connection import Database
+from imgsearch.db.indexes import create_index
 from imgsearch.errors import ImgsearchError
-from imgsearch.evaluate import evaluate, evaluation_table, from_csv, leave_one_out
-from imgsearch.indexes import create_index
-from imgsearch.nearduplicates import TRANSFORMS, make_copy, near_duplicates
+from imgsearch.evaluation.evaluate import evaluate, leave_one_out
+from imgsearch.evaluation.labelled import from_csv
+from imgsearch.evaluation.near_duplicates import TRANSFORMS, make_copy, near_duplicates
+from imgsearch.evaluation.tables import evaluation_table
 
 from .photos import TRANSFORMS as PHOTO_EDITS
 from .photos import sample_photos
@@ -93,7 +95,7 @@ def test_evaluate_a_labelled_folder_then_with_an_index(db: Database, lite0, labe
 
 
 def test_several_models_make_one_comparison_table(db: Database, lite0, labelled_dir) -> None:
-    from imgsearch.models import build_torchvision
+    from imgsearch.encoding.torch_models import build_torchvision
 
     untrained = build_torchvision("resnet18", device="cpu", random_init_seed=0)
     result = evaluate(labelled_dir, encoders=[lite0, untrained], ks=[1, 5], database=db)
@@ -129,7 +131,7 @@ def test_too_few_images_is_a_clear_error(db: Database, lite0, tmp_path) -> None:
 
 
 def test_every_copy_is_a_decodable_edit() -> None:
-    from imgsearch.decode import decode_image
+    from imgsearch.encoding.decode import decode_image
 
     photo = sample_photos()["chelsea"]
     for name in TRANSFORMS:

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from imgsearch.database import Database
+from imgsearch.db.connection import Database
 from imgsearch.download import download
 from imgsearch.errors import ImageDecodeError, ImgsearchError
 from imgsearch.ingest import ingest
@@ -254,7 +254,7 @@ def test_library_checks_ranges_too(db, lite0) -> None:
 
 
 def test_server_stopped_mid_ingest(tmp_path) -> None:
-    from imgsearch import embedded
+    from imgsearch.db import embedded
 
     home = tmp_path / "home"
     server = embedded.start(home)

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from PIL import Image
 
-from imgsearch.database import Database
+from imgsearch.db.connection import Database
+from imgsearch.db.prune import prune
 from imgsearch.ingest import ingest
-from imgsearch.prune import prune
 from imgsearch.search import NoVectors, search
 
 from .photos import TRANSFORMS, sample_photos

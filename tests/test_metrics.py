@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from imgsearch.metrics import (
+from imgsearch.evaluation.metrics import (
     average_precision,
     precision_at_k,
     rank,

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from pgvector import HalfVector
 
-from imgsearch import store
-from imgsearch.database import Database, connect
-from imgsearch.encoders import EncoderIdentity
-from imgsearch.indexes import create_index, default_lists, drop_index, index_status
+from imgsearch.db import store
+from imgsearch.db.connection import Database, connect
+from imgsearch.db.indexes import create_index, default_lists, drop_index, index_status
+from imgsearch.encoding.encoder import EncoderIdentity
 from imgsearch.search import QueryOptions, nearest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def clustered_vectors(n: int, dim: int, clusters: int = 200, seed: int = 0) -> n
 @pytest.fixture(scope="module")
 def synthetic_db(pg_admin_url):
     """A database holding N clustered vectors of a 64-d encoder, written like ingest writes."""
-    from imgsearch.database import open_database
+    from imgsearch.db.schema import open_database
 
     from . import pg
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .database import SCHEMA, Database, connect
-from .migrate import current_revision, head_revision
+from imgsearch.db.connection import SCHEMA, Database, connect
+from imgsearch.db.migrations import current_revision, head_revision
 
 TABLES = ("encoders", "images", "embeddings", "ingest_errors")
 

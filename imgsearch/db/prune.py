@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 import psycopg
 
-from .database import Database, connect, open_database
-from .sources import location_of
+from imgsearch.db.connection import Database, connect
+from imgsearch.db.schema import as_database
+from imgsearch.sources import location_of
 
 DELETE_CHUNK = 1000
 
@@ -40,6 +41,6 @@ def delete_images(conn: psycopg.Connection, ids: Sequence[int]) -> int:
 
 def prune(database: Database | str | None = None) -> int:
     """Delete indexed local files that no longer exist; return how many were removed."""
-    db = database if isinstance(database, Database) else open_database(database)
+    db = as_database(database)
     with connect(db, autocommit=True) as conn:
         return delete_images(conn, find_gone(conn))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .decode import DECODE_VERSION
+from imgsearch.encoding.decode import DECODE_VERSION
 
 PREPROCESS_VERSION = 1  # bump whenever the arrays produced for a given picture would change
 

@@ -1,13 +1,11 @@
 """Ingest: reader -> mapper -> writer, streamed into PostgreSQL.
 
-- reader: `sources()` lists files and manifest rows (bad rows arrive as `Rejected`);
-  `_Run._plan` drops what is indexed and unchanged (size + mtime, or the sha256 with
-  `rehash`);
-- mapper: worker threads read, hash, decode and preprocess (`load()`), while the main thread
+- reader (`reader.py`): files and manifest rows; what is indexed and unchanged (size + mtime,
+  or the sha256 with `rehash`) is counted and skipped;
+- mapper (`load`): worker threads read, hash, decode and preprocess while the main thread
   encodes the previous batch; a bounded window of in-flight tasks keeps memory flat;
-- writer: `store.write_batch()`, one transaction per batch, so an interrupted run leaves only
-  whole batches and a re-run continues where it stopped. A batch the database refuses is
-  written again row by row, so a bad row costs only itself.
+- writer (`writer.py`): one transaction per batch, so an interrupted run leaves only whole
+  batches and a re-run continues where it stopped; a refused batch is retried row by row.
 """
 
 from __future__ import annotations
@@ -20,70 +18,28 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import psycopg
 
-from . import prune, store
-from .database import Database, connect, open_database
-from .decode import decode_image
-from .encoders import Encoder, Inputs, collate
-from .errors import DatabaseUnavailable, ImageDecodeError
-from .manifest import read_manifest
-from .sources import Rejected, Source, display_path, fetch
+from imgsearch.db import prune, store
+from imgsearch.db.connection import Database, connect
+from imgsearch.db.schema import as_database
+from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.encoder import Encoder, Inputs, collate
+from imgsearch.errors import DatabaseUnavailable, ImageDecodeError
+from imgsearch.ingest import reader, writer
+from imgsearch.ingest.report import Failure, IngestReport
+from imgsearch.progress import Progress, ProgressCallback
+from imgsearch.sources import Rejected, Source, display_path, fetch
 
 PLAN_CHUNK = 512
 CPU_BATCH_SIZE = 8  # benchmarks/encode.py: small batches are fastest on a 2-core CPU
 GPU_BATCH_SIZE = 128
-
-
-@dataclass
-class Failure:
-    location: str  # display form
-    kind: str
-    message: str
-
-
-@dataclass
-class IngestReport:
-    new: int = 0  # rows this run inserted (the database's answer, so concurrent runs add up)
-    updated: int = 0
-    unchanged: int = 0
-    failures: list[Failure] = field(default_factory=list)
-    encoded: int = 0  # images that went through the model (duplicates reuse a vector)
-    gone: int = 0  # indexed files under the given folders that no longer exist
-    pruned: int = 0  # of those, removed by this run (`prune=True`)
-    interrupted: bool = False
-    seconds: float = 0.0
-    model: str = ""
-
-    @property
-    def failed(self) -> int:
-        return len(self.failures)
-
-    @property
-    def done(self) -> int:
-        return self.new + self.updated + self.unchanged + self.failed
-
-    @property
-    def exit_code(self) -> int:
-        """1 only when there was something to ingest and none of it could be."""
-        return 1 if self.failures and self.new + self.updated + self.unchanged == 0 else 0
-
-
-@dataclass
-class Progress:
-    done: int
-    found: int
-    finding: bool  # still discovering files
-    elapsed: float
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass
@@ -92,16 +48,6 @@ class _Loaded:
     row: store.ImageRow
     inputs: Inputs | None  # None: content unchanged (sha256 matched), nothing to encode
     existed: bool
-
-
-def sources(paths: Iterable[str | Path] = (), manifest: str | Path | None = None,
-            follow_symlinks: bool = False) -> Iterator[Source | Rejected]:
-    from .files import find_images
-
-    if manifest is not None:
-        yield from read_manifest(manifest)
-    for path in find_images(paths, follow_symlinks):
-        yield Source(str(path))
 
 
 def load(source: Source, known: store.KnownImage | None, encoder: Encoder) -> _Loaded:
@@ -123,32 +69,17 @@ def load(source: Source, known: store.KnownImage | None, encoder: Encoder) -> _L
     return _Loaded(source, row, encoder.preprocess(decoded.image), existed=known is not None)
 
 
-def _unchanged(source: Source, known: store.KnownImage | None, rehash: bool) -> bool:
-    if known is None or not known.has_vector:
-        return False
-    if source.is_url:
-        return True
-    if rehash:
-        return False
-    try:
-        st = os.stat(source.location)
-    except OSError:
-        return False
-    return st.st_size == known.byte_size and known.mtime is not None and abs(st.st_mtime - known.mtime) < 1e-6
-
-
 def default_batch_size(encoder: Encoder) -> int:
-    return GPU_BATCH_SIZE if encoder.device.type == "cuda" else CPU_BATCH_SIZE
+    return GPU_BATCH_SIZE if encoder.device_type == "cuda" else CPU_BATCH_SIZE
 
 
-def ingest(paths: Iterable[str | Path] = (), *, manifest: str | Path | None = None,
-           model: str | None = None, encoder: Encoder | None = None, device: str = "auto",
-           batch_size: int | None = None, workers: int | None = None,
-           follow_symlinks: bool = False, rehash: bool = False, prune_gone: bool = False,
-           database: Database | str | None = None,
+def ingest(paths: Iterable[str | Path] = (), *, encoder: Encoder,
+           manifest: str | Path | None = None, batch_size: int | None = None,
+           workers: int | None = None, follow_symlinks: bool = False, rehash: bool = False,
+           prune_gone: bool = False, database: Database | str | None = None,
            progress: ProgressCallback | None = None, stop: threading.Event | None = None
            ) -> IngestReport:
-    """Index the images under `paths` (and/or a manifest) for one encoder.
+    """Index the images under `paths` (and/or a manifest) with `encoder`.
 
     `rehash` re-reads files whose size and mtime are unchanged and re-encodes those whose
     content changed. Indexed files under the given folders that are gone are counted
@@ -157,17 +88,13 @@ def ingest(paths: Iterable[str | Path] = (), *, manifest: str | Path | None = No
     continues from there. A lost database connection raises DatabaseUnavailable.
     """
     paths = list(paths)
-    db = database if isinstance(database, Database) else open_database(database)
-    if encoder is None:
-        from .models import get_encoder
-
-        encoder = get_encoder(model, device)
+    db = as_database(database)
     run = _Run(db, encoder, batch_size or default_batch_size(encoder),
                workers or os.cpu_count() or 2, progress, stop or threading.Event(), rehash)
     folders = [Path(p).expanduser().absolute() for p in paths if Path(p).is_dir()]
     try:
         with _stop_on_sigint(run.stop):
-            run.execute(sources(paths, manifest, follow_symlinks))
+            run.execute(reader.sources(paths, manifest, follow_symlinks))
             if folders and not run.report.interrupted:
                 run.count_gone(folders, prune_gone)
     except psycopg.OperationalError as exc:
@@ -258,14 +185,14 @@ class _Run:
             stale_metadata = []
             for source in fresh:
                 entry = known.get(source.location)
-                if _unchanged(source, entry, self.rehash):
+                if reader.unchanged(source, entry, self.rehash):
                     self.report.unchanged += 1
                     if source.metadata and source.metadata != entry.metadata:
                         stale_metadata.append(_metadata_row(source, entry))
                 else:
                     yield source, entry
             if stale_metadata:
-                self._write([], [], refreshed=stale_metadata)
+                writer.write(self.conn, self.enc_id, [], [], refreshed=stale_metadata)
             self._tick()
 
     def _drain(self, pending: deque[tuple[Source, Future]], keep: int) -> None:
@@ -287,8 +214,10 @@ class _Run:
             return
         to_write = [item for item in self.batch if item.inputs is not None]
         refreshed = [item.row for item in self.batch if item.inputs is None]
-        rows = [item.row for item in to_write]
-        written = self._write(rows, self._vectors(to_write), refreshed)
+        written = writer.write(self.conn, self.enc_id, [item.row for item in to_write],
+                               self._vectors(to_write), refreshed)
+        for location, reason in written.failed.items():
+            self.errors.append(Failure(display_path(location), "database", reason))
         for item in to_write:
             location = item.row.location
             if location in written.failed:
@@ -300,42 +229,12 @@ class _Run:
                 self.report.new += 1
             else:
                 self.report.updated += 1
-        self.report.unchanged += len(refreshed)
-        self._write([], [], errors=self.errors)
+        self.report.unchanged += len(refreshed) - sum(r.location in written.failed for r in refreshed)
+        writer.write(self.conn, self.enc_id, [], [], errors=self.errors)
         self.report.failures.extend(self.errors)
         self.batch.clear()
         self.errors = []
         self._tick()
-
-    def _write(self, rows: list[store.ImageRow], vectors: list, refreshed=(),
-               errors=()) -> store.Written:
-        """Write one batch; if the database refuses it, each row alone (bad rows fail)."""
-        error_rows = [store.ErrorRow(e.location, e.kind, e.message) for e in errors]
-        try:
-            return store.write_batch(self.conn, self.enc_id, rows, vectors, error_rows, refreshed)
-        except psycopg.OperationalError:
-            raise
-        except psycopg.Error:
-            pass
-        result = store.Written()
-        singles = [([r], [v], [], []) for r, v in zip(rows, vectors, strict=True)]
-        singles += [([], [], [r], []) for r in refreshed] + [([], [], [], [e]) for e in error_rows]
-        for one_row, one_vector, one_refreshed, one_error in singles:
-            try:
-                part = store.write_batch(self.conn, self.enc_id, one_row, one_vector, one_error,
-                                         one_refreshed)
-            except psycopg.OperationalError:
-                raise
-            except psycopg.Error as exc:
-                bad = (one_row or one_refreshed or one_error)[0].location
-                message = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
-                result.failed.add(bad)
-                self.errors.append(Failure(display_path(bad), "database",
-                                           f"the database refused this row: {message}"))
-                continue
-            result.inserted |= part.inserted
-            result.collided += part.collided
-        return result
 
     def _vectors(self, items: list[_Loaded]) -> list:
         """Encode each distinct content once; reuse stored vectors of identical content."""
@@ -356,7 +255,8 @@ class _Run:
         if self.progress is None or (not force and now - self._last_progress < 0.2):
             return
         self._last_progress = now
-        self.progress(Progress(self.report.done, self.found, self.finding, now - self.started))
+        self.progress(Progress("ingest", self.report.done, None if self.finding else self.found,
+                               now - self.started))
 
 
 def _metadata_row(source: Source, known: store.KnownImage) -> store.ImageRow:

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from .database import SCHEMA, Database, connect
+from imgsearch.db.connection import SCHEMA, Database, connect
 
 VERSION_TABLE = "alembic_version"
 

@@ -10,8 +10,8 @@ import numpy as np
 import psycopg
 from pgvector import HalfVector
 
-from .encoders import EncoderIdentity
-from .sources import display_path, path_bytes
+from imgsearch.encoding.encoder import EncoderIdentity
+from imgsearch.sources import display_path, path_bytes
 
 
 @dataclass
@@ -47,11 +47,11 @@ class ErrorRow:
 class Written:
     """What one `write_batch` did: locations inserted (not there before), locations not
     written because another file's display path already holds that `path`, and (filled by
-    the ingest writer) locations whose rows the database refused."""
+    the ingest writer) the rows the database refused, with the reason."""
 
     inserted: set[str] = field(default_factory=set)
     collided: list[str] = field(default_factory=list)
-    failed: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)  # location -> reason
 
 
 def storable_text(text: str) -> str:
@@ -85,6 +85,21 @@ def _by_location(rows, locations: Sequence[str]) -> dict[str, tuple]:
         if location is not None:
             found[location] = tuple(rest)
     return found
+
+
+@dataclass
+class EncoderRow:
+    id: int
+    name: str
+    dimension: int
+
+
+def encoder_by_name(conn: psycopg.Connection, name: str) -> EncoderRow | None:
+    """The newest registered identity of the encoder called `name` (as the SQL functions
+    resolve it)."""
+    row = conn.execute("SELECT id, name, dimension FROM imgsearch.encoders WHERE name = %s"
+                       " ORDER BY created_at DESC, id DESC LIMIT 1", (name,)).fetchone()
+    return EncoderRow(*row) if row else None
 
 
 def known_images(conn: psycopg.Connection, enc_id: int, locations: Sequence[str]) -> dict[str, KnownImage]:

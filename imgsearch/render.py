@@ -6,10 +6,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .decode import decode_image
-from .errors import ImageDecodeError
-from .search import SearchResult
-from .sources import fetch
+from imgsearch.encoding.decode import decode_image
+from imgsearch.errors import ImageDecodeError
+from imgsearch.search import SearchResult
+from imgsearch.sources import fetch
 
 TILE = 224
 CAPTION = 36

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from filelock import FileLock
 
-from .errors import DatabaseUnavailable
+from imgsearch.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -2,13 +2,15 @@
 
 EXIF orientation is applied, every common mode becomes RGB (alpha on white), large JPEGs
 are decoded at reduced size with `draft`, animated images give their first frame, and
-oversized images are refused before their pixels are decoded.
+oversized images are refused before their pixels are decoded: over `IMGSEARCH_MAX_PIXELS`,
+and in any case over Pillow's own hard limit (twice `PIL.Image.MAX_IMAGE_PIXELS`, which
+imgsearch leaves as the process has it).
 """
 
 from __future__ import annotations
 
 import io
-import os
+import re
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -17,18 +19,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import ImageDecodeError
+from imgsearch import config
+from imgsearch.errors import ImageDecodeError
 
-DEFAULT_MAX_PIXELS = 150_000_000  # a 150-megapixel image; override with IMGSEARCH_MAX_PIXELS
 DECODE_VERSION = 1  # bump whenever the pixels produced for a given file would change
-
-# We enforce our own limit (with a clear per-file error) instead of Pillow's warning.
-Image.MAX_IMAGE_PIXELS = None
-
-
-def max_pixels() -> int:
-    return int(os.environ.get("IMGSEARCH_MAX_PIXELS") or DEFAULT_MAX_PIXELS)
-
 
 @cache
 def heif_available() -> bool:
@@ -49,12 +43,14 @@ class DecodedImage:
     format: str | None
 
 
-def decode_image(source: bytes | str | Path, min_size: int | None = None) -> DecodedImage:
+def decode_image(source: bytes | str | Path, min_size: int | None = None,
+                 max_pixels: int | None = None) -> DecodedImage:
     """Decode `source` (file content or a path) to RGB.
 
     With `min_size`, a JPEG may be decoded at a reduced scale whose sides stay >= min_size,
     which is several times faster for camera-size files and changes nothing after resizing.
-    Raises ImageDecodeError with a `kind` (empty, not_an_image, too_large, corrupt).
+    `max_pixels` defaults to the `IMGSEARCH_MAX_PIXELS` setting. Raises ImageDecodeError with
+    a `kind` (empty, not_an_image, too_large, corrupt).
     """
     if isinstance(source, (str, Path)):
         try:
@@ -68,24 +64,27 @@ def decode_image(source: bytes | str | Path, min_size: int | None = None) -> Dec
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(source))
-            return _decode_opened(img, min_size)
+            return _decode_opened(img, min_size, max_pixels or config.load().max_pixels)
     except ImageDecodeError:
         raise
     except Image.UnidentifiedImageError as exc:
         raise ImageDecodeError("not an image in a format imgsearch reads", "not_an_image") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(f"too many pixels ({exc})", "too_large") from exc
+        sizes = [int(n) for n in re.findall(r"\d+", str(exc))[:2]]
+        detail = (f"{sizes[0] / 1e6:.0f} megapixels, over Pillow's limit of {sizes[1] / 1e6:.0f}"
+                  if len(sizes) == 2 else str(exc))
+        raise ImageDecodeError(f"{detail} (a decompression bomb?)", "too_large") from exc
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}", "corrupt") from exc
 
 
-def _decode_opened(img: Image.Image, min_size: int | None) -> DecodedImage:
+def _decode_opened(img: Image.Image, min_size: int | None, max_pixels: int) -> DecodedImage:
     fmt = img.format
     width, height = img.size
-    if width * height > max_pixels():
+    if width * height > max_pixels:
         raise ImageDecodeError(
             f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
-            f"{max_pixels() / 1e6:.0f} (IMGSEARCH_MAX_PIXELS)",
+            f"{max_pixels / 1e6:.0f} (IMGSEARCH_MAX_PIXELS)",
             "too_large",
         )
     orientation = img.getexif().get(0x0112, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ImgsearchError
+from imgsearch.errors import ImgsearchError
 
 
 def pick_device(name: str = "auto") -> torch.device:

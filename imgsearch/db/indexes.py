@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+import time
 from dataclasses import dataclass
 
-from .database import Database, connect
-from .errors import ImgsearchError
+from imgsearch.db import store
+from imgsearch.db.connection import Database, connect
+from imgsearch.errors import ImgsearchError
+from imgsearch.progress import Progress, ProgressCallback
 
 IVFFLAT_MIN_ROWS_PER_LIST = 39  # pgvector warns below this many rows per list
 REBUILD_GROWTH = 2.0  # advise an IVFFlat rebuild when the table has doubled since the build
@@ -46,17 +48,16 @@ def default_lists(rows: int) -> int:
 
 
 def _encoder(conn, name: str) -> tuple[int, int]:
-    row = conn.execute("SELECT id, dimension FROM imgsearch.encoders WHERE name = %s"
-                       " ORDER BY created_at DESC, id DESC LIMIT 1", (name,)).fetchone()
-    if row is None:
+    enc = store.encoder_by_name(conn, name)
+    if enc is None:
         raise ImgsearchError(f"No encoder named {name!r} in the database: ingest with it first.")
-    return row
+    return enc.id, enc.dimension
 
 
 def create_index(db: Database, encoder: str, kind: str = "hnsw", *, m: int = 16,
                  ef_construction: int = 64, lists: int | None = None,
                  maintenance_work_mem: str = "1GB",
-                 progress: Callable[[str], None] | None = None) -> tuple[str, list[str]]:
+                 progress: ProgressCallback | None = None) -> tuple[str, list[str]]:
     """Build (or rebuild) the encoder's index; returns its name and any warnings."""
     if kind not in ("hnsw", "ivfflat"):
         raise ImgsearchError("--kind must be hnsw or ivfflat.")
@@ -101,7 +102,8 @@ def create_index(db: Database, encoder: str, kind: str = "hnsw", *, m: int = 16,
     return name, warnings
 
 
-def _watch_progress(db: Database, stop: threading.Event, report: Callable[[str], None]) -> None:
+def _watch_progress(db: Database, stop: threading.Event, report: ProgressCallback) -> None:
+    started = time.monotonic()
     with connect(db, autocommit=True, vector_types=False) as conn:
         while not stop.wait(1.0):
             row = conn.execute(
@@ -111,8 +113,8 @@ def _watch_progress(db: Database, stop: threading.Event, report: Callable[[str],
             ).fetchone()
             if row:
                 phase, bd, bt, td, tt = row
-                done = f"{td}/{tt} tuples" if tt else f"{bd}/{bt} blocks" if bt else ""
-                report(f"{phase} {done}".strip())
+                done, total = (td, tt) if tt else (bd, bt or None)
+                report(Progress("index", done or 0, total, time.monotonic() - started, phase))
 
 
 def drop_index(db: Database, encoder: str) -> list[str]:

@@ -18,14 +18,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-from . import metrics
-from .database import Database, open_database
-from .decode import decode_image
-from .encoders import Encoder
-from .errors import ImageDecodeError, ImgsearchError
-from .evaluate import TIE_TOLERANCE, cutoffs, encoders_for, ingest_and_fetch, sample_queries
-from .files import find_images
-from .ingest import ProgressCallback
+from imgsearch.db.connection import Database
+from imgsearch.db.schema import as_database
+from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.encoder import Encoder
+from imgsearch.errors import ImageDecodeError, ImgsearchError
+from imgsearch.evaluation import metrics
+from imgsearch.evaluation.common import (
+    TIE_TOLERANCE,
+    cutoffs,
+    encoders_for,
+    ingest_and_fetch,
+    sample_queries,
+)
+from imgsearch.ingest.files import find_images
+from imgsearch.progress import Progress, ProgressCallback
 
 COPY_QUALITY = 90  # JPEG quality of every copy except the `jpeg` one
 ENCODE_BATCH = 16
@@ -103,8 +110,7 @@ def near_duplicates(root: str | Path, *, models: Sequence[str] = (),
                     encoders: Sequence[Encoder] = (), ks: Sequence[int] = (1, 5),
                     transforms: Sequence[str] | None = None, sample: int | None = None,
                     device: str = "auto", database: Database | str | None = None,
-                    progress: ProgressCallback | None = None,
-                    status: Callable[[str], None] | None = None) -> NearDuplicateEvaluation:
+                    progress: ProgressCallback | None = None) -> NearDuplicateEvaluation:
     """recall@k of finding the original from each edited copy, per model."""
     ks = cutoffs(ks)
     names = list(transforms or TRANSFORMS)
@@ -117,7 +123,7 @@ def near_duplicates(root: str | Path, *, models: Sequence[str] = (),
     paths = [str(p) for p in find_images([root_path])]
     if len(paths) < 2:
         raise ImgsearchError(f"{root_path}: needs at least two images.")
-    db = database if isinstance(database, Database) else open_database(database)
+    db = as_database(database)
     results, unreadable = [], 0
     for encoder in encoders_for(models, encoders, device):
         t0 = time.perf_counter()
@@ -131,7 +137,7 @@ def near_duplicates(root: str | Path, *, models: Sequence[str] = (),
         counts = dict.fromkeys(names, 0)
         unreadable = 0
         queried = sample_queries(len(kept), sample)
-        for index, transform, vector in _copy_vectors(kept, queried, names, encoder, status):
+        for index, transform, vector in _copy_vectors(kept, queried, names, encoder, progress):
             if vector is None:
                 unreadable += transform == names[0]  # once per original
                 continue
@@ -150,11 +156,11 @@ def near_duplicates(root: str | Path, *, models: Sequence[str] = (),
 
 
 def _copy_vectors(paths: Sequence[str], queried: Sequence[int], transforms: Sequence[str],
-                  encoder: Encoder, status: Callable[[str], None] | None
+                  encoder: Encoder, progress: ProgressCallback | None
                   ) -> Iterator[tuple[int, str, np.ndarray | None]]:
     """(original's index, transform, float16-rounded unit vector of the copy), in batches."""
     pending: list[tuple[int, str, Image.Image]] = []
-    done, total, last = 0, len(queried) * len(transforms), time.monotonic()
+    done, total, started = 0, len(queried) * len(transforms), time.monotonic()
 
     def flush() -> Iterator[tuple[int, str, np.ndarray]]:
         vectors = encoder.encode([img for _, _, img in pending])
@@ -178,31 +184,7 @@ def _copy_vectors(paths: Sequence[str], queried: Sequence[int], transforms: Sequ
         if len(pending) >= ENCODE_BATCH:
             done += len(pending)
             yield from flush()
-            if status is not None and time.monotonic() - last >= 5.0:
-                last = time.monotonic()
-                status(f"copies: {done}/{total} encoded")
+            if progress is not None:
+                progress(Progress("copies", done, total, time.monotonic() - started))
     if pending:
         yield from flush()
-
-
-def near_duplicates_table(e: NearDuplicateEvaluation) -> str:
-    """recall@k per transform (rows) and model (columns)."""
-    lines = [f"near-duplicates in {e.root}: each image's edited copies searched among the "
-             f"{e.models[0].originals:,} originals" if e.models else e.root]
-    if e.unreadable:
-        lines.append(f"({e.unreadable} originals could not be decoded again; left out)")
-    header = f"{'copy':<10}" + "".join(f"  {m.model[:24]:>24}" for m in e.models)
-    lines.append("")
-    lines.append(f"{'':<10}" + "".join(
-        f"  {'  '.join(f'R@{k}' for k in e.ks):>24}" for _ in e.models))
-    lines.insert(len(lines) - 1, header)
-    for t in [*e.transforms, "all"]:
-        cells = []
-        for m in e.models:
-            values = m.overall if t == "all" else m.recall[t]
-            cells.append(f"  {'  '.join(f'{values[k]:.3f}' for k in e.ks):>24}")
-        lines.append(f"{t:<10}" + "".join(cells))
-    lines.append("")
-    lines.extend(f"{m.model}: {m.copies:,} copies of {m.queried:,} images in {m.seconds:.1f}s"
-                 for m in e.models)
-    return "\n".join(lines)

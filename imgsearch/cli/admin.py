@@ -1,0 +1,138 @@
+"""Commands that look after the database and its ANN indexes: `db ...`, `index ...`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from imgsearch.cli.app import ModelOption, db_app, echo_err, index_app
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to upgrade to.")) -> None:
+    """Apply Alembic migrations (they also apply automatically on first use)."""
+    from imgsearch.db.connection import resolve
+    from imgsearch.db.migrations import current_revision, upgrade
+    from imgsearch.db.schema import ensure_pgvector
+
+    db = resolve()
+    ensure_pgvector(db)
+    upgrade(db, revision)
+    typer.echo(f"{db.describe()}: schema at revision {current_revision(db)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument(..., help="Alembic revision, or 'base'.")) -> None:
+    """Revert Alembic migrations (`base` removes every imgsearch table)."""
+    from imgsearch.db.connection import resolve
+    from imgsearch.db.migrations import current_revision, downgrade
+
+    db = resolve()
+    downgrade(db, revision)
+    typer.echo(f"{db.describe()}: schema at revision {current_revision(db) or 'base'}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Server, PostgreSQL and pgvector versions, schema revision, row counts."""
+    from imgsearch.db.connection import resolve
+    from imgsearch.db.schema import ensure_pgvector
+    from imgsearch.db.status import database_status
+    from imgsearch.tables import render, table
+
+    db = resolve()
+    ensure_pgvector(db)
+    s = database_status(db)
+    head_note = "head" if s.at_head else f"behind head {s.head}: run `imgsearch db upgrade`"
+    typer.echo(f"server:      {s.server}")
+    typer.echo(f"postgresql:  {s.postgres_version}")
+    typer.echo(f"pgvector:    {s.pgvector_version}")
+    typer.echo(f"revision:    {s.revision or 'none'} ({head_note})")
+    if s.table_rows:
+        rows = [(name, f"{count:,}") for name, count in s.table_rows.items()]
+        typer.echo(render("", table(["table", "rows"], rows, right=["rows"])))
+    if s.encoders:
+        rows = [(e.name, e.dimension, e.weights, f"{e.embeddings:,}") for e in s.encoders]
+        typer.echo(render("", table(["encoder", "dim", "weights", "embeddings"], rows,
+                                    right=["dim", "embeddings"])))
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print a URL that psql or another application can connect with."""
+    from imgsearch.db.connection import resolve
+
+    typer.echo(resolve().url)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server (it restarts on the next imgsearch command)."""
+    from imgsearch import config
+    from imgsearch.db import embedded
+
+    settings = config.load()
+    if settings.database_url:
+        echo_err("IMGSEARCH_DATABASE_URL is set: imgsearch does not manage that server.")
+        raise typer.Exit(1)
+    stopped = embedded.stop(settings.home)
+    typer.echo("embedded server stopped" if stopped else "embedded server was not running")
+
+
+def _model(model: str | None) -> str:
+    from imgsearch import config
+
+    return model or config.load().model
+
+
+@index_app.command("create")
+def index_create(
+    model: ModelOption = None,
+    kind: Annotated[str, typer.Option("--kind", help="hnsw or ivfflat.")] = "hnsw",
+    m: Annotated[int, typer.Option("--m", min=2, max=100, help="HNSW links per node.")] = 16,
+    ef_construction: Annotated[int, typer.Option(
+        "--ef-construction", min=4, max=1000, help="HNSW build candidate list.")] = 64,
+    lists: Annotated[int | None, typer.Option(
+        "--lists", min=1, max=32768, help="IVFFlat lists (default: from the row count).")] = None,
+) -> None:
+    """Build the encoder's ANN index (replacing any existing one)."""
+    from imgsearch.cli.display import progress_display
+    from imgsearch.db.indexes import create_index
+    from imgsearch.db.schema import open_database
+
+    with progress_display() as show:
+        name, warnings = create_index(open_database(), _model(model), kind, m=m,
+                                      ef_construction=ef_construction, lists=lists, progress=show)
+    for warning in warnings:
+        echo_err(f"warning: {warning}")
+    typer.echo(f"created index {name}")
+
+
+@index_app.command("drop")
+def index_drop(model: ModelOption = None) -> None:
+    """Drop the encoder's ANN index (searches fall back to an exact scan)."""
+    from imgsearch.db.indexes import drop_index
+    from imgsearch.db.schema import open_database
+
+    dropped = drop_index(open_database(), _model(model))
+    typer.echo(f"dropped {', '.join(dropped)}" if dropped else "no index to drop")
+
+
+@index_app.command("status")
+def index_status_command() -> None:
+    """Per encoder: kind, parameters, size, rows, validity, rebuild advice."""
+    from imgsearch.db.indexes import index_status
+    from imgsearch.db.schema import open_database
+    from imgsearch.tables import render, table
+
+    statuses = index_status(open_database())
+    if not statuses:
+        typer.echo("no ANN indexes: searches use exact scans (`imgsearch index create`)")
+        return
+    rows = [(s.encoder, s.kind, s.parameters, f"{s.size_bytes / 2**20:.1f} MiB", f"{s.rows:,}",
+             "valid" if s.valid else "INVALID",
+             "REBUILD ADVISED (table grew since build)" if s.rebuild_advised else "")
+            for s in statuses]
+    typer.echo(render(table(["encoder", "kind", "parameters", "size", "rows", "state", "advice"],
+                            rows, right=["size", "rows"])))

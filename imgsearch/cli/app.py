@@ -1,0 +1,41 @@
+"""The Typer application, its sub-commands' groups, and the options commands share."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Image similarity search with PostgreSQL + pgvector as the index.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The database: migrations, status, connection URL.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+index_app = typer.Typer(help="pgvector ANN indexes (one per encoder).", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+MAX_K = 10_000  # imgsearch.search.MAX_K, repeated so that --help imports nothing heavy
+
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Encoder name (see `imgsearch models`); default IMGSEARCH_MODEL.")]
+DeviceOption = Annotated[str | None, typer.Option(
+    "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps; "
+    "default IMGSEARCH_DEVICE.", show_default=False)]
+
+
+def echo_err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def similarity_range(value: float | None) -> float | None:
+    """Typer callback: a cosine similarity in -1..1 (NaN refused)."""
+    if value is not None and not (math.isfinite(value) and -1.0 <= value <= 1.0):
+        raise typer.BadParameter(f"{value} is not a number between -1 and 1.")
+    return value
+
+
+def open_index(model: str | None = None, device: str | None = None):
+    """The library object the commands work through."""
+    from imgsearch.library import Index
+
+    return Index(model=model, device=device)

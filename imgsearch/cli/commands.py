@@ -1,0 +1,188 @@
+"""The everyday commands: ingest, search, evaluate, prune, models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imgsearch.cli.app import (
+    MAX_K,
+    DeviceOption,
+    ModelOption,
+    app,
+    echo_err,
+    open_index,
+    similarity_range,
+)
+
+WeightsOption = Annotated[Path | None, typer.Option(
+    "--weights", help="A state-dict file for the model (offline use); search with the same one.")]
+
+
+@app.command("ingest")
+def ingest_command(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Files or folders to index (folders recursively).", show_default=False)] = None,
+    model: ModelOption = None,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", min=1, max=4096, help="Images per encoder batch and per transaction.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, max=256, help="Parallel readers/decoders (default: CPU count).")] = None,
+    device: DeviceOption = None,
+    manifest: Annotated[Path | None, typer.Option(
+        "--manifest", help="CSV with a `path` or `url` column; other columns become metadata.")] = None,
+    follow_symlinks: Annotated[bool, typer.Option(
+        "--follow-symlinks", help="Enter symlinked folders (each once).")] = False,
+    weights: WeightsOption = None,
+    rehash: Annotated[bool, typer.Option(
+        "--rehash", help="Also hash files whose size and mtime are unchanged; re-encode those "
+        "whose content changed.")] = False,
+    prune: Annotated[bool, typer.Option(
+        "--prune", help="Remove indexed files under the given folders that are gone.")] = False,
+) -> None:
+    """Index images: new and changed files are encoded, unchanged ones skipped."""
+    from imgsearch.cli.display import progress_display
+
+    if not paths and manifest is None:
+        echo_err("Give at least one PATH or --manifest CSV.")
+        raise typer.Exit(2)
+    index = open_index(model, device)
+    index.encoder(model, weights)  # a missing model fails before any work
+    try:
+        with progress_display() as show:
+            report = index.ingest(paths or (), model=model, weights=weights, manifest=manifest,
+                                  batch_size=batch_size, workers=workers,
+                                  follow_symlinks=follow_symlinks, rehash=rehash,
+                                  prune_gone=prune, progress=show)
+    except FileNotFoundError as exc:
+        echo_err(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    rate = report.encoded / report.seconds if report.seconds else 0.0
+    typer.echo(f"{report.model}: {report.new} new, {report.updated} updated, "
+               f"{report.unchanged} unchanged, {report.failed} failed "
+               f"({report.encoded} encoded in {report.seconds:.1f}s, {rate:.1f} images/s)")
+    for failure in report.failures:
+        typer.echo(f"  failed: {failure.location}: {failure.message} [{failure.kind}]")
+    if report.pruned:
+        typer.echo(f"removed {report.pruned} indexed files that are gone from these folders")
+    elif report.gone:
+        typer.echo(f"{report.gone} indexed files under these folders are gone: "
+                   "`--prune` removes them from the index")
+    if report.interrupted:
+        typer.echo("interrupted: what was written is kept; run the same command to continue.")
+        raise typer.Exit(130)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="Image file, http(s) URL, or id:<image id>.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=MAX_K, help="How many results.")] = 5,
+    model: ModelOption = None,
+    min_similarity: Annotated[float | None, typer.Option(
+        "--min-similarity", callback=similarity_range,
+        help="Drop results below this cosine similarity (-1..1).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    grid: Annotated[Path | None, typer.Option(
+        "--grid", help="Also write the query and its matches side by side to this PNG.")] = None,
+    device: DeviceOption = None,
+    weights: WeightsOption = None,
+    ef_search: Annotated[int | None, typer.Option(
+        "--ef-search", min=1, max=1000, help="HNSW candidate list size (recall vs speed).")] = None,
+    probes: Annotated[int | None, typer.Option(
+        "--probes", min=1, max=32768, help="IVFFlat lists to visit (recall vs speed).")] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="Exact scan, no index.")] = False,
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", help="Metadata filter key=value (repeatable).")] = None,
+) -> None:
+    """Find the indexed images most similar to QUERY."""
+    from imgsearch.cli.display import search_table
+    from imgsearch.search import QueryOptions
+
+    filters = {}
+    for item in where or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            echo_err(f"--where {item!r}: expected key=value")
+            raise typer.Exit(2)
+        filters[key] = value
+    options = QueryOptions(ef_search, probes, exact, filters or None)
+    result = open_index(model, device).search(query, k, weights=weights,
+                                              min_similarity=min_similarity, options=options)
+    if grid is not None:
+        from imgsearch.render import save_grid
+
+        save_grid(result, grid)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        return
+    if not result.results:
+        typer.echo("no close match" if min_similarity is not None else "no results")
+        return
+    typer.echo(search_table(result))
+    if grid is not None:
+        typer.echo(f"grid written to {grid}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    folder: Annotated[Path, typer.Argument(
+        help="One sub-folder per class (or any folder with --labels / --near-duplicates).")],
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", "-m", help="Encoder to evaluate; repeat to compare several.")] = None,
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "1,5,10",
+    labels: Annotated[Path | None, typer.Option(
+        "--labels", help="CSV with path,label columns (paths relative to FOLDER).")] = None,
+    near_duplicates: Annotated[bool, typer.Option(
+        "--near-duplicates", help="Copy detection instead: edited copies must find their original "
+        "(no labels needed).")] = False,
+    exact: Annotated[bool, typer.Option(
+        "--exact", help="Skip the ANN index check (quality is always ranked exactly).")] = False,
+    sample: Annotated[int | None, typer.Option(
+        "--sample", min=1, help="Query with a seeded random subset of this many images.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    device: DeviceOption = None,
+) -> None:
+    """Measure retrieval quality on your own images: leave-one-out P@k, R@k, mAP, MRR."""
+    from imgsearch.cli.display import progress_display
+
+    try:
+        ks = [int(v) for v in k.split(",") if v.strip()]
+    except ValueError:
+        echo_err(f"--k {k!r}: expected comma-separated integers such as 1,5,10")
+        raise typer.Exit(2) from None
+    from imgsearch.evaluation.tables import evaluation_table, near_duplicates_table
+
+    index = open_index(device=device)
+    models = model or [index.model]
+    for name in models:
+        index.encoder(name)  # every model loads before any work, so a missing one fails early
+    with progress_display() as show:
+        if near_duplicates:
+            result = index.near_duplicates(folder, models=models, ks=ks, sample=sample,
+                                           progress=show)
+            text = near_duplicates_table(result)
+        else:
+            result = index.evaluate(folder, models=models, ks=ks, labels_csv=labels, exact=exact,
+                                    sample=sample, progress=show)
+            text = evaluation_table(result)
+    typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else text)
+
+
+@app.command("prune")
+def prune_command() -> None:
+    """Remove indexed images whose files are gone (and their vectors)."""
+    removed = open_index().prune()
+    typer.echo(f"removed {removed} image{'s' if removed != 1 else ''} whose files are gone")
+
+
+@app.command("models")
+def models_command() -> None:
+    """The encoders available, their dimension, and whether their weights are here offline."""
+    from imgsearch.cli.display import models_table
+    from imgsearch.encoding.registry import list_models
+
+    typer.echo(models_table(list_models()))

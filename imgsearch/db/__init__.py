@@ -1,0 +1,1 @@
+"""The database: connections and the embedded server, migrations, rows, ANN indexes."""

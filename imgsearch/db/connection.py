@@ -1,0 +1,86 @@
+"""Which PostgreSQL to use, and connecting to it.
+
+`IMGSEARCH_DATABASE_URL` wins when set; otherwise the embedded server below the imgsearch home.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import psycopg
+
+from imgsearch import config
+from imgsearch.db import embedded
+from imgsearch.errors import DatabaseUnavailable
+
+SCHEMA = "imgsearch"
+
+
+@dataclass(frozen=True)
+class Database:
+    """A PostgreSQL database imgsearch can use."""
+
+    url: str  # a libpq URL (postgresql://...)
+    embedded_dir: Path | None = None
+
+    def describe(self) -> str:
+        if self.embedded_dir is not None:
+            return f"embedded at {self.embedded_dir}"
+        return mask_password(self.url)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", self.url)
+
+
+def mask_password(url: str) -> str:
+    return re.sub(r"(://[^:/@?]*:)[^@/]*@", r"\1***@", url)
+
+
+def libpq_url(url: str) -> str:
+    """Accept SQLAlchemy-style URLs (postgresql+psycopg://) as well as libpq ones."""
+    return re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url)
+
+
+def resolve(url: str | None = None) -> Database:
+    """The database to use: `url`, else `IMGSEARCH_DATABASE_URL`, else the embedded server."""
+    settings = config.load()
+    url = url or settings.database_url
+    if url:
+        return Database(libpq_url(url))
+    server = _embedded(settings.home)
+    return Database(server.url, embedded_dir=server.data_dir)
+
+
+@cache
+def _embedded(home: Path) -> embedded.EmbeddedServer:
+    return embedded.start(home)
+
+
+def connect(db: Database, *, autocommit: bool = False, vector_types: bool = True) -> psycopg.Connection:
+    """Open a connection; with `vector_types`, pgvector's types are registered for numpy arrays."""
+    try:
+        conn = psycopg.connect(db.url, autocommit=autocommit, connect_timeout=10)
+    except psycopg.ProgrammingError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(
+            f"{db.describe()} is not a valid PostgreSQL URL ({reason}); expected "
+            "postgresql://user:password@host:port/database (check IMGSEARCH_DATABASE_URL)."
+        ) from exc
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(
+            f"Cannot connect to PostgreSQL at {db.describe()}: {reason}. "
+            "Check that the server is running and IMGSEARCH_DATABASE_URL is right."
+        ) from exc
+    if vector_types:
+        from pgvector.psycopg import register_vector
+
+        # Without the extension yet, ensure_pgvector() is the place that says so clearly.
+        with contextlib.suppress(psycopg.ProgrammingError):
+            register_vector(conn)
+    return conn

@@ -1,0 +1,1 @@
+"""Pictures to vectors: decoding, preprocessing, the encoder registry and model runtimes."""

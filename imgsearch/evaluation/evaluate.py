@@ -1,0 +1,155 @@
+"""`imgsearch evaluate`: retrieval quality of each model on your own labelled images.
+
+Every labelled image is ingested (same pipeline, same database; what is indexed already is
+skipped), then each one queries all the others (leave-one-out). The quality figures rank
+with the exact cosine similarity of the stored vectors, so they describe the model; when the
+encoder has an ANN index, the index's recall@k against an exact database scan is measured
+separately, so the cost of the index is visible on its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imgsearch.db.connection import Database
+from imgsearch.db.schema import as_database
+from imgsearch.encoding.encoder import Encoder
+from imgsearch.errors import ImgsearchError
+from imgsearch.evaluation import metrics
+from imgsearch.evaluation.common import (
+    TIE_TOLERANCE,
+    cutoffs,
+    encoders_for,
+    ingest_and_fetch,
+    sample_queries,
+)
+from imgsearch.evaluation.index_check import IndexCheck, index_recall
+from imgsearch.evaluation.labelled import from_csv, from_folders
+from imgsearch.progress import ProgressCallback
+
+QUERY_CHUNK = 512
+
+
+@dataclass
+class RetrievalScores:
+    """Means over the queries that have at least one other image of their class."""
+
+    queries: int
+    without_relevant: int  # classes of one image: left out of every mean
+    precision: dict[int, float]
+    recall: dict[int, float]
+    map_at: dict[int, float]
+    map: float
+    mrr: float
+    chance_precision: float  # what a random ranking scores: mean of R / (n - 1)
+
+
+def leave_one_out(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int],
+                  queries: Sequence[int] | None = None) -> RetrievalScores:
+    """Each of `queries` (default: every row) ranks all other rows by cosine similarity."""
+    n = len(vectors)
+    if n < 2:
+        raise ImgsearchError("Leave-one-out needs at least two images.")
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    label_ids = np.unique(np.asarray(labels), return_inverse=True)[1]
+    queries = np.arange(n) if queries is None else np.asarray(queries)
+    sums: Counter[str] = Counter()
+    used = without = 0
+    for start in range(0, len(queries), QUERY_CHUNK):
+        chunk = queries[start:start + QUERY_CHUNK]
+        sims = unit[chunk] @ unit.T
+        for row, q in zip(sims, chunk, strict=True):
+            others = np.arange(n) != q
+            r = metrics.rank(row[others], label_ids[others] == label_ids[q], tolerance=TIE_TOLERANCE)
+            if r.n_relevant == 0:
+                without += 1
+                continue
+            used += 1
+            for k in ks:
+                sums[f"p{k}"] += metrics.precision_at_k(r, k)
+                sums[f"r{k}"] += metrics.recall_at_k(r, k)
+                sums[f"ap{k}"] += metrics.average_precision(r, k)
+            sums["ap"] += metrics.average_precision(r)
+            sums["rr"] += metrics.reciprocal_rank(r)
+            sums["chance"] += r.n_relevant / (n - 1)
+    d = max(used, 1)
+    return RetrievalScores(
+        queries=used, without_relevant=without,
+        precision={k: sums[f"p{k}"] / d for k in ks}, recall={k: sums[f"r{k}"] / d for k in ks},
+        map_at={k: sums[f"ap{k}"] / d for k in ks}, map=sums["ap"] / d, mrr=sums["rr"] / d,
+        chance_precision=sums["chance"] / d)
+
+
+@dataclass
+class ModelEvaluation:
+    model: str
+    images: int  # labelled images with a vector
+    not_ingested: int  # labelled images that could not be ingested (see ingest failures)
+    scores: RetrievalScores
+    index: IndexCheck | None
+    ingest_seconds: float
+    evaluate_seconds: float
+
+
+@dataclass
+class Evaluation:
+    root: str
+    labels_from: str
+    classes: dict[str, int]
+    missing: int  # CSV rows naming files that do not exist
+    unlabelled: int
+    rejected: int  # CSV rows that cannot be used (no label, a bad cell)
+    ks: list[int]
+    exact: bool
+    models: list[ModelEvaluation]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(root: str | Path, *, models: Sequence[str] = (), encoders: Sequence[Encoder] = (),
+             ks: Sequence[int] = (1, 5, 10), labels_csv: str | Path | None = None,
+             exact: bool = False, sample: int | None = None, index_queries: int = 1000,
+             device: str = "auto", database: Database | str | None = None,
+             progress: ProgressCallback | None = None) -> Evaluation:
+    """Leave-one-out retrieval quality per model on the labelled images under `root`.
+
+    `sample` limits the queries to a seeded random subset (every image stays a candidate);
+    `exact` skips the ANN index check; `index_queries` caps the queries it runs.
+    """
+    ks = cutoffs(ks)
+    labelled = from_csv(Path(labels_csv), Path(root)) if labels_csv else from_folders(Path(root))
+    if len(labelled.paths) < 2:
+        raise ImgsearchError(f"{root}: fewer than two labelled images (one sub-folder per class, "
+                             "or --labels CSV with path,label).")
+    db = as_database(database)
+    results = []
+    for encoder in encoders_for(models, encoders, device):
+        t0 = time.perf_counter()
+        _, found = ingest_and_fetch(labelled.paths, encoder, db, progress)
+        t1 = time.perf_counter()
+        keep = [i for i, p in enumerate(labelled.paths) if p in found]
+        if len(keep) < 2:
+            raise ImgsearchError(f"{encoder.name}: fewer than two labelled images could be ingested.")
+        vectors = np.stack([found[labelled.paths[i]][1] for i in keep])
+        labels = [labelled.labels[i] for i in keep]
+        queries = sample_queries(len(keep), sample)
+        scores = leave_one_out(vectors, labels, ks, queries)
+        check = None
+        if not exact:
+            check = index_recall(db, encoder, [found[labelled.paths[keep[q]]]
+                                               for q in queries[:index_queries]], ks)
+        results.append(ModelEvaluation(encoder.name, len(keep), len(labelled.paths) - len(keep),
+                                       scores, check, t1 - t0, time.perf_counter() - t1))
+    source = str(labels_csv) if labels_csv else "sub-folders"
+    return Evaluation(str(root), source, dict(sorted(Counter(labelled.labels).items())),
+                      len(labelled.missing), labelled.unlabelled, labelled.rejected, list(ks),
+                      exact, results)
+
+

@@ -1,0 +1,56 @@
+"""How much recall an encoder's ANN index costs, against an exact database scan."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pgvector import HalfVector
+
+from imgsearch.db import store
+from imgsearch.db.connection import Database, connect
+from imgsearch.db.indexes import index_name, index_status
+from imgsearch.encoding.encoder import Encoder
+from imgsearch.evaluation.common import TIE_TOLERANCE
+from imgsearch.search import QueryOptions, nearest
+
+
+@dataclass
+class IndexCheck:
+    name: str
+    kind: str
+    queries: int
+    recall: dict[int, float]  # index answers vs the exact scan, ties counted as hits
+
+
+def index_recall(db: Database, encoder: Encoder, queries: Sequence[tuple[int, np.ndarray]],
+                 ks: Sequence[int]) -> IndexCheck | None:
+    """recall@k of the encoder's ANN index against an exact scan, or None without an index.
+
+    `queries` are (image id, stored vector) pairs; each image is left out of its own answer.
+    """
+    with connect(db) as conn:
+        enc_id = store.encoder_id(conn, encoder.identity, create=False)
+        names = {index_name(kind, enc_id) for kind in ("hnsw", "ivfflat")}
+        status = next((s for s in index_status(db) if s.name in names), None)
+        if status is None or not status.valid:
+            return None
+        k_max = max(ks)
+        sums: Counter[int] = Counter()
+        for image_id, vector in queries:
+            answers = []
+            for exact in (False, True):
+                answers.append(nearest(conn, enc_id, encoder.dimension, HalfVector(vector), k_max,
+                                       exclude_id=image_id, options=QueryOptions(exact=exact)))
+                conn.rollback()  # the knobs are transaction-local: reset them between queries
+            approx, truth = answers
+            for k in ks:
+                if not truth[:k]:
+                    continue
+                kth = truth[:k][-1].distance
+                hits = sum(1 for row in approx[:k] if row.distance <= kth + TIE_TOLERANCE)
+                sums[k] += hits / len(truth[:k])
+    n = max(len(queries), 1)
+    return IndexCheck(status.name, status.kind, len(queries), {k: sums[k] / n for k in ks})

@@ -1,0 +1,52 @@
+"""Labelled images: one class per sub-folder, or a `path,label` CSV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imgsearch.errors import ImgsearchError
+from imgsearch.ingest.files import find_images
+from imgsearch.ingest.manifest import Row, read_table
+
+
+@dataclass
+class LabelledSet:
+    paths: list[str]  # absolute, as ingest stores them
+    labels: list[str]
+    missing: list[str] = field(default_factory=list)  # listed in a CSV but not on disk
+    unlabelled: int = 0  # images directly in DIR (no class folder)
+    rejected: int = 0  # CSV rows that cannot be used
+
+
+def from_folders(root: Path) -> LabelledSet:
+    """One class per sub-folder of `root` (images in deeper folders belong to the top one)."""
+    root = Path(root).expanduser().absolute()
+    if not root.is_dir():
+        raise ImgsearchError(f"{root}: not a folder")
+    paths, labels, unlabelled = [], [], 0
+    for path in find_images([root]):
+        parts = path.relative_to(root).parts
+        if len(parts) < 2:
+            unlabelled += 1
+            continue
+        paths.append(str(path))
+        labels.append(parts[0])
+    return LabelledSet(paths, labels, unlabelled=unlabelled)
+
+
+def from_csv(csv_path: Path, root: Path) -> LabelledSet:
+    """`path,label` rows (a header naming both columns); relative paths are under `root`.
+
+    Rows that cannot be used (no label, a bad cell) are counted in `rejected`."""
+    root = Path(root).expanduser().absolute()
+    result = LabelledSet([], [])
+    for row in read_table(csv_path, ("path",), root, required=("label",)):
+        if not isinstance(row, Row):
+            result.rejected += 1
+        elif Path(row.location).is_file():
+            result.paths.append(row.location)
+            result.labels.append(row.cells["label"])
+        else:
+            result.missing.append(row.location)
+    return result

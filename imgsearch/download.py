@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import ipaddress
+import re
 import socket
 import threading
 import time
@@ -23,11 +24,20 @@ from urllib.parse import urljoin, urlsplit
 
 from imgsearch import config
 from imgsearch.errors import ImageDecodeError
-from imgsearch.sources import URL_SCHEMES, url_scheme
 
+URL_SCHEMES = ("http", "https")
 READ_TIMEOUT_S = 15.0
 MAX_REDIRECTS = 5
 USER_AGENT = "imgsearch/0.1 (+https://pypi.org/project/imgsearch)"
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def url_scheme(text: str) -> str | None:
+    """The scheme of `text` when it is written as `scheme://...`, lower-cased."""
+    match = _SCHEME.match(text)
+    return match.group(1).lower() if match else None
 
 
 def host_allowed_by_name(host: str, allowed: list[str]) -> bool:

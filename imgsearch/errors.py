@@ -27,3 +27,9 @@ class ImageDecodeError(ImgsearchError):
     def __init__(self, message: str, kind: str = "decode") -> None:
         super().__init__(message)
         self.kind = kind
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -46,7 +46,7 @@ class SearchResult:
     query_path: str | None = None  # the indexed image's path for an `id:` query
 
     def to_json(self) -> dict:
-        """The shape documented in SPEC.md."""
+        """The `search --json` shape documented in the README."""
         results = [{k: v for k, v in asdict(m).items() if k != "location"} for m in self.results]
         return {"query": self.query, "model": self.model, "results": results}
 

@@ -14,11 +14,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imgsearch.download import URL_SCHEMES, download, url_scheme
 from imgsearch.errors import ImageDecodeError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-URL_SCHEMES = ("http", "https")
 
 
 @dataclass
@@ -40,12 +39,6 @@ class Rejected:
     location: str  # display form: a path, or `manifest.csv:LINE`
     kind: str
     message: str
-
-
-def url_scheme(text: str) -> str | None:
-    """The scheme of `text` when it is written as `scheme://...`, lower-cased."""
-    match = _SCHEME.match(text)
-    return match.group(1).lower() if match else None
 
 
 def is_url(text: str) -> bool:
@@ -93,7 +86,5 @@ def fetch(location: str) -> bytes:
     """The bytes of a local file or an http(s) URL (other schemes are refused)."""
     check_location(location)
     if is_url(location):
-        from imgsearch.download import download
-
         return download(location)
     return read_file(os.path.expanduser(location))

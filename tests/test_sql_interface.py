@@ -144,3 +144,19 @@ def test_readme_sql_examples_run(db, lite0) -> None:
     with connect(db) as conn:
         for block in blocks:
             assert conn.execute(block).fetchall(), block
+
+
+def test_readme_python_example_runs(db) -> None:
+    import os
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
+    run = subprocess.run([sys.executable, "-c", block], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("1 ") and lines[0].endswith("chelsea.jpg")  # the cat finds itself
+    assert lines[-1].startswith("{1: ")

@@ -7,7 +7,7 @@ import sys
 
 from imgsearch.cli import admin, commands  # noqa: F401  (they register their commands)
 from imgsearch.cli.app import app, echo_err
-from imgsearch.errors import ImgsearchError
+from imgsearch.errors import ImgsearchError, first_line
 
 __all__ = ["app", "main"]
 
@@ -31,9 +31,9 @@ def main() -> None:
 
 
 def _describe(exc: Exception) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    first = first_line(exc)
     if type(exc).__module__.split(".")[0] in ("psycopg", "sqlalchemy"):
-        return (f"the database answered with an error ({first or type(exc).__name__}); "
+        return (f"the database answered with an error ({first}); "
                 "what was written before is kept.")
     return (f"unexpected {type(exc).__name__}: {first} (set IMGSEARCH_DEBUG=1 to see the "
             "traceback, and please report it).")

@@ -15,7 +15,7 @@ import psycopg
 
 from imgsearch import config
 from imgsearch.db import embedded
-from imgsearch.errors import DatabaseUnavailable
+from imgsearch.errors import DatabaseUnavailable, first_line
 
 SCHEMA = "imgsearch"
 
@@ -66,15 +66,13 @@ def connect(db: Database, *, autocommit: bool = False, vector_types: bool = True
     try:
         conn = psycopg.connect(db.url, autocommit=autocommit, connect_timeout=10)
     except psycopg.ProgrammingError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(
-            f"{db.describe()} is not a valid PostgreSQL URL ({reason}); expected "
+            f"{db.describe()} is not a valid PostgreSQL URL ({first_line(exc)}); expected "
             "postgresql://user:password@host:port/database (check IMGSEARCH_DATABASE_URL)."
         ) from exc
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(
-            f"Cannot connect to PostgreSQL at {db.describe()}: {reason}. "
+            f"Cannot connect to PostgreSQL at {db.describe()}: {first_line(exc)}. "
             "Check that the server is running and IMGSEARCH_DATABASE_URL is right."
         ) from exc
     if vector_types:

@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 
 from imgsearch import config
 from imgsearch.errors import ImageDecodeError
+from imgsearch.sources import read_file
 
 DECODE_VERSION = 1  # bump whenever the pixels produced for a given file would change
 
@@ -53,10 +54,7 @@ def decode_image(source: bytes | str | Path, min_size: int | None = None,
     a `kind` (empty, not_an_image, too_large, corrupt).
     """
     if isinstance(source, (str, Path)):
-        try:
-            source = Path(source).read_bytes()
-        except OSError as exc:
-            raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}", "unreadable") from exc
+        source = read_file(str(source))
     if not source:
         raise ImageDecodeError("empty file (0 bytes)", "empty")
     heif_available()

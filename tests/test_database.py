@@ -227,3 +227,9 @@ def test_server_without_pgvector_gets_one_clear_sentence(server_without_pgvector
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and "pgvector" in result.stderr
+
+
+def test_head_revision_constant_is_the_newest_migration(db) -> None:
+    from imgsearch.db.migrations import HEAD_REVISION, current_revision, head_revision
+
+    assert HEAD_REVISION == head_revision(db) == current_revision(db)

@@ -163,11 +163,12 @@ def test_unknown_encoder() -> None:
         get_encoder("resnet9000")
 
 
-def test_identity_changes_with_preprocessing(lite0) -> None:
+def test_identity_changes_with_preprocessing(lite0_torch) -> None:
     from dataclasses import replace
 
     from imgsearch.encoding.torch_runtime import TorchEncoder
 
+    lite0 = lite0_torch
     altered = TorchEncoder(lite0.name, lite0.module, lite0.dimension, lite0.weights_id,
                            replace(lite0.preprocessing, resize=288), "cpu")
     assert altered.identity != lite0.identity

@@ -22,6 +22,10 @@ DeviceOption = Annotated[str | None, typer.Option(
     "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps; "
     "default IMGSEARCH_DEVICE.", show_default=False)]
 
+BackendOption = Annotated[str | None, typer.Option(
+    "--backend", help="auto (ONNX Runtime on a CPU, torch on a GPU), torch or onnx; "
+    "default IMGSEARCH_BACKEND.", show_default=False)]
+
 
 def echo_err(message: str) -> None:
     typer.echo(message, err=True)
@@ -34,8 +38,8 @@ def similarity_range(value: float | None) -> float | None:
     return value
 
 
-def open_index(model: str | None = None, device: str | None = None):
+def open_index(model: str | None = None, device: str | None = None, backend: str | None = None):
     """The library object the commands work through."""
     from imgsearch.library import Index
 
-    return Index(model=model, device=device)
+    return Index(model=model, device=device, backend=backend)

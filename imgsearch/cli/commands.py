@@ -10,6 +10,7 @@ import typer
 
 from imgsearch.cli.app import (
     MAX_K,
+    BackendOption,
     DeviceOption,
     ModelOption,
     app,
@@ -42,6 +43,7 @@ def ingest_command(
         "whose content changed.")] = False,
     prune: Annotated[bool, typer.Option(
         "--prune", help="Remove indexed files under the given folders that are gone.")] = False,
+    backend: BackendOption = None,
 ) -> None:
     """Index images: new and changed files are encoded, unchanged ones skipped."""
     from imgsearch.cli.display import progress_display
@@ -49,7 +51,7 @@ def ingest_command(
     if not paths and manifest is None:
         echo_err("Give at least one PATH or --manifest CSV.")
         raise typer.Exit(2)
-    index = open_index(model, device)
+    index = open_index(model, device, backend)
     index.encoder(model, weights)  # a missing model fails before any work
     try:
         with progress_display() as show:
@@ -97,6 +99,7 @@ def search_command(
     exact: Annotated[bool, typer.Option("--exact", help="Exact scan, no index.")] = False,
     where: Annotated[list[str] | None, typer.Option(
         "--where", help="Metadata filter key=value (repeatable).")] = None,
+    backend: BackendOption = None,
 ) -> None:
     """Find the indexed images most similar to QUERY."""
     from imgsearch.cli.display import search_table
@@ -110,7 +113,7 @@ def search_command(
             raise typer.Exit(2)
         filters[key] = value
     options = QueryOptions(ef_search, probes, exact, filters or None)
-    result = open_index(model, device).search(query, k, weights=weights,
+    result = open_index(model, device, backend).search(query, k, weights=weights,
                                               min_similarity=min_similarity, options=options)
     if grid is not None:
         from imgsearch.render import save_grid
@@ -145,6 +148,7 @@ def evaluate_command(
         "--sample", min=1, help="Query with a seeded random subset of this many images.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     device: DeviceOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Measure retrieval quality on your own images: leave-one-out P@k, R@k, mAP, MRR."""
     from imgsearch.cli.display import progress_display
@@ -156,7 +160,7 @@ def evaluate_command(
         raise typer.Exit(2) from None
     from imgsearch.evaluation.tables import evaluation_table, near_duplicates_table
 
-    index = open_index(device=device)
+    index = open_index(device=device, backend=backend)
     models = model or [index.model]
     for name in models:
         index.encoder(name)  # every model loads before any work, so a missing one fails early

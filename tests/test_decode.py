@@ -139,3 +139,34 @@ def test_missing_file(tmp_path) -> None:
     with pytest.raises(ImageDecodeError) as err:
         decode_image(tmp_path / "nope.jpg")
     assert err.value.kind == "unreadable"
+
+
+def _jpeg_variants() -> dict[str, bytes]:
+    from .photos import sample_photos
+
+    photo = sample_photos()["astronaut"].resize((1600, 1200))
+    variants = {"colour": _png(photo, "JPEG", quality=90),
+                "progressive": _png(photo, "JPEG", quality=85, progressive=True),
+                "grayscale": _png(photo.convert("L"), "JPEG", quality=90),
+                "subsampling-444": _png(photo, "JPEG", quality=95, subsampling=0),
+                "cmyk": _png(photo.convert("CMYK"), "JPEG", quality=90)}
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        variants[f"orientation-{orientation}"] = _png(photo, "JPEG", quality=90,
+                                                       exif=exif.tobytes())
+    return variants
+
+
+@pytest.mark.parametrize("variant", list(_jpeg_variants()))
+def test_fast_jpeg_path_gives_pillows_pixels(variant, monkeypatch) -> None:
+    from imgsearch.encoding import decode
+
+    data = _jpeg_variants()[variant]
+    fast = decode_image(data, min_size=224)
+    monkeypatch.setattr(decode, "_scaled_jpeg", lambda *args: None)
+    slow = decode_image(data, min_size=224)
+    assert (fast.width, fast.height, fast.format) == (slow.width, slow.height, slow.format)
+    assert fast.image.size == slow.image.size and min(fast.image.size) >= 224
+    difference = np.abs(np.asarray(fast.image, dtype=int) - np.asarray(slow.image, dtype=int))
+    assert difference.max() <= 2, variant  # the same libjpeg-turbo decode (in practice 0)

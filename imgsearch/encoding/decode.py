@@ -62,7 +62,7 @@ def decode_image(source: bytes | str | Path, min_size: int | None = None,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(source))
-            return _decode_opened(img, min_size, max_pixels or config.load().max_pixels)
+            return _decode_opened(img, source, min_size, max_pixels or config.load().max_pixels)
     except ImageDecodeError:
         raise
     except Image.UnidentifiedImageError as exc:
@@ -76,7 +76,8 @@ def decode_image(source: bytes | str | Path, min_size: int | None = None,
         raise ImageDecodeError(f"corrupt or truncated image: {exc}", "corrupt") from exc
 
 
-def _decode_opened(img: Image.Image, min_size: int | None, max_pixels: int) -> DecodedImage:
+def _decode_opened(img: Image.Image, data: bytes, min_size: int | None,
+                   max_pixels: int) -> DecodedImage:
     fmt = img.format
     width, height = img.size
     if width * height > max_pixels:
@@ -88,11 +89,38 @@ def _decode_opened(img: Image.Image, min_size: int | None, max_pixels: int) -> D
     orientation = img.getexif().get(0x0112, 1)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
+    if min_size and fmt == "JPEG" and img.mode in ("RGB", "L"):
+        fast = _scaled_jpeg(data, min_size, orientation)
+        if fast is not None:
+            return DecodedImage(fast, width, height, fmt)
     if min_size and fmt == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
         img.draft("RGB" if img.mode != "CMYK" else None, (min_size, min_size))
     img.load()  # first frame of an animated image; raises on truncated data
     img = ImageOps.exif_transpose(img)
     return DecodedImage(to_rgb(img), width, height, fmt)
+
+
+# ImageOps.exif_transpose's operation for each EXIF orientation
+_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                8: Image.Transpose.ROTATE_90}
+
+
+def _scaled_jpeg(data: bytes, min_size: int, orientation: int) -> Image.Image | None:
+    """The JPEG decoded by simplejpeg at the same reduced scale as Pillow's draft (the same
+    pixels, about 10% faster: benchmarks/README.md), or None to let Pillow do it."""
+    try:
+        import simplejpeg
+    except ImportError:
+        return None
+    try:
+        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=min_size,
+                                        min_height=min_size)
+    except (ValueError, RuntimeError):
+        return None  # Pillow decodes it or says precisely what is wrong
+    image = Image.fromarray(pixels, "RGB")
+    return image.transpose(_ORIENTATION[orientation]) if orientation in _ORIENTATION else image
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -22,11 +22,16 @@ from imgsearch.encoding.torch_models import build_torchvision
 from imgsearch.errors import WeightsUnavailable
 
 
-def encoder_for(name: str, device: str):
+def encoder_for(name: str, device: str, backend: str):
     try:
-        return get_encoder(name, device), "pretrained"
+        return get_encoder(name, device, backend=backend), "pretrained"
     except WeightsUnavailable:
-        return build_torchvision(name, device, random_init_seed=0), "random weights"
+        encoder = build_torchvision(name, device, random_init_seed=0)
+        if backend == "onnx":
+            from imgsearch.encoding.onnx_export import export
+
+            encoder = export(encoder, f"bench-{name}-random-seed0")
+        return encoder, "random weights"
 
 
 def images_per_second(encoder, inputs, batch: int, seconds: float = 6.0) -> float:
@@ -36,7 +41,7 @@ def images_per_second(encoder, inputs, batch: int, seconds: float = 6.0) -> floa
     while time.perf_counter() - start < seconds:
         encoder.encode_batch(batch_inputs)
         done += batch
-    if encoder.device.type == "cuda":
+    if encoder.device_type == "cuda":
         torch.cuda.synchronize()
     return done / (time.perf_counter() - start)
 
@@ -54,6 +59,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["efficientnet-lite0", "resnet50"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--backends", nargs="+", default=["torch", "onnx"])
     parser.add_argument("--seconds", type=float, default=6.0)
     args = parser.parse_args()
 
@@ -61,12 +67,13 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     for name in args.models:
-        encoder, weights = encoder_for(name, args.device)
-        inputs = [encoder.preprocess(photos[i % len(photos)]) for i in range(max(args.batches))]
-        for batch in args.batches:
-            rate = images_per_second(encoder, inputs, batch, args.seconds)
-            print(f"encode  {name:<20} {encoder.device.type:<5} batch {batch:>3}: "
-                  f"{rate:8.1f} images/s  ({weights})")
+        for backend in args.backends:
+            encoder, weights = encoder_for(name, args.device, backend)
+            inputs = [encoder.preprocess(photos[i % len(photos)]) for i in range(max(args.batches))]
+            for batch in args.batches:
+                rate = images_per_second(encoder, inputs, batch, args.seconds)
+                print(f"encode  {name:<20} {backend:<5} {encoder.device_type:<5} batch {batch:>3}: "
+                      f"{rate:8.1f} images/s  ({weights})")
 
     data = camera_jpeg(photos[0], seed=0)
     full = decode_ms(data, None)

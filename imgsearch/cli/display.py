@@ -80,5 +80,7 @@ def models_table(models) -> str:
     from imgsearch.tables import render, table
 
     rows = [(m.name, m.dimension, "present" if m.weights_present else "missing",
-             f"{m.source}: {m.weights_location}") for m in models]
-    return render(table(["name", "dim", "weights", "source / where"], rows, right=["dim"]))
+             "exported" if m.onnx_exported else "-", f"{m.source}: {m.weights_location}")
+            for m in models]
+    return render(table(["name", "dim", "weights", "onnx", "source / where"], rows,
+                        right=["dim"]))

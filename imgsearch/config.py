@@ -28,6 +28,8 @@ class Settings:
     download_deadline_s: float  # one whole download, redirects included
     allowed_hosts: tuple[str, ...]  # non-public hosts, addresses or networks downloads may reach
     debug: bool  # show tracebacks of unexpected errors
+    api_token: str | None  # bearer token for the HTTP service's writes (None: writes disabled)
+    max_upload_bytes: int  # largest image upload the HTTP service accepts
 
 
 def _number(name: str, default: float, cast=float) -> float:
@@ -66,4 +68,6 @@ def load() -> Settings:
         download_deadline_s=_number("IMGSEARCH_DOWNLOAD_TIMEOUT_S", 30.0),
         allowed_hosts=tuple(h.strip().lower() for h in hosts.split(",") if h.strip()),
         debug=bool(os.environ.get("IMGSEARCH_DEBUG")),
+        api_token=os.environ.get("IMGSEARCH_API_TOKEN") or None,
+        max_upload_bytes=int(_number("IMGSEARCH_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, int)),
     )

@@ -11,7 +11,8 @@ threads: searches take turns on the connection, ingests open their own.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from imgsearch.db.schema import open_database
 if TYPE_CHECKING:
     import numpy as np
 
+    from imgsearch.browse import ImageInfo
     from imgsearch.encoding.encoder import Encoder
     from imgsearch.evaluation.evaluate import Evaluation
     from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
@@ -36,7 +38,8 @@ class Index:
     """An imgsearch index: a database plus a cache of loaded encoders."""
 
     def __init__(self, url: str | None = None, *, model: str | None = None,
-                 device: str | None = None, backend: str | None = None) -> None:
+                 device: str | None = None, backend: str | None = None,
+                 pool_size: int | None = None) -> None:
         settings = config.load()
         self.db: Database = open_database(url)
         self.model = model or settings.model
@@ -46,6 +49,12 @@ class Index:
         self._encoders_lock = threading.Lock()
         self._conn: psycopg.Connection | None = None
         self._conn_lock = threading.Lock()
+        self._pool = None
+        if pool_size:  # concurrent readers (the HTTP service): a connection pool
+            from psycopg_pool import ConnectionPool
+
+            self._pool = ConnectionPool(self.db.url, min_size=1, max_size=pool_size, open=True,
+                                        configure=_register_vector, kwargs={"connect_timeout": 10})
 
     def encoder(self, model: str | None = None, weights: str | Path | None = None) -> Encoder:
         """The encoder called `model` (default: this index's), loaded on first use and kept."""
@@ -66,24 +75,69 @@ class Index:
         return ingest(paths, encoder=self.encoder(model, weights), manifest=manifest,
                       database=self.db, progress=progress, **options)
 
-    def search(self, query: str, k: int = 5, *, model: str | None = None,
+    def search(self, query: str | bytes, k: int = 5, *, model: str | None = None,
                weights: str | Path | None = None, min_similarity: float | None = None,
                options: QueryOptions | None = None) -> SearchResult:
-        """The k indexed images most similar to a file, an http(s) URL or `id:<n>`."""
+        """The k indexed images most similar to a file, an http(s) URL, image bytes or `id:<n>`."""
         from imgsearch.search import parse_image_id, search
 
-        encoder = None if parse_image_id(query) is not None else self.encoder(model, weights)
-        with self._conn_lock:
-            for attempt in (1, 2):
-                conn = self._connection()
-                try:
+        by_id = isinstance(query, str) and parse_image_id(query) is not None
+        encoder = None if by_id else self.encoder(model, weights)
+        for attempt in (1, 2):
+            try:
+                with self.reading() as conn:
                     return search(query, k, encoder=encoder, model=model or self.model,
                                   min_similarity=min_similarity, options=options, conn=conn)
-                except psycopg.OperationalError:
-                    self._drop_connection()  # the server restarted, say: one fresh try
-                    if attempt == 2:
-                        raise
+            except psycopg.OperationalError:
+                if attempt == 2:  # the server restarted, say: one fresh try, then the error
+                    raise
         raise AssertionError("unreachable")
+
+    @contextmanager
+    def reading(self) -> Iterator[psycopg.Connection]:
+        """A connection for reads: from the pool, or this object's own (one user at a time).
+        A connection that breaks is dropped, so the next call opens a fresh one."""
+        if self._pool is not None:
+            with self._pool.connection() as conn:
+                yield conn
+            return
+        with self._conn_lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self.db)
+            try:
+                yield self._conn
+            except psycopg.OperationalError:
+                self._drop_connection()
+                raise
+            finally:
+                if self._conn is not None and not self._conn.closed:
+                    self._conn.rollback()
+
+    def images(self, **filters: Any) -> tuple[list[ImageInfo], str | None]:
+        """A page of the collection and the next page's cursor (see browse.list_images)."""
+        from imgsearch.browse import list_images
+
+        with self.reading() as conn:
+            return list_images(conn, **filters)
+
+    def image(self, image_id: int) -> ImageInfo | None:
+        from imgsearch.browse import get_image
+
+        with self.reading() as conn:
+            return get_image(conn, image_id)
+
+    def stats(self) -> dict:
+        from imgsearch.browse import stats
+
+        with self.reading() as conn:
+            return stats(conn)
+
+    def delete(self, image_id: int) -> bool:
+        """Forget one image and its vectors (the file is not touched)."""
+        from imgsearch.browse import delete_image
+
+        with connect(self.db, autocommit=True) as conn:
+            return delete_image(conn, image_id)
 
     def encode(self, images: Sequence[Any], model: str | None = None) -> np.ndarray:
         """Vectors (n, dim) for PIL images, file paths or image bytes."""
@@ -116,26 +170,29 @@ class Index:
 
         return prune(self.db)
 
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = connect(self.db)
-        return self._conn
-
     def _drop_connection(self) -> None:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
 
     def close(self) -> None:
-        """Close the search connection (loaded encoders are freed with the object)."""
+        """Close the search connection or pool (loaded encoders are freed with the object)."""
         with self._conn_lock:
             self._drop_connection()
+        if self._pool is not None:
+            self._pool.close()
 
     def __enter__(self) -> Index:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _register_vector(conn: psycopg.Connection) -> None:
+    from pgvector.psycopg import register_vector
+
+    register_vector(conn)
 
 
 def open(url: str | None = None, *, model: str | None = None, device: str | None = None,

@@ -32,6 +32,9 @@ class Match:
     distance: float
     metadata: dict = field(default_factory=dict)
     location: str | None = field(default=None, repr=False)  # to open the file (see sources)
+    width: int | None = None
+    height: int | None = None
+    mtime: float | None = None
 
     @property
     def title(self) -> str | None:
@@ -47,12 +50,21 @@ class SearchResult:
 
     def to_json(self) -> dict:
         """The `search --json` shape documented in the README."""
-        results = [{k: v for k, v in asdict(m).items() if k != "location"} for m in self.results]
+        shown = ("rank", "image_id", "path", "similarity", "distance", "metadata")
+        results = [{k: v for k, v in asdict(m).items() if k in shown} for m in self.results]
         return {"query": self.query, "model": self.model, "results": results}
 
 
 class NoVectors(ImgsearchError):
     """The encoder has no vectors in the database yet."""
+
+
+class QueryImageError(ImgsearchError):
+    """The query image cannot be fetched or decoded; `kind` says why (see ImageDecodeError)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def parse_image_id(query: str) -> int | None:
@@ -67,19 +79,19 @@ def parse_image_id(query: str) -> int | None:
     return image_id
 
 
-def search(query: str, k: int = 5, *, encoder: Encoder | None = None, model: str | None = None,
+def search(query: str | bytes, k: int = 5, *, encoder: Encoder | None = None, model: str | None = None,
            min_similarity: float | None = None, options: QueryOptions | None = None,
            database: Database | str | None = None,
            conn: psycopg.Connection | None = None) -> SearchResult:
     """The `k` nearest indexed images by cosine similarity, best first.
 
-    `query` is a file path, an http(s) URL, or `id:<n>` (an indexed image, not re-encoded;
+    `query` is a file path, an http(s) URL, image bytes, or `id:<n>` (an indexed image, not re-encoded;
     the image itself is left out of its results, and `model` or `encoder.name` says whose
     vectors to use). A file or URL is encoded with `encoder` (default: `model` is loaded).
     `conn` reuses an open connection (its transaction is ended afterwards).
     """
     check_search_options(k, min_similarity)
-    image_id = parse_image_id(query)
+    image_id = None if isinstance(query, bytes) else parse_image_id(query)
     if image_id is None and encoder is None:
         from imgsearch.encoding.registry import get_encoder
 
@@ -93,7 +105,7 @@ def search(query: str, k: int = 5, *, encoder: Encoder | None = None, model: str
         conn.rollback()  # the index knobs are transaction-local; nothing was written
 
 
-def _search(conn: psycopg.Connection, query: str, image_id: int | None, k: int,
+def _search(conn: psycopg.Connection, query: str | bytes, image_id: int | None, k: int,
             encoder: Encoder | None, model: str | None, min_similarity: float | None,
             options: QueryOptions | None) -> SearchResult:
     if image_id is not None:
@@ -104,15 +116,38 @@ def _search(conn: psycopg.Connection, query: str, image_id: int | None, k: int,
         name, dim = encoder.name, encoder.dimension
         _require_vectors(conn, enc_id, name)
         vector = HalfVector(encode_query(query, encoder))
+    if options is not None and (options.positive_ids or options.negative_ids):
+        vector = HalfVector(_with_feedback(conn, enc_id, vector, options))
     rows = nearest(conn, enc_id, dim, vector, k, exclude_id=image_id,
                    min_similarity=min_similarity, options=options)
     matches = [Match(rank, r.image_id, r.path, 1.0 - r.distance, r.distance, r.metadata or {},
-                     location_of(r.path, r.path_bytes)) for rank, r in enumerate(rows, start=1)]
+                     location_of(r.path, r.path_bytes), r.width, r.height, r.mtime)
+               for rank, r in enumerate(rows, start=1)]
     query_path = None
     if image_id is not None:
         query_path = location_of(*conn.execute(
             "SELECT path, path_bytes FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone())
-    return SearchResult(query, name, matches, query_path)
+    shown = "(uploaded image)" if isinstance(query, bytes) else query
+    return SearchResult(shown, name, matches, query_path)
+
+
+def _with_feedback(conn: psycopg.Connection, enc_id: int, vector, options: QueryOptions
+                   ) -> np.ndarray:
+    """unit(q) + mean(positive vectors) - mean(negative vectors), made unit length."""
+    q = np.asarray(vector.to_numpy() if isinstance(vector, HalfVector) else vector, np.float32)
+    q = q / max(float(np.linalg.norm(q)), 1e-12)
+    for ids, sign in ((options.positive_ids, 1.0), (options.negative_ids, -1.0)):
+        if not ids:
+            continue
+        rows = conn.execute("SELECT embedding FROM imgsearch.embeddings WHERE encoder_id = %s"
+                            " AND image_id = ANY(%s)", (enc_id, list(ids))).fetchall()
+        if len(rows) != len(set(ids)):
+            raise ImgsearchError("Feedback names images that have no vector for this model.")
+        q = q + sign * np.mean([r[0].to_numpy().astype(np.float32) for r in rows], axis=0)
+    norm = float(np.linalg.norm(q))
+    if norm < 1e-6:
+        raise ImgsearchError("The positive and negative examples cancel the query out.")
+    return q / norm
 
 
 def check_search_options(k: int, min_similarity: float | None) -> None:
@@ -125,11 +160,14 @@ def check_search_options(k: int, min_similarity: float | None) -> None:
                              f"(got {min_similarity}).")
 
 
-def encode_query(query: str, encoder: Encoder) -> np.ndarray:
+def encode_query(query: str | bytes, encoder: Encoder) -> np.ndarray:
+    """The vector of a query image: a file, an http(s) URL, or image bytes."""
     try:
-        decoded = decode_image(fetch(query), min_size=encoder.min_decode_size)
+        data = query if isinstance(query, bytes) else fetch(query)
+        decoded = decode_image(data, min_size=encoder.min_decode_size)
     except ImageDecodeError as exc:
-        raise ImgsearchError(f"Query {display_path(query)}: {exc}") from exc
+        shown = "the uploaded image" if isinstance(query, bytes) else display_path(query)
+        raise QueryImageError(f"Query {shown}: {exc}", exc.kind) from exc
     return encoder.encode([decoded.image])[0]
 
 
@@ -163,22 +201,32 @@ class Neighbour(NamedTuple):
     path_bytes: bytes | None
     metadata: dict | None
     distance: float
+    width: int | None
+    height: int | None
+    mtime: float | None
 
 
 @dataclass
 class QueryOptions:
-    """Index knobs: HNSW ef_search, IVFFlat probes, an exact scan, and a metadata filter."""
+    """Index knobs (HNSW ef_search, IVFFlat probes, an exact scan), filters (metadata, folder,
+    modification time) and relevance feedback (images the results should be more, or less,
+    like: the query becomes unit(q) + mean(positives) - mean(negatives))."""
 
     ef_search: int | None = None
     probes: int | None = None
     exact: bool = False
     where: dict[str, str] | None = None  # metadata key = value (jsonb containment)
+    folder: str | None = None  # a displayed path prefix, e.g. /photos/2024
+    since: float | None = None  # file mtime, seconds since the epoch
+    until: float | None = None
+    positive_ids: list[int] = field(default_factory=list)
+    negative_ids: list[int] = field(default_factory=list)
 
 
 def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector, k: int,
             exclude_id: int | None = None, min_similarity: float | None = None,
             options: QueryOptions | None = None) -> list[Neighbour]:
-    """The k nearest vectors of one encoder (cosine distance) vectors of one encoder.
+    """The k nearest vectors of one encoder (cosine distance), filtered by `options`.
 
     The cast to halfvec(dim) matches the per-encoder expression indexes, so they serve it;
     with a filter, pgvector's iterative index scans keep going until k rows qualify.
@@ -194,12 +242,16 @@ def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector,
     for name, value in settings.items():
         conn.execute("SELECT set_config(%s, %s, true)", (name, value))
     sql = f"""
-        SELECT d.id, d.path, d.path_bytes, d.metadata, d.distance FROM (
-            SELECT i.id, i.path, i.path_bytes, i.metadata,
+        SELECT d.id, d.path, d.path_bytes, d.metadata, d.distance, d.width, d.height, d.mtime
+        FROM (
+            SELECT i.id, i.path, i.path_bytes, i.metadata, i.width, i.height, i.mtime,
                    (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim}) AS distance
             FROM imgsearch.embeddings e JOIN imgsearch.images i ON i.id = e.image_id
             WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s
               AND (%(filter)s::jsonb IS NULL OR i.metadata @> %(filter)s::jsonb)
+              AND (%(folder)s::text IS NULL OR starts_with(i.path, %(folder)s::text))
+              AND (%(since)s::float8 IS NULL OR i.mtime >= %(since)s::float8)
+              AND (%(until)s::float8 IS NULL OR i.mtime <= %(until)s::float8)
             ORDER BY (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim})
             LIMIT %(k)s
         ) d
@@ -207,6 +259,8 @@ def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector,
         ORDER BY d.distance, d.id"""
     max_dist = None if min_similarity is None else 1.0 - min_similarity
     filter_json = json.dumps(options.where) if options.where else None
+    folder = options.folder.rstrip("/") + "/" if options.folder else None
     rows = conn.execute(sql, {"v": vector, "exclude": exclude_id, "k": k, "max_dist": max_dist,
-                              "filter": filter_json}).fetchall()
+                              "filter": filter_json, "folder": folder, "since": options.since,
+                              "until": options.until}).fetchall()
     return [Neighbour(*row) for row in rows]

@@ -190,3 +190,27 @@ def models_command() -> None:
     from imgsearch.encoding.registry import list_models
 
     typer.echo(models_table(list_models()))
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, max=64, help="Worker processes (each loads the model once).")] = 1,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    backend: BackendOption = None,
+) -> None:
+    """The HTTP API (OpenAPI at /docs) on the same database as the CLI."""
+    import os
+
+    import uvicorn
+
+    for name, value in (("IMGSEARCH_MODEL", model), ("IMGSEARCH_DEVICE", device),
+                        ("IMGSEARCH_BACKEND", backend)):
+        if value:
+            os.environ[name] = value  # the worker processes read their settings from here
+    open_index().close()  # the schema is migrated and the server started before workers fork
+    uvicorn.run("imgsearch.service.main:app", factory=False, host=host, port=port,
+                workers=workers, log_level="info")

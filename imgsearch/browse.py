@@ -1,0 +1,123 @@
+"""Browsing the collection: pages of images (keyset pagination), one image, counts.
+
+A page ends with an opaque cursor; the next page starts strictly after it, so inserting or
+deleting images never repeats or skips one that was already there.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+import psycopg
+
+from imgsearch.errors import ImgsearchError
+from imgsearch.sources import location_of
+
+MAX_PAGE = 500
+SORTS = ("path", "date")
+
+
+@dataclass
+class ImageRecord:
+    """What other programs see of an indexed image (the HTTP API's `Image`, less thumb_url)."""
+
+    id: int
+    path: str
+    width: int | None
+    height: int | None
+    format: str | None
+    byte_size: int
+    sha256: str
+    mtime: float | None
+    indexed_at: float
+    metadata: dict
+
+
+@dataclass
+class ImageInfo(ImageRecord):
+    location: str = ""  # to open the file (see sources); not for display
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "location"}
+
+
+_COLUMNS = ("id, path, width, height, format, byte_size, sha256, mtime,"
+            " extract(epoch FROM indexed_at), metadata, path_bytes")
+
+
+def _info(row: tuple) -> ImageInfo:
+    image_id, path, width, height, fmt, size, sha256, mtime, indexed_at, metadata, exact = row
+    return ImageInfo(image_id, path, width, height, fmt, size, sha256, mtime, float(indexed_at),
+                     metadata or {}, location_of(path, exact))
+
+
+def _encode_cursor(key: object, image_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([key, image_id]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[object, int]:
+    try:
+        key, image_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(image_id, int) or not (key is None or isinstance(key, (str, float, int))):
+            raise ValueError
+        return key, image_id
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise ImgsearchError("That page cursor is not one this server gave out.") from None
+
+
+def list_images(conn: psycopg.Connection, *, folder: str | None = None,
+                since: float | None = None, until: float | None = None, sort: str = "path",
+                descending: bool = False, after: str | None = None,
+                limit: int = 100) -> tuple[list[ImageInfo], str | None]:
+    """A page of images and the cursor of the next page (None at the end)."""
+    if sort not in SORTS:
+        raise ImgsearchError(f"sort must be one of {', '.join(SORTS)}.")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ImgsearchError(f"limit must be between 1 and {MAX_PAGE}.")
+    key_sql = "path" if sort == "path" else "coalesce(mtime, 0)"
+    op, order = ("<", "DESC") if descending else (">", "ASC")
+    params: dict = {"folder": folder.rstrip("/") + "/" if folder else None, "since": since,
+                    "until": until, "limit": limit + 1, "key": None, "id": None}
+    page_filter = ""
+    if after:
+        params["key"], params["id"] = _decode_cursor(after)
+        cast = "text" if sort == "path" else "float8"
+        page_filter = f"AND ({key_sql}, id) {op} (%(key)s::{cast}, %(id)s::bigint)"
+    rows = conn.execute(
+        f"""SELECT {_COLUMNS}, {key_sql} FROM imgsearch.images
+            WHERE (%(folder)s::text IS NULL OR starts_with(path, %(folder)s::text))
+              AND (%(since)s::float8 IS NULL OR mtime >= %(since)s::float8)
+              AND (%(until)s::float8 IS NULL OR mtime <= %(until)s::float8)
+              {page_filter}
+            ORDER BY {key_sql} {order}, id {order} LIMIT %(limit)s""", params).fetchall()
+    page = [_info(row[:-1]) for row in rows[:limit]]
+    cursor = _encode_cursor(rows[limit - 1][-1], rows[limit - 1][0]) if len(rows) > limit else None
+    return page, cursor
+
+
+def get_image(conn: psycopg.Connection, image_id: int) -> ImageInfo | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM imgsearch.images WHERE id = %s",
+                       (image_id,)).fetchone()
+    return _info(row) if row else None
+
+
+def delete_image(conn: psycopg.Connection, image_id: int) -> bool:
+    """Forget one image (its vectors go with it); False when there was none."""
+    return conn.execute("DELETE FROM imgsearch.images WHERE id = %s", (image_id,)).rowcount > 0
+
+
+def stats(conn: psycopg.Connection) -> dict:
+    """Images, encoders with their vector counts, and when the last image was indexed."""
+    images, last = conn.execute(
+        "SELECT count(*), extract(epoch FROM max(indexed_at)) FROM imgsearch.images").fetchone()
+    encoders = [{"name": name, "dimension": dim, "vectors": n} for name, dim, n in conn.execute(
+        """SELECT c.name, c.dimension, count(e.image_id) FROM imgsearch.encoders c
+           LEFT JOIN imgsearch.embeddings e ON e.encoder_id = c.id
+           GROUP BY c.id ORDER BY c.name, c.id""")]
+    indexes = [name for (name,) in conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = 'imgsearch'"
+        " AND (indexname LIKE 'embeddings_hnsw_%' OR indexname LIKE 'embeddings_ivfflat_%')")]
+    return {"images": images, "encoders": encoders, "ann_indexes": indexes,
+            "last_indexed_at": float(last) if last is not None else None}

@@ -1,0 +1,1 @@
+"""The HTTP service (`imgsearch serve`): a FastAPI app over the library object."""

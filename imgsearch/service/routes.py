@@ -1,0 +1,246 @@
+"""The JSON API: search, browse, thumbnails and files, writes behind a token, metrics."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from pydantic import ValidationError
+
+from imgsearch.browse import MAX_PAGE, ImageInfo
+from imgsearch.errors import ImageDecodeError, ImgsearchError
+from imgsearch.search import QueryOptions, SearchResult
+from imgsearch.service.schemas import (
+    MAX_K,
+    Health,
+    Image,
+    ImagePage,
+    IngestJob,
+    IngestRequest,
+    Problem,
+    Result,
+    SearchRequest,
+    SearchResponse,
+)
+
+router = APIRouter()
+ERRORS = {code: {"model": Problem} for code in (400, 404, 409, 413, 415, 422)}
+SEARCH_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "k": {"type": "integer", "minimum": 1, "maximum": MAX_K},
+        "min_score": {"type": "number", "minimum": -1, "maximum": 1},
+        "folder": {"type": "string"}, "model": {"type": "string"},
+        "positive_ids": {"type": "string", "description": "comma-separated image ids"},
+        "negative_ids": {"type": "string", "description": "comma-separated image ids"}}}}}}}
+
+
+def _index(request: Request):
+    return request.app.state.index
+
+
+def _image(info: ImageInfo) -> Image:
+    return Image(**info.to_json(), thumb_url=f"/api/images/{info.id}/thumb")
+
+
+def _response(result: SearchResult, started: float) -> SearchResponse:
+    results = [Result(id=m.image_id, path=m.path, score=m.similarity,
+                      thumb_url=f"/api/images/{m.image_id}/thumb", width=m.width,
+                      height=m.height, mtime=m.mtime, metadata=m.metadata)
+               for m in result.results]
+    return SearchResponse(results=results, took_ms=(time.perf_counter() - started) * 1000,
+                          model=result.model)
+
+
+def require_token(request: Request,
+                  authorization: Annotated[str | None, Header()] = None) -> None:
+    token = request.app.state.api_token
+    if not token:
+        raise HTTPException(403, "Writes are disabled: start the server with IMGSEARCH_API_TOKEN.")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(401, "A valid `Authorization: Bearer <token>` header is needed.",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+@router.get("/health", response_model=Health, responses={503: {"model": Problem}})
+def health(request: Request) -> Health:
+    index = _index(request)
+    with index.reading() as conn:
+        conn.execute("SELECT 1")
+    return Health(status="ok", database=index.db.describe(), model=index.model)
+
+
+@router.get("/api/stats")
+def stats(request: Request) -> dict:
+    index = _index(request)
+    return {**index.stats(), "model": index.model}
+
+
+@router.get("/api/images", response_model=ImagePage, responses=ERRORS)
+def list_images(request: Request, folder: Annotated[str | None, Query(max_length=4096)] = None,
+                since: float | None = None, until: float | None = None,
+                sort: Annotated[str, Query(pattern="^(path|date)$")] = "path",
+                order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
+                cursor: Annotated[str | None, Query(max_length=8192)] = None,
+                limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100) -> ImagePage:
+    images, next_cursor = _index(request).images(folder=folder, since=since, until=until,
+                                                 sort=sort, descending=order == "desc",
+                                                 after=cursor, limit=limit)
+    return ImagePage(images=[_image(i) for i in images], next_cursor=next_cursor)
+
+
+def _found(request: Request, image_id: int) -> ImageInfo:
+    info = _index(request).image(image_id) if 1 <= image_id < 2**63 else None
+    if info is None:
+        raise HTTPException(404, f"No indexed image has id {image_id}.")
+    return info
+
+
+@router.get("/api/images/{image_id}", response_model=Image, responses=ERRORS)
+def get_image(request: Request, image_id: int) -> Image:
+    return _image(_found(request, image_id))
+
+
+@router.get("/api/images/{image_id}/thumb", response_class=FileResponse, responses=ERRORS)
+def thumbnail(request: Request, image_id: int,
+              size: Annotated[int, Query(ge=16, le=1024)] = 256) -> FileResponse:
+    from imgsearch.thumbnails import thumbnail as make
+
+    info = _found(request, image_id)
+    try:
+        path = make(info.location, info.sha256, size)
+    except ImageDecodeError as exc:
+        raise HTTPException(404, f"The image cannot be read any more: {exc}") from exc
+    return FileResponse(path, media_type="image/jpeg",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/api/images/{image_id}/file", response_class=FileResponse, responses=ERRORS)
+def image_file(request: Request, image_id: int) -> FileResponse:
+    info = _found(request, image_id)  # the path comes from the index, never from the request
+    if info.path.startswith(("http://", "https://")) or not os.path.isfile(info.location):
+        raise HTTPException(404, "That image is not a file on this server (any more).")
+    fmt = (info.format or "octet-stream").lower()
+    return FileResponse(info.location, media_type=f"image/{fmt}" if info.format else None)
+
+
+@router.get("/api/images/{image_id}/similar", response_model=SearchResponse, responses=ERRORS)
+def similar(request: Request, image_id: int, k: Annotated[int, Query(ge=1, le=MAX_K)] = 20,
+            min_score: Annotated[float | None, Query(ge=-1, le=1)] = None) -> SearchResponse:
+    _found(request, image_id)
+    started = time.perf_counter()
+    result = _index(request).search(f"id:{image_id}", k, min_similarity=min_score)
+    request.app.state.metrics.search.labels("id").observe(time.perf_counter() - started)
+    return _response(result, started)
+
+
+@router.post("/api/search", response_model=SearchResponse, responses=ERRORS,
+             openapi_extra=SEARCH_BODY)
+async def search(request: Request) -> SearchResponse:
+    """Search by an uploaded image (multipart `file`), an image URL, or an indexed image id,
+    with relevance feedback: positive_ids / negative_ids move the query towards / away."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        query, fields, kind = await _upload(request)
+    elif ctype.startswith("application/json"):
+        try:
+            fields = SearchRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise HTTPException(422, _first_error(exc)) from exc
+        if (fields.url is None) == (fields.image_id is None):
+            raise HTTPException(422, "Give exactly one of `url`, `image_id` (or upload a file).")
+        query, kind = (fields.url, "url") if fields.url else (f"id:{fields.image_id}", "id")
+    else:
+        raise HTTPException(415, "Send JSON ({\"url\": ...} or {\"image_id\": ...}) or a "
+                                 "multipart upload with a `file` part.")
+    options = QueryOptions(folder=fields.folder, since=fields.since, until=fields.until,
+                           positive_ids=fields.positive_ids, negative_ids=fields.negative_ids)
+    if kind == "url" and not query.lower().startswith(("http://", "https://")):
+        raise HTTPException(400, "Only http and https URLs are fetched.")
+    started = time.perf_counter()
+    result = await run_in_threadpool(_index(request).search, query, fields.k, model=fields.model,
+                                     min_similarity=fields.min_score, options=options)
+    request.app.state.metrics.search.labels(kind).observe(time.perf_counter() - started)
+    return _response(result, started)
+
+
+async def _upload(request: Request) -> tuple[bytes, SearchRequest, str]:
+    form = await request.form(max_files=1, max_fields=20)
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise HTTPException(422, "The multipart request needs a `file` part with the image.")
+    data = await upload.read(request.app.state.max_upload_bytes + 1)
+    if len(data) > request.app.state.max_upload_bytes:
+        raise HTTPException(413, f"The upload is over {request.app.state.max_upload_bytes:,} bytes.")
+    values = {k: v for k, v in form.items() if k != "file" and isinstance(v, str) and v != ""}
+    for key in ("positive_ids", "negative_ids"):
+        if key in values:
+            values[key] = [part for part in values[key].split(",") if part.strip()]
+    try:
+        fields = SearchRequest.model_validate(values)
+    except ValidationError as exc:
+        raise HTTPException(422, _first_error(exc)) from exc
+    return data, fields, "upload"
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
+@router.post("/api/ingest", status_code=202, response_model=IngestJob,
+             dependencies=[Depends(require_token)], responses={401: {"model": Problem},
+                                                               403: {"model": Problem}, **ERRORS})
+def start_ingest(request: Request, body: IngestRequest) -> IngestJob:
+    """Index a folder on the server, in the background; poll GET /api/ingest/{id}."""
+    if not os.path.isdir(body.path):
+        raise HTTPException(404, "No such folder on the server.")
+    job = IngestJob(id=uuid.uuid4().hex, path=body.path, state="running")
+    request.app.state.jobs[job.id] = job
+    index = _index(request)
+
+    def run() -> None:
+        try:
+            report = index.ingest([body.path])
+            job.new, job.updated, job.unchanged = report.new, report.updated, report.unchanged
+            job.failed, job.state = report.failed, "done"
+        except (ImgsearchError, OSError) as exc:
+            job.state, job.error = "failed", str(exc)
+
+    threading.Thread(target=run, name=f"ingest-{job.id}", daemon=True).start()
+    return job
+
+
+@router.get("/api/ingest/{job_id}", response_model=IngestJob, responses=ERRORS)
+def ingest_job(request: Request, job_id: str) -> IngestJob:
+    job = request.app.state.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, "No such ingest job.")
+    return job
+
+
+@router.delete("/api/images/{image_id}", status_code=204, dependencies=[Depends(require_token)],
+               responses={401: {"model": Problem}, 403: {"model": Problem}, **ERRORS})
+def delete_image(request: Request, image_id: int) -> Response:
+    """Forget an image and its vectors (the file itself is not touched)."""
+    if not (1 <= image_id < 2**63 and _index(request).delete(image_id)):
+        raise HTTPException(404, f"No indexed image has id {image_id}.")
+    return Response(status_code=204)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    app_metrics = request.app.state.metrics
+    app_metrics.images.set(_index(request).stats()["images"])
+    return Response(generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST)

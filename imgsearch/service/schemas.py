@@ -1,0 +1,78 @@
+"""The JSON shapes of the HTTP API (they are its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from imgsearch.browse import ImageRecord
+
+MAX_K = 1000  # the service's bound on k (the library allows more)
+
+
+class SearchRequest(BaseModel):
+    """One of `url` or `image_id` (an upload is a multipart request with a `file` part)."""
+
+    url: str | None = Field(None, max_length=4096, description="an http(s) image URL")
+    image_id: int | None = Field(None, ge=1, le=2**63 - 1, description="an indexed image")
+    k: int = Field(20, ge=1, le=MAX_K)
+    min_score: float | None = Field(None, ge=-1.0, le=1.0)
+    folder: str | None = Field(None, max_length=4096, description="displayed path prefix")
+    since: float | None = Field(None, description="file mtime at least (epoch seconds)")
+    until: float | None = Field(None, description="file mtime at most (epoch seconds)")
+    positive_ids: list[int] = Field(default_factory=list, max_length=100)
+    negative_ids: list[int] = Field(default_factory=list, max_length=100)
+    model: str | None = Field(None, max_length=200)
+
+
+class Result(BaseModel):
+    id: int
+    path: str
+    score: float
+    thumb_url: str
+    width: int | None
+    height: int | None
+    mtime: float | None
+    metadata: dict
+
+
+class SearchResponse(BaseModel):
+    results: list[Result]
+    took_ms: float
+    model: str
+
+
+@dataclass
+class Image(ImageRecord):
+    thumb_url: str = ""
+
+
+class ImagePage(BaseModel):
+    images: list[Image]
+    next_cursor: str | None
+
+
+class IngestRequest(BaseModel):
+    path: str = Field(..., min_length=1, max_length=4096, description="a folder on the server")
+
+
+class IngestJob(BaseModel):
+    id: str
+    path: str
+    state: str  # running, done, failed
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    error: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    model: str
+
+
+class Problem(BaseModel):
+    detail: str

@@ -1,0 +1,39 @@
+"""Thumbnails of indexed images: made once per image, size and content, cached on disk."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+from PIL import Image
+
+from imgsearch import config
+from imgsearch.encoding.decode import decode_image
+from imgsearch.sources import fetch
+
+SIZES = (128, 256, 512)  # a requested size is rounded up to one of these (bounded cache)
+QUALITY = 85
+
+
+def thumbnail_size(requested: int) -> int:
+    return next((s for s in SIZES if s >= requested), SIZES[-1])
+
+
+def thumbnail(location: str, sha256: str, size: int) -> Path:
+    """A JPEG whose longer side is at most `size` (rounded up to one of SIZES); raises
+    ImageDecodeError when the image cannot be read any more."""
+    size = thumbnail_size(size)
+    folder = config.load().home / "thumbnails" / sha256[:2]
+    path = folder / f"{sha256}-{size}.jpg"
+    if path.exists():
+        return path
+    image = decode_image(fetch(location), min_size=size).image
+    image.thumbnail((size, size), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=QUALITY)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    os.replace(tmp, path)
+    return path

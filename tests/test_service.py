@@ -1,0 +1,191 @@
+"""The HTTP API against the real database and the real default encoder."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from imgsearch.library import Index
+from imgsearch.service.app import create_app
+
+from .hostile import image_server, jpeg_bytes
+from .photos import sample_photos
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def photos_dir(tmp_path):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    for i, (name, img) in enumerate(sorted(sample_photos().items())):
+        (folder / ("sub" if i % 3 == 0 else "") / f"{name}.jpg").write_bytes(_jpeg(img))
+    return folder
+
+
+def _jpeg(img: Image.Image, size: tuple[int, int] | None = None) -> bytes:
+    buf = io.BytesIO()
+    (img.resize(size) if size else img).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def index(db, lite0):
+    index = Index(db.url, device="cpu", pool_size=2)
+    index._encoders[(index.model, None)] = lite0  # the session's already loaded encoder
+    yield index
+    index.close()
+
+
+@pytest.fixture
+def client(index, photos_dir):
+    index.ingest([photos_dir])
+    app = create_app(index, api_token=TOKEN, max_upload_bytes=2_000_000)
+    with TestClient(app) as client:
+        yield client
+
+
+def _ids(client, **params) -> list[int]:
+    ids, cursor = [], None
+    while True:
+        page = client.get("/api/images", params={**params, **({"cursor": cursor} if cursor else {})})
+        assert page.status_code == 200, page.text
+        ids += [image["id"] for image in page.json()["images"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return ids
+
+
+def test_health_stats_and_metrics(client) -> None:
+    assert client.get("/health").json()["status"] == "ok"
+    stats = client.get("/api/stats").json()
+    assert stats["images"] == len(sample_photos()) and stats["model"] == "efficientnet-lite0"
+    client.get("/api/images/999999")
+    text = client.get("/metrics").text
+    assert "imgsearch_http_requests_total" in text and "imgsearch_images_indexed" in text
+    assert 'status="404"' in text
+
+
+def test_pagination_is_stable_under_inserts(client, index, photos_dir, tmp_path) -> None:
+    everything = _ids(client, limit=100)
+    assert len(everything) == len(set(everything)) == len(sample_photos())
+    first = client.get("/api/images", params={"limit": 4}).json()
+    seen = [image["id"] for image in first["images"]]
+    extra = tmp_path / "photos" / "zzz"  # sorts after everything; and one that sorts first
+    extra.mkdir()
+    (extra / "new.jpg").write_bytes(jpeg_bytes(50))
+    (photos_dir / "aaa-first.jpg").write_bytes(jpeg_bytes(51))
+    index.ingest([photos_dir])
+    cursor = first["next_cursor"]
+    while cursor:
+        page = client.get("/api/images", params={"limit": 4, "cursor": cursor}).json()
+        seen += [image["id"] for image in page["images"]]
+        cursor = page["next_cursor"]
+    assert len(seen) == len(set(seen))  # nothing twice
+    assert set(everything) <= set(seen)  # nothing that was there is skipped
+    by_date = _ids(client, sort="date", order="desc", limit=5)
+    assert sorted(by_date) == sorted(_ids(client))
+    sub = client.get("/api/images", params={"folder": str(photos_dir / "sub")}).json()["images"]
+    assert sub and all("/sub/" in image["path"] for image in sub)
+    assert client.get("/api/images", params={"cursor": "not-a-cursor"}).status_code == 400
+
+
+def test_image_thumb_and_file(client, photos_dir) -> None:
+    image = client.get("/api/images", params={"limit": 1}).json()["images"][0]
+    assert client.get(f"/api/images/{image['id']}").json()["path"] == image["path"]
+    thumb = client.get(image["thumb_url"], params={"size": 200})
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(thumb.content)).size) <= 256
+    file = client.get(f"/api/images/{image['id']}/file")
+    assert file.status_code == 200 and file.content == Path(image["path"]).read_bytes()
+    for bad in ("999999", "0", "-1", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "1%2F..%2F2"):
+        response = client.get(f"/api/images/{bad}/file")
+        assert response.status_code in (404, 422), bad
+        assert b"root:" not in response.content
+
+
+def test_search_by_upload_url_and_id(client, monkeypatch) -> None:
+    cat = sample_photos()["chelsea"]
+    upload = client.post("/api/search", files={"file": ("q.jpg", _jpeg(cat, (300, 200)), "image/jpeg")},
+                         data={"k": "3"})
+    assert upload.status_code == 200, upload.text
+    body = upload.json()
+    assert len(body["results"]) == 3 and body["model"] == "efficientnet-lite0"
+    best = body["results"][0]
+    assert best["path"].endswith("chelsea.jpg") and best["thumb_url"].endswith("/thumb")
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+    by_id = client.post("/api/search", json={"image_id": best["id"], "k": 2}).json()
+    assert best["id"] not in [r["id"] for r in by_id["results"]]
+    similar = client.get(f"/api/images/{best['id']}/similar", params={"k": 2}).json()["results"]
+    assert [r["id"] for r in similar] == [r["id"] for r in by_id["results"]]
+
+    monkeypatch.setenv("IMGSEARCH_ALLOWED_HOSTS", "127.0.0.1")
+    with image_server({"/cat.jpg": (200, {"Content-Type": "image/jpeg"}, _jpeg(cat))}) as base:
+        by_url = client.post("/api/search", json={"url": f"{base}/cat.jpg", "k": 1}).json()
+    assert by_url["results"][0]["id"] == best["id"]
+    limited = client.post("/api/search", json={"image_id": best["id"], "k": 5, "min_score": 0.99})
+    assert limited.json()["results"] == []
+
+
+def test_relevance_feedback_changes_the_order(client) -> None:
+    astronaut = sample_photos()["astronaut"]
+    plain = client.post("/api/search", files={"file": ("a.jpg", _jpeg(astronaut), "image/jpeg")},
+                        data={"k": "6"}).json()["results"]
+    ids = [r["id"] for r in plain]
+    push_up, push_down = ids[-1], ids[1]
+    refined = client.post("/api/search", files={"file": ("a.jpg", _jpeg(astronaut), "image/jpeg")},
+                          data={"k": "6", "positive_ids": str(push_up),
+                                "negative_ids": str(push_down)}).json()["results"]
+    order = [r["id"] for r in refined]
+    assert push_up in order and order.index(push_up) < ids.index(push_up)
+    assert push_down not in order or order.index(push_down) > ids.index(push_down)
+
+
+@pytest.mark.parametrize(("kwargs", "status"), [
+    ({"files": {"file": ("x.jpg", b"not an image at all", "image/jpeg")}}, 422),
+    ({"files": {"file": ("big.jpg", b"\xff" * 2_100_000, "image/jpeg")}}, 413),
+    ({"json": {"url": "http://10.0.0.1/x.jpg"}}, 400),
+    ({"json": {"url": "http://127.0.0.1:9/x.jpg"}}, 400),
+    ({"json": {"url": "file:///etc/passwd"}}, 400),
+    ({"json": {"image_id": 123456789}}, 400),
+    ({"json": {"url": "http://example.org/a.jpg", "image_id": 1}}, 422),
+    ({"json": {"image_id": 1, "k": 100000}}, 422),
+    ({"json": {"image_id": 1, "min_score": 5}}, 422),
+    ({"content": b"k=3", "headers": {"content-type": "text/plain"}}, 415),
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422),
+])
+def test_bad_searches_are_4xx_with_a_message(client, kwargs, status) -> None:
+    response = client.post("/api/search", **kwargs)
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]
+
+
+def test_writes_need_the_token(client, index, tmp_path, photos_dir) -> None:
+    image_id = client.get("/api/images", params={"limit": 1}).json()["images"][0]["id"]
+    assert client.delete(f"/api/images/{image_id}").status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert client.delete(f"/api/images/{image_id}", headers=wrong).status_code == 401
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.delete(f"/api/images/{image_id}", headers=auth).status_code == 204
+    assert client.get(f"/api/images/{image_id}").status_code == 404
+    assert client.delete(f"/api/images/{image_id}", headers=auth).status_code == 404
+
+    job = client.post("/api/ingest", json={"path": str(photos_dir)}, headers=auth)
+    assert job.status_code == 202, job.text
+    deadline = time.monotonic() + 120
+    while (state := client.get(f"/api/ingest/{job.json()['id']}").json())["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert state["state"] == "done" and state["new"] == 1  # the deleted one comes back
+    assert client.post("/api/ingest", json={"path": str(tmp_path / "nowhere")},
+                       headers=auth).status_code == 404
+
+    with TestClient(create_app(index)) as no_token:  # writes are off without a token
+        assert no_token.delete(f"/api/images/{image_id}", headers=auth).status_code == 403

@@ -73,9 +73,10 @@ def create_app(index: Index, *, api_token: str | None = None,
     async def http_error(request: Request, exc: StarletteHTTPException):
         return problem(exc.status_code, str(exc.detail))
 
-    from imgsearch.service import routes
+    from imgsearch.service import page, routes
 
     app.include_router(routes.router)
+    page.mount(app)
     app.add_middleware(BodyLimit, limit=max_upload_bytes + FORM_OVERHEAD)
     return app
 

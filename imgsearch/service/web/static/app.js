@@ -1,0 +1,183 @@
+// imgsearch web page: search (upload, drop, paste, URL, click), feedback, URL state, export, browse.
+"use strict";
+const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+const state = { kind: null, id: null, url: null, file: null, k: 20, min: -1, pos: [], neg: [] };
+let shown = [];
+
+function fromLocation() {
+  const p = new URLSearchParams(location.search);
+  state.k = Number(p.get("k") || 20);
+  state.min = Number(p.get("min") || -1);
+  state.pos = (p.get("pos") || "").split(",").filter(Boolean).map(Number);
+  state.neg = (p.get("neg") || "").split(",").filter(Boolean).map(Number);
+  state.id = p.get("id") ? Number(p.get("id")) : null;
+  state.url = p.get("url");
+  state.kind = state.id ? "id" : state.url ? "url" : null;
+  $("k").value = state.k;
+  $("min-score").value = state.min;
+  $("url").value = state.url || "";
+}
+
+function toLocation() {
+  const p = new URLSearchParams();
+  if (state.kind === "id") p.set("id", state.id);
+  if (state.kind === "url") p.set("url", state.url);
+  p.set("k", state.k);
+  if (state.min > -1) p.set("min", state.min);
+  if (state.pos.length) p.set("pos", state.pos.join(","));
+  if (state.neg.length) p.set("neg", state.neg.join(","));
+  const next = `?${p}`;
+  if (next !== location.search) history.pushState(null, "", next);
+}
+
+async function search(push = true) {
+  if (!state.kind) return;
+  state.k = Math.min(1000, Math.max(1, Number($("k").value) || 20));
+  if (push) toLocation();
+  let response;
+  if (state.kind === "upload") {
+    const form = new FormData();
+    form.append("file", state.file);
+    form.append("k", state.k);
+    if (state.pos.length) form.append("positive_ids", state.pos.join(","));
+    if (state.neg.length) form.append("negative_ids", state.neg.join(","));
+    response = await fetch("/api/search", { method: "POST", body: form });
+  } else {
+    const body = { k: state.k, positive_ids: state.pos, negative_ids: state.neg };
+    if (state.kind === "id") body.image_id = state.id; else body.url = state.url;
+    response = await fetch("/api/search", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  }
+  const data = await response.json();
+  $("message").textContent = response.ok ? "" : data.detail;
+  shown = response.ok ? data.results : [];
+  render();
+}
+
+function card(item, withFeedback) {
+  const div = document.createElement("div");
+  div.className = "card";
+  div.dataset.testid = withFeedback ? "result" : "image";
+  div.dataset.id = item.id;
+  if (state.pos.includes(item.id)) div.classList.add("positive");
+  if (state.neg.includes(item.id)) div.classList.add("negative");
+  const img = document.createElement("img");
+  img.src = item.thumb_url;
+  img.alt = item.path;
+  img.loading = "lazy";
+  img.addEventListener("click", () => {
+    Object.assign(state, { kind: "id", id: item.id, url: null, pos: [], neg: [] });
+    showView("search");
+    search();
+  });
+  div.append(img);
+  if (item.score !== undefined) {
+    const score = document.createElement("div");
+    score.className = "score";
+    score.dataset.testid = "score";
+    score.textContent = item.score.toFixed(3);
+    div.append(score);
+  }
+  const path = document.createElement("div");
+  path.className = "path";
+  path.textContent = item.path;
+  div.append(path);
+  if (withFeedback) {
+    for (const [label, list, other] of [["+", "pos", "neg"], ["−", "neg", "pos"]]) {
+      const button = document.createElement("button");
+      button.textContent = label;
+      button.dataset.testid = list === "pos" ? "plus" : "minus";
+      button.addEventListener("click", () => {
+        state[other] = state[other].filter((id) => id !== item.id);
+        state[list] = state[list].includes(item.id)
+          ? state[list].filter((id) => id !== item.id) : [...state[list], item.id];
+        search();
+      });
+      div.append(button);
+    }
+  }
+  return div;
+}
+
+function render() {
+  const visible = shown.filter((r) => r.score >= state.min);
+  $("results").replaceChildren(...visible.map((r) => card(r, true)));
+  $("feedback").textContent = state.pos.length || state.neg.length
+    ? `more like ${state.pos.join(", ") || "-"}; less like ${state.neg.join(", ") || "-"}` : "";
+}
+
+function download(name, type, text) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([text], { type }));
+  a.download = name;
+  a.click();
+}
+
+function exportRows() { return shown.filter((r) => r.score >= state.min); }
+
+function setFile(file) {
+  if (!file) return;
+  Object.assign(state, { kind: "upload", file, id: null, url: null, pos: [], neg: [] });
+  search();
+}
+
+// --- browse -------------------------------------------------------------------------------
+const browse = { cursor: null, done: false, loading: false };
+
+async function loadMore(reset = false) {
+  if (reset) { Object.assign(browse, { cursor: null, done: false }); $("browse").replaceChildren(); }
+  if (browse.done || browse.loading) return;
+  browse.loading = true;
+  const p = new URLSearchParams({ limit: 24, sort: $("sort").value });
+  if ($("folder").value) p.set("folder", $("folder").value);
+  if ($("sort").value === "date") p.set("order", "desc");
+  if (browse.cursor) p.set("cursor", browse.cursor);
+  const data = await (await fetch(`/api/images?${p}`)).json();
+  $("browse").append(...(data.images || []).map((i) => card(i, false)));
+  browse.cursor = data.next_cursor;
+  browse.done = !data.next_cursor;
+  browse.loading = false;
+}
+
+function showView(view) {
+  document.getElementById("search-view").hidden = view !== "search";
+  document.getElementById("browse-view").hidden = view !== "browse";
+  if (view === "browse" && !$("browse").children.length) loadMore(true);
+}
+
+// --- wiring -------------------------------------------------------------------------------
+$("search-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const url = $("url").value.trim();
+  if (url) Object.assign(state, { kind: "url", url, id: null, pos: [], neg: [] });
+  search();
+});
+$("file").addEventListener("change", (e) => setFile(e.target.files[0]));
+$("min-score").addEventListener("input", () => { state.min = Number($("min-score").value); render(); toLocation(); });
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); setFile(e.dataTransfer.files[0]); });
+document.addEventListener("paste", (e) => {
+  const item = [...e.clipboardData.items].find((i) => i.type.startsWith("image/"));
+  if (item) setFile(item.getAsFile());
+});
+$("export-json").addEventListener("click", () =>
+  download("imgsearch-results.json", "application/json", JSON.stringify(exportRows(), null, 1)));
+$("export-csv").addEventListener("click", () => download("imgsearch-results.csv", "text/csv",
+  ["id,path,score", ...exportRows().map((r) => `${r.id},"${r.path.replaceAll('"', '""')}",${r.score}`)].join("\n")));
+document.querySelectorAll("nav a").forEach((a) => a.addEventListener("click", (e) => {
+  e.preventDefault(); showView(a.dataset.view);
+}));
+$("folder").addEventListener("change", () => loadMore(true));
+$("sort").addEventListener("change", () => loadMore(true));
+new IntersectionObserver((entries) => {
+  if (entries.some((e) => e.isIntersecting) && !document.getElementById("browse-view").hidden) loadMore();
+}).observe($("sentinel"));
+window.addEventListener("popstate", () => { fromLocation(); search(false); });
+
+fetch("/api/stats").then((r) => r.json()).then((s) => {
+  $("stats").textContent = `${s.images.toLocaleString()} images · ${s.model}`;
+});
+fromLocation();
+search(false);

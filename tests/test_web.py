@@ -118,6 +118,13 @@ def test_click_a_result_then_back(web_page, server) -> None:
                            ".map(e => e.dataset.id).join() !== ids", arg=",".join(first))
     neighbours = _ids(page)
     assert neighbours and neighbours != first
+    # Back shows the upload's results again, Forward the neighbours
+    page.go_back()
+    page.wait_for_function("ids => [...document.querySelectorAll('[data-testid=result]')]"
+                           ".map(e => e.dataset.id).join() === ids", arg=",".join(first))
+    page.go_forward()
+    page.wait_for_function("ids => [...document.querySelectorAll('[data-testid=result]')]"
+                           ".map(e => e.dataset.id).join() === ids", arg=",".join(neighbours))
     # a copied link reproduces the results, in a fresh page
     other = page.context.new_page()
     other.goto(page.url)

@@ -51,6 +51,8 @@ async function search(push = true) {
   const data = await response.json();
   $("message").textContent = response.ok ? "" : data.detail;
   shown = response.ok ? data.results : [];
+  // Back and Forward restore these results, uploads included (their image is not in the URL).
+  history.replaceState({ shown, pos: state.pos, neg: state.neg }, "", location.href);
   render();
 }
 
@@ -174,7 +176,16 @@ $("sort").addEventListener("change", () => loadMore(true));
 new IntersectionObserver((entries) => {
   if (entries.some((e) => e.isIntersecting) && !document.getElementById("browse-view").hidden) loadMore();
 }).observe($("sentinel"));
-window.addEventListener("popstate", () => { fromLocation(); search(false); });
+window.addEventListener("popstate", (event) => {
+  fromLocation();
+  if (event.state && event.state.shown) {
+    Object.assign(state, { pos: event.state.pos, neg: event.state.neg });
+    shown = event.state.shown;
+    render();
+  } else {
+    search(false);
+  }
+});
 
 fetch("/api/stats").then((r) => r.json()).then((s) => {
   $("stats").textContent = `${s.images.toLocaleString()} images · ${s.model}`;

@@ -189,3 +189,11 @@ def test_writes_need_the_token(client, index, tmp_path, photos_dir) -> None:
 
     with TestClient(create_app(index)) as no_token:  # writes are off without a token
         assert no_token.delete(f"/api/images/{image_id}", headers=auth).status_code == 403
+
+
+def test_openapi_docs_work_offline(client) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert "/api/search" in client.get("/openapi.json").json()["paths"]

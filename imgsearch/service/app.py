@@ -29,7 +29,7 @@ def create_app(index: Index, *, api_token: str | None = None,
         yield
         index.close()
 
-    app = FastAPI(title="imgsearch", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="imgsearch", version="0.1.0", lifespan=lifespan, docs_url=None,
                   description="Image similarity search with PostgreSQL + pgvector as the index.")
     app.state.index = index
     app.state.api_token = api_token

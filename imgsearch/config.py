@@ -30,6 +30,7 @@ class Settings:
     debug: bool  # show tracebacks of unexpected errors
     api_token: str | None  # bearer token for the HTTP service's writes (None: writes disabled)
     max_upload_bytes: int  # largest image upload the HTTP service accepts
+    serve_watch: tuple[str, ...]  # folders `imgsearch serve --watch` keeps in step
 
 
 def _number(name: str, default: float, cast=float) -> float:
@@ -70,4 +71,6 @@ def load() -> Settings:
         debug=bool(os.environ.get("IMGSEARCH_DEBUG")),
         api_token=os.environ.get("IMGSEARCH_API_TOKEN") or None,
         max_upload_bytes=int(_number("IMGSEARCH_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, int)),
+        serve_watch=tuple(p for p in (os.environ.get("IMGSEARCH_SERVE_WATCH") or "").split(
+            os.pathsep) if p),
     )

@@ -75,6 +75,14 @@ class Index:
         return ingest(paths, encoder=self.encoder(model, weights), manifest=manifest,
                       database=self.db, progress=progress, **options)
 
+    def watch(self, paths: Sequence[str | Path], *, stop: threading.Event,
+              on_event: Any = None, model: str | None = None, first_pass: bool = True) -> Any:
+        """Index `paths`, then keep the index in step with them until `stop` is set."""
+        from imgsearch.ingest.watch import watch
+
+        return watch(paths, encoder=self.encoder(model), database=self.db, stop=stop,
+                     on_event=on_event, first_pass=first_pass)
+
     def search(self, query: str | bytes, k: int = 5, *, model: str | None = None,
                weights: str | Path | None = None, min_similarity: float | None = None,
                options: QueryOptions | None = None) -> SearchResult:

@@ -44,6 +44,9 @@ def ingest_command(
     prune: Annotated[bool, typer.Option(
         "--prune", help="Remove indexed files under the given folders that are gone.")] = False,
     backend: BackendOption = None,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Then keep watching: new, changed, moved and deleted files are "
+        "reflected within seconds (Ctrl-C stops).")] = False,
 ) -> None:
     """Index images: new and changed files are encoded, unchanged ones skipped."""
     from imgsearch.cli.display import progress_display
@@ -76,7 +79,26 @@ def ingest_command(
     if report.interrupted:
         typer.echo("interrupted: what was written is kept; run the same command to continue.")
         raise typer.Exit(130)
+    if watch and paths:
+        _watch(index, paths, model)
     raise typer.Exit(report.exit_code)
+
+
+def _watch(index, paths: list[Path], model: str | None) -> None:
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def show(event) -> None:
+        r = event.report
+        done = f"{r.new} new, {r.updated} updated, {r.failed} failed" if r else "nothing to encode"
+        typer.echo(f"watch: {len(event.paths)} changed: {done}, {event.removed} removed", err=True)
+
+    typer.echo(f"watching {', '.join(map(str, paths))} (Ctrl-C stops)", err=True)
+    index.watch(paths, stop=stop, on_event=show, model=model, first_pass=False)
+    typer.echo("stopped watching", err=True)
 
 
 @app.command("search")
@@ -201,12 +223,20 @@ def serve_command(
     model: ModelOption = None,
     device: DeviceOption = None,
     backend: BackendOption = None,
+    watch: Annotated[list[Path] | None, typer.Option(
+        "--watch", help="Also index this folder and keep it in step (repeatable; one worker).")
+    ] = None,
 ) -> None:
-    """The HTTP API (OpenAPI at /docs) on the same database as the CLI."""
+    """The HTTP API (OpenAPI at /docs) and the web page, on the same database as the CLI."""
     import os
 
     import uvicorn
 
+    if watch and workers > 1:
+        echo_err("--watch needs --workers 1 (one process watches the folders).")
+        raise typer.Exit(2)
+    if watch:
+        os.environ["IMGSEARCH_SERVE_WATCH"] = os.pathsep.join(str(p.absolute()) for p in watch)
     for name, value in (("IMGSEARCH_MODEL", model), ("IMGSEARCH_DEVICE", device),
                         ("IMGSEARCH_BACKEND", backend)):
         if value:

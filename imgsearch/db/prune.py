@@ -14,17 +14,21 @@ from imgsearch.sources import location_of
 DELETE_CHUNK = 1000
 
 
-def find_gone(conn: psycopg.Connection, prefixes: Sequence[str] | None = None) -> list[int]:
-    """Ids of indexed local files that no longer exist, optionally only under folders
-    (given as display paths)."""
+def find_gone(conn: psycopg.Connection, prefixes: Sequence[str] | None = None,
+              exact: bool = False) -> list[int]:
+    """Ids of indexed local files that no longer exist, optionally only under folders given
+    as display paths (with `exact`, also the files at exactly those paths)."""
     folders = None if prefixes is None else [p.rstrip("/") + "/" for p in prefixes]
+    if exact and prefixes is not None:
+        folders += list(prefixes)
     with conn.transaction(), conn.cursor(name="gone_scan") as cur:
         cur.itersize = 5000
         cur.execute(
             """SELECT id, path, path_bytes FROM imgsearch.images i
                WHERE path NOT LIKE 'http://%%' AND path NOT LIKE 'https://%%'
                  AND (%(folders)s::text[] IS NULL OR EXISTS (
-                      SELECT 1 FROM unnest(%(folders)s::text[]) f WHERE starts_with(i.path, f)))""",
+                      SELECT 1 FROM unnest(%(folders)s::text[]) f
+                      WHERE starts_with(i.path, f) AND (right(f, 1) = '/' OR i.path = f)))""",
             {"folders": folders})
         return [image_id for image_id, path, exact in cur
                 if not os.path.exists(location_of(path, exact))]

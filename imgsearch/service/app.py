@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import asynccontextmanager
 
@@ -20,13 +21,23 @@ QUERY_ERROR_STATUS = {"too_large": 413, "forbidden_address": 400, "unsupported_u
 
 
 def create_app(index: Index, *, api_token: str | None = None,
-               max_upload_bytes: int = 20 * 1024 * 1024) -> FastAPI:
-    """The service over `index` (whose encoder is loaded before the first request)."""
+               max_upload_bytes: int = 20 * 1024 * 1024, watch: list[str] | None = None) -> FastAPI:
+    """The service over `index` (whose encoder is loaded before the first request); with
+    `watch`, those folders are indexed and kept in step while it runs."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         index.encoder()  # load (or export) the model before serving
+        stop = threading.Event()
+        watcher = None
+        if watch:
+            watcher = threading.Thread(target=index.watch, args=(watch,), kwargs={"stop": stop},
+                                       name="imgsearch-watch", daemon=True)
+            watcher.start()
         yield
+        stop.set()
+        if watcher is not None:
+            watcher.join(timeout=10)
         index.close()
 
     app = FastAPI(title="imgsearch", version="0.1.0", lifespan=lifespan, docs_url=None,

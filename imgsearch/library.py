@@ -140,6 +140,35 @@ class Index:
         with self.reading() as conn:
             return stats(conn)
 
+    def duplicates(self, threshold: float | None = None, *, folder: str | None = None,
+                   model: str | None = None) -> list[Any]:
+        """Groups of near-identical images, largest first (see collection.duplicates)."""
+        from imgsearch.collection.duplicates import DEFAULT_THRESHOLD, find_groups
+        from imgsearch.db import store
+
+        name = model or self.model
+        with self.reading() as conn:
+            enc = store.encoder_by_name(conn, name)
+            if enc is None:
+                from imgsearch.search import NoVectors
+
+                raise NoVectors(f"No images are indexed with {name} yet.")
+            return find_groups(conn, enc.id, enc.dimension, threshold or DEFAULT_THRESHOLD, folder)
+
+    def decide(self, image_ids: Sequence[int], decision: str, keep: int | None = None) -> int:
+        """Record `keep` (with the image to keep) or `not-duplicates` for these images."""
+        from imgsearch.collection.duplicates import decide
+
+        with connect(self.db, autocommit=True) as conn:
+            return decide(conn, list(image_ids), decision, keep)
+
+    def resolve_duplicates(self) -> int:
+        """Forget the images that `keep` decisions rank below another; how many."""
+        from imgsearch.collection.duplicates import resolve
+
+        with connect(self.db, autocommit=True) as conn:
+            return resolve(conn)
+
     def delete(self, image_id: int) -> bool:
         """Forget one image and its vectors (the file is not touched)."""
         from imgsearch.browse import delete_image

@@ -84,9 +84,10 @@ def create_app(index: Index, *, api_token: str | None = None,
     async def http_error(request: Request, exc: StarletteHTTPException):
         return problem(exc.status_code, str(exc.detail))
 
-    from imgsearch.service import page, routes
+    from imgsearch.service import collection_routes, page, routes
 
     app.include_router(routes.router)
+    app.include_router(collection_routes.router)
     page.mount(app)
     app.add_middleware(BodyLimit, limit=max_upload_bytes + FORM_OVERHEAD)
     return app

@@ -1,0 +1,1 @@
+"""Tools for whole collections: duplicate groups (and, to come, clusters and maps)."""

@@ -1,0 +1,42 @@
+"""The collection tools over HTTP: duplicate groups and decisions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from imgsearch.service.routes import ERRORS, require_token
+from imgsearch.service.schemas import Problem
+
+router = APIRouter()
+
+
+class Decision(BaseModel):
+    decision: str = Field(..., pattern="^(keep|not-duplicates)$")
+    image_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(..., min_length=2,
+                                                                         max_length=1000)
+    keep: int | None = Field(None, ge=1, le=2**63 - 1, description="with `keep`: the one kept")
+
+
+@router.get("/api/duplicates", responses=ERRORS)
+def duplicates(request: Request, threshold: Annotated[float, Query(ge=0.5, le=1.0)] = 0.90,
+               folder: Annotated[str | None, Query(max_length=4096)] = None,
+               offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+               limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+    """Duplicate groups, largest first, a page at a time."""
+    groups = request.app.state.index.duplicates(threshold, folder=folder)
+    page = groups[offset:offset + limit]
+    return {"groups": [g.to_json() for g in page], "total": len(groups),
+            "next_offset": offset + limit if offset + limit < len(groups) else None}
+
+
+@router.post("/api/duplicates/{group_id}/decision", dependencies=[Depends(require_token)],
+             responses={401: {"model": Problem}, 403: {"model": Problem}, **ERRORS})
+def decide(request: Request, group_id: int, body: Decision) -> dict:
+    """Record `keep` (with the image kept) or `not-duplicates` for a group's images."""
+    if group_id not in body.image_ids:
+        raise HTTPException(422, "The group id is its smallest image id: list it in image_ids.")
+    pairs = request.app.state.index.decide(body.image_ids, body.decision, body.keep)
+    return {"group": group_id, "decision": body.decision, "pairs": pairs}

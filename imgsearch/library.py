@@ -144,16 +144,44 @@ class Index:
                    model: str | None = None) -> list[Any]:
         """Groups of near-identical images, largest first (see collection.duplicates)."""
         from imgsearch.collection.duplicates import DEFAULT_THRESHOLD, find_groups
+
+        with self.reading() as conn:
+            enc = self._indexed_encoder(conn, model)
+            return find_groups(conn, enc.id, enc.dimension, threshold or DEFAULT_THRESHOLD, folder)
+
+    def clusters(self, n: int | None = None, *, folder: str | None = None,
+                 model: str | None = None, rerun: bool = True) -> Any:
+        """K-Means over the stored vectors (n None: chosen by silhouette), stored as a run;
+        with `rerun=False`, the latest run instead (None when there is none)."""
+        from imgsearch.collection import clusters
+
+        with self.reading() as conn:
+            enc = self._indexed_encoder(conn, model)
+            if not rerun:
+                run_id = clusters.latest(conn, enc.id)
+                return clusters.summary(conn, run_id) if run_id else None
+            result = clusters.run(conn, enc.id, enc.name, n, folder)
+            conn.commit()
+            return result
+
+    def cluster_members(self, cluster: int, *, limit: int = 100, offset: int = 0,
+                        model: str | None = None) -> list[dict]:
+        """Images of one cluster of the latest run, nearest its centroid first."""
+        from imgsearch.collection import clusters
+
+        with self.reading() as conn:
+            run_id = clusters.latest(conn, self._indexed_encoder(conn, model).id)
+            return clusters.members(conn, run_id, cluster, limit, offset) if run_id else []
+
+    def _indexed_encoder(self, conn: psycopg.Connection, model: str | None) -> Any:
         from imgsearch.db import store
+        from imgsearch.search import NoVectors
 
         name = model or self.model
-        with self.reading() as conn:
-            enc = store.encoder_by_name(conn, name)
-            if enc is None:
-                from imgsearch.search import NoVectors
-
-                raise NoVectors(f"No images are indexed with {name} yet.")
-            return find_groups(conn, enc.id, enc.dimension, threshold or DEFAULT_THRESHOLD, folder)
+        enc = store.encoder_by_name(conn, name)
+        if enc is None:
+            raise NoVectors(f"No images are indexed with {name} yet: run `imgsearch ingest` first.")
+        return enc
 
     def decide(self, image_ids: Sequence[int], decision: str, keep: int | None = None) -> int:
         """Record `keep` (with the image to keep) or `not-duplicates` for these images."""

@@ -70,3 +70,31 @@ def resolve_command() -> None:
     """Forget (from the index; files are not touched) the images `keep` decisions rank lower."""
     removed = open_index().resolve_duplicates()
     typer.echo(f"removed {removed} duplicate image{'s' if removed != 1 else ''} from the index")
+
+
+@app.command("clusters")
+def clusters_command(
+    n: Annotated[int | None, typer.Option("-n", "--n", min=2, max=10_000,
+                                          help="How many clusters.")] = None,
+    auto: Annotated[bool, typer.Option("--auto", help="Choose n by silhouette.")] = False,
+    folder: Annotated[str | None, typer.Option("--folder", help="Only images under this folder.")
+                      ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    model: ModelOption = None,
+) -> None:
+    """K-Means over the stored vectors: each cluster's size and the images nearest its centre."""
+    from imgsearch.tables import render, table
+
+    if (n is None) == (not auto):
+        echo_err("Give -n N or --auto.")
+        raise typer.Exit(2)
+    result = open_index(model).clusters(n, folder=folder)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        return
+    rows = [(c.cluster, c.size, "  ".join(m["path"] for m in c.nearest[:3]))
+            for c in result.clusters_found]
+    typer.echo(render(f"clustering {result.id}: {result.images:,} images of {result.model} in "
+                      f"{result.clusters} clusters ({result.method})",
+                      table(["cluster", "images", "nearest its centre"], rows,
+                            right=["cluster", "images"])))

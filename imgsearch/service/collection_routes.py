@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from imgsearch.service.routes import ERRORS, require_token
@@ -40,3 +40,34 @@ def decide(request: Request, group_id: int, body: Decision) -> dict:
         raise HTTPException(422, "The group id is its smallest image id: list it in image_ids.")
     pairs = request.app.state.index.decide(body.image_ids, body.decision, body.keep)
     return {"group": group_id, "decision": body.decision, "pairs": pairs}
+
+
+class ClusterRequest(BaseModel):
+    n: int | None = Field(None, ge=2, le=10_000, description="clusters; none: chosen by silhouette")
+    folder: str | None = Field(None, max_length=4096)
+
+
+@router.get("/api/clusters", responses=ERRORS)
+def clusters(request: Request) -> dict:
+    """The latest clustering run: clusters by size, each with the images nearest its centre."""
+    result = request.app.state.index.clusters(rerun=False)
+    if result is None:
+        raise HTTPException(404, "No clustering yet: POST /api/clusters or `imgsearch clusters`.")
+    return result.to_json()
+
+
+@router.post("/api/clusters", dependencies=[Depends(require_token)],
+             responses={401: {"model": Problem}, 403: {"model": Problem}, **ERRORS})
+def run_clusters(request: Request, body: ClusterRequest) -> dict:
+    """Cluster the collection now (K-Means) and keep the run."""
+    return request.app.state.index.clusters(body.n, folder=body.folder).to_json()
+
+
+@router.get("/api/clusters/{cluster}/images", responses=ERRORS)
+def cluster_images(request: Request, cluster: Annotated[int, Path(ge=0, le=10_000)],
+                   offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict:
+    """One cluster of the latest run, nearest its centre first."""
+    images = request.app.state.index.cluster_members(cluster, limit=limit, offset=offset)
+    return {"cluster": cluster, "images": [{**i, "thumb_url": f"/api/images/{i['id']}/thumb"}
+                                           for i in images]}

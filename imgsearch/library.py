@@ -173,6 +173,32 @@ class Index:
             run_id = clusters.latest(conn, self._indexed_encoder(conn, model).id)
             return clusters.members(conn, run_id, cluster, limit, offset) if run_id else []
 
+    def map(self, out: str | Path | None = None, *, method: str = "pca",
+            model: str | None = None) -> int:
+        """Project the collection to 2-D (stored); with `out`, also write it as .png or .html."""
+        from imgsearch.collection import maps
+
+        if out is not None and Path(out).suffix.lower() not in (".png", ".html"):
+            from imgsearch.errors import ImgsearchError
+
+            raise ImgsearchError("The map is written as .png or .html.")
+        with self.reading() as conn:
+            map_id = maps.project(conn, self._indexed_encoder(conn, model).id, method)
+            conn.commit()
+            pts = maps.points(conn, map_id)
+        if out is not None:
+            write = maps.write_png if Path(out).suffix.lower() == ".png" else maps.write_html
+            write(pts, Path(out))
+        return map_id
+
+    def map_points(self, model: str | None = None) -> list[Any]:
+        """The points of the latest map ([] when there is none)."""
+        from imgsearch.collection import maps
+
+        with self.reading() as conn:
+            map_id = maps.latest(conn, self._indexed_encoder(conn, model).id)
+            return maps.points(conn, map_id) if map_id else []
+
     def _indexed_encoder(self, conn: psycopg.Connection, model: str | None) -> Any:
         from imgsearch.db import store
         from imgsearch.search import NoVectors

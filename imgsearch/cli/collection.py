@@ -1,8 +1,9 @@
-"""Commands over the whole collection: `duplicates` (list, decide, resolve)."""
+"""Commands over the whole collection: duplicates (list, decide, resolve), clusters, map."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -98,3 +99,15 @@ def clusters_command(
                       f"{result.clusters} clusters ({result.method})",
                       table(["cluster", "images", "nearest its centre"], rows,
                             right=["cluster", "images"])))
+
+
+@app.command("map")
+def map_command(
+    out: Annotated[Path, typer.Option("--out", help="map.html (hover, click) or map.png.")],
+    method: Annotated[str, typer.Option("--method", help="pca, or umap (pip install umap-learn)."
+                                        )] = "pca",
+    model: ModelOption = None,
+) -> None:
+    """A 2-D map of the collection: similar images end up close together."""
+    map_id = open_index(model).map(out, method=method)
+    typer.echo(f"map {map_id} written to {out}")

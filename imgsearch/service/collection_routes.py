@@ -1,4 +1,4 @@
-"""The collection tools over HTTP: duplicate groups and decisions."""
+"""The collection tools over HTTP: duplicate groups and decisions, clusters, the map."""
 
 from __future__ import annotations
 
@@ -71,3 +71,13 @@ def cluster_images(request: Request, cluster: Annotated[int, Path(ge=0, le=10_00
     images = request.app.state.index.cluster_members(cluster, limit=limit, offset=offset)
     return {"cluster": cluster, "images": [{**i, "thumb_url": f"/api/images/{i['id']}/thumb"}
                                            for i in images]}
+
+
+@router.get("/api/map", responses=ERRORS)
+def map_points(request: Request) -> dict:
+    """The latest map: each image's place (0..1 on both axes)."""
+    pts = request.app.state.index.map_points()
+    if not pts:
+        raise HTTPException(404, "No map yet: `imgsearch map --out map.html` makes one.")
+    return {"points": [{"id": p.id, "x": p.x, "y": p.y, "path": p.path,
+                        "thumb_url": f"/api/images/{p.id}/thumb"} for p in pts]}

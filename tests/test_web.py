@@ -19,6 +19,7 @@ from imgsearch.service.app import create_app
 
 from .photos import sample_photos
 
+TOKEN = "web-token"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -54,10 +55,13 @@ def server(db, lite0, tmp_path_factory):
     index = Index(db.url, device="cpu", pool_size=4)
     index._encoders[(index.model, None)] = lite0
     index.ingest([photos])
+    index.clusters(4)
+    index.map()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(index), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(create_app(index, api_token=TOKEN), host="127.0.0.1", port=port,
+                            log_level="warning")
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
@@ -184,3 +188,44 @@ def test_browse_loads_more_on_scroll(web_page, server) -> None:
         if page.locator("[data-testid=image]").count() == total:
             break
     assert page.locator("[data-testid=image]").count() == total
+
+
+def test_duplicates_view_decides(web_page, server) -> None:
+    page = web_page
+    base, _ = server
+    page.goto(base)
+    page.get_by_test_id("nav-duplicates").click()
+    page.get_by_test_id("find-duplicates").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=dup-group]').length > 0")
+    groups = page.locator("[data-testid=dup-group]").count()
+    first = page.locator("[data-testid=dup-group]").first
+    assert first.locator("[data-testid=score]").count() >= 2  # side by side, with scores
+    first.get_by_test_id("dup-not").click()  # no token yet: refused, nothing changes
+    page.wait_for_function("document.querySelector('[data-testid=duplicates-message]')"
+                           ".textContent.includes('Bearer')")
+    page.get_by_test_id("token").fill(TOKEN)
+    page.locator("[data-testid=dup-group]").first.get_by_test_id("dup-not").click()
+    page.wait_for_function(f"document.querySelectorAll('[data-testid=dup-group]').length === {groups - 1}")
+
+
+def test_clusters_view_opens_a_cluster(web_page, server) -> None:
+    page = web_page
+    base, _ = server
+    page.goto(base)
+    page.get_by_test_id("nav-clusters").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=cluster]').length === 4")
+    page.locator("[data-testid=cluster]").first.click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=cluster-images] "
+                           "[data-testid=image]').length > 0")
+
+
+def test_map_view_points_lead_to_a_search(web_page, server) -> None:
+    page = web_page
+    base, _ = server
+    page.goto(base)
+    page.get_by_test_id("nav-map").click()
+    total = 3 * len(sample_photos())
+    page.wait_for_function(f"document.querySelectorAll('[data-testid=map-point]').length === {total}")
+    page.locator("[data-testid=map-point]").last.click()  # drawn last: on top of any overlap
+    page.wait_for_url("**id=*")
+    page.wait_for_function("document.querySelectorAll('[data-testid=result]').length > 0")

@@ -141,10 +141,103 @@ async function loadMore(reset = false) {
   browse.loading = false;
 }
 
+const VIEWS = ["search", "browse", "duplicates", "clusters", "map"];
+
 function showView(view) {
-  document.getElementById("search-view").hidden = view !== "search";
-  document.getElementById("browse-view").hidden = view !== "browse";
+  for (const v of VIEWS) document.getElementById(`${v}-view`).hidden = v !== view;
   if (view === "browse" && !$("browse").children.length) loadMore(true);
+  if (view === "clusters") loadClusters();
+  if (view === "map") loadMap();
+}
+
+// --- duplicates, clusters, map --------------------------------------------------------------
+async function loadDuplicates() {
+  const p = new URLSearchParams({ threshold: $("threshold").value, limit: 50 });
+  const response = await fetch(`/api/duplicates?${p}`);
+  const data = await response.json();
+  $("duplicates-message").textContent = response.ok ? `${data.total} groups` : data.detail;
+  $("duplicates").replaceChildren(...(data.groups || []).map(group));
+}
+
+function group(g) {
+  const div = document.createElement("div");
+  div.className = "group";
+  div.dataset.testid = "dup-group";
+  div.dataset.id = g.id;
+  const row = document.createElement("div");
+  row.className = "row";
+  for (const m of g.members) {
+    const c = card({ id: m.id, path: m.path, score: m.similarity,
+                     thumb_url: `/api/images/${m.id}/thumb` }, false);
+    if (m.id === g.keep) c.classList.add("keep");
+    row.append(c);
+  }
+  const ids = g.members.map((m) => m.id);
+  const keep = document.createElement("button");
+  keep.textContent = "Keep the marked one";
+  keep.dataset.testid = "dup-keep";
+  keep.onclick = () => decide(g.id, { decision: "keep", image_ids: ids, keep: g.keep });
+  const not = document.createElement("button");
+  not.textContent = "Not duplicates";
+  not.dataset.testid = "dup-not";
+  not.onclick = () => decide(g.id, { decision: "not-duplicates", image_ids: ids });
+  div.append(row, keep, not);
+  return div;
+}
+
+async function decide(groupId, body) {
+  const response = await fetch(`/api/duplicates/${groupId}/decision`, {
+    method: "POST", body: JSON.stringify(body),
+    headers: { "content-type": "application/json", authorization: `Bearer ${$("token").value}` } });
+  if (!response.ok) { $("duplicates-message").textContent = (await response.json()).detail; return; }
+  loadDuplicates();
+}
+
+async function loadClusters() {
+  const response = await fetch("/api/clusters");
+  const data = await response.json();
+  $("clusters-message").textContent = response.ok
+    ? `${data.clusters} clusters of ${data.images} images (${data.method})` : data.detail;
+  $("clusters").replaceChildren(...(data.clusters_found || []).map((c) => {
+    const div = document.createElement("div");
+    div.className = "cluster";
+    div.dataset.testid = "cluster";
+    div.dataset.cluster = c.cluster;
+    div.append(`#${c.cluster}: ${c.size} images`, ...c.nearest.map((m) => {
+      const img = document.createElement("img");
+      img.src = `/api/images/${m.id}/thumb?size=128`;
+      img.alt = m.path;
+      return img;
+    }));
+    div.onclick = () => openCluster(c.cluster);
+    return div;
+  }));
+}
+
+async function openCluster(cluster) {
+  const data = await (await fetch(`/api/clusters/${cluster}/images?limit=200`)).json();
+  $("cluster-title").textContent = `cluster ${cluster}`;
+  $("cluster-images").replaceChildren(...data.images.map((i) => card(i, false)));
+}
+
+async function loadMap() {
+  const response = await fetch("/api/map");
+  const data = await response.json();
+  $("map-message").textContent = response.ok ? `${data.points.length} images` : data.detail;
+  $("map").replaceChildren(...(data.points || []).map((p) => {
+    const img = document.createElement("img");
+    img.src = `${p.thumb_url}?size=128`;
+    img.title = p.path;
+    img.dataset.testid = "map-point";
+    img.style.left = `${2 + p.x * 96}%`;
+    img.style.top = `${2 + (1 - p.y) * 96}%`;
+    img.onclick = () => {
+      Object.assign(state, { kind: "id", id: p.id, url: null, pos: [], neg: [] });
+      showView("search");
+      search();
+    };
+    return img;
+  }));
 }
 
 // --- wiring -------------------------------------------------------------------------------
@@ -172,6 +265,12 @@ document.querySelectorAll("nav a").forEach((a) => a.addEventListener("click", (e
   e.preventDefault(); showView(a.dataset.view);
 }));
 $("folder").addEventListener("change", () => loadMore(true));
+document.getElementById("duplicates-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  sessionStorage.setItem("imgsearch-token", $("token").value);
+  loadDuplicates();
+});
+$("token").value = sessionStorage.getItem("imgsearch-token") || "";
 $("sort").addEventListener("change", () => loadMore(true));
 new IntersectionObserver((entries) => {
   if (entries.some((e) => e.isIntersecting) && !document.getElementById("browse-view").hidden) loadMore();

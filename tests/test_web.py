@@ -84,6 +84,12 @@ def web_page(chromium_browser, server, tmp_path, request):
     context.close()
 
 
+def _open(page, server, view: str):
+    page.goto(server[0])
+    page.get_by_test_id(f"nav-{view}").click()
+    return page
+
+
 def _upload(page, path) -> None:
     page.get_by_test_id("file").set_input_files(str(path))
     page.wait_for_function("document.querySelectorAll('[data-testid=result]').length > 0")
@@ -175,10 +181,7 @@ def test_min_score_hides_results_and_export_has_what_is_shown(web_page, server, 
 
 
 def test_browse_loads_more_on_scroll(web_page, server) -> None:
-    page = web_page
-    base, _ = server
-    page.goto(base)
-    page.get_by_test_id("nav-browse").click()
+    page = _open(web_page, server, "browse")
     page.wait_for_function("document.querySelectorAll('[data-testid=image]').length >= 24")
     total = 3 * len(sample_photos())
     assert total > 24  # more than the first page
@@ -191,10 +194,7 @@ def test_browse_loads_more_on_scroll(web_page, server) -> None:
 
 
 def test_duplicates_view_decides(web_page, server) -> None:
-    page = web_page
-    base, _ = server
-    page.goto(base)
-    page.get_by_test_id("nav-duplicates").click()
+    page = _open(web_page, server, "duplicates")
     page.get_by_test_id("find-duplicates").click()
     page.wait_for_function("document.querySelectorAll('[data-testid=dup-group]').length > 0")
     groups = page.locator("[data-testid=dup-group]").count()
@@ -209,10 +209,7 @@ def test_duplicates_view_decides(web_page, server) -> None:
 
 
 def test_clusters_view_opens_a_cluster(web_page, server) -> None:
-    page = web_page
-    base, _ = server
-    page.goto(base)
-    page.get_by_test_id("nav-clusters").click()
+    page = _open(web_page, server, "clusters")
     page.wait_for_function("document.querySelectorAll('[data-testid=cluster]').length === 4")
     page.locator("[data-testid=cluster]").first.click()
     page.wait_for_function("document.querySelectorAll('[data-testid=cluster-images] "
@@ -220,10 +217,7 @@ def test_clusters_view_opens_a_cluster(web_page, server) -> None:
 
 
 def test_map_view_points_lead_to_a_search(web_page, server) -> None:
-    page = web_page
-    base, _ = server
-    page.goto(base)
-    page.get_by_test_id("nav-map").click()
+    page = _open(web_page, server, "map")
     total = 3 * len(sample_photos())
     page.wait_for_function(f"document.querySelectorAll('[data-testid=map-point]').length === {total}")
     page.locator("[data-testid=map-point]").last.click()  # drawn last: on top of any overlap

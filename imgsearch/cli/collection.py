@@ -20,7 +20,7 @@ def duplicates_command(
     ctx: typer.Context,
     threshold: Annotated[float | None, typer.Option(
         "--threshold", min=0.5, max=1.0, help="Cosine similarity at or above which two images "
-        "are duplicates (default 0.90, see the README).")] = None,
+        "are duplicates (default 0.85, see the README).")] = None,
     folder: Annotated[str | None, typer.Option("--folder", help="Only images under this folder.")
                       ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,

@@ -14,7 +14,7 @@ import psycopg
 
 from imgsearch.errors import ImgsearchError
 
-DEFAULT_THRESHOLD = 0.90  # cosine similarity: provisional, see the README (Duplicates)
+DEFAULT_THRESHOLD = 0.85  # cosine similarity, chosen by benchmarks/collection.py (README)
 NEIGHBOURS = 16  # neighbours looked at per image
 
 

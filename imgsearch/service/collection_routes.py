@@ -21,7 +21,7 @@ class Decision(BaseModel):
 
 
 @router.get("/api/duplicates", responses=ERRORS)
-def duplicates(request: Request, threshold: Annotated[float, Query(ge=0.5, le=1.0)] = 0.90,
+def duplicates(request: Request, threshold: Annotated[float, Query(ge=0.5, le=1.0)] = 0.85,
                folder: Annotated[str | None, Query(max_length=4096)] = None,
                offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
                limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:

@@ -83,6 +83,9 @@ def list_images(conn: psycopg.Connection, *, folder: str | None = None,
     page_filter = ""
     if after:
         params["key"], params["id"] = _decode_cursor(after)
+        wanted = str if sort == "path" else (int, float)
+        if not isinstance(params["key"], wanted) or isinstance(params["key"], bool):
+            raise ImgsearchError("That page cursor belongs to another sort order.")
         cast = "text" if sort == "path" else "float8"
         page_filter = f"AND ({key_sql}, id) {op} (%(key)s::{cast}, %(id)s::bigint)"
     rows = conn.execute(

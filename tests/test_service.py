@@ -93,6 +93,9 @@ def test_pagination_is_stable_under_inserts(client, index, photos_dir, tmp_path)
     sub = client.get("/api/images", params={"folder": str(photos_dir / "sub")}).json()["images"]
     assert sub and all("/sub/" in image["path"] for image in sub)
     assert client.get("/api/images", params={"cursor": "not-a-cursor"}).status_code == 400
+    path_cursor = client.get("/api/images", params={"limit": 1}).json()["next_cursor"]
+    mixed = client.get("/api/images", params={"cursor": path_cursor, "sort": "date"})
+    assert mixed.status_code == 400 and "sort order" in mixed.json()["detail"]
 
 
 def test_image_thumb_and_file(client, photos_dir) -> None:
@@ -158,6 +161,7 @@ def test_relevance_feedback_changes_the_order(client) -> None:
     ({"json": {"url": "http://example.org/a.jpg", "image_id": 1}}, 422),
     ({"json": {"image_id": 1, "k": 100000}}, 422),
     ({"json": {"image_id": 1, "min_score": 5}}, 422),
+    ({"json": {"image_id": 1, "folder": "/a\u0000b"}}, 400),
     ({"content": b"k=3", "headers": {"content-type": "text/plain"}}, 415),
     ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422),
 ])

@@ -6,12 +6,13 @@ import threading
 import time
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imgsearch.errors import DatabaseUnavailable, ImgsearchError, UnknownEncoder
+from imgsearch.errors import DatabaseUnavailable, ImgsearchError, UnknownEncoder, first_line
 from imgsearch.library import Index
 from imgsearch.search import NoVectors, QueryImageError
 from imgsearch.service.metrics import Metrics
@@ -72,6 +73,11 @@ def create_app(index: Index, *, api_token: str | None = None,
 
     for kind in (QueryImageError, *statuses):
         app.add_exception_handler(kind, library_error)
+
+    @app.exception_handler(psycopg.DataError)
+    async def unusable_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        return problem(400, "A parameter holds a value the database cannot take "
+                            f"({first_line(exc)}).")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):

@@ -1,0 +1,108 @@
+"""Training a projection head on stored vectors and labels (torch, CPU, seeded).
+
+Losses: batch-hard triplet (each anchor's farthest positive against its nearest negative in
+the batch) or supervised contrastive (Khosla et al. 2020). Batches hold P classes x K images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from imgsearch.errors import ImgsearchError
+from imgsearch.learning.head import Head
+
+LOSSES = ("triplet", "supcon")
+
+
+@dataclass
+class TrainOptions:
+    dim: int = 256
+    hidden: int = 512
+    epochs: int = 30
+    loss: str = "supcon"
+    lr: float = 1e-3
+    classes_per_batch: int = 8
+    per_class: int = 16
+    margin: float = 0.2  # triplet
+    temperature: float = 0.1  # supcon
+    seed: int = 0
+
+
+def stratified_split(labels: Sequence[str], test_fraction: float, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, test rows): each class split in the same proportion; no row in both."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ImgsearchError("The held-out fraction must be between 0 and 1.")
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    train, test = [], []
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        cut = int(round(len(rows) * test_fraction))
+        test.extend(rows[:cut])
+        train.extend(rows[cut:])
+    return np.sort(np.array(train, dtype=int)), np.sort(np.array(test, dtype=int))
+
+
+def train_head(vectors: np.ndarray, labels: Sequence[str], base: str,
+               options: TrainOptions | None = None) -> Head:
+    """A head trained so that images of one label end up close together."""
+    import torch
+    import torch.nn.functional as F
+
+    o = options or TrainOptions()
+    if o.loss not in LOSSES:
+        raise ImgsearchError(f"--loss must be one of {', '.join(LOSSES)}.")
+    classes, y = np.unique(np.asarray(labels), return_inverse=True)
+    if len(classes) < 2:
+        raise ImgsearchError("Training needs at least two labels.")
+    torch.manual_seed(o.seed)
+    rng = np.random.default_rng(o.seed)
+    x = torch.from_numpy(np.asarray(vectors, np.float32))
+    target = torch.from_numpy(y)
+    model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], o.hidden), torch.nn.ReLU(),
+                                torch.nn.Linear(o.hidden, o.dim))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=1e-4)
+    by_class = [np.flatnonzero(y == c) for c in range(len(classes))]
+    steps = max(1, len(y) // (o.classes_per_batch * o.per_class))
+    for _ in range(o.epochs):
+        for _ in range(steps):
+            chosen = rng.choice(len(classes), min(o.classes_per_batch, len(classes)), replace=False)
+            rows = np.concatenate([rng.choice(by_class[c], o.per_class,
+                                              replace=len(by_class[c]) < o.per_class)
+                                   for c in chosen])
+            z = F.normalize(model(x[rows]), dim=1)
+            loss = (_triplet(z, target[rows], o.margin) if o.loss == "triplet"
+                    else _supcon(z, target[rows], o.temperature))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    first, second = model[0], model[2]
+    return Head(base, first.weight.detach().numpy().T.copy(), first.bias.detach().numpy().copy(),
+                second.weight.detach().numpy().T.copy(), second.bias.detach().numpy().copy())
+
+
+def _triplet(z, labels, margin: float):
+    import torch
+
+    distance = 1.0 - z @ z.T
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool)
+    hardest_positive = distance.masked_fill(~same | eye, -1.0).max(dim=1).values
+    hardest_negative = distance.masked_fill(same, 3.0).min(dim=1).values
+    return torch.relu(hardest_positive - hardest_negative + margin).mean()
+
+
+def _supcon(z, labels, temperature: float):
+    import torch
+
+    logits = z @ z.T / temperature
+    eye = torch.eye(len(labels), dtype=torch.bool)
+    logits = logits.masked_fill(eye, -1e9)
+    positives = (labels[:, None] == labels[None, :]) & ~eye
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    counts = positives.sum(dim=1).clamp(min=1)
+    return -((log_prob * positives).sum(dim=1) / counts).mean()

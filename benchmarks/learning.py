@@ -4,7 +4,8 @@
 
 Ingests the 2,624 elpv cells with the base encoder into a fresh database, splits them by
 label (half held out, seeded), trains the head on the training half only, and reports P@1,
-P@10 and mAP of base and head on the held-out half (queries and candidates both held out).
+P@10 and mAP of base and head on the held-out half (queries and candidates both held out),
+then the same for PCA (and PCA-whitening) fitted on the training half.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
                         default=["supcon", "triplet"])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pca", type=int, nargs="*", default=[64, 256])
     args = parser.parse_args()
 
     from elpv_dataset.utils import load_dataset
@@ -75,6 +77,17 @@ def main() -> None:
             print(f"  head ({loss:<7}) P@1 {scores.precision[1]:.3f}  "
                   f"P@10 {scores.precision[10]:.3f}  mAP {scores.map:.3f}  "
                   f"(trained in {seconds:.1f} s)")
+        from sklearn.decomposition import PCA
+
+        for n in args.pca:
+            for whiten in (False, True):
+                pca = PCA(n, whiten=whiten, random_state=args.seed).fit(vectors[train])
+                reduced = pca.transform(vectors[test])
+                scores = leave_one_out(reduced, test_labels, [1, 10])
+                print(f"  PCA {n:>4}{' whitened' if whiten else '         '} P@1 "
+                      f"{scores.precision[1]:.3f}  P@10 {scores.precision[10]:.3f}  "
+                      f"mAP {scores.map:.3f}  ({n * 2:,} bytes a vector vs "
+                      f"{vectors.shape[1] * 2:,})")
         index.close()
     finally:
         embedded.stop(home)

@@ -93,15 +93,15 @@ class Index(CollectionTools):
 
         by_id = isinstance(query, str) and parse_image_id(query) is not None
         encoder = None if by_id else self.encoder(model, weights)
-        for attempt in (1, 2):
-            try:
-                with self.reading() as conn:
-                    return search(query, k, encoder=encoder, model=model or self.model,
-                                  min_similarity=min_similarity, options=options, conn=conn)
-            except psycopg.OperationalError:
-                if attempt == 2:  # the server restarted, say: one fresh try, then the error
-                    raise
-        raise AssertionError("unreachable")
+        def once():
+            with self.reading() as conn:
+                return search(query, k, encoder=encoder, model=model or self.model,
+                              min_similarity=min_similarity, options=options, conn=conn)
+
+        try:
+            return once()
+        except psycopg.OperationalError:  # the server restarted, say: one fresh connection
+            return once()
 
     @contextmanager
     def reading(self) -> Iterator[psycopg.Connection]:

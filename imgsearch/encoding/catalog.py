@@ -38,10 +38,14 @@ def lite0_weights_file() -> Path | None:
     return path if path.exists() else None
 
 
-def file_digest(path: Path) -> str:
-    """A short sha256 of a weights file: part of the identity of an encoder built from it."""
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with Path(path).open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """A short sha256 of a weights file: part of the identity of an encoder built from it."""
+    return file_sha256(path)[:16]

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from imgsearch.encoding.preprocess import Preprocessing
+
 Inputs = tuple[np.ndarray, ...]  # one stacked uint8 batch per model input
 
 
@@ -65,6 +67,25 @@ class Encoder:
         if not images:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return self.encode_batch(collate([self.preprocess(img) for img in images]))
+
+
+class SingleModelEncoder(Encoder):
+    """An encoder of one model fed by one `Preprocessing` (the torch and ONNX runtimes)."""
+
+    preprocessing: Preprocessing
+
+    @property
+    def preprocessing_id(self) -> str:
+        return self.preprocessing.identity
+
+    @property
+    def min_decode_size(self) -> int:
+        # JPEG draft may go down to the crop size: the resize then barely upscales, and an
+        # eighth-scale DCT decode is several times faster than a quarter-scale one.
+        return self.preprocessing.crop
+
+    def preprocess(self, image: Image.Image) -> Inputs:
+        return (self.preprocessing(image),)
 
 
 def collate(items: Sequence[Inputs]) -> Inputs:

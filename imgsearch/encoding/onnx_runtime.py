@@ -8,7 +8,6 @@ not match, or that ONNX Runtime cannot load, is treated as missing and exported 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,10 +15,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from imgsearch import config
-from imgsearch.encoding.encoder import Encoder, EncoderIdentity, Inputs
+from imgsearch.encoding.catalog import file_sha256
+from imgsearch.encoding.encoder import EncoderIdentity, Inputs, SingleModelEncoder
 from imgsearch.encoding.preprocess import Preprocessing
 from imgsearch.errors import ImgsearchError
 
@@ -47,15 +46,7 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class OnnxEncoder(Encoder):
+class OnnxEncoder(SingleModelEncoder):
     """An exported encoder run by ONNX Runtime (CPU, or CUDA where its provider exists)."""
 
     def __init__(self, identity: EncoderIdentity, preprocessing: Preprocessing, graph: Path,
@@ -81,17 +72,6 @@ class OnnxEncoder(Encoder):
             providers.insert(0, "CUDAExecutionProvider")
         self.device = device
         self.session = ort.InferenceSession(str(graph), options, providers=providers)
-
-    @property
-    def preprocessing_id(self) -> str:
-        return self.preprocessing.identity
-
-    @property
-    def min_decode_size(self) -> int:
-        return self.preprocessing.crop
-
-    def preprocess(self, image: Image.Image) -> Inputs:
-        return (self.preprocessing(image),)
 
     def encode_batch(self, inputs: Inputs) -> np.ndarray:
         (batch,) = inputs

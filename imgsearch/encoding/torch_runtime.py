@@ -7,16 +7,15 @@ import logging
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from imgsearch.encoding.devices import pick_device
-from imgsearch.encoding.encoder import Encoder, Inputs
+from imgsearch.encoding.encoder import Inputs, SingleModelEncoder
 from imgsearch.encoding.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
 
 
-class TorchEncoder(Encoder):
+class TorchEncoder(SingleModelEncoder):
     """A torch module mapping normalised NCHW images to feature vectors."""
 
     def __init__(self, name: str, module: torch.nn.Module, dimension: int, weights_id: str,
@@ -30,19 +29,6 @@ class TorchEncoder(Encoder):
         self._mean = torch.tensor(preprocessing.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(preprocessing.std, device=self.device).view(1, 3, 1, 1)
         self.max_batch: int | None = None  # lowered after a CUDA out-of-memory error
-
-    @property
-    def preprocessing_id(self) -> str:
-        return self.preprocessing.identity
-
-    @property
-    def min_decode_size(self) -> int:
-        # JPEG draft may go down to the crop size: the resize then barely upscales, and an
-        # eighth-scale DCT decode is several times faster than a quarter-scale one.
-        return self.preprocessing.crop
-
-    def preprocess(self, image: Image.Image) -> Inputs:
-        return (self.preprocessing(image),)
 
     def encode_batch(self, inputs: Inputs) -> np.ndarray:
         (batch,) = inputs

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
+from imgsearch import config
 from imgsearch.db import prune, store
 from imgsearch.db.connection import Database, connect
 from imgsearch.db.schema import as_database
@@ -51,7 +52,8 @@ class _Loaded:
     existed: bool
 
 
-def load(source: Source, known: store.KnownImage | None, encoder: Encoder) -> _Loaded:
+def load(source: Source, known: store.KnownImage | None, encoder: Encoder,
+         max_pixels: int | None = None) -> _Loaded:
     """Read, hash, decode and preprocess one source (runs in a worker thread)."""
     mtime = None
     if not source.is_url:
@@ -65,7 +67,7 @@ def load(source: Source, known: store.KnownImage | None, encoder: Encoder) -> _L
                          metadata=source.metadata)
     if known is not None and known.has_vector and known.sha256 == row.sha256:
         return _Loaded(source, row, None, existed=True)
-    decoded = decode_image(data, min_size=encoder.min_decode_size)
+    decoded = decode_image(data, min_size=encoder.min_decode_size, max_pixels=max_pixels)
     row.width, row.height, row.format = decoded.width, decoded.height, decoded.format
     return _Loaded(source, row, encoder.preprocess(decoded.image), existed=known is not None)
 
@@ -137,6 +139,7 @@ class _Run:
         self._last_progress = 0.0
         self.batch: list[_Loaded] = []
         self.errors: list[Failure] = []
+        self.max_pixels = config.load().max_pixels  # read once, not per image
 
     def execute(self, items: Iterator[Source | Rejected]) -> None:
         with connect(self.db, autocommit=True) as conn, \
@@ -148,7 +151,7 @@ class _Run:
             for source, known in self._plan(items):
                 if self.stop.is_set():
                     break
-                pending.append((source, pool.submit(load, source, known, self.encoder)))
+                pending.append((source, pool.submit(load, source, known, self.encoder, self.max_pixels)))
                 self._drain(pending, keep=window - 1)
             self.finding = False
             self._drain(pending, keep=0)

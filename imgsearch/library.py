@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from imgsearch.encoding.encoder import Encoder
     from imgsearch.evaluation.evaluate import Evaluation
     from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
+    from imgsearch.evaluation.split import SplitEvaluation
     from imgsearch.ingest.report import IngestReport
+    from imgsearch.learning.derive import TrainReport
     from imgsearch.progress import ProgressCallback
     from imgsearch.search import QueryOptions, SearchResult
 
@@ -48,7 +50,7 @@ class Index(CollectionTools):
         self.device = device or settings.device
         self.backend = backend or settings.backend  # auto: ONNX Runtime on a CPU, torch on a GPU
         self._encoders: dict[tuple[str, str | None], Encoder] = {}
-        self._encoders_lock = threading.Lock()
+        self._encoders_lock = threading.RLock()  # a derived encoder loads its base
         self._conn: psycopg.Connection | None = None
         self._conn_lock = threading.Lock()
         self._pool = None
@@ -63,10 +65,27 @@ class Index(CollectionTools):
         key = (model or self.model, str(weights) if weights else None)
         with self._encoders_lock:
             if key not in self._encoders:
-                from imgsearch.encoding.registry import get_encoder
-
-                self._encoders[key] = get_encoder(key[0], self.device, weights, self.backend)
+                self._encoders[key] = self._load_encoder(*key)
             return self._encoders[key]
+
+    def _load_encoder(self, name: str, weights: str | None) -> Encoder:
+        """A registered model, or else an encoder trained on this database (`imgsearch train`)."""
+        from imgsearch.encoding.registry import get_encoder
+        from imgsearch.errors import UnknownEncoder
+
+        try:
+            return get_encoder(name, self.device, weights, self.backend)
+        except UnknownEncoder as exc:
+            from imgsearch.db.derived import by_name
+            from imgsearch.encoding.derived import DerivedEncoder
+
+            with self.reading() as conn:
+                found = by_name(conn, name)
+            if found is None:
+                raise UnknownEncoder(f"{exc} No trained encoder of that name in this database "
+                                     "either (`imgsearch train`).") from None
+            row, projection = found
+            return DerivedEncoder(name, self.encoder(row.base_name), projection)
 
     def ingest(self, paths: Sequence[str | Path] = (), *, model: str | None = None,
                weights: str | Path | None = None, manifest: str | Path | None = None,
@@ -87,12 +106,17 @@ class Index(CollectionTools):
 
     def search(self, query: str | bytes, k: int = 5, *, model: str | None = None,
                weights: str | Path | None = None, min_similarity: float | None = None,
-               options: QueryOptions | None = None) -> SearchResult:
-        """The k indexed images most similar to a file, an http(s) URL, image bytes or `id:<n>`."""
+               options: QueryOptions | None = None, tta: bool = False) -> SearchResult:
+        """The k indexed images most similar to a file, an http(s) URL, image bytes or `id:<n>`
+        (`tta`: the query is the mean vector of the image, its mirror and its centre crop)."""
         from imgsearch.search import parse_image_id, search
 
         by_id = isinstance(query, str) and parse_image_id(query) is not None
         encoder = None if by_id else self.encoder(model, weights)
+        if tta and encoder is not None:
+            from imgsearch.encoding.tta import TestTimeAugmented
+
+            encoder = TestTimeAugmented(encoder)
         def once():
             with self.reading() as conn:
                 return search(query, k, encoder=encoder, model=model or self.model,
@@ -173,6 +197,33 @@ class Index(CollectionTools):
 
         encoders = [self.encoder(m) for m in models or [self.model]]
         return near_duplicates(root, encoders=encoders, database=self.db, **options)
+
+    def train(self, name: str, folder: str | Path | None = None, *, base: str | None = None,
+              **options: Any) -> TrainReport:
+        """Fit and register a derived encoder of `base` (see learning.derive.train)."""
+        from imgsearch.learning.derive import train
+
+        return train(self.db, self.encoder(base), name, folder=folder, **options)
+
+    def drop_encoder(self, name: str, cascade: bool = False) -> list[str]:
+        """Delete an encoder's vectors and registration (refused while others derive from it,
+        unless `cascade`); the names dropped."""
+        from imgsearch.db.derived import drop_encoder
+
+        with connect(self.db) as conn:
+            dropped = drop_encoder(conn, name, cascade)
+            conn.commit()
+        with self._encoders_lock:
+            self._encoders = {k: v for k, v in self._encoders.items() if k[0] not in dropped}
+        return dropped
+
+    def evaluate_split(self, root: str | Path, *, model: str | None = None,
+                       near_duplicates: bool = False, **options: Any) -> SplitEvaluation:
+        """Fit on one half, score on the other (see evaluation.split)."""
+        from imgsearch.evaluation.split import split_evaluate, split_near_duplicates
+
+        run = split_near_duplicates if near_duplicates else split_evaluate
+        return run(root, encoder=self.encoder(model), database=self.db, **options)
 
     def prune(self) -> int:
         """Forget indexed files that are gone; how many were removed."""

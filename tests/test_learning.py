@@ -8,7 +8,7 @@ from PIL import ImageEnhance, ImageOps
 
 from imgsearch.errors import ImgsearchError
 from imgsearch.evaluation.evaluate import leave_one_out
-from imgsearch.learning.head import Head
+from imgsearch.learning.head import load
 from imgsearch.learning.train import TrainOptions, stratified_split, train_head
 
 from .photos import center_crop, halved, jpeg_recompressed, sample_photos
@@ -49,7 +49,7 @@ def test_a_trained_head_beats_the_base_on_held_out_copies(lite0, tmp_path) -> No
     assert trained > base, (trained, base)
 
     head.save(tmp_path / "head.npz")
-    again = Head.load(tmp_path / "head.npz")
+    again = load(tmp_path / "head.npz")
     assert again.digest() == head.digest() and again.base == lite0.name
     np.testing.assert_allclose(again.apply(vectors[:3]), head.apply(vectors[:3]), atol=1e-6)
     assert np.allclose(np.linalg.norm(head.apply(vectors), axis=1), 1.0, atol=1e-5)

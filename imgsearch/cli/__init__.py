@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from imgsearch.cli import admin, collection, commands  # noqa: F401  (they register commands)
+from imgsearch.cli import admin, collection, commands, learning  # noqa: F401  (they register commands)
 from imgsearch.cli.app import app, echo_err
 from imgsearch.errors import ImgsearchError, first_line
 

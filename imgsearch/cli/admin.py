@@ -136,3 +136,16 @@ def index_status_command() -> None:
             for s in statuses]
     typer.echo(render(table(["encoder", "kind", "parameters", "size", "rows", "state", "advice"],
                             rows, right=["size", "rows"])))
+
+
+@db_app.command("drop-encoder")
+def db_drop_encoder(
+    name: Annotated[str, typer.Argument(help="The encoder whose vectors are deleted.")],
+    cascade: Annotated[bool, typer.Option(
+        "--cascade", help="Also drop the encoders derived from it (`imgsearch train`).")] = False,
+) -> None:
+    """Delete one encoder's vectors and registration (images and other encoders stay)."""
+    from imgsearch.cli.app import open_index
+
+    dropped = open_index().drop_encoder(name, cascade)
+    typer.echo(f"dropped {', '.join(dropped)}")

@@ -122,6 +122,9 @@ def search_command(
     where: Annotated[list[str] | None, typer.Option(
         "--where", help="Metadata filter key=value (repeatable).")] = None,
     backend: BackendOption = None,
+    tta: Annotated[bool, typer.Option(
+        "--tta", help="Test-time augmentation: query with the mean of the image, its mirror "
+        "and its centre crop (3 encodes).")] = False,
 ) -> None:
     """Find the indexed images most similar to QUERY."""
     from imgsearch.cli.display import search_table
@@ -136,7 +139,8 @@ def search_command(
         filters[key] = value
     options = QueryOptions(ef_search, probes, exact, filters or None)
     result = open_index(model, device, backend).search(query, k, weights=weights,
-                                              min_similarity=min_similarity, options=options)
+                                              min_similarity=min_similarity, options=options,
+                                              tta=tta)
     if grid is not None:
         from imgsearch.render import save_grid
 
@@ -169,6 +173,21 @@ def evaluate_command(
     sample: Annotated[int | None, typer.Option(
         "--sample", min=1, help="Query with a seeded random subset of this many images.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    split: Annotated[float | None, typer.Option(
+        "--split", min=0.05, max=0.95, help="Hold out this fraction (class-stratified), fit a "
+        "head and PCA on the rest, score base vs fitted on the held-out images only, with "
+        "bootstrap 95% intervals (with --near-duplicates: a self-supervised head).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="With --split: the split and training seed.")
+                    ] = 0,
+    loss: Annotated[str, typer.Option("--loss", help="With --split: supcon or triplet.")
+                    ] = "supcon",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, max=1000, help="With --split.")] = 30,
+    pca: Annotated[list[int] | None, typer.Option(
+        "--pca", min=1, max=4096, help="With --split: PCA dimensions to compare (repeatable).")
+    ] = None,
+    tta: Annotated[bool, typer.Option(
+        "--tta", help="With --split --near-duplicates: also query with test-time augmentation.")
+    ] = False,
     device: DeviceOption = None,
     backend: BackendOption = None,
 ) -> None:
@@ -186,6 +205,10 @@ def evaluate_command(
     models = model or [index.model]
     for name in models:
         index.encoder(name)  # every model loads before any work, so a missing one fails early
+    if split is not None:
+        _evaluate_split(index, folder, models[0], near_duplicates, split, seed, loss, epochs,
+                        pca, tta, ks, as_json)
+        return
     with progress_display() as show:
         if near_duplicates:
             result = index.near_duplicates(folder, models=models, ks=ks, sample=sample,
@@ -196,6 +219,22 @@ def evaluate_command(
                                     sample=sample, progress=show)
             text = evaluation_table(result)
     typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else text)
+
+
+def _evaluate_split(index, folder: Path, model: str, near_duplicates: bool, split: float,
+                    seed: int, loss: str, epochs: int, pca: list[int] | None, tta: bool,
+                    ks: list[int], as_json: bool) -> None:
+    from imgsearch.cli.display import progress_display
+    from imgsearch.evaluation.tables import split_table
+    from imgsearch.learning.train import TrainOptions
+
+    options = TrainOptions(loss=loss, epochs=epochs, seed=seed)
+    extra = {"tta": tta} if near_duplicates else {"pca": pca if pca is not None else [64]}
+    with progress_display() as show:
+        result = index.evaluate_split(folder, model=model, near_duplicates=near_duplicates,
+                                      test_fraction=split, seed=seed, ks=ks, options=options,
+                                      progress=show, **extra)
+    typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else split_table(result))
 
 
 @app.command("prune")

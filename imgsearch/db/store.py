@@ -11,6 +11,7 @@ import psycopg
 from pgvector import HalfVector
 
 from imgsearch.encoding.encoder import EncoderIdentity
+from imgsearch.learning.head import Projection
 from imgsearch.sources import display_path, path_bytes
 
 
@@ -129,9 +130,10 @@ def vectors_by_sha(conn: psycopg.Connection, enc_id: int, shas: Sequence[str]) -
 
 def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
                 vectors: Sequence[np.ndarray | HalfVector], errors: Sequence[ErrorRow] = (),
-                refreshed: Sequence[ImageRow] = ()) -> Written:
+                refreshed: Sequence[ImageRow] = (),
+                derived: Sequence[tuple[int, Projection]] = ()) -> Written:
     """One transaction (`conn` must be in autocommit mode): upsert images, replace their
-    vectors, record errors.
+    vectors (and those of the `derived` encoders computed from them), record errors.
 
     `refreshed` rows are unchanged content whose size/mtime/metadata are brought up to date.
     """
@@ -145,19 +147,15 @@ def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
                     if r.location in ids]
             image_ids = [image_id for image_id, _ in kept]
             vectors = [v for _, v in kept]
-            conn.execute(
-                "DELETE FROM imgsearch.embeddings WHERE encoder_id = %s AND image_id = ANY(%s)",
-                (enc_id, image_ids),
-            )
-            with conn.cursor().copy(
-                "COPY imgsearch.embeddings (image_id, encoder_id, embedding)"
-                " FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["int8", "int4", "halfvec"])
-                for image_id, vector in zip(image_ids, vectors, strict=True):
-                    if not isinstance(vector, HalfVector):
-                        vector = HalfVector(np.asarray(vector, dtype=np.float32))
-                    copy.write_row((image_id, enc_id, vector))
+            for target, projection in [(enc_id, None), *derived]:
+                conn.execute("DELETE FROM imgsearch.embeddings"
+                             " WHERE encoder_id = %s AND image_id = ANY(%s)", (target, image_ids))
+                if projection is None:
+                    copy_vectors(conn, target, image_ids, vectors)
+                elif image_ids:
+                    base = np.stack([v.to_numpy() if isinstance(v, HalfVector) else v
+                                     for v in vectors])
+                    copy_vectors(conn, target, image_ids, projection.apply(base))
         if refreshed:
             _upsert_images(conn, refreshed)
         if errors:
@@ -169,6 +167,18 @@ def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
                       enc_id) for e in errors],
                 )
     return written
+
+
+def copy_vectors(conn: psycopg.Connection, enc_id: int, image_ids: Sequence[int],
+                 vectors: Sequence[np.ndarray | HalfVector]) -> None:
+    """COPY one encoder's vectors (the images must have none of this encoder yet)."""
+    with conn.cursor().copy("COPY imgsearch.embeddings (image_id, encoder_id, embedding)"
+                            " FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "int4", "halfvec"])
+        for image_id, vector in zip(image_ids, vectors, strict=True):
+            if not isinstance(vector, HalfVector):
+                vector = HalfVector(np.asarray(vector, dtype=np.float32))
+            copy.write_row((image_id, enc_id, vector))
 
 
 def _upsert_images(conn: psycopg.Connection, rows: Sequence[ImageRow]) -> dict[str, tuple[int, bool]]:

@@ -50,17 +50,21 @@ class RetrievalScores:
     chance_precision: float  # what a random ranking scores: mean of R / (n - 1)
 
 
-def leave_one_out(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int],
-                  queries: Sequence[int] | None = None) -> RetrievalScores:
-    """Each of `queries` (default: every row) ranks all other rows by cosine similarity."""
+def per_query(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int],
+              queries: Sequence[int] | None = None) -> tuple[dict[str, np.ndarray], int]:
+    """Each of `queries` (default: every row) ranks all other rows by cosine similarity:
+    its scores (p{k}, r{k}, ap{k}, ap, rr, chance) as arrays over the queries that have a
+    relevant image, and how many had none."""
     n = len(vectors)
     if n < 2:
         raise ImgsearchError("Leave-one-out needs at least two images.")
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     label_ids = np.unique(np.asarray(labels), return_inverse=True)[1]
     queries = np.arange(n) if queries is None else np.asarray(queries)
-    sums: Counter[str] = Counter()
-    used = without = 0
+    scores: dict[str, list[float]] = {key: [] for key in
+                                      [f"{m}{k}" for m in ("p", "r", "ap") for k in ks]
+                                      + ["ap", "rr", "chance"]}
+    without = 0
     for start in range(0, len(queries), QUERY_CHUNK):
         chunk = queries[start:start + QUERY_CHUNK]
         sims = unit[chunk] @ unit.T
@@ -70,20 +74,30 @@ def leave_one_out(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int],
             if r.n_relevant == 0:
                 without += 1
                 continue
-            used += 1
             for k in ks:
-                sums[f"p{k}"] += metrics.precision_at_k(r, k)
-                sums[f"r{k}"] += metrics.recall_at_k(r, k)
-                sums[f"ap{k}"] += metrics.average_precision(r, k)
-            sums["ap"] += metrics.average_precision(r)
-            sums["rr"] += metrics.reciprocal_rank(r)
-            sums["chance"] += r.n_relevant / (n - 1)
-    d = max(used, 1)
+                scores[f"p{k}"].append(metrics.precision_at_k(r, k))
+                scores[f"r{k}"].append(metrics.recall_at_k(r, k))
+                scores[f"ap{k}"].append(metrics.average_precision(r, k))
+            scores["ap"].append(metrics.average_precision(r))
+            scores["rr"].append(metrics.reciprocal_rank(r))
+            scores["chance"].append(r.n_relevant / (n - 1))
+    return {key: np.asarray(values, dtype=float) for key, values in scores.items()}, without
+
+
+def leave_one_out(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int],
+                  queries: Sequence[int] | None = None) -> RetrievalScores:
+    """Mean scores of `per_query`."""
+    scores, without = per_query(vectors, labels, ks, queries)
+    used = len(scores["ap"])
+
+    def mean(key: str) -> float:
+        return float(scores[key].mean()) if used else 0.0
+
     return RetrievalScores(
         queries=used, without_relevant=without,
-        precision={k: sums[f"p{k}"] / d for k in ks}, recall={k: sums[f"r{k}"] / d for k in ks},
-        map_at={k: sums[f"ap{k}"] / d for k in ks}, map=sums["ap"] / d, mrr=sums["rr"] / d,
-        chance_precision=sums["chance"] / d)
+        precision={k: mean(f"p{k}") for k in ks}, recall={k: mean(f"r{k}") for k in ks},
+        map_at={k: mean(f"ap{k}") for k in ks}, map=mean("ap"), mrr=mean("rr"),
+        chance_precision=mean("chance"))
 
 
 @dataclass

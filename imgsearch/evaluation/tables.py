@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from imgsearch.evaluation.evaluate import Evaluation
 from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
+from imgsearch.evaluation.split import SplitEvaluation
 from imgsearch.tables import render, table
 
 
@@ -72,3 +73,21 @@ def near_duplicates_table(e: NearDuplicateEvaluation) -> str:
     notes = "\n".join(f"{m.model}: {m.copies:,} copies of {m.queried:,} images in {m.seconds:.1f}s"
                       for m in e.models)
     return render(head, "", table(columns, rows, right=columns[1:]), "", notes)
+
+
+def split_table(e: SplitEvaluation) -> str:
+    """One row per encoder: each metric's mean and bootstrap 95% interval, then chance."""
+    what = (f"{e.classes} classes, stratified" if e.mode == "labels"
+            else "copies of held-out images among held-out originals")
+    head = (f"{e.root}: fitted on {e.train_images:,} images, scored on the {e.test_images:,} "
+            f"held out ({e.test_fraction:.0%}, seed {e.seed}; {what})")
+    metrics = list(e.rows[0].scores) if e.rows else []
+    columns = ["encoder", "dim", *metrics, "fit"]
+    rows = [[r.encoder, str(r.dimension),
+             *(f"{r.scores[m].mean:.3f} [{r.scores[m].low:.3f}, {r.scores[m].high:.3f}]"
+               for m in metrics),
+             "-" if r.fit_seconds is None else f"{r.fit_seconds:.1f}s"] for r in e.rows]
+    rows.append(["chance (random ranking)", "",
+                 *(f"{e.chance[m]:.3f}" if m in e.chance else "" for m in metrics), ""])
+    return render(head, "", table(columns, rows, right=columns[1:]), "",
+                  "[low, high]: bootstrap 95% interval over the held-out queries")

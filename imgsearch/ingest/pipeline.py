@@ -27,10 +27,11 @@ import numpy as np
 import psycopg
 
 from imgsearch import config
-from imgsearch.db import prune, store
+from imgsearch.db import derived, prune, store
 from imgsearch.db.connection import Database, connect
 from imgsearch.db.schema import as_database
 from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.derived import ingest_encoder
 from imgsearch.encoding.encoder import Encoder, Inputs, collate
 from imgsearch.errors import DatabaseUnavailable, ImageDecodeError, first_line
 from imgsearch.ingest.reader import sources, unchanged
@@ -92,6 +93,7 @@ def ingest(paths: Iterable[str | Path] = (), *, encoder: Encoder,
     """
     paths = list(paths)
     db = as_database(database)
+    encoder = ingest_encoder(encoder)  # a derived encoder's vectors follow its base's
     run = _Run(db, encoder, batch_size or default_batch_size(encoder),
                workers or os.cpu_count() or 2, progress, stop or threading.Event(), rehash)
     folders = [Path(p).expanduser().absolute() for p in paths if Path(p).is_dir()]
@@ -146,6 +148,7 @@ class _Run:
                 ThreadPoolExecutor(self.workers, "imgsearch-load") as pool:
             self.conn = conn
             self.enc_id = store.encoder_id(conn, self.encoder.identity)
+            self.derived = derived.dependants(conn, self.enc_id)
             window = self.batch_size + 2 * self.workers
             pending: deque[tuple[Source, Future]] = deque()
             for source, known in self._plan(items):
@@ -158,9 +161,17 @@ class _Run:
             for _, future in pending:
                 future.cancel()
             self._flush()
+            self._fill_new_derived()
         self.report.interrupted = self.stop.is_set()
         self.report.seconds = time.monotonic() - self.started
         self._tick(force=True)
+
+    def _fill_new_derived(self) -> None:
+        """Encoders derived from this one while the run went on get the vectors they lack."""
+        known = {enc_id for enc_id, _ in self.derived}
+        for enc_id, projection in derived.dependants(self.conn, self.enc_id):
+            if enc_id not in known:
+                derived.fill(self.conn, enc_id, self.enc_id, projection)
 
     def count_gone(self, folders: list[Path], remove: bool) -> None:
         with connect(self.db, autocommit=True) as conn:
@@ -218,7 +229,7 @@ class _Run:
         to_write = [item for item in self.batch if item.inputs is not None]
         refreshed = [item.row for item in self.batch if item.inputs is None]
         written = write(self.conn, self.enc_id, [item.row for item in to_write],
-                               self._vectors(to_write), refreshed)
+                        self._vectors(to_write), refreshed, derived=self.derived)
         for location, reason in written.failed.items():
             self.errors.append(Failure(display_path(location), "database", reason))
         for item in to_write:

@@ -11,15 +11,18 @@ import psycopg
 from imgsearch.db import store
 from imgsearch.errors import first_line
 from imgsearch.ingest.report import Failure
+from imgsearch.learning.head import Projection
 
 
 def write(conn: psycopg.Connection, enc_id: int, rows: Sequence[store.ImageRow],
           vectors: Sequence[np.ndarray], refreshed: Sequence[store.ImageRow] = (),
-          errors: Sequence[Failure] = ()) -> store.Written:
-    """Write a batch (see `store.write_batch`); `Written.failed` names the refused rows."""
+          errors: Sequence[Failure] = (),
+          derived: Sequence[tuple[int, Projection]] = ()) -> store.Written:
+    """Write a batch (see `store.write_batch`; `derived` encoders get their vectors too);
+    `Written.failed` names the refused rows."""
     error_rows = [store.ErrorRow(e.location, e.kind, e.message) for e in errors]
     try:
-        return store.write_batch(conn, enc_id, rows, vectors, error_rows, refreshed)
+        return store.write_batch(conn, enc_id, rows, vectors, error_rows, refreshed, derived)
     except psycopg.OperationalError:
         raise
     except psycopg.Error:
@@ -29,7 +32,8 @@ def write(conn: psycopg.Connection, enc_id: int, rows: Sequence[store.ImageRow],
     singles += [([], [], [r], []) for r in refreshed] + [([], [], [], [e]) for e in error_rows]
     for one_row, one_vector, one_refreshed, one_error in singles:
         try:
-            part = store.write_batch(conn, enc_id, one_row, one_vector, one_error, one_refreshed)
+            part = store.write_batch(conn, enc_id, one_row, one_vector, one_error, one_refreshed,
+                                     derived)
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:

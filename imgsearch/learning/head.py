@@ -1,46 +1,112 @@
-"""A projection head: a 2-layer MLP over a base encoder's vectors, run with numpy (no torch)."""
+"""Projections of a base encoder's vectors, run with numpy (no torch).
+
+`Head` is a trained 2-layer MLP; `Linear` is an affine map (PCA, optionally whitened). Both
+are applied to the float16-rounded base vectors (what the database stores), so a derived
+vector is the same whether it is computed at ingest or later from the stored base vector.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import io
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 
+def _unit(out: np.ndarray) -> np.ndarray:
+    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def as_stored(vectors: np.ndarray) -> np.ndarray:
+    """float32 vectors rounded through float16, as a halfvec column holds them."""
+    return np.asarray(vectors, np.float32).astype(np.float16).astype(np.float32)
+
+
 @dataclass
-class Head:
+class Projection:
+    """Base class: `kind` names the subclass in saved files; arrays are float32."""
+
     base: str  # the base encoder's name
+    kind = "projection"
+
+    @property
+    def dimension(self) -> int:
+        raise NotImplementedError
+
+    def forward(self, vectors: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """Unit-length projected vectors of (n, base dimension) base vectors."""
+        return _unit(self.forward(as_stored(vectors)))
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: np.ascontiguousarray(getattr(self, f.name), np.float32)
+                for f in fields(self) if f.name != "base"}
+
+    def digest(self) -> str:
+        """A short hash of the kind and weights: part of a derived encoder's identity."""
+        h = hashlib.sha256(f"{self.kind}:{self.base}".encode())
+        for name, array in self._arrays().items():
+            h.update(name.encode())
+            h.update(array.tobytes())
+        return h.hexdigest()[:16]
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, kind=np.array(self.kind), base=np.array(self.base), **self._arrays())
+        return buf.getvalue()
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.to_bytes())
+
+
+def from_bytes(data: bytes) -> Projection:
+    """The projection `to_bytes` wrote (no pickled objects are read)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as saved:
+        kind = str(saved["kind"])
+        cls = {c.kind: c for c in (Head, Linear)}.get(kind)
+        if cls is None:
+            raise ValueError(f"unknown projection kind {kind!r}")
+        return cls(str(saved["base"]), *(saved[f.name] for f in fields(cls) if f.name != "base"))
+
+
+def load(path: Path) -> Projection:
+    return from_bytes(Path(path).read_bytes())
+
+
+@dataclass
+class Head(Projection):
+    """relu(x @ w1 + b1) @ w2 + b2, normalised."""
+
     w1: np.ndarray  # (base dimension, hidden)
     b1: np.ndarray
     w2: np.ndarray  # (hidden, dimension)
     b2: np.ndarray
+    kind = "head"
 
     @property
     def dimension(self) -> int:
         return int(self.w2.shape[1])
 
-    def apply(self, vectors: np.ndarray) -> np.ndarray:
-        """Unit-length head vectors of (n, base dimension) base vectors."""
-        hidden = np.maximum(np.asarray(vectors, np.float32) @ self.w1 + self.b1, 0.0)
-        out = hidden @ self.w2 + self.b2
-        return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(
-            np.float32)
+    def forward(self, vectors: np.ndarray) -> np.ndarray:
+        return np.maximum(vectors @ self.w1 + self.b1, 0.0) @ self.w2 + self.b2
 
-    def digest(self) -> str:
-        """A short hash of the weights: part of a derived encoder's identity."""
-        h = hashlib.sha256(self.base.encode())
-        for array in (self.w1, self.b1, self.w2, self.b2):
-            h.update(np.ascontiguousarray(array, np.float32).tobytes())
-        return h.hexdigest()[:16]
 
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as f:
-            np.savez(f, base=np.array(self.base), w1=self.w1, b1=self.b1, w2=self.w2, b2=self.b2)
+@dataclass
+class Linear(Projection):
+    """(x - mean) @ w, normalised: PCA (w = components / sqrt(variance) when whitened)."""
 
-    @classmethod
-    def load(cls, path: Path) -> Head:
-        with np.load(path) as data:
-            return cls(str(data["base"]), data["w1"], data["b1"], data["w2"], data["b2"])
+    mean: np.ndarray  # (base dimension,)
+    w: np.ndarray  # (base dimension, dimension)
+    kind = "linear"
+
+    @property
+    def dimension(self) -> int:
+        return int(self.w.shape[1])
+
+    def forward(self, vectors: np.ndarray) -> np.ndarray:
+        return (vectors - self.mean) @ self.w

@@ -1,0 +1,47 @@
+"""A derived encoder: a base encoder followed by a projection (trained head, PCA).
+
+Its identity is its own (its name, the base's weights plus the projection's hash), so its
+vectors are stored and searched like any encoder's; they are computed from the base vectors,
+so ingesting with it means ingesting with the base (the derived vectors follow).
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from imgsearch.encoding.encoder import Encoder, Inputs
+from imgsearch.learning.head import Projection
+
+
+def derived_weights_id(base: Encoder, projection: Projection) -> str:
+    return f"{base.weights_id} -> {projection.kind} {projection.digest()}"
+
+
+class DerivedEncoder(Encoder):
+    def __init__(self, name: str, base: Encoder, projection: Projection) -> None:
+        self.name = name
+        self.base = base
+        self.projection = projection
+        self.dimension = projection.dimension
+        self.weights_id = derived_weights_id(base, projection)
+        self.device = base.device
+        self.n_inputs = base.n_inputs
+
+    @property
+    def preprocessing_id(self) -> str:
+        return self.base.preprocessing_id
+
+    @property
+    def min_decode_size(self) -> int:
+        return self.base.min_decode_size
+
+    def preprocess(self, image: Image.Image) -> Inputs:
+        return self.base.preprocess(image)
+
+    def encode_batch(self, inputs: Inputs):
+        return self.projection.apply(self.base.encode_batch(inputs))
+
+
+def ingest_encoder(encoder: Encoder) -> Encoder:
+    """The encoder whose vectors ingest computes: a derived encoder's base."""
+    return encoder.base if isinstance(encoder, DerivedEncoder) else encoder

@@ -1,0 +1,169 @@
+"""Honest evaluation of what `imgsearch train` learns: fit on one half, score on the other.
+
+Labelled: a class-stratified split (seeded); the head and PCA are fitted on the training half
+only, and every encoder is scored by leave-one-out among the held-out images only (queries and
+candidates), with a bootstrap 95% interval over the queries. Near-duplicates: a random split;
+a self-supervised head is trained on edits of the training half and judged by whether the
+fixed edits of `evaluate --near-duplicates` of held-out images find their held-out original.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imgsearch.db.connection import Database
+from imgsearch.db.schema import as_database
+from imgsearch.encoding.encoder import Encoder
+from imgsearch.evaluation import metrics
+from imgsearch.evaluation.common import TIE_TOLERANCE, cutoffs
+from imgsearch.evaluation.evaluate import per_query
+from imgsearch.learning.derive import (
+    _unlabelled,
+    fit_pca,
+    labelled_vectors,
+    self_supervised_head,
+    supervised_head,
+)
+from imgsearch.learning.head import Projection, as_stored
+from imgsearch.learning.train import TrainOptions, stratified_split
+from imgsearch.progress import ProgressCallback
+
+BOOTSTRAP = 1000
+
+
+@dataclass
+class Interval:
+    mean: float
+    low: float  # 2.5th percentile of the bootstrap means
+    high: float
+
+
+@dataclass
+class SplitRow:
+    encoder: str
+    dimension: int
+    scores: dict[str, Interval]  # "P@1", "P@10", "mAP" or "recall@1", ...
+    fit_seconds: float | None = None  # None for the base encoder
+
+
+@dataclass
+class SplitEvaluation:
+    root: str
+    mode: str  # "labels" or "near-duplicates"
+    test_fraction: float
+    seed: int
+    train_images: int
+    test_images: int
+    classes: int
+    chance: dict[str, float]  # what a random ranking scores, per metric
+    rows: list[SplitRow] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def bootstrap(values: np.ndarray, seed: int, rounds: int = BOOTSTRAP) -> Interval:
+    """The mean of per-query `values` and a percentile bootstrap 95% interval."""
+    if len(values) == 0:
+        return Interval(0.0, 0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (rounds, len(values)))].mean(axis=1)
+    return Interval(float(values.mean()), float(np.percentile(means, 2.5)),
+                    float(np.percentile(means, 97.5)))
+
+
+def split_evaluate(root: str | Path, *, encoder: Encoder, database: Database | str | None = None,
+                   test_fraction: float = 0.5, seed: int = 0, ks: Sequence[int] = (1, 10),
+                   labels_csv: str | Path | None = None, options: TrainOptions | None = None,
+                   pca: Sequence[int] = (64,), progress: ProgressCallback | None = None
+                   ) -> SplitEvaluation:
+    """Base vs a trained head vs PCA (plain and whitened), on the held-out images only."""
+    ks = cutoffs(ks)
+    options = options or TrainOptions(seed=seed)
+    db = as_database(database)
+    _, vectors, labels = labelled_vectors(root, encoder, db, labels_csv, progress)
+    train, test = stratified_split(labels, test_fraction, seed)
+    assert not set(train.tolist()) & set(test.tolist()), "a training image is held out"
+    train_labels, test_labels = [labels[i] for i in train], [labels[i] for i in test]
+
+    def score(name: str, projected: np.ndarray, seconds: float | None) -> SplitRow:
+        values, _ = per_query(projected, test_labels, ks)
+        named = {**{f"P@{k}": values[f"p{k}"] for k in ks}, "mAP": values["ap"]}
+        return SplitRow(name, projected.shape[1], {m: bootstrap(v, seed) for m, v in named.items()},
+                        seconds)
+
+    base_values, _ = per_query(vectors[test], test_labels, ks)
+    result = SplitEvaluation(str(root), "labels", test_fraction, seed, len(train), len(test),
+                             len(set(labels)), {f"P@{k}": float(base_values["chance"].mean())
+                                                for k in ks})
+    result.rows.append(score(encoder.name, vectors[test], None))
+    t0 = time.perf_counter()
+    head = supervised_head(vectors[train], train_labels, encoder.name, options)
+    result.rows.append(score(f"head ({options.loss})", head.apply(vectors[test]),
+                             time.perf_counter() - t0))
+    for n in pca:
+        for whiten in (False, True):
+            t0 = time.perf_counter()
+            projection = fit_pca(vectors[train], n, whiten, encoder.name, seed)
+            result.rows.append(score(f"PCA {n}{' whitened' if whiten else ''}",
+                                     projection.apply(vectors[test]), time.perf_counter() - t0))
+    return result
+
+
+def split_near_duplicates(root: str | Path, *, encoder: Encoder,
+                          database: Database | str | None = None, test_fraction: float = 0.5,
+                          seed: int = 0, ks: Sequence[int] = (1, 5),
+                          options: TrainOptions | None = None, copies: int = 4,
+                          tta: bool = False, progress: ProgressCallback | None = None
+                          ) -> SplitEvaluation:
+    """recall@k of held-out copies finding their held-out original: base vs a self-supervised
+    head trained on the other half (and each with test-time augmentation when `tta`)."""
+    from imgsearch.encoding.tta import TestTimeAugmented
+    from imgsearch.evaluation.near_duplicates import TRANSFORMS, _copy_vectors
+
+    ks = cutoffs(ks)
+    options = options or TrainOptions(seed=seed)
+    db = as_database(database)
+    paths, vectors = _unlabelled(root, encoder, db, progress)
+    train, test = stratified_split(["all"] * len(paths), test_fraction, seed)
+    t0 = time.perf_counter()
+    head = self_supervised_head([paths[i] for i in train], vectors[train], encoder, options,
+                                copies, progress)
+    fit_seconds = time.perf_counter() - t0
+    test_paths = [paths[i] for i in test]
+    names = list(TRANSFORMS)
+    result = SplitEvaluation(str(root), "near-duplicates", test_fraction, seed, len(train),
+                             len(test), 0, {f"recall@{k}": min(1.0, k / len(test)) for k in ks})
+    queries = [(encoder, "")] + ([(TestTimeAugmented(encoder), " + TTA")] if tta else [])
+    for query_encoder, suffix in queries:
+        copy_rows = list(_copy_vectors(test_paths, range(len(test_paths)), names, query_encoder,
+                                       progress))
+        for name, projection, seconds in ((encoder.name, None, None),
+                                          ("self-supervised head", head, fit_seconds)):
+            result.rows.append(_copy_scores(name + suffix, vectors[test], copy_rows, projection,
+                                            ks, seed, seconds))
+    return result
+
+
+def _copy_scores(name: str, originals: np.ndarray, copy_rows: list, projection: Projection | None,
+                 ks: Sequence[int], seed: int, seconds: float | None) -> SplitRow:
+    apply: Callable[[np.ndarray], np.ndarray] = (
+        projection.apply if projection is not None
+        else lambda v: as_stored(v) / np.linalg.norm(as_stored(v), axis=-1, keepdims=True))
+    candidates = apply(originals)
+    rows = [(i, v) for i, _, v in copy_rows if v is not None]
+    copies = apply(np.stack([v for _, v in rows]))
+    hits = {k: [] for k in ks}
+    for (index, _), vector in zip(rows, copies, strict=True):
+        relevant = np.zeros(len(candidates), dtype=bool)
+        relevant[index] = True
+        r = metrics.rank(candidates @ vector, relevant, tolerance=TIE_TOLERANCE)
+        for k in ks:
+            hits[k].append(metrics.recall_at_k(r, k))
+    return SplitRow(name, candidates.shape[1],
+                    {f"recall@{k}": bootstrap(np.asarray(hits[k]), seed) for k in ks}, seconds)

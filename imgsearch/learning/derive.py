@@ -1,0 +1,187 @@
+"""Fitting derived encoders and registering them: a supervised head on labelled images, a
+self-supervised head on edited copies, or PCA (optionally whitened) on stored vectors.
+
+The fit needs base vectors only (labelled images are ingested with the base first, what is
+indexed already is skipped); once registered, the derived vectors of every image that has a
+base vector are computed from the stored vectors, and later ingests add them as they go.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imgsearch.db import derived, store
+from imgsearch.db.connection import Database, connect
+from imgsearch.encoding.derived import DerivedEncoder
+from imgsearch.encoding.encoder import Encoder
+from imgsearch.errors import ImgsearchError
+from imgsearch.learning.head import Linear, Projection, as_stored
+from imgsearch.learning.train import TrainOptions, train_head
+from imgsearch.progress import ProgressCallback
+
+PCA_SAMPLE = 200_000  # stored vectors PCA is fitted on, at most
+
+
+@dataclass
+class TrainReport:
+    name: str
+    kind: str  # "head", "self-supervised head", "pca", "pca-whitened"
+    base: str
+    dimension: int
+    base_dimension: int
+    images: int  # images the fit used
+    classes: int  # labels (0 for PCA; images for self-supervised)
+    seconds: float  # the fit alone
+    filled: int  # derived vectors computed from stored base vectors
+    details: dict = field(default_factory=dict)
+
+    @property
+    def bytes_per_vector(self) -> int:
+        return 2 * self.dimension  # halfvec
+
+    @property
+    def base_bytes_per_vector(self) -> int:
+        return 2 * self.base_dimension
+
+
+def fit_pca(vectors: np.ndarray, dim: int, whiten: bool, base: str, seed: int = 0) -> Linear:
+    """PCA of (float16-rounded) vectors as a Linear projection."""
+    from sklearn.decomposition import PCA
+
+    if not 1 <= dim <= min(vectors.shape):
+        raise ImgsearchError(f"--pca {dim}: must be between 1 and {min(vectors.shape)} "
+                             "(the vectors' dimension and count).")
+    pca = PCA(dim, whiten=whiten, random_state=seed).fit(as_stored(vectors))
+    w = pca.components_.T.astype(np.float32)
+    if whiten:
+        w = w / np.sqrt(pca.explained_variance_).astype(np.float32)
+    return Linear(base, pca.mean_.astype(np.float32), w)
+
+
+def stored_vectors(db: Database, encoder: Encoder, limit: int = PCA_SAMPLE, seed: int = 0
+                   ) -> np.ndarray:
+    """Up to `limit` of the encoder's stored vectors (a seeded sample when there are more)."""
+    with connect(db) as conn:
+        enc_id = store.encoder_id(conn, encoder.identity, create=False)
+        if enc_id is None:
+            raise ImgsearchError(f"{encoder.name} has no vectors here: ingest images first.")
+        conn.execute("SELECT setseed(%s)", (((seed % 1000) / 1000.0),))
+        rows = conn.execute(
+            "SELECT embedding FROM imgsearch.embeddings WHERE encoder_id = %s"
+            " ORDER BY random() LIMIT %s", (enc_id, limit)).fetchall()
+    return np.stack([r[0].to_numpy() for r in rows]).astype(np.float32)
+
+
+def supervised_head(vectors: np.ndarray, labels: Sequence[str], base: str,
+                    options: TrainOptions) -> Projection:
+    return train_head(vectors, labels, base, options)
+
+
+def self_supervised_head(paths: Sequence[str], originals: np.ndarray, encoder: Encoder,
+                         options: TrainOptions, copies: int = 4,
+                         progress: ProgressCallback | None = None) -> Projection:
+    """A head trained so that random edits of an image land next to the image."""
+    from imgsearch.learning.self_supervised import edited_copy_vectors
+
+    edited, owners = edited_copy_vectors(paths, encoder, copies, options.seed, progress)
+    vectors = np.concatenate([originals, edited])
+    labels = np.concatenate([np.arange(len(paths)), owners]).astype(str)
+    o = TrainOptions(**{**options.__dict__, "per_class": copies + 1,
+                        "classes_per_batch": max(options.classes_per_batch, 64)})
+    return train_head(vectors, labels, encoder.name, o)
+
+
+def register(db: Database, name: str, base: Encoder, projection: Projection,
+             details: dict) -> tuple[DerivedEncoder, int]:
+    """Store the derived encoder and compute its vectors from the stored base vectors."""
+    from imgsearch.encoding.registry import base_names
+
+    if name in base_names() or "+" in name or not name.strip():
+        raise ImgsearchError(f"--name {name!r}: choose a name that is not a model's and has "
+                             "no '+'.")
+    encoder = DerivedEncoder(name, base, projection)
+    with connect(db) as conn:
+        base_id = store.encoder_id(conn, base.identity, create=False)
+        if base_id is None:
+            raise ImgsearchError(f"{base.name} has no vectors here: ingest images first.")
+        enc_id = derived.register(conn, encoder.identity, base_id, projection, details)
+        filled = derived.fill(conn, enc_id, base_id, projection)
+    return encoder, filled
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - t0
+
+
+def labelled_vectors(folder: str | Path, encoder: Encoder, db: Database,
+                     labels_csv: str | Path | None = None,
+                     progress: ProgressCallback | None = None
+                     ) -> tuple[list[str], np.ndarray, list[str]]:
+    """(paths, stored base vectors, labels) of the labelled images (ingested first)."""
+    from imgsearch.evaluation.common import ingest_and_fetch
+    from imgsearch.evaluation.labelled import from_csv, from_folders
+
+    labelled = from_csv(Path(labels_csv), Path(folder)) if labels_csv else from_folders(Path(folder))
+    _, found = ingest_and_fetch(labelled.paths, encoder, db, progress)
+    keep = [i for i, p in enumerate(labelled.paths) if p in found]
+    if len(keep) < 2:
+        raise ImgsearchError(f"{folder}: fewer than two labelled images could be ingested "
+                             "(one sub-folder per class, or --labels CSV).")
+    paths = [labelled.paths[i] for i in keep]
+    return paths, np.stack([found[p][1] for p in paths]), [labelled.labels[i] for i in keep]
+
+
+def train(db: Database, base: Encoder, name: str, *, folder: str | Path | None = None,
+          labels_csv: str | Path | None = None, pca: int | None = None, whiten: bool = False,
+          self_supervised: bool = False, copies: int = 4, options: TrainOptions | None = None,
+          progress: ProgressCallback | None = None) -> TrainReport:
+    """Fit a derived encoder of `base`, register it as `name` and fill its vectors.
+
+    Supervised (default): a head on the labelled images under `folder`. `self_supervised`: a
+    head on random edits of the images under `folder` (no labels). `pca`: PCA to that many
+    dimensions (whitened with `whiten`) fitted on `folder`'s images, else on the collection.
+    """
+    o = options or TrainOptions()
+    if pca is None and folder is None:
+        raise ImgsearchError("Give a FOLDER of images to train on (or --pca N to fit PCA on "
+                             "the whole collection).")
+    if pca is not None:
+        vectors = (_unlabelled(folder, base, db, progress)[1] if folder is not None
+                   else stored_vectors(db, base, seed=o.seed))
+        projection, seconds = timed(fit_pca, vectors, pca, whiten, base.name, o.seed)
+        kind, n_images, classes = ("pca-whitened" if whiten else "pca"), len(vectors), 0
+    elif self_supervised:
+        paths, vectors = _unlabelled(folder, base, db, progress)
+        projection, seconds = timed(self_supervised_head, paths, vectors, base, o, copies,
+                                    progress)
+        kind, n_images, classes = "self-supervised head", len(paths), len(paths)
+    else:
+        _, vectors, labels = labelled_vectors(folder, base, db, labels_csv, progress)
+        projection, seconds = timed(supervised_head, vectors, labels, base.name, o)
+        kind, n_images, classes = "head", len(vectors), len(set(labels))
+    details = {"kind": kind, "images": n_images, "classes": classes, "loss": o.loss,
+               "epochs": o.epochs, "seed": o.seed, "folder": str(folder) if folder else None}
+    encoder, filled = register(db, name, base, projection, details)
+    return TrainReport(name, kind, base.name, encoder.dimension, base.dimension, n_images,
+                       classes, seconds, filled, details)
+
+
+def _unlabelled(folder: str | Path, encoder: Encoder, db: Database,
+                progress: ProgressCallback | None) -> tuple[list[str], np.ndarray]:
+    """(paths, stored base vectors) of every image under `folder` (ingested first)."""
+    from imgsearch.evaluation.common import ingest_and_fetch
+    from imgsearch.ingest.files import find_images
+
+    paths = [str(p) for p in find_images([Path(folder).expanduser().absolute()])]
+    _, found = ingest_and_fetch(paths, encoder, db, progress)
+    paths = [p for p in paths if p in found]
+    if len(paths) < 2:
+        raise ImgsearchError(f"{folder}: fewer than two images could be ingested.")
+    return paths, np.stack([found[p][1] for p in paths])

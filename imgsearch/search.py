@@ -221,6 +221,7 @@ class QueryOptions:
     until: float | None = None
     positive_ids: list[int] = field(default_factory=list)
     negative_ids: list[int] = field(default_factory=list)
+    augmented: bool = True  # an image's augmented vectors (ingest --augment) count too
 
 
 def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector, k: int,
@@ -241,22 +242,20 @@ def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector,
         settings["enable_indexscan"] = "off"
     for name, value in settings.items():
         conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+    variants = _augmented_variants(conn, enc_id) if options.augmented else 0
+    candidates = _candidates("imgsearch.embeddings", enc_id, dim, "%(k)s")
+    if variants:  # each image once, at the distance of its closest vector
+        augmented = _candidates("imgsearch.augmented_embeddings", enc_id, dim,
+                                f"%(k)s * {int(variants)}")
+        candidates = f"""
+            SELECT DISTINCT ON (u.id) u.* FROM (({candidates}) UNION ALL ({augmented})) u
+            ORDER BY u.id, u.distance"""
     sql = f"""
         SELECT d.id, d.path, d.path_bytes, d.metadata, d.distance, d.width, d.height, d.mtime
-        FROM (
-            SELECT i.id, i.path, i.path_bytes, i.metadata, i.width, i.height, i.mtime,
-                   (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim}) AS distance
-            FROM imgsearch.embeddings e JOIN imgsearch.images i ON i.id = e.image_id
-            WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s
-              AND (%(filter)s::jsonb IS NULL OR i.metadata @> %(filter)s::jsonb)
-              AND (%(folder)s::text IS NULL OR starts_with(i.path, %(folder)s::text))
-              AND (%(since)s::float8 IS NULL OR i.mtime >= %(since)s::float8)
-              AND (%(until)s::float8 IS NULL OR i.mtime <= %(until)s::float8)
-            ORDER BY (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim})
-            LIMIT %(k)s
-        ) d
+        FROM ({candidates}) d
         WHERE %(max_dist)s::float8 IS NULL OR d.distance <= %(max_dist)s::float8
-        ORDER BY d.distance, d.id"""
+        ORDER BY d.distance, d.id
+        LIMIT %(k)s"""
     max_dist = None if min_similarity is None else 1.0 - min_similarity
     filter_json = json.dumps(options.where) if options.where else None
     folder = options.folder.rstrip("/") + "/" if options.folder else None
@@ -264,3 +263,26 @@ def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector,
                               "filter": filter_json, "folder": folder, "since": options.since,
                               "until": options.until}).fetchall()
     return [Neighbour(*row) for row in rows]
+
+
+def _augmented_variants(conn: psycopg.Connection, enc_id: int) -> int:
+    """The most augmented vectors an image of this encoder has (0: no augmentation)."""
+    row = conn.execute("SELECT max(variant) FROM imgsearch.augmented_embeddings"
+                       " WHERE encoder_id = %s", (enc_id,)).fetchone()
+    return int(row[0] or 0)
+
+
+def _candidates(table: str, enc_id: int, dim: int, limit: str) -> str:
+    """The nearest rows of one vector table, filtered (the cast lets per-encoder indexes serve
+    it). An image with N vectors in `table` can fill N places, hence the caller's limit."""
+    return f"""
+        SELECT i.id, i.path, i.path_bytes, i.metadata, i.width, i.height, i.mtime,
+               (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim}) AS distance
+        FROM {table} e JOIN imgsearch.images i ON i.id = e.image_id
+        WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s
+          AND (%(filter)s::jsonb IS NULL OR i.metadata @> %(filter)s::jsonb)
+          AND (%(folder)s::text IS NULL OR starts_with(i.path, %(folder)s::text))
+          AND (%(since)s::float8 IS NULL OR i.mtime >= %(since)s::float8)
+          AND (%(until)s::float8 IS NULL OR i.mtime <= %(until)s::float8)
+        ORDER BY (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim})
+        LIMIT {limit}"""

@@ -19,11 +19,12 @@ from imgsearch.evaluation.split import split_evaluate, split_near_duplicates
 from imgsearch.learning.head import as_stored
 from imgsearch.learning.train import TrainOptions
 from imgsearch.library import Index
+from imgsearch.search import QueryOptions
 
 from .photos import sample_photos
 from .test_learning import EDITS
 
-OPTIONS = TrainOptions(dim=32, hidden=128, epochs=30, seed=0)
+OPTIONS = TrainOptions(dim=32, hidden=128, epochs=30, lr=1e-3, seed=0)
 N = 10 * len(sample_photos())
 
 
@@ -136,10 +137,11 @@ def test_held_out_split_scores_the_head_above_the_base(index, db, labelled) -> N
 def test_self_supervised_split_and_test_time_augmentation_run(index, db, labelled) -> None:
     folder = labelled / "chelsea"
     result = split_near_duplicates(folder, encoder=index.encoder(), database=db, seed=0,
-                                   ks=(1,), copies=2, tta=True,
+                                   ks=(1,), copies=2, tta=True, augment=2,
                                    options=TrainOptions(dim=32, hidden=64, epochs=2, seed=0))
-    assert [r.encoder for r in result.rows] == [
-        index.model, "self-supervised head", f"{index.model} + TTA", "self-supervised head + TTA"]
+    names = [index.model, f"{index.model} + index augmentation 2", "self-supervised head",
+             "self-supervised head + index augmentation 2"]
+    assert [r.encoder for r in result.rows] == names + [f"{n} + TTA" for n in names]
     assert all(0.0 <= r.scores["recall@1"].mean <= 1.0 for r in result.rows)
     hit = index.search(str(folder / "0.jpg"), k=1, tta=True).results[0]
     assert Path(hit.path) == folder / "0.jpg" and hit.similarity > 0.95
@@ -160,3 +162,31 @@ def test_train_and_drop_encoder_commands(db, labelled, monkeypatch) -> None:
     assert result.exit_code != 0 and "cli-head" in str(result.exception or result.output)
     result = runner.invoke(app, ["db", "drop-encoder", "cli-head"])
     assert result.exit_code == 0 and "dropped cli-head" in result.output
+
+
+def test_index_augmentation_stores_extra_vectors_and_lists_each_image_once(
+        index, db, labelled) -> None:
+    folder = labelled / "coffee"
+    assert index.ingest([folder], augment=3).new == 10
+    with connect(db) as conn:
+        counts = conn.execute("SELECT count(*), count(DISTINCT image_id), max(variant)"
+                              " FROM imgsearch.augmented_embeddings").fetchone()
+    assert counts == (30, 10, 3)
+    # the same content gives the same edits: a re-run encodes nothing
+    again = index.ingest([folder], augment=3)
+    assert (again.new, again.updated, again.encoded) == (0, 0, 0)
+    # asking for more re-encodes every image once
+    assert index.ingest([folder], augment=4).updated == 10
+    hits = index.search(str(folder / "2.jpg"), k=10).results
+    assert len({h.image_id for h in hits}) == len(hits) == 10
+    assert Path(hits[0].path).name == "2.jpg" and hits[0].similarity > 0.99
+    plain = index.search(str(folder / "2.jpg"), k=10,
+                         options=QueryOptions(augmented=False)).results
+    # an image's score is its closest vector: never below its primary vector's score
+    best = {h.image_id: h.similarity for h in hits}
+    assert all(best[h.image_id] >= h.similarity - 1e-6 for h in plain)
+    # a changed file loses its stale augmentations when re-ingested without --augment
+    (folder / "2.jpg").write_bytes((folder / "3.jpg").read_bytes())
+    index.ingest([folder])
+    with connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM imgsearch.augmented_embeddings").fetchone()[0] == 36

@@ -47,6 +47,10 @@ def ingest_command(
     watch: Annotated[bool, typer.Option(
         "--watch", help="Then keep watching: new, changed, moved and deleted files are "
         "reflected within seconds (Ctrl-C stops).")] = False,
+    augment: Annotated[int, typer.Option(
+        "--augment", min=0, max=16, help="Also store N vectors of random edits (mirror, crop, "
+        "colour, rotation, JPEG, downscale) per image; searches rank an image by its closest "
+        "vector and list it once.")] = 0,
 ) -> None:
     """Index images: new and changed files are encoded, unchanged ones skipped."""
     from imgsearch.cli.display import progress_display
@@ -61,7 +65,7 @@ def ingest_command(
             report = index.ingest(paths or (), model=model, weights=weights, manifest=manifest,
                                   batch_size=batch_size, workers=workers,
                                   follow_symlinks=follow_symlinks, rehash=rehash,
-                                  prune_gone=prune, progress=show)
+                                  prune_gone=prune, augment=augment, progress=show)
     except FileNotFoundError as exc:
         echo_err(f"error: {exc}")
         raise typer.Exit(2) from exc
@@ -181,13 +185,19 @@ def evaluate_command(
                     ] = 0,
     loss: Annotated[str, typer.Option("--loss", help="With --split: supcon or triplet.")
                     ] = "supcon",
-    epochs: Annotated[int, typer.Option("--epochs", min=1, max=1000, help="With --split.")] = 30,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, max=1000, help="With --split.")] = 60,
     pca: Annotated[list[int] | None, typer.Option(
         "--pca", min=1, max=4096, help="With --split: PCA dimensions to compare (repeatable).")
     ] = None,
     tta: Annotated[bool, typer.Option(
         "--tta", help="With --split --near-duplicates: also query with test-time augmentation.")
     ] = False,
+    augment: Annotated[int, typer.Option(
+        "--augment", min=0, max=16, help="With --split --near-duplicates: also score with N "
+        "index-augmentation vectors per original (as `ingest --augment N` stores).")] = 0,
+    copies: Annotated[int, typer.Option(
+        "--copies", min=1, max=32, help="With --split --near-duplicates: edits per training "
+        "image for the self-supervised head.")] = 8,
     device: DeviceOption = None,
     backend: BackendOption = None,
 ) -> None:
@@ -206,8 +216,10 @@ def evaluate_command(
     for name in models:
         index.encoder(name)  # every model loads before any work, so a missing one fails early
     if split is not None:
+        extra = ({"tta": tta, "augment": augment, "copies": copies} if near_duplicates
+                 else {"pca": pca if pca is not None else [64]})
         _evaluate_split(index, folder, models[0], near_duplicates, split, seed, loss, epochs,
-                        pca, tta, ks, as_json)
+                        extra, ks, as_json)
         return
     with progress_display() as show:
         if near_duplicates:
@@ -222,14 +234,13 @@ def evaluate_command(
 
 
 def _evaluate_split(index, folder: Path, model: str, near_duplicates: bool, split: float,
-                    seed: int, loss: str, epochs: int, pca: list[int] | None, tta: bool,
-                    ks: list[int], as_json: bool) -> None:
+                    seed: int, loss: str, epochs: int, extra: dict, ks: list[int],
+                    as_json: bool) -> None:
     from imgsearch.cli.display import progress_display
     from imgsearch.evaluation.tables import split_table
     from imgsearch.learning.train import TrainOptions
 
     options = TrainOptions(loss=loss, epochs=epochs, seed=seed)
-    extra = {"tta": tta} if near_duplicates else {"pca": pca if pca is not None else [64]}
     with progress_display() as show:
         result = index.evaluate_split(folder, model=model, near_duplicates=near_duplicates,
                                       test_fraction=split, seed=seed, ks=ks, options=options,

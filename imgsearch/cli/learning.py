@@ -23,7 +23,7 @@ def train_command(
     ] = None,
     dim: Annotated[int, typer.Option("--dim", min=2, max=4096, help="Head output dimension.")
                    ] = 256,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, max=1000)] = 30,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, max=1000)] = 60,
     loss: Annotated[str, typer.Option("--loss", help="supcon or triplet (batch-hard).")] = "supcon",
     seed: Annotated[int, typer.Option("--seed", help="Seeds sampling and initialisation.")] = 0,
     labels: Annotated[Path | None, typer.Option(
@@ -37,7 +37,7 @@ def train_command(
         "--self-supervised", help="No labels: train so that random edits (crop, rotation, grey, "
         "brightness, JPEG, border, caption bar) find their original.")] = False,
     copies: Annotated[int, typer.Option(
-        "--copies", min=1, max=32, help="With --self-supervised: edits per image.")] = 4,
+        "--copies", min=1, max=32, help="With --self-supervised: edits per image.")] = 8,
     device: DeviceOption = None,
     backend: BackendOption = None,
 ) -> None:

@@ -103,14 +103,20 @@ def encoder_by_name(conn: psycopg.Connection, name: str) -> EncoderRow | None:
     return EncoderRow(*row) if row else None
 
 
-def known_images(conn: psycopg.Connection, enc_id: int, locations: Sequence[str]) -> dict[str, KnownImage]:
+def known_images(conn: psycopg.Connection, enc_id: int, locations: Sequence[str],
+                 augment: int = 0) -> dict[str, KnownImage]:
+    """What is indexed at these locations; `has_vector` also requires `augment` augmented
+    vectors when that is above 0."""
     rows = conn.execute(
         """SELECT i.path, i.path_bytes, i.id, i.byte_size, i.mtime, i.sha256,
-                  e.image_id IS NOT NULL, i.metadata
+                  e.image_id IS NOT NULL AND (%s = 0 OR (
+                      SELECT count(*) FROM imgsearch.augmented_embeddings a
+                      WHERE a.image_id = i.id AND a.encoder_id = %s) >= %s),
+                  i.metadata
            FROM imgsearch.images i
            LEFT JOIN imgsearch.embeddings e ON e.image_id = i.id AND e.encoder_id = %s
            WHERE i.path = ANY(%s)""",
-        (enc_id, [display_path(loc) for loc in locations]),
+        (augment, enc_id, augment, enc_id, [display_path(loc) for loc in locations]),
     ).fetchall()
     return {loc: KnownImage(*rest) for loc, rest in _by_location(rows, locations).items()}
 
@@ -131,9 +137,11 @@ def vectors_by_sha(conn: psycopg.Connection, enc_id: int, shas: Sequence[str]) -
 def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
                 vectors: Sequence[np.ndarray | HalfVector], errors: Sequence[ErrorRow] = (),
                 refreshed: Sequence[ImageRow] = (),
-                derived: Sequence[tuple[int, Projection]] = ()) -> Written:
+                derived: Sequence[tuple[int, Projection]] = (),
+                augmented: Sequence[Sequence[np.ndarray]] | None = None) -> Written:
     """One transaction (`conn` must be in autocommit mode): upsert images, replace their
-    vectors (and those of the `derived` encoders computed from them), record errors.
+    vectors (and those of the `derived` encoders computed from them, and their augmented
+    vectors: `augmented[i]` for `rows[i]`, none when not given), record errors.
 
     `refreshed` rows are unchanged content whose size/mtime/metadata are brought up to date.
     """
@@ -143,10 +151,13 @@ def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
             ids = _upsert_images(conn, rows)
             written.collided = [r.location for r in rows if r.location not in ids]
             written.inserted = {loc for loc, (_, inserted) in ids.items() if inserted}
-            kept = [(ids[r.location][0], v) for r, v in zip(rows, vectors, strict=True)
+            extras = augmented if augmented is not None else [()] * len(rows)
+            kept = [(ids[r.location][0], v, x) for r, v, x in zip(rows, vectors, extras,
+                                                                 strict=True)
                     if r.location in ids]
-            image_ids = [image_id for image_id, _ in kept]
-            vectors = [v for _, v in kept]
+            image_ids = [image_id for image_id, _, _ in kept]
+            vectors = [v for _, v, _ in kept]
+            _replace_augmented(conn, enc_id, [(image_id, x) for image_id, _, x in kept])
             for target, projection in [(enc_id, None), *derived]:
                 conn.execute("DELETE FROM imgsearch.embeddings"
                              " WHERE encoder_id = %s AND image_id = ANY(%s)", (target, image_ids))
@@ -167,6 +178,22 @@ def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
                       enc_id) for e in errors],
                 )
     return written
+
+
+def _replace_augmented(conn: psycopg.Connection, enc_id: int,
+                       items: Sequence[tuple[int, Sequence[np.ndarray]]]) -> None:
+    conn.execute("DELETE FROM imgsearch.augmented_embeddings"
+                 " WHERE encoder_id = %s AND image_id = ANY(%s)", (enc_id, [i for i, _ in items]))
+    if not any(extra for _, extra in items):
+        return
+    with conn.cursor().copy("COPY imgsearch.augmented_embeddings"
+                            " (image_id, encoder_id, variant, embedding)"
+                            " FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "int4", "int2", "halfvec"])
+        for image_id, extra in items:
+            for variant, vector in enumerate(extra, start=1):
+                copy.write_row((image_id, enc_id, variant,
+                                HalfVector(np.asarray(vector, dtype=np.float32))))
 
 
 def copy_vectors(conn: psycopg.Connection, enc_id: int, image_ids: Sequence[int],

@@ -118,11 +118,12 @@ def split_evaluate(root: str | Path, *, encoder: Encoder, database: Database | s
 def split_near_duplicates(root: str | Path, *, encoder: Encoder,
                           database: Database | str | None = None, test_fraction: float = 0.5,
                           seed: int = 0, ks: Sequence[int] = (1, 5),
-                          options: TrainOptions | None = None, copies: int = 4,
-                          tta: bool = False, progress: ProgressCallback | None = None
-                          ) -> SplitEvaluation:
+                          options: TrainOptions | None = None, copies: int = 8,
+                          tta: bool = False, augment: int = 0,
+                          progress: ProgressCallback | None = None) -> SplitEvaluation:
     """recall@k of held-out copies finding their held-out original: base vs a self-supervised
-    head trained on the other half (and each with test-time augmentation when `tta`)."""
+    head trained on the other half (each also with test-time augmentation when `tta`, and
+    with `augment` index-augmentation vectors per original, as `ingest --augment` stores)."""
     from imgsearch.encoding.tta import TestTimeAugmented
     from imgsearch.evaluation.near_duplicates import TRANSFORMS, _copy_vectors
 
@@ -139,31 +140,63 @@ def split_near_duplicates(root: str | Path, *, encoder: Encoder,
     names = list(TRANSFORMS)
     result = SplitEvaluation(str(root), "near-duplicates", test_fraction, seed, len(train),
                              len(test), 0, {f"recall@{k}": min(1.0, k / len(test)) for k in ks})
+    originals = [(vectors[test], np.arange(len(test)), "")]
+    if augment:
+        extra, owners = _augmented_vectors(test_paths, encoder, augment)
+        originals.append((np.concatenate([vectors[test], extra]),
+                          np.concatenate([np.arange(len(test)), owners]),
+                          f" + index augmentation {augment}"))
     queries = [(encoder, "")] + ([(TestTimeAugmented(encoder), " + TTA")] if tta else [])
     for query_encoder, suffix in queries:
         copy_rows = list(_copy_vectors(test_paths, range(len(test_paths)), names, query_encoder,
                                        progress))
         for name, projection, seconds in ((encoder.name, None, None),
                                           ("self-supervised head", head, fit_seconds)):
-            result.rows.append(_copy_scores(name + suffix, vectors[test], copy_rows, projection,
-                                            ks, seed, seconds))
+            for candidates, owners, index_note in originals:
+                result.rows.append(_copy_scores(name + index_note + suffix, candidates, owners,
+                                                copy_rows, projection, ks, seed, seconds))
     return result
 
 
-def _copy_scores(name: str, originals: np.ndarray, copy_rows: list, projection: Projection | None,
-                 ks: Sequence[int], seed: int, seconds: float | None) -> SplitRow:
+def _augmented_vectors(paths: Sequence[str], encoder: Encoder, n: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors `ingest --augment n` stores for these files, and whose each one is."""
+    import hashlib
+
+    from imgsearch.encoding.decode import decode_image
+    from imgsearch.learning.augment import augmented_copies
+    from imgsearch.sources import read_file
+
+    vectors, owners = [], []
+    for row, path in enumerate(paths):
+        data = read_file(path)
+        image = decode_image(data, min_size=2 * encoder.min_decode_size).image
+        copies = augmented_copies(image, n, hashlib.sha256(data).hexdigest())
+        vectors.append(as_stored(encoder.encode(copies)))
+        owners += [row] * n
+    return np.concatenate(vectors), np.asarray(owners)
+
+
+def _copy_scores(name: str, candidates: np.ndarray, owners: np.ndarray, copy_rows: list,
+                 projection: Projection | None, ks: Sequence[int], seed: int,
+                 seconds: float | None) -> SplitRow:
+    """recall@k of each copy's original, an original scoring its closest vector (`owners[j]`
+    is the original that candidate vector j belongs to)."""
     apply: Callable[[np.ndarray], np.ndarray] = (
         projection.apply if projection is not None
         else lambda v: as_stored(v) / np.linalg.norm(as_stored(v), axis=-1, keepdims=True))
-    candidates = apply(originals)
+    unit = apply(candidates)
+    n_originals = int(owners.max()) + 1
     rows = [(i, v) for i, _, v in copy_rows if v is not None]
     copies = apply(np.stack([v for _, v in rows]))
     hits = {k: [] for k in ks}
     for (index, _), vector in zip(rows, copies, strict=True):
-        relevant = np.zeros(len(candidates), dtype=bool)
+        best = np.full(n_originals, -np.inf, dtype=np.float32)
+        np.maximum.at(best, owners, unit @ vector)
+        relevant = np.zeros(n_originals, dtype=bool)
         relevant[index] = True
-        r = metrics.rank(candidates @ vector, relevant, tolerance=TIE_TOLERANCE)
+        r = metrics.rank(best, relevant, tolerance=TIE_TOLERANCE)
         for k in ks:
             hits[k].append(metrics.recall_at_k(r, k))
-    return SplitRow(name, candidates.shape[1],
+    return SplitRow(name, unit.shape[1],
                     {f"recall@{k}": bootstrap(np.asarray(hits[k]), seed) for k in ks}, seconds)

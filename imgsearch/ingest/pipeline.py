@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +51,13 @@ class _Loaded:
     row: store.ImageRow
     inputs: Inputs | None  # None: content unchanged (sha256 matched), nothing to encode
     existed: bool
+    extras: list[Inputs] = field(default_factory=list)  # augmented copies (--augment N)
 
 
 def load(source: Source, known: store.KnownImage | None, encoder: Encoder,
-         max_pixels: int | None = None) -> _Loaded:
-    """Read, hash, decode and preprocess one source (runs in a worker thread)."""
+         max_pixels: int | None = None, augment: int = 0) -> _Loaded:
+    """Read, hash, decode and preprocess one source, and `augment` random edits of it
+    (seeded by its content, so a re-run makes the same ones; runs in a worker thread)."""
     mtime = None
     if not source.is_url:
         try:
@@ -68,9 +70,18 @@ def load(source: Source, known: store.KnownImage | None, encoder: Encoder,
                          metadata=source.metadata)
     if known is not None and known.has_vector and known.sha256 == row.sha256:
         return _Loaded(source, row, None, existed=True)
-    decoded = decode_image(data, min_size=encoder.min_decode_size, max_pixels=max_pixels)
+    # augmented crops keep detail when the picture is decoded at twice the model's input size
+    min_size = encoder.min_decode_size * (2 if augment else 1)
+    decoded = decode_image(data, min_size=min_size, max_pixels=max_pixels)
     row.width, row.height, row.format = decoded.width, decoded.height, decoded.format
-    return _Loaded(source, row, encoder.preprocess(decoded.image), existed=known is not None)
+    extras = []
+    if augment:
+        from imgsearch.learning.augment import augmented_copies
+
+        extras = [encoder.preprocess(copy)
+                  for copy in augmented_copies(decoded.image, augment, row.sha256)]
+    return _Loaded(source, row, encoder.preprocess(decoded.image), existed=known is not None,
+                   extras=extras)
 
 
 def default_batch_size(encoder: Encoder) -> int:
@@ -80,7 +91,7 @@ def default_batch_size(encoder: Encoder) -> int:
 def ingest(paths: Iterable[str | Path] = (), *, encoder: Encoder,
            manifest: str | Path | None = None, batch_size: int | None = None,
            workers: int | None = None, follow_symlinks: bool = False, rehash: bool = False,
-           prune_gone: bool = False, database: Database | str | None = None,
+           prune_gone: bool = False, augment: int = 0, database: Database | str | None = None,
            progress: ProgressCallback | None = None, stop: threading.Event | None = None
            ) -> IngestReport:
     """Index the images under `paths` (and/or a manifest) with `encoder`.
@@ -89,13 +100,16 @@ def ingest(paths: Iterable[str | Path] = (), *, encoder: Encoder,
     content changed. Indexed files under the given folders that are gone are counted
     (`report.gone`) and, with `prune_gone`, removed. Ctrl-C (SIGINT) or setting `stop` ends
     the run after the batch in progress; everything written so far stays, and the next run
-    continues from there. A lost database connection raises DatabaseUnavailable.
+    continues from there. A lost database connection raises DatabaseUnavailable. `augment`
+    also stores N vectors of random edits (crop, flip, colour...) per image; images indexed
+    with fewer are encoded again.
     """
     paths = list(paths)
     db = as_database(database)
     encoder = ingest_encoder(encoder)  # a derived encoder's vectors follow its base's
     run = _Run(db, encoder, batch_size or default_batch_size(encoder),
                workers or os.cpu_count() or 2, progress, stop or threading.Event(), rehash)
+    run.augment = augment
     folders = [Path(p).expanduser().absolute() for p in paths if Path(p).is_dir()]
     try:
         with _stop_on_sigint(run.stop):
@@ -142,6 +156,7 @@ class _Run:
         self.batch: list[_Loaded] = []
         self.errors: list[Failure] = []
         self.max_pixels = config.load().max_pixels  # read once, not per image
+        self.augment = 0
 
     def execute(self, items: Iterator[Source | Rejected]) -> None:
         with connect(self.db, autocommit=True) as conn, \
@@ -154,7 +169,8 @@ class _Run:
             for source, known in self._plan(items):
                 if self.stop.is_set():
                     break
-                pending.append((source, pool.submit(load, source, known, self.encoder, self.max_pixels)))
+                pending.append((source, pool.submit(load, source, known, self.encoder, self.max_pixels,
+                                                      self.augment)))
                 self._drain(pending, keep=window - 1)
             self.finding = False
             self._drain(pending, keep=0)
@@ -195,7 +211,8 @@ class _Run:
                 else:
                     seen.add(hash(item.location))
                     fresh.append(item)
-            known = store.known_images(self.conn, self.enc_id, [s.location for s in fresh])
+            known = store.known_images(self.conn, self.enc_id, [s.location for s in fresh],
+                                       self.augment)
             stale_metadata = []
             for source in fresh:
                 entry = known.get(source.location)
@@ -229,7 +246,8 @@ class _Run:
         to_write = [item for item in self.batch if item.inputs is not None]
         refreshed = [item.row for item in self.batch if item.inputs is None]
         written = write(self.conn, self.enc_id, [item.row for item in to_write],
-                        self._vectors(to_write), refreshed, derived=self.derived)
+                        self._vectors(to_write), refreshed, derived=self.derived,
+                        augmented=self._augmented(to_write))
         for location, reason in written.failed.items():
             self.errors.append(Failure(display_path(location), "database", reason))
         for item in to_write:
@@ -249,6 +267,14 @@ class _Run:
         self.batch.clear()
         self.errors = []
         self._tick()
+
+    def _augmented(self, items: list[_Loaded]) -> list[list[np.ndarray]] | None:
+        """Each item's augmented vectors (None when this run augments nothing)."""
+        extras = [x for item in items for x in item.extras]
+        if not extras:
+            return None
+        encoded = iter(self.encoder.encode_batch(collate(extras)))
+        return [[next(encoded) for _ in item.extras] for item in items]
 
     def _vectors(self, items: list[_Loaded]) -> list:
         """Encode each distinct content once; reuse stored vectors of identical content."""

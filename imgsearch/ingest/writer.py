@@ -17,23 +17,27 @@ from imgsearch.learning.head import Projection
 def write(conn: psycopg.Connection, enc_id: int, rows: Sequence[store.ImageRow],
           vectors: Sequence[np.ndarray], refreshed: Sequence[store.ImageRow] = (),
           errors: Sequence[Failure] = (),
-          derived: Sequence[tuple[int, Projection]] = ()) -> store.Written:
-    """Write a batch (see `store.write_batch`; `derived` encoders get their vectors too);
-    `Written.failed` names the refused rows."""
+          derived: Sequence[tuple[int, Projection]] = (),
+          augmented: Sequence[Sequence[np.ndarray]] | None = None) -> store.Written:
+    """Write a batch (see `store.write_batch`; `derived` encoders get their vectors too,
+    `augmented[i]` are row i's augmented vectors); `Written.failed` names the refused rows."""
     error_rows = [store.ErrorRow(e.location, e.kind, e.message) for e in errors]
     try:
-        return store.write_batch(conn, enc_id, rows, vectors, error_rows, refreshed, derived)
+        return store.write_batch(conn, enc_id, rows, vectors, error_rows, refreshed, derived,
+                                 augmented)
     except psycopg.OperationalError:
         raise
     except psycopg.Error:
         pass  # some row is refused: find it by writing each alone
     result = store.Written()
-    singles = [([r], [v], [], []) for r, v in zip(rows, vectors, strict=True)]
-    singles += [([], [], [r], []) for r in refreshed] + [([], [], [], [e]) for e in error_rows]
-    for one_row, one_vector, one_refreshed, one_error in singles:
+    extras = augmented if augmented is not None else [()] * len(rows)
+    singles = [([r], [v], [], [], [x]) for r, v, x in zip(rows, vectors, extras, strict=True)]
+    singles += [([], [], [r], [], []) for r in refreshed]
+    singles += [([], [], [], [e], []) for e in error_rows]
+    for one_row, one_vector, one_refreshed, one_error, one_extra in singles:
         try:
             part = store.write_batch(conn, enc_id, one_row, one_vector, one_error, one_refreshed,
-                                     derived)
+                                     derived, one_extra)
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:

@@ -1,7 +1,8 @@
 """Synthetic edits of a picture, drawn at random (seeded): the positives of self-supervised
 training, and the fixed views of test-time augmentation.
 
-The random edits (crop, rotation, grey, brightness, JPEG quality, border, caption bar, mirror)
+The random edits (crop, rotation, grey, brightness, JPEG quality, border, caption bar, mirror,
+downscale)
 are drawn from ranges, unlike the fixed edits `evaluate --near-duplicates` measures with.
 """
 
@@ -61,6 +62,13 @@ def _caption(img: Image.Image, rng: random.Random) -> Image.Image:
     return out
 
 
+def _downscale(img: Image.Image, rng: random.Random) -> Image.Image:
+    factor = rng.uniform(2.0, 5.0)
+    w, h = img.size
+    return img.resize((max(16, int(w / factor)), max(16, int(h / factor))),
+                      Image.Resampling.BILINEAR)
+
+
 def _mirror(img: Image.Image, rng: random.Random) -> Image.Image:
     return ImageOps.mirror(img)
 
@@ -68,15 +76,13 @@ def _mirror(img: Image.Image, rng: random.Random) -> Image.Image:
 EDITS: dict[str, Callable[[Image.Image, random.Random], Image.Image]] = {
     "crop": _crop, "rotate": _rotate, "grey": _grey, "brightness": _brightness,
     "jpeg": _jpeg, "border": _border, "caption": _caption, "mirror": _mirror,
+    "downscale": _downscale,
 }
 
 
 def random_edit(img: Image.Image, rng: random.Random, max_edits: int = 3) -> Image.Image:
-    """One to `max_edits` different edits, in random order."""
-    names = rng.sample(sorted(EDITS), rng.randint(1, max_edits))
-    for name in names:
-        img = EDITS[name](img.convert("RGB"), rng)
-    return img
+    """One to `max_edits` different edits of all kinds, in random order."""
+    return random_edit_from(img.convert("RGB"), rng, tuple(sorted(EDITS)), max_edits)
 
 
 def tta_views(img: Image.Image) -> list[Image.Image]:
@@ -85,3 +91,19 @@ def tta_views(img: Image.Image) -> list[Image.Image]:
     cw, ch = max(1, int(w * 0.8)), max(1, int(h * 0.8))
     centre = img.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
     return [img, ImageOps.mirror(img), centre]
+
+
+def augmented_copies(img: Image.Image, n: int, seed: str) -> list[Image.Image]:
+    """`n` label-preserving copies for index augmentation (flip, crop, colour jitter, small
+    rotation), drawn with a generator seeded by `seed` (the image's content hash)."""
+    rng = random.Random(seed)
+    mild = ("mirror", "crop", "brightness", "rotate", "jpeg", "downscale")
+    return [random_edit_from(img.convert("RGB"), rng, mild) for _ in range(n)]
+
+
+def random_edit_from(img: Image.Image, rng: random.Random, names: tuple[str, ...],
+                     max_edits: int = 2) -> Image.Image:
+    """One to `max_edits` different edits among `names`, in random order."""
+    for name in rng.sample(names, rng.randint(1, max_edits)):
+        img = EDITS[name](img, rng).convert("RGB")
+    return img

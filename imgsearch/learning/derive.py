@@ -83,7 +83,7 @@ def supervised_head(vectors: np.ndarray, labels: Sequence[str], base: str,
 
 
 def self_supervised_head(paths: Sequence[str], originals: np.ndarray, encoder: Encoder,
-                         options: TrainOptions, copies: int = 4,
+                         options: TrainOptions, copies: int = 8,
                          progress: ProgressCallback | None = None) -> Projection:
     """A head trained so that random edits of an image land next to the image."""
     from imgsearch.learning.self_supervised import edited_copy_vectors
@@ -140,7 +140,7 @@ def labelled_vectors(folder: str | Path, encoder: Encoder, db: Database,
 
 def train(db: Database, base: Encoder, name: str, *, folder: str | Path | None = None,
           labels_csv: str | Path | None = None, pca: int | None = None, whiten: bool = False,
-          self_supervised: bool = False, copies: int = 4, options: TrainOptions | None = None,
+          self_supervised: bool = False, copies: int = 8, options: TrainOptions | None = None,
           progress: ProgressCallback | None = None) -> TrainReport:
     """Fit a derived encoder of `base`, register it as `name` and fill its vectors.
 

@@ -21,9 +21,9 @@ LOSSES = ("triplet", "supcon")
 class TrainOptions:
     dim: int = 256
     hidden: int = 512
-    epochs: int = 30
+    epochs: int = 60
     loss: str = "supcon"
-    lr: float = 1e-3
+    lr: float = 3e-4
     classes_per_batch: int = 8
     per_class: int = 16
     margin: float = 0.2  # triplet

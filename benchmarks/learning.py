@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--labels", choices=["defect", "type"], default="defect")
     parser.add_argument("--loss", choices=["supcon", "triplet"], nargs="+",
                         default=["supcon", "triplet"])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pca", type=int, nargs="*", default=[64, 256])
     args = parser.parse_args()

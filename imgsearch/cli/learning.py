@@ -58,7 +58,7 @@ def train_command(
                f"fitted on {report.images} images ({what}{report.seconds:.1f} s)")
     typer.echo(f"  {report.filled} vectors computed from stored {report.base} vectors; "
                f"{report.bytes_per_vector:,} bytes a vector vs {report.base_bytes_per_vector:,} "
-               f"({saved:+.0%} storage)")
+               f"({abs(saved):.0%} {'less' if saved >= 0 else 'more'} storage)")
     typer.echo(f"  use it: imgsearch search IMG --model {report.name}   "
                f"(quality: imgsearch evaluate DIR --model {report.base} --model {report.name})")
 

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import os
 import signal
@@ -20,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,58 +28,19 @@ from imgsearch import config
 from imgsearch.db import derived, prune, store
 from imgsearch.db.connection import Database, connect
 from imgsearch.db.schema import as_database
-from imgsearch.encoding.decode import decode_image
 from imgsearch.encoding.derived import ingest_encoder
-from imgsearch.encoding.encoder import Encoder, Inputs, collate
+from imgsearch.encoding.encoder import Encoder, collate
 from imgsearch.errors import DatabaseUnavailable, ImageDecodeError, first_line
+from imgsearch.ingest.loading import Loaded, load
 from imgsearch.ingest.reader import sources, unchanged
 from imgsearch.ingest.report import Failure, IngestReport
 from imgsearch.ingest.writer import write
 from imgsearch.progress import Progress, ProgressCallback
-from imgsearch.sources import Rejected, Source, display_path, fetch
+from imgsearch.sources import Rejected, Source, display_path
 
 PLAN_CHUNK = 512
 CPU_BATCH_SIZE = 8  # benchmarks/encode.py: small batches are fastest on a 2-core CPU
 GPU_BATCH_SIZE = 128
-
-
-@dataclass
-class _Loaded:
-    source: Source
-    row: store.ImageRow
-    inputs: Inputs | None  # None: content unchanged (sha256 matched), nothing to encode
-    existed: bool
-    extras: list[Inputs] = field(default_factory=list)  # augmented copies (--augment N)
-
-
-def load(source: Source, known: store.KnownImage | None, encoder: Encoder,
-         max_pixels: int | None = None, augment: int = 0) -> _Loaded:
-    """Read, hash, decode and preprocess one source, and `augment` random edits of it
-    (seeded by its content, so a re-run makes the same ones; runs in a worker thread)."""
-    mtime = None
-    if not source.is_url:
-        try:
-            mtime = os.stat(source.location).st_mtime
-        except OSError as exc:
-            raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}", "unreadable") from exc
-    data = fetch(source.location)
-    row = store.ImageRow(location=source.location, sha256=hashlib.sha256(data).hexdigest(),
-                         byte_size=len(data), width=None, height=None, format=None, mtime=mtime,
-                         metadata=source.metadata)
-    if known is not None and known.has_vector and known.sha256 == row.sha256:
-        return _Loaded(source, row, None, existed=True)
-    # augmented crops keep detail when the picture is decoded at twice the model's input size
-    min_size = encoder.min_decode_size * (2 if augment else 1)
-    decoded = decode_image(data, min_size=min_size, max_pixels=max_pixels)
-    row.width, row.height, row.format = decoded.width, decoded.height, decoded.format
-    extras = []
-    if augment:
-        from imgsearch.learning.augment import augmented_copies
-
-        extras = [encoder.preprocess(copy)
-                  for copy in augmented_copies(decoded.image, augment, row.sha256)]
-    return _Loaded(source, row, encoder.preprocess(decoded.image), existed=known is not None,
-                   extras=extras)
 
 
 def default_batch_size(encoder: Encoder) -> int:
@@ -153,7 +112,7 @@ class _Run:
         self.finding = True
         self.started = time.monotonic()
         self._last_progress = 0.0
-        self.batch: list[_Loaded] = []
+        self.batch: list[Loaded] = []
         self.errors: list[Failure] = []
         self.max_pixels = config.load().max_pixels  # read once, not per image
         self.augment = 0
@@ -169,7 +128,8 @@ class _Run:
             for source, known in self._plan(items):
                 if self.stop.is_set():
                     break
-                pending.append((source, pool.submit(load, source, known, self.encoder, self.max_pixels,
+                pending.append((source, pool.submit(load, source, known, self.encoder.preprocess,
+                                                      self.encoder.min_decode_size, self.max_pixels,
                                                       self.augment)))
                 self._drain(pending, keep=window - 1)
             self.finding = False
@@ -268,21 +228,25 @@ class _Run:
         self.errors = []
         self._tick()
 
-    def _augmented(self, items: list[_Loaded]) -> list[list[np.ndarray]] | None:
+    def _augmented(self, items: list[Loaded]) -> list[list[np.ndarray]] | None:
         """Each item's augmented vectors (None when this run augments nothing)."""
+        if any(item.extra_vectors for item in items):  # encoded by another stage already
+            return [list(item.extra_vectors) for item in items]
         extras = [x for item in items for x in item.extras]
         if not extras:
             return None
         encoded = iter(self.encoder.encode_batch(collate(extras)))
         return [[next(encoded) for _ in item.extras] for item in items]
 
-    def _vectors(self, items: list[_Loaded]) -> list:
+    def _vectors(self, items: list[Loaded]) -> list:
         """Encode each distinct content once; reuse stored vectors of identical content."""
         shas = list(dict.fromkeys(item.row.sha256 for item in items))
         vectors: dict = store.vectors_by_sha(self.conn, self.enc_id, shas)
-        first_of: dict[str, _Loaded] = {}
+        first_of: dict[str, Loaded] = {}
         for item in items:
-            if item.row.sha256 not in vectors:
+            if item.vector is not None:  # encoded by another stage already
+                vectors.setdefault(item.row.sha256, item.vector)
+            elif item.row.sha256 not in vectors:
                 first_of.setdefault(item.row.sha256, item)
         if first_of:
             encoded = self.encoder.encode_batch(collate([i.inputs for i in first_of.values()]))

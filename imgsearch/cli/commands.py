@@ -51,6 +51,12 @@ def ingest_command(
         "--augment", min=0, max=16, help="Also store N vectors of random edits (mirror, crop, "
         "colour, rotation, JPEG, downscale) per image; searches rank an image by its closest "
         "vector and list it once.")] = 0,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="local (threads in this process) or ray (Ray Data: decode tasks, "
+        "encoder actors; pip install 'imgsearch[ray]').")] = "local",
+    address: Annotated[str | None, typer.Option(
+        "--address", help="With --engine ray: auto (a running cluster) or ray://HOST:10001; "
+        "default: start a local Ray.")] = None,
 ) -> None:
     """Index images: new and changed files are encoded, unchanged ones skipped."""
     from imgsearch.cli.display import progress_display
@@ -65,7 +71,8 @@ def ingest_command(
             report = index.ingest(paths or (), model=model, weights=weights, manifest=manifest,
                                   batch_size=batch_size, workers=workers,
                                   follow_symlinks=follow_symlinks, rehash=rehash,
-                                  prune_gone=prune, augment=augment, progress=show)
+                                  prune_gone=prune, augment=augment, engine=engine,
+                                  address=address, progress=show)
     except FileNotFoundError as exc:
         echo_err(f"error: {exc}")
         raise typer.Exit(2) from exc

@@ -28,6 +28,22 @@ class EncoderIdentity:
     preprocessing: str
 
 
+@dataclass(frozen=True)
+class Preprocessor:
+    """What decoding workers need of an encoder, without its model (picklable, so that
+    other processes such as Ray tasks can run it)."""
+
+    steps: tuple[Preprocessing, ...]
+    min_decode_size: int
+
+    def __call__(self, image: Image.Image) -> Inputs:
+        return tuple(step(image) for step in self.steps)
+
+    @property
+    def shapes(self) -> list[tuple[int, int, int]]:
+        return [(step.crop, step.crop, 3) for step in self.steps]
+
+
 class Encoder:
     """Base class: `preprocess` runs in workers, `encode_batch` on the device."""
 
@@ -62,6 +78,10 @@ class Encoder:
         """(n, dimension) float32, unit-length rows, from stacked preprocessed inputs."""
         raise NotImplementedError
 
+    def preprocessor(self) -> Preprocessor:
+        """`preprocess` as a picklable object."""
+        raise NotImplementedError
+
     def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Encode RGB pictures (no batching limit: callers batch)."""
         if not images:
@@ -86,6 +106,9 @@ class SingleModelEncoder(Encoder):
 
     def preprocess(self, image: Image.Image) -> Inputs:
         return (self.preprocessing(image),)
+
+    def preprocessor(self) -> Preprocessor:
+        return Preprocessor((self.preprocessing,), self.min_decode_size)
 
 
 def collate(items: Sequence[Inputs]) -> Inputs:
@@ -113,6 +136,10 @@ class EnsembleEncoder(Encoder):
 
     def preprocess(self, image: Image.Image) -> Inputs:
         return tuple(part for m in self.members for part in m.preprocess(image))
+
+    def preprocessor(self) -> Preprocessor:
+        return Preprocessor(tuple(step for m in self.members for step in m.preprocessor().steps),
+                            self.min_decode_size)
 
     def encode_batch(self, inputs: Inputs) -> np.ndarray:
         vectors, offset = [], 0

@@ -103,6 +103,12 @@ def get_encoder(name: str | None = None, device: Any = None, weights: str | Path
             raise ImgsearchError("--weights applies to a single model, not to an ensemble.")
         return EnsembleEncoder([get_encoder(m, device, None, backend) for m in members])
     _check(name)
+    encoder = _single(name, device, weights, backend)
+    encoder.weights_path = str(weights) if weights is not None else None  # for other processes
+    return encoder
+
+
+def _single(name: str, device: Any, weights: str | Path | None, backend: str | None) -> Encoder:
     if resolve_backend(backend, str(device)) == "torch":
         from imgsearch.encoding import torch_models
 

@@ -30,7 +30,7 @@ from imgsearch.db.connection import Database, connect
 from imgsearch.db.schema import as_database
 from imgsearch.encoding.derived import ingest_encoder
 from imgsearch.encoding.encoder import Encoder, collate
-from imgsearch.errors import DatabaseUnavailable, ImageDecodeError, first_line
+from imgsearch.errors import DatabaseUnavailable, ImageDecodeError, ImgsearchError, first_line
 from imgsearch.ingest.loading import Loaded, load
 from imgsearch.ingest.reader import sources, unchanged
 from imgsearch.ingest.report import Failure, IngestReport
@@ -51,8 +51,8 @@ def ingest(paths: Iterable[str | Path] = (), *, encoder: Encoder,
            manifest: str | Path | None = None, batch_size: int | None = None,
            workers: int | None = None, follow_symlinks: bool = False, rehash: bool = False,
            prune_gone: bool = False, augment: int = 0, database: Database | str | None = None,
-           progress: ProgressCallback | None = None, stop: threading.Event | None = None
-           ) -> IngestReport:
+           progress: ProgressCallback | None = None, stop: threading.Event | None = None,
+           engine: str = "local", address: str | None = None) -> IngestReport:
     """Index the images under `paths` (and/or a manifest) with `encoder`.
 
     `rehash` re-reads files whose size and mtime are unchanged and re-encodes those whose
@@ -61,13 +61,22 @@ def ingest(paths: Iterable[str | Path] = (), *, encoder: Encoder,
     the run after the batch in progress; everything written so far stays, and the next run
     continues from there. A lost database connection raises DatabaseUnavailable. `augment`
     also stores N vectors of random edits (crop, flip, colour...) per image; images indexed
-    with fewer are encoded again.
+    with fewer are encoded again. `engine="ray"` decodes and encodes on a Ray cluster
+    (`address`: "auto", "ray://host:10001", default a local one); planning and writing are the
+    same as the local engine's.
     """
     paths = list(paths)
     db = as_database(database)
     encoder = ingest_encoder(encoder)  # a derived encoder's vectors follow its base's
-    run = _Run(db, encoder, batch_size or default_batch_size(encoder),
-               workers or os.cpu_count() or 2, progress, stop or threading.Event(), rehash)
+    if engine == "ray":
+        from imgsearch.ingest.ray_engine import RayRun as run_class
+    elif engine == "local":
+        run_class = Run
+    else:
+        raise ImgsearchError(f"Unknown engine {engine!r}: use local or ray.")
+    run = run_class(db, encoder, batch_size or default_batch_size(encoder),
+                    workers or os.cpu_count() or 2, progress, stop or threading.Event(), rehash)
+    run.address = address
     run.augment = augment
     folders = [Path(p).expanduser().absolute() for p in paths if Path(p).is_dir()]
     try:
@@ -102,7 +111,7 @@ def _stop_on_sigint(stop: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-class _Run:
+class Run:
     def __init__(self, db: Database, encoder: Encoder, batch_size: int, workers: int,
                  progress: ProgressCallback | None, stop: threading.Event, rehash: bool) -> None:
         self.db, self.encoder, self.batch_size, self.workers = db, encoder, batch_size, workers
@@ -118,14 +127,25 @@ class _Run:
         self.augment = 0
 
     def execute(self, items: Iterator[Source | Rejected]) -> None:
-        with connect(self.db, autocommit=True) as conn, \
-                ThreadPoolExecutor(self.workers, "imgsearch-load") as pool:
+        with connect(self.db, autocommit=True) as conn:
             self.conn = conn
             self.enc_id = store.encoder_id(conn, self.encoder.identity)
             self.derived = derived.dependants(conn, self.enc_id)
+            self.load_and_encode(self._plan(items))
+            self.finding = False
+            self._flush()
+            self._fill_new_derived()
+        self.report.interrupted = self.stop.is_set()
+        self.report.seconds = time.monotonic() - self.started
+        self._tick(force=True)
+
+    def load_and_encode(self, planned: Iterator[tuple[Source, store.KnownImage | None]]) -> None:
+        """The local engine: decode in worker threads; `_flush` encodes and writes each batch.
+        Other engines override this and hand `add` items whose vectors they computed."""
+        with ThreadPoolExecutor(self.workers, "imgsearch-load") as pool:
             window = self.batch_size + 2 * self.workers
             pending: deque[tuple[Source, Future]] = deque()
-            for source, known in self._plan(items):
+            for source, known in planned:
                 if self.stop.is_set():
                     break
                 pending.append((source, pool.submit(load, source, known, self.encoder.preprocess,
@@ -136,11 +156,15 @@ class _Run:
             self._drain(pending, keep=0)
             for _, future in pending:
                 future.cancel()
+
+    def add(self, item: Loaded | Failure) -> None:
+        """One decoded (or failed) item; a full batch is written."""
+        if isinstance(item, Failure):
+            self.errors.append(item)
+        else:
+            self.batch.append(item)
+        if len(self.batch) >= self.batch_size:
             self._flush()
-            self._fill_new_derived()
-        self.report.interrupted = self.stop.is_set()
-        self.report.seconds = time.monotonic() - self.started
-        self._tick(force=True)
 
     def _fill_new_derived(self) -> None:
         """Encoders derived from this one while the run went on get the vectors they lack."""
@@ -191,14 +215,9 @@ class _Run:
         while len(pending) > keep and not self.stop.is_set():
             source, future = pending.popleft()
             try:
-                self.batch.append(future.result())
-            except ImageDecodeError as exc:
-                self.errors.append(Failure(display_path(source.location), exc.kind, str(exc)))
+                self.add(future.result())
             except Exception as exc:  # one bad file never stops an ingest
-                self.errors.append(Failure(display_path(source.location), "error",
-                                           f"{type(exc).__name__}: {exc}"))
-            if len(self.batch) >= self.batch_size:
-                self._flush()
+                self.add(failure(source, exc))
 
     def _flush(self) -> None:
         if not self.batch and not self.errors:
@@ -261,6 +280,13 @@ class _Run:
         self._last_progress = now
         self.progress(Progress("ingest", self.report.done, None if self.finding else self.found,
                                now - self.started))
+
+
+def failure(source: Source, exc: Exception) -> Failure:
+    """The error row of a source that could not be read or decoded."""
+    if isinstance(exc, ImageDecodeError):
+        return Failure(display_path(source.location), exc.kind, str(exc))
+    return Failure(display_path(source.location), "error", f"{type(exc).__name__}: {exc}")
 
 
 def _metadata_row(source: Source, known: store.KnownImage) -> store.ImageRow:

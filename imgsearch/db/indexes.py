@@ -133,7 +133,10 @@ def index_status(db: Database) -> list[IndexStatus]:
     with connect(db) as conn:
         rows = conn.execute(
             r"""SELECT c.name, ix.relname, am.amname, coalesce(array_to_string(ix.reloptions, ', '), ''),
-                      pg_relation_size(ix.oid), i.indisvalid, obj_description(ix.oid, 'pg_class'),
+                      coalesce((SELECT sum(pg_relation_size(t.relid))::bigint
+                                FROM pg_partition_tree(ix.oid) t),  -- partitioned: all parts
+                               pg_relation_size(ix.oid)),
+                      i.indisvalid, obj_description(ix.oid, 'pg_class'),
                       (SELECT count(*) FROM imgsearch.embeddings e WHERE e.encoder_id = c.id)
                FROM pg_index i
                JOIN pg_class ix ON ix.oid = i.indexrelid

@@ -39,7 +39,10 @@ def cache_paths(key: str) -> tuple[Path, Path]:
 
 
 def cores() -> int:
-    """CPU cores this process may use."""
+    """CPU cores this process may use: OMP_NUM_THREADS when set (Ray sets it to a worker's
+    CPUs, so that actors sharing a machine do not oversubscribe it), else the affinity mask."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:

@@ -2,8 +2,9 @@
 
 - reader (`reader.py`): files and manifest rows; what is indexed and unchanged (size + mtime,
   or the sha256 with `rehash`) is counted and skipped;
-- mapper (`load`): worker threads read, hash, decode and preprocess while the main thread
-  encodes the previous batch; a bounded window of in-flight tasks keeps memory flat;
+- mapper (`loading.py`): worker threads read, hash, decode and preprocess while the main
+  thread encodes the previous batch; a bounded window of in-flight tasks keeps memory flat
+  (`run.py`; with `engine="ray"`, Ray Data tasks and actors do it: `ray_engine.py`);
 - writer (`writer.py`): one transaction per batch, so an interrupted run leaves only whole
   batches and a re-run continues where it stopped; a refused batch is retried row by row.
 """
@@ -11,34 +12,24 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import signal
 import threading
-import time
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import psycopg
 
-from imgsearch import config
-from imgsearch.db import derived, prune, store
-from imgsearch.db.connection import Database, connect
+from imgsearch.db.connection import Database
 from imgsearch.db.schema import as_database
 from imgsearch.encoding.derived import ingest_encoder
-from imgsearch.encoding.encoder import Encoder, collate
-from imgsearch.errors import DatabaseUnavailable, ImageDecodeError, ImgsearchError, first_line
-from imgsearch.ingest.loading import Loaded, load
-from imgsearch.ingest.reader import sources, unchanged
-from imgsearch.ingest.report import Failure, IngestReport
-from imgsearch.ingest.writer import write
-from imgsearch.progress import Progress, ProgressCallback
-from imgsearch.sources import Rejected, Source, display_path
+from imgsearch.encoding.encoder import Encoder
+from imgsearch.errors import DatabaseUnavailable, ImgsearchError, first_line
+from imgsearch.ingest.reader import sources
+from imgsearch.ingest.report import Failure, IngestReport  # noqa: F401  (re-exported)
+from imgsearch.ingest.run import Run
+from imgsearch.progress import ProgressCallback
 
-PLAN_CHUNK = 512
 CPU_BATCH_SIZE = 8  # benchmarks/encode.py: small batches are fastest on a 2-core CPU
 GPU_BATCH_SIZE = 128
 
@@ -109,187 +100,3 @@ def _stop_on_sigint(stop: threading.Event) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-class Run:
-    def __init__(self, db: Database, encoder: Encoder, batch_size: int, workers: int,
-                 progress: ProgressCallback | None, stop: threading.Event, rehash: bool) -> None:
-        self.db, self.encoder, self.batch_size, self.workers = db, encoder, batch_size, workers
-        self.progress, self.stop, self.rehash = progress, stop, rehash
-        self.report = IngestReport(model=encoder.name)
-        self.found = 0
-        self.finding = True
-        self.started = time.monotonic()
-        self._last_progress = 0.0
-        self.batch: list[Loaded] = []
-        self.errors: list[Failure] = []
-        self.max_pixels = config.load().max_pixels  # read once, not per image
-        self.augment = 0
-
-    def execute(self, items: Iterator[Source | Rejected]) -> None:
-        with connect(self.db, autocommit=True) as conn:
-            self.conn = conn
-            self.enc_id = store.encoder_id(conn, self.encoder.identity)
-            self.derived = derived.dependants(conn, self.enc_id)
-            self.load_and_encode(self._plan(items))
-            self.finding = False
-            self._flush()
-            self._fill_new_derived()
-        self.report.interrupted = self.stop.is_set()
-        self.report.seconds = time.monotonic() - self.started
-        self._tick(force=True)
-
-    def load_and_encode(self, planned: Iterator[tuple[Source, store.KnownImage | None]]) -> None:
-        """The local engine: decode in worker threads; `_flush` encodes and writes each batch.
-        Other engines override this and hand `add` items whose vectors they computed."""
-        with ThreadPoolExecutor(self.workers, "imgsearch-load") as pool:
-            window = self.batch_size + 2 * self.workers
-            pending: deque[tuple[Source, Future]] = deque()
-            for source, known in planned:
-                if self.stop.is_set():
-                    break
-                pending.append((source, pool.submit(load, source, known, self.encoder.preprocess,
-                                                      self.encoder.min_decode_size, self.max_pixels,
-                                                      self.augment)))
-                self._drain(pending, keep=window - 1)
-            self.finding = False
-            self._drain(pending, keep=0)
-            for _, future in pending:
-                future.cancel()
-
-    def add(self, item: Loaded | Failure) -> None:
-        """One decoded (or failed) item; a full batch is written."""
-        if isinstance(item, Failure):
-            self.errors.append(item)
-        else:
-            self.batch.append(item)
-        if len(self.batch) >= self.batch_size:
-            self._flush()
-
-    def _fill_new_derived(self) -> None:
-        """Encoders derived from this one while the run went on get the vectors they lack."""
-        known = {enc_id for enc_id, _ in self.derived}
-        for enc_id, projection in derived.dependants(self.conn, self.enc_id):
-            if enc_id not in known:
-                derived.fill(self.conn, enc_id, self.enc_id, projection)
-
-    def count_gone(self, folders: list[Path], remove: bool) -> None:
-        with connect(self.db, autocommit=True) as conn:
-            gone = prune.find_gone(conn, [display_path(str(f)) for f in folders])
-            self.report.gone = len(gone)
-            if remove:
-                self.report.pruned = prune.delete_images(conn, gone)
-
-    def _plan(self, items: Iterator[Source | Rejected]
-              ) -> Iterator[tuple[Source, store.KnownImage | None]]:
-        """Yield what needs work; count and refresh what is indexed and unchanged."""
-        seen: set[int] = set()
-        while chunk := list(itertools.islice(items, PLAN_CHUNK)):
-            self.found += len(chunk)
-            fresh = []
-            for item in chunk:
-                if isinstance(item, Rejected):
-                    self.errors.append(Failure(item.location, item.kind, item.message))
-                elif hash(item.location) in seen:  # the same file named twice
-                    self.found -= 1
-                else:
-                    seen.add(hash(item.location))
-                    fresh.append(item)
-            known = store.known_images(self.conn, self.enc_id, [s.location for s in fresh],
-                                       self.augment)
-            stale_metadata = []
-            for source in fresh:
-                entry = known.get(source.location)
-                if unchanged(source, entry, self.rehash):
-                    self.report.unchanged += 1
-                    if source.metadata and source.metadata != entry.metadata:
-                        stale_metadata.append(_metadata_row(source, entry))
-                else:
-                    yield source, entry
-            if stale_metadata:
-                write(self.conn, self.enc_id, [], [], refreshed=stale_metadata)
-            self._tick()
-
-    def _drain(self, pending: deque[tuple[Source, Future]], keep: int) -> None:
-        """Collect finished work (oldest first) until at most `keep` items are in flight."""
-        while len(pending) > keep and not self.stop.is_set():
-            source, future = pending.popleft()
-            try:
-                self.add(future.result())
-            except Exception as exc:  # one bad file never stops an ingest
-                self.add(failure(source, exc))
-
-    def _flush(self) -> None:
-        if not self.batch and not self.errors:
-            return
-        to_write = [item for item in self.batch if item.inputs is not None]
-        refreshed = [item.row for item in self.batch if item.inputs is None]
-        written = write(self.conn, self.enc_id, [item.row for item in to_write],
-                        self._vectors(to_write), refreshed, derived=self.derived,
-                        augmented=self._augmented(to_write))
-        for location, reason in written.failed.items():
-            self.errors.append(Failure(display_path(location), "database", reason))
-        for item in to_write:
-            location = item.row.location
-            if location in written.failed:
-                continue
-            if location in written.collided:
-                self.errors.append(Failure(display_path(location), "name_collision",
-                                           "another file is indexed under the same displayed path"))
-            elif location in written.inserted:
-                self.report.new += 1
-            else:
-                self.report.updated += 1
-        self.report.unchanged += len(refreshed) - sum(r.location in written.failed for r in refreshed)
-        write(self.conn, self.enc_id, [], [], errors=self.errors)
-        self.report.failures.extend(self.errors)
-        self.batch.clear()
-        self.errors = []
-        self._tick()
-
-    def _augmented(self, items: list[Loaded]) -> list[list[np.ndarray]] | None:
-        """Each item's augmented vectors (None when this run augments nothing)."""
-        if any(item.extra_vectors for item in items):  # encoded by another stage already
-            return [list(item.extra_vectors) for item in items]
-        extras = [x for item in items for x in item.extras]
-        if not extras:
-            return None
-        encoded = iter(self.encoder.encode_batch(collate(extras)))
-        return [[next(encoded) for _ in item.extras] for item in items]
-
-    def _vectors(self, items: list[Loaded]) -> list:
-        """Encode each distinct content once; reuse stored vectors of identical content."""
-        shas = list(dict.fromkeys(item.row.sha256 for item in items))
-        vectors: dict = store.vectors_by_sha(self.conn, self.enc_id, shas)
-        first_of: dict[str, Loaded] = {}
-        for item in items:
-            if item.vector is not None:  # encoded by another stage already
-                vectors.setdefault(item.row.sha256, item.vector)
-            elif item.row.sha256 not in vectors:
-                first_of.setdefault(item.row.sha256, item)
-        if first_of:
-            encoded = self.encoder.encode_batch(collate([i.inputs for i in first_of.values()]))
-            vectors.update(zip(first_of, np.asarray(encoded), strict=True))
-            self.report.encoded += len(first_of)
-        return [vectors[item.row.sha256] for item in items]
-
-    def _tick(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.progress is None or (not force and now - self._last_progress < 0.2):
-            return
-        self._last_progress = now
-        self.progress(Progress("ingest", self.report.done, None if self.finding else self.found,
-                               now - self.started))
-
-
-def failure(source: Source, exc: Exception) -> Failure:
-    """The error row of a source that could not be read or decoded."""
-    if isinstance(exc, ImageDecodeError):
-        return Failure(display_path(source.location), exc.kind, str(exc))
-    return Failure(display_path(source.location), "error", f"{type(exc).__name__}: {exc}")
-
-
-def _metadata_row(source: Source, known: store.KnownImage) -> store.ImageRow:
-    return store.ImageRow(location=source.location, sha256=known.sha256,
-                          byte_size=known.byte_size, width=None, height=None, format=None,
-                          mtime=known.mtime, metadata=source.metadata)

@@ -24,8 +24,8 @@ from imgsearch.db import store
 from imgsearch.encoding.encoder import Encoder, Preprocessor
 from imgsearch.errors import ImgsearchError
 from imgsearch.ingest.loading import Loaded, load
-from imgsearch.ingest.pipeline import Run, failure
 from imgsearch.ingest.report import Failure
+from imgsearch.ingest.run import Run, failure
 from imgsearch.sources import Source
 
 DECODE_BATCH = 16

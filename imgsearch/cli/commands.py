@@ -225,7 +225,9 @@ def evaluate_command(
     if split is not None:
         extra = ({"tta": tta, "augment": augment, "copies": copies} if near_duplicates
                  else {"pca": pca if pca is not None else [64]})
-        _evaluate_split(index, folder, models[0], near_duplicates, split, seed, loss, epochs,
+        from imgsearch.cli.learning import evaluate_split
+
+        evaluate_split(index, folder, models[0], near_duplicates, split, seed, loss, epochs,
                         extra, ks, as_json)
         return
     with progress_display() as show:
@@ -238,21 +240,6 @@ def evaluate_command(
                                     sample=sample, progress=show)
             text = evaluation_table(result)
     typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else text)
-
-
-def _evaluate_split(index, folder: Path, model: str, near_duplicates: bool, split: float,
-                    seed: int, loss: str, epochs: int, extra: dict, ks: list[int],
-                    as_json: bool) -> None:
-    from imgsearch.cli.display import progress_display
-    from imgsearch.evaluation.tables import split_table
-    from imgsearch.learning.train import TrainOptions
-
-    options = TrainOptions(loss=loss, epochs=epochs, seed=seed)
-    with progress_display() as show:
-        result = index.evaluate_split(folder, model=model, near_duplicates=near_duplicates,
-                                      test_fraction=split, seed=seed, ks=ks, options=options,
-                                      progress=show, **extra)
-    typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else split_table(result))
 
 
 @app.command("prune")

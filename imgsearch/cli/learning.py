@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -68,3 +69,19 @@ def _default_name(folder: Path | None, pca: int | None, whiten: bool, self_super
     if pca is not None:
         return f"{stem}-pca{pca}{'w' if whiten else ''}"
     return f"{stem}-{'ssl' if self_supervised else 'head'}"
+
+
+def evaluate_split(index, folder: Path, model: str, near_duplicates: bool, split: float,
+                    seed: int, loss: str, epochs: int, extra: dict, ks: list[int],
+                    as_json: bool) -> None:
+    """`imgsearch evaluate --split`: fit on one part, score on the held-out rest."""
+    from imgsearch.cli.display import progress_display
+    from imgsearch.evaluation.tables import split_table
+    from imgsearch.learning.train import TrainOptions
+
+    options = TrainOptions(loss=loss, epochs=epochs, seed=seed)
+    with progress_display() as show:
+        result = index.evaluate_split(folder, model=model, near_duplicates=near_duplicates,
+                                      test_fraction=split, seed=seed, ks=ks, options=options,
+                                      progress=show, **extra)
+    typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else split_table(result))

@@ -60,10 +60,6 @@ def by_name(conn: psycopg.Connection, name: str) -> tuple[DerivedRow, Projection
     return derived, _projection(conn, derived.encoder_id, derived.digest)
 
 
-def list_derived(conn: psycopg.Connection) -> list[DerivedRow]:
-    return [DerivedRow(*r) for r in conn.execute(_SELECT + " ORDER BY d.created_at").fetchall()]
-
-
 def dependants(conn: psycopg.Connection, base_id: int) -> list[tuple[int, Projection]]:
     """(encoder id, projection) of every encoder derived from `base_id`."""
     rows = conn.execute("SELECT encoder_id, digest FROM imgsearch.derived_encoders"

@@ -56,7 +56,7 @@ def partition(db: Database, count: int, maintenance_work_mem: str = "1GB") -> Pa
         conn.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_work_mem}'")
         conn.execute("LOCK TABLE imgsearch.embeddings IN ACCESS EXCLUSIVE MODE")
         indexes = _ann_indexes(conn)
-        partitioned = count > 1
+        parts = range(count) if count > 1 else range(0)  # 1: a plain table
         conn.execute(f"""
             CREATE TABLE imgsearch.embeddings_new (
                 image_id   bigint NOT NULL CONSTRAINT embeddings_image_id_fkey
@@ -65,9 +65,9 @@ def partition(db: Database, count: int, maintenance_work_mem: str = "1GB") -> Pa
                            REFERENCES imgsearch.encoders (id) ON DELETE CASCADE,
                 embedding  halfvec NOT NULL,
                 CONSTRAINT embeddings_new_pkey PRIMARY KEY (image_id, encoder_id)
-            ) {"PARTITION BY HASH (image_id)" if partitioned else ""}""")
+            ) {"PARTITION BY HASH (image_id)" if parts else ""}""")
         conn.execute("ALTER TABLE imgsearch.embeddings_new ALTER COLUMN embedding SET STORAGE MAIN")
-        for i in range(count if partitioned else 0):
+        for i in parts:
             conn.execute(f"""CREATE TABLE imgsearch.embeddings_p{i}_new
                              PARTITION OF imgsearch.embeddings_new
                              FOR VALUES WITH (MODULUS {count}, REMAINDER {i})""")
@@ -78,7 +78,7 @@ def partition(db: Database, count: int, maintenance_work_mem: str = "1GB") -> Pa
                             ).rowcount
         conn.execute("DROP TABLE imgsearch.embeddings")  # its partitions and indexes with it
         conn.execute("ALTER TABLE imgsearch.embeddings_new RENAME TO embeddings")
-        for i in range(count if partitioned else 0):
+        for i in parts:
             conn.execute(f"ALTER TABLE imgsearch.embeddings_p{i}_new RENAME TO embeddings_p{i}")
         conn.execute("ALTER TABLE imgsearch.embeddings RENAME CONSTRAINT embeddings_new_pkey"
                      " TO embeddings_pkey")

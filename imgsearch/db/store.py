@@ -158,14 +158,14 @@ def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
             image_ids = [image_id for image_id, _, _ in kept]
             vectors = [v for _, v, _ in kept]
             _replace_augmented(conn, enc_id, [(image_id, x) for image_id, _, x in kept])
+            base = (np.stack([v.to_numpy() if isinstance(v, HalfVector) else v for v in vectors])
+                    if derived and image_ids else None)
             for target, projection in [(enc_id, None), *derived]:
                 conn.execute("DELETE FROM imgsearch.embeddings"
                              " WHERE encoder_id = %s AND image_id = ANY(%s)", (target, image_ids))
                 if projection is None:
                     copy_vectors(conn, target, image_ids, vectors)
-                elif image_ids:
-                    base = np.stack([v.to_numpy() if isinstance(v, HalfVector) else v
-                                     for v in vectors])
+                elif base is not None:
                     copy_vectors(conn, target, image_ids, projection.apply(base))
         if refreshed:
             _upsert_images(conn, refreshed)

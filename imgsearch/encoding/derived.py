@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from imgsearch.encoding.encoder import Encoder, Inputs
+from imgsearch.encoding.encoder import Encoder, Inputs, Preprocessor
 from imgsearch.learning.head import Projection
 
 
@@ -37,6 +37,9 @@ class DerivedEncoder(Encoder):
 
     def preprocess(self, image: Image.Image) -> Inputs:
         return self.base.preprocess(image)
+
+    def preprocessor(self) -> Preprocessor:
+        return self.base.preprocessor()
 
     def encode_batch(self, inputs: Inputs):
         return self.projection.apply(self.base.encode_batch(inputs))

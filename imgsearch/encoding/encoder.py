@@ -51,6 +51,7 @@ class Encoder:
     dimension: int
     weights_id: str
     device: Any  # where it runs (a torch.device for torch encoders)
+    weights_path: str | None = None  # a --weights file, for other processes to load it too
     n_inputs: int = 1  # arrays that preprocess() returns per picture
 
     @property

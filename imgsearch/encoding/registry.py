@@ -104,7 +104,7 @@ def get_encoder(name: str | None = None, device: Any = None, weights: str | Path
         return EnsembleEncoder([get_encoder(m, device, None, backend) for m in members])
     _check(name)
     encoder = _single(name, device, weights, backend)
-    encoder.weights_path = str(weights) if weights is not None else None  # for other processes
+    encoder.weights_path = str(weights) if weights is not None else None
     return encoder
 
 

@@ -137,7 +137,7 @@ def near_duplicates(root: str | Path, *, models: Sequence[str] = (),
         counts = dict.fromkeys(names, 0)
         unreadable = 0
         queried = sample_queries(len(kept), sample)
-        for index, transform, vector in _copy_vectors(kept, queried, names, encoder, progress):
+        for index, transform, vector in copy_query_vectors(kept, queried, names, encoder, progress):
             if vector is None:
                 unreadable += transform == names[0]  # once per original
                 continue
@@ -155,7 +155,7 @@ def near_duplicates(root: str | Path, *, models: Sequence[str] = (),
     return NearDuplicateEvaluation(str(root_path), ks, names, unreadable, results)
 
 
-def _copy_vectors(paths: Sequence[str], queried: Sequence[int], transforms: Sequence[str],
+def copy_query_vectors(paths: Sequence[str], queried: Sequence[int], transforms: Sequence[str],
                   encoder: Encoder, progress: ProgressCallback | None
                   ) -> Iterator[tuple[int, str, np.ndarray | None]]:
     """(original's index, transform, float16-rounded unit vector of the copy), in batches."""

@@ -23,14 +23,13 @@ from imgsearch.evaluation import metrics
 from imgsearch.evaluation.common import TIE_TOLERANCE, cutoffs
 from imgsearch.evaluation.evaluate import per_query
 from imgsearch.learning.derive import (
-    _unlabelled,
     fit_pca,
     labelled_vectors,
     self_supervised_head,
-    supervised_head,
+    unlabelled_vectors,
 )
 from imgsearch.learning.head import Projection, as_stored
-from imgsearch.learning.train import TrainOptions, stratified_split
+from imgsearch.learning.train import TrainOptions, stratified_split, train_head
 from imgsearch.progress import ProgressCallback
 
 BOOTSTRAP = 1000
@@ -103,7 +102,7 @@ def split_evaluate(root: str | Path, *, encoder: Encoder, database: Database | s
                                                 for k in ks})
     result.rows.append(score(encoder.name, vectors[test], None))
     t0 = time.perf_counter()
-    head = supervised_head(vectors[train], train_labels, encoder.name, options)
+    head = train_head(vectors[train], train_labels, encoder.name, options)
     result.rows.append(score(f"head ({options.loss})", head.apply(vectors[test]),
                              time.perf_counter() - t0))
     for n in pca:
@@ -125,12 +124,12 @@ def split_near_duplicates(root: str | Path, *, encoder: Encoder,
     head trained on the other half (each also with test-time augmentation when `tta`, and
     with `augment` index-augmentation vectors per original, as `ingest --augment` stores)."""
     from imgsearch.encoding.tta import TestTimeAugmented
-    from imgsearch.evaluation.near_duplicates import TRANSFORMS, _copy_vectors
+    from imgsearch.evaluation.near_duplicates import TRANSFORMS, copy_query_vectors
 
     ks = cutoffs(ks)
     options = options or TrainOptions(seed=seed)
     db = as_database(database)
-    paths, vectors = _unlabelled(root, encoder, db, progress)
+    paths, vectors = unlabelled_vectors(root, encoder, db, progress)
     train, test = stratified_split(["all"] * len(paths), test_fraction, seed)
     t0 = time.perf_counter()
     head = self_supervised_head([paths[i] for i in train], vectors[train], encoder, options,
@@ -148,7 +147,7 @@ def split_near_duplicates(root: str | Path, *, encoder: Encoder,
                           f" + index augmentation {augment}"))
     queries = [(encoder, "")] + ([(TestTimeAugmented(encoder), " + TTA")] if tta else [])
     for query_encoder, suffix in queries:
-        copy_rows = list(_copy_vectors(test_paths, range(len(test_paths)), names, query_encoder,
+        copy_rows = list(copy_query_vectors(test_paths, range(len(test_paths)), names, query_encoder,
                                        progress))
         for name, projection, seconds in ((encoder.name, None, None),
                                           ("self-supervised head", head, fit_seconds)):
@@ -182,9 +181,10 @@ def _copy_scores(name: str, candidates: np.ndarray, owners: np.ndarray, copy_row
                  seconds: float | None) -> SplitRow:
     """recall@k of each copy's original, an original scoring its closest vector (`owners[j]`
     is the original that candidate vector j belongs to)."""
+    # the vectors are float16-rounded already (stored, or rounded as stored)
     apply: Callable[[np.ndarray], np.ndarray] = (
         projection.apply if projection is not None
-        else lambda v: as_stored(v) / np.linalg.norm(as_stored(v), axis=-1, keepdims=True))
+        else lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True))
     unit = apply(candidates)
     n_originals = int(owners.max()) + 1
     rows = [(i, v) for i, _, v in copy_rows if v is not None]

@@ -59,16 +59,16 @@ def ingest(paths: Iterable[str | Path] = (), *, encoder: Encoder,
     paths = list(paths)
     db = as_database(database)
     encoder = ingest_encoder(encoder)  # a derived encoder's vectors follow its base's
+    args = (db, encoder, batch_size or default_batch_size(encoder),
+            workers or os.cpu_count() or 2, progress, stop or threading.Event(), rehash, augment)
     if engine == "ray":
-        from imgsearch.ingest.ray_engine import RayRun as run_class
+        from imgsearch.ingest.ray_engine import RayRun
+
+        run: Run = RayRun(*args, address=address)
     elif engine == "local":
-        run_class = Run
+        run = Run(*args)
     else:
         raise ImgsearchError(f"Unknown engine {engine!r}: use local or ray.")
-    run = run_class(db, encoder, batch_size or default_batch_size(encoder),
-                    workers or os.cpu_count() or 2, progress, stop or threading.Event(), rehash)
-    run.address = address
-    run.augment = augment
     folders = [Path(p).expanduser().absolute() for p in paths if Path(p).is_dir()]
     try:
         with _stop_on_sigint(run.stop):

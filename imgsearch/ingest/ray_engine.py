@@ -52,7 +52,9 @@ def start_ray(address: str | None) -> None:
 
 
 class RayRun(Run):
-    address: str | None = None
+    def __init__(self, *args: Any, address: str | None = None) -> None:
+        super().__init__(*args)
+        self.address = address  # "auto", "ray://host:10001", or None: a local Ray
 
     def load_and_encode(self, planned: Iterator[tuple[Source, store.KnownImage | None]]) -> None:
         import ray
@@ -65,7 +67,7 @@ class RayRun(Run):
         start_ray(self.address)
         gpus = int(ray.cluster_resources().get("GPU", 0)) if self.encoder.device_type == "cuda" else 0
         spec = {"name": self.encoder.name, "device": "cuda" if gpus else "cpu",
-                "weights": getattr(self.encoder, "weights_path", None),
+                "weights": self.encoder.weights_path,
                 "backend": "torch" if gpus else None, "identity": self.encoder.identity}
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(
             math.ceil(len(rows) / DECODE_BATCH), 10_000)))

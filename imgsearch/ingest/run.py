@@ -35,9 +35,10 @@ PLAN_CHUNK = 512
 
 class Run:
     def __init__(self, db: Database, encoder: Encoder, batch_size: int, workers: int,
-                 progress: ProgressCallback | None, stop: threading.Event, rehash: bool) -> None:
+                 progress: ProgressCallback | None, stop: threading.Event, rehash: bool,
+                 augment: int = 0) -> None:
         self.db, self.encoder, self.batch_size, self.workers = db, encoder, batch_size, workers
-        self.progress, self.stop, self.rehash = progress, stop, rehash
+        self.progress, self.stop, self.rehash, self.augment = progress, stop, rehash, augment
         self.report = IngestReport(model=encoder.name)
         self.found = 0
         self.finding = True
@@ -46,7 +47,6 @@ class Run:
         self.batch: list[Loaded] = []
         self.errors: list[Failure] = []
         self.max_pixels = config.load().max_pixels  # read once, not per image
-        self.augment = 0
 
     def execute(self, items: Iterator[Source | Rejected]) -> None:
         with connect(self.db, autocommit=True) as conn:

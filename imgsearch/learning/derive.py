@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +77,6 @@ def stored_vectors(db: Database, encoder: Encoder, limit: int = PCA_SAMPLE, seed
     return np.stack([r[0].to_numpy() for r in rows]).astype(np.float32)
 
 
-def supervised_head(vectors: np.ndarray, labels: Sequence[str], base: str,
-                    options: TrainOptions) -> Projection:
-    return train_head(vectors, labels, base, options)
-
-
 def self_supervised_head(paths: Sequence[str], originals: np.ndarray, encoder: Encoder,
                          options: TrainOptions, copies: int = 8,
                          progress: ProgressCallback | None = None) -> Projection:
@@ -91,8 +86,8 @@ def self_supervised_head(paths: Sequence[str], originals: np.ndarray, encoder: E
     edited, owners = edited_copy_vectors(paths, encoder, copies, options.seed, progress)
     vectors = np.concatenate([originals, edited])
     labels = np.concatenate([np.arange(len(paths)), owners]).astype(str)
-    o = TrainOptions(**{**options.__dict__, "per_class": copies + 1,
-                        "classes_per_batch": max(options.classes_per_batch, 64)})
+    o = replace(options, per_class=copies + 1,
+                classes_per_batch=max(options.classes_per_batch, 64))
     return train_head(vectors, labels, encoder.name, o)
 
 
@@ -125,17 +120,38 @@ def labelled_vectors(folder: str | Path, encoder: Encoder, db: Database,
                      progress: ProgressCallback | None = None
                      ) -> tuple[list[str], np.ndarray, list[str]]:
     """(paths, stored base vectors, labels) of the labelled images (ingested first)."""
-    from imgsearch.evaluation.common import ingest_and_fetch
     from imgsearch.evaluation.labelled import from_csv, from_folders
 
     labelled = from_csv(Path(labels_csv), Path(folder)) if labels_csv else from_folders(Path(folder))
-    _, found = ingest_and_fetch(labelled.paths, encoder, db, progress)
-    keep = [i for i, p in enumerate(labelled.paths) if p in found]
-    if len(keep) < 2:
-        raise ImgsearchError(f"{folder}: fewer than two labelled images could be ingested "
-                             "(one sub-folder per class, or --labels CSV).")
-    paths = [labelled.paths[i] for i in keep]
-    return paths, np.stack([found[p][1] for p in paths]), [labelled.labels[i] for i in keep]
+    paths, vectors = _ingested(labelled.paths, encoder, db, progress,
+                               f"{folder}: fewer than two labelled images could be ingested "
+                               "(one sub-folder per class, or --labels CSV).")
+    kept = set(paths)  # `_ingested` keeps, in order, the paths that have a vector
+    return paths, vectors, [label for path, label in zip(labelled.paths, labelled.labels,
+                                                         strict=True) if path in kept]
+
+
+def unlabelled_vectors(folder: str | Path, encoder: Encoder, db: Database,
+                       progress: ProgressCallback | None = None
+                       ) -> tuple[list[str], np.ndarray]:
+    """(paths, stored base vectors) of every image under `folder` (ingested first)."""
+    from imgsearch.ingest.files import find_images
+
+    paths = [str(p) for p in find_images([Path(folder).expanduser().absolute()])]
+    return _ingested(paths, encoder, db, progress,
+                     f"{folder}: fewer than two images could be ingested.")
+
+
+def _ingested(paths: Sequence[str], encoder: Encoder, db: Database,
+              progress: ProgressCallback | None, too_few: str) -> tuple[list[str], np.ndarray]:
+    """The paths that have a stored vector after ingesting what is missing, and the vectors."""
+    from imgsearch.evaluation.common import ingest_and_fetch
+
+    _, found = ingest_and_fetch(paths, encoder, db, progress)
+    kept = [p for p in paths if p in found]
+    if len(kept) < 2:
+        raise ImgsearchError(too_few)
+    return kept, np.stack([found[p][1] for p in kept])
 
 
 def train(db: Database, base: Encoder, name: str, *, folder: str | Path | None = None,
@@ -153,18 +169,18 @@ def train(db: Database, base: Encoder, name: str, *, folder: str | Path | None =
         raise ImgsearchError("Give a FOLDER of images to train on (or --pca N to fit PCA on "
                              "the whole collection).")
     if pca is not None:
-        vectors = (_unlabelled(folder, base, db, progress)[1] if folder is not None
+        vectors = (unlabelled_vectors(folder, base, db, progress)[1] if folder is not None
                    else stored_vectors(db, base, seed=o.seed))
         projection, seconds = timed(fit_pca, vectors, pca, whiten, base.name, o.seed)
         kind, n_images, classes = ("pca-whitened" if whiten else "pca"), len(vectors), 0
     elif self_supervised:
-        paths, vectors = _unlabelled(folder, base, db, progress)
+        paths, vectors = unlabelled_vectors(folder, base, db, progress)
         projection, seconds = timed(self_supervised_head, paths, vectors, base, o, copies,
                                     progress)
         kind, n_images, classes = "self-supervised head", len(paths), len(paths)
     else:
         _, vectors, labels = labelled_vectors(folder, base, db, labels_csv, progress)
-        projection, seconds = timed(supervised_head, vectors, labels, base.name, o)
+        projection, seconds = timed(train_head, vectors, labels, base.name, o)
         kind, n_images, classes = "head", len(vectors), len(set(labels))
     details = {"kind": kind, "images": n_images, "classes": classes, "loss": o.loss,
                "epochs": o.epochs, "seed": o.seed, "folder": str(folder) if folder else None}
@@ -172,16 +188,3 @@ def train(db: Database, base: Encoder, name: str, *, folder: str | Path | None =
     return TrainReport(name, kind, base.name, encoder.dimension, base.dimension, n_images,
                        classes, seconds, filled, details)
 
-
-def _unlabelled(folder: str | Path, encoder: Encoder, db: Database,
-                progress: ProgressCallback | None) -> tuple[list[str], np.ndarray]:
-    """(paths, stored base vectors) of every image under `folder` (ingested first)."""
-    from imgsearch.evaluation.common import ingest_and_fetch
-    from imgsearch.ingest.files import find_images
-
-    paths = [str(p) for p in find_images([Path(folder).expanduser().absolute()])]
-    _, found = ingest_and_fetch(paths, encoder, db, progress)
-    paths = [p for p in paths if p in found]
-    if len(paths) < 2:
-        raise ImgsearchError(f"{folder}: fewer than two images could be ingested.")
-    return paths, np.stack([found[p][1] for p in paths])

@@ -60,10 +60,13 @@ def _encode_cursor(key: object, image_id: int) -> str:
 def _decode_cursor(cursor: str) -> tuple[object, int]:
     try:
         key, image_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(image_id, int) or not (key is None or isinstance(key, (str, float, int))):
+        # exact types: JSON's true/false are ints to Python, and no bigint either
+        if type(image_id) is not int or not -(2**63) <= image_id < 2**63:
+            raise ValueError
+        if not (key is None or type(key) in (str, float, int)):
             raise ValueError
         return key, image_id
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
         raise ImgsearchError("That page cursor is not one this server gave out.") from None
 
 
@@ -84,7 +87,7 @@ def list_images(conn: psycopg.Connection, *, folder: str | None = None,
     if after:
         params["key"], params["id"] = _decode_cursor(after)
         wanted = str if sort == "path" else (int, float)
-        if not isinstance(params["key"], wanted) or isinstance(params["key"], bool):
+        if not isinstance(params["key"], wanted):
             raise ImgsearchError("That page cursor belongs to another sort order.")
         cast = "text" if sort == "path" else "float8"
         page_filter = f"AND ({key_sql}, id) {op} (%(key)s::{cast}, %(id)s::bigint)"

@@ -24,12 +24,14 @@ class Settings:
     device: str  # auto, cpu, cuda, cuda:N, mps
     backend: str  # auto (ONNX Runtime on a CPU, torch on a GPU), torch, onnx
     max_pixels: int  # larger images are refused (decompression bombs)
+    max_decode_bytes: int  # memory one image may take to decode (judged from its header)
     max_download_bytes: int  # size cap of one downloaded image
     download_deadline_s: float  # one whole download, redirects included
     allowed_hosts: tuple[str, ...]  # non-public hosts, addresses or networks downloads may reach
     debug: bool  # show tracebacks of unexpected errors
     api_token: str | None  # bearer token for the HTTP service's writes (None: writes disabled)
     max_upload_bytes: int  # largest image upload the HTTP service accepts
+    query_concurrency: int  # query images the HTTP service decodes at once
     serve_watch: tuple[str, ...]  # folders `imgsearch serve --watch` keeps in step
 
 
@@ -65,12 +67,15 @@ def load() -> Settings:
         device=os.environ.get("IMGSEARCH_DEVICE") or "auto",
         backend=os.environ.get("IMGSEARCH_BACKEND") or "auto",
         max_pixels=int(_number("IMGSEARCH_MAX_PIXELS", 150_000_000, int)),
+        max_decode_bytes=int(_number("IMGSEARCH_MAX_DECODE_BYTES", 512 * 2**20, int)),
         max_download_bytes=int(_number("IMGSEARCH_MAX_DOWNLOAD_BYTES", 50 * 1024 * 1024, int)),
         download_deadline_s=_number("IMGSEARCH_DOWNLOAD_TIMEOUT_S", 30.0),
         allowed_hosts=tuple(h.strip().lower() for h in hosts.split(",") if h.strip()),
         debug=bool(os.environ.get("IMGSEARCH_DEBUG")),
         api_token=os.environ.get("IMGSEARCH_API_TOKEN") or None,
         max_upload_bytes=int(_number("IMGSEARCH_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, int)),
+        query_concurrency=int(_number("IMGSEARCH_QUERY_CONCURRENCY", max(2, os.cpu_count() or 2),
+                                      int)),
         serve_watch=tuple(p for p in (os.environ.get("IMGSEARCH_SERVE_WATCH") or "").split(
             os.pathsep) if p),
     )

@@ -11,6 +11,7 @@ threads: searches take turns on the connection, ingests open their own.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,9 +20,16 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from imgsearch import config
+from imgsearch.collection.cache import ResultCache
 from imgsearch.collection.tools import CollectionTools
 from imgsearch.db.connection import Database, connect
 from imgsearch.db.schema import open_database
+from imgsearch.errors import DatabaseUnavailable, first_line
+
+POOL_TIMEOUT_S = 2.0  # longest wait for a pooled connection
+RECONNECT_TIMEOUT_S = 5.0  # a pool's reconnection attempt gives up after this; the next starts anew
+DOWN_FOR_S = 1.0  # after a failed wait, reads fail at once for this long
+DOWN_MESSAGE = "The database is not answering; try again in a few seconds."
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,11 +62,18 @@ class Index(CollectionTools):
         self._conn: psycopg.Connection | None = None
         self._conn_lock = threading.Lock()
         self._pool = None
+        self._duplicate_groups = ResultCache()
+        self._down_until = 0.0  # while the database is known to be down, reads fail at once
         if pool_size:  # concurrent readers (the HTTP service): a connection pool
             from psycopg_pool import ConnectionPool
 
+            # A short wait for a connection and short reconnection attempts: with the database
+            # down a request fails within POOL_TIMEOUT_S, and comes back soon after it returns.
             self._pool = ConnectionPool(self.db.url, min_size=1, max_size=pool_size, open=True,
-                                        configure=_register_vector, kwargs={"connect_timeout": 10})
+                                        configure=_register_vector, timeout=POOL_TIMEOUT_S,
+                                        check=ConnectionPool.check_connection,
+                                        reconnect_timeout=RECONNECT_TIMEOUT_S,
+                                        kwargs={"connect_timeout": 10})
 
     def encoder(self, model: str | None = None, weights: str | Path | None = None) -> Encoder:
         """The encoder called `model` (default: this index's), loaded on first use and kept."""
@@ -124,28 +139,46 @@ class Index(CollectionTools):
 
         try:
             return once()
-        except psycopg.OperationalError:  # the server restarted, say: one fresh connection
+        except DatabaseUnavailable:  # the server restarted, say: one fresh connection
+            if time.monotonic() < self._down_until:
+                raise
             return once()
 
     @contextmanager
     def reading(self) -> Iterator[psycopg.Connection]:
         """A connection for reads: from the pool, or this object's own (one user at a time).
-        A connection that breaks is dropped, so the next call opens a fresh one."""
+        A connection that breaks is dropped, so the next call opens a fresh one. A database
+        that cannot be reached raises DatabaseUnavailable (at once while it is known down)."""
+        if time.monotonic() < self._down_until:
+            raise DatabaseUnavailable(DOWN_MESSAGE)
         if self._pool is not None:
-            with self._pool.connection() as conn:
-                yield conn
+            from psycopg_pool import PoolTimeout
+
+            try:
+                with self._pool.connection() as conn:
+                    yield conn
+            except PoolTimeout as exc:
+                self._down_until = time.monotonic() + DOWN_FOR_S
+                raise DatabaseUnavailable(DOWN_MESSAGE) from exc
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise DatabaseUnavailable(f"The database connection broke ({first_line(exc)}); "
+                                          "try again.") from exc
             return
         with self._conn_lock:
             if self._conn is None or self._conn.closed:
                 self._conn = connect(self.db)
             try:
                 yield self._conn
-            except psycopg.OperationalError:
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self._drop_connection()
-                raise
+                raise DatabaseUnavailable(f"The database connection broke ({first_line(exc)}); "
+                                          "try again.") from exc
             finally:
                 if self._conn is not None and not self._conn.closed:
-                    self._conn.rollback()
+                    try:
+                        self._conn.rollback()
+                    except psycopg.Error:
+                        self._drop_connection()
 
     def images(self, **filters: Any) -> tuple[list[ImageInfo], str | None]:
         """A page of the collection and the next page's cursor (see browse.list_images)."""

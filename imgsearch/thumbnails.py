@@ -10,7 +10,7 @@ from PIL import Image
 
 from imgsearch import config
 from imgsearch.encoding.decode import decode_image
-from imgsearch.sources import fetch
+from imgsearch.indexed_files import read_indexed
 
 SIZES = (128, 256, 512)  # a requested size is rounded up to one of these (bounded cache)
 QUALITY = 85
@@ -20,15 +20,15 @@ def thumbnail_size(requested: int) -> int:
     return next((s for s in SIZES if s >= requested), SIZES[-1])
 
 
-def thumbnail(location: str, sha256: str, size: int) -> Path:
-    """A JPEG whose longer side is at most `size` (rounded up to one of SIZES); raises
-    ImageDecodeError when the image cannot be read any more."""
+def thumbnail(location: str, sha256: str, byte_size: int, size: int) -> Path:
+    """A JPEG whose longer side is at most `size` (rounded up to one of SIZES) of the indexed
+    content; raises ImageDecodeError when the image cannot be read any more or has changed."""
     size = thumbnail_size(size)
     folder = config.load().home / "thumbnails" / sha256[:2]
     path = folder / f"{sha256}-{size}.jpg"
     if path.exists():
         return path
-    image = decode_image(fetch(location), min_size=size).image
+    image = decode_image(read_indexed(location, sha256, byte_size), min_size=size).image
     image.thumbnail((size, size), Image.Resampling.BICUBIC)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=QUALITY)

@@ -2,6 +2,7 @@
 
 from logging.config import fileConfig
 
+import psycopg
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
@@ -24,7 +25,9 @@ MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('imgsearch:migrations'))
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(database.sqlalchemy_url, poolclass=pool.NullPool)
+    # libpq opens the connection, so every form of URL libpq takes works (keyword=value too).
+    engine = create_engine("postgresql+psycopg://", poolclass=pool.NullPool,
+                           creator=lambda: psycopg.connect(database.url))
     with engine.connect() as connection:
         context.configure(
             connection=connection,

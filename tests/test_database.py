@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from imgsearch.db import embedded
-from imgsearch.db.connection import Database, connect, mask_password
+from imgsearch.db.connection import Database, connect
 from imgsearch.db.migrations import current_revision, downgrade, head_revision, upgrade
 from imgsearch.db.schema import ensure_pgvector, open_database
 from imgsearch.db.status import TABLES, database_status
@@ -116,11 +116,6 @@ def test_status_reports_versions_and_counts(db: Database) -> None:
     assert status.at_head
     assert status.pgvector_version and status.pgvector_version >= "0.7"
     assert status.table_rows == {t: 0 for t in TABLES}
-
-
-def test_password_is_masked() -> None:
-    assert mask_password("postgresql://u:secret@h:5/d") == "postgresql://u:***@h:5/d"
-    assert "secret" not in Database("postgresql://u:secret@h/d").describe()
 
 
 def test_database_that_is_down_gives_a_clear_error() -> None:

@@ -161,15 +161,15 @@ def mixed_dir(tmp_path) -> Path:
 
 def test_bad_files_are_reported_and_the_rest_ingested(db, mixed_dir) -> None:
     result = _cli(db, "ingest", str(mixed_dir), "--follow-symlinks", "--batch-size", "2")
-    assert "3 new, 0 updated, 0 unchanged, 4 failed" in result.stdout
-    for bad in ("empty.jpg", "notes.jpg", "truncated.jpg", "bomb.png"):
+    assert "3 new, 0 updated, 0 unchanged, 5 failed" in result.stdout
+    for bad in ("empty.jpg", "notes.jpg", "truncated.jpg", "bomb.png", "loop"):
         assert bad in result.stdout
     assert _count(db, "images") == 3 and _count(db, "embeddings") == 3
     with psycopg.connect(db.url) as conn:
         kinds = dict(conn.execute("SELECT regexp_replace(path, '.*/', ''), kind"
                                   " FROM imgsearch.ingest_errors").fetchall())
     assert kinds == {"empty.jpg": "empty", "notes.jpg": "not_an_image",
-                     "truncated.jpg": "corrupt", "bomb.png": "too_large"}
+                     "truncated.jpg": "corrupt", "bomb.png": "too_large", "loop": "symlink_loop"}
 
 
 def test_exit_code_1_when_nothing_could_be_ingested(db, tmp_path) -> None:

@@ -123,6 +123,30 @@ def test_sql_functions_use_the_index_and_the_reader_role(synthetic_db) -> None:
             conn.execute("SET ROLE imgsearch_reader")
 
 
+def test_the_lookup_role_cannot_choose_vectors(synthetic_db) -> None:
+    """imgsearch_reader may probe with any vector (and so learn stored vectors, README);
+    imgsearch_lookup finds images like an indexed one and can choose no vector."""
+    db, _, vectors = synthetic_db
+    probe = HalfVector(np.eye(DIM, dtype=np.float32)[0])
+    with connect(db) as conn:
+        conn.execute("SET ROLE imgsearch_reader")
+        assert len(conn.execute("SELECT * FROM imgsearch.similar_to_vector(%s, 3, 'synthetic-64')",
+                                (probe,)).fetchall()) == 3
+        conn.rollback()
+        conn.execute("SET ROLE imgsearch_lookup")
+        assert len(conn.execute(
+            "SELECT * FROM imgsearch.similar_to_image(7, 3, 'synthetic-64')").fetchall()) == 3
+        assert conn.execute("SELECT count(*) FROM imgsearch.image_catalog").fetchone()[0] == N
+        for statement, params in [
+                ("SELECT * FROM imgsearch.similar_to_vector(%s, 3, 'synthetic-64')", (probe,)),
+                ("SELECT embedding FROM imgsearch.embeddings LIMIT 1", ()),
+                ("SELECT * FROM imgsearch.images LIMIT 1", ())]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement, params)
+            conn.rollback()
+            conn.execute("SET ROLE imgsearch_lookup")
+
+
 def test_ivfflat_lists_and_drop(synthetic_db) -> None:
     db, enc_id, _ = synthetic_db
     assert default_lists(20_000) == 20 and default_lists(4_000_000) == 2000

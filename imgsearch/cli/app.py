@@ -28,7 +28,10 @@ BackendOption = Annotated[str | None, typer.Option(
 
 
 def echo_err(message: str) -> None:
-    typer.echo(message, err=True)
+    """Print to stderr, with any database password masked."""
+    from imgsearch.redaction import redact
+
+    typer.echo(redact(message), err=True)
 
 
 def similarity_range(value: float | None) -> float | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from imgsearch.collection.cache import ResultCache
 from imgsearch.db.connection import Database, connect
 
 
@@ -17,18 +18,28 @@ class CollectionTools:
 
     db: Database
     model: str
+    _duplicate_groups: ResultCache  # duplicate groups per encoder, threshold, folder and state
 
     def reading(self) -> AbstractContextManager[psycopg.Connection]:  # provided by Index
         raise NotImplementedError
 
     def duplicates(self, threshold: float | None = None, *, folder: str | None = None,
                    model: str | None = None) -> list[Any]:
-        """Groups of near-identical images, largest first (see collection.duplicates)."""
+        """Groups of near-identical images, largest first (see collection.duplicates); computed
+        once per state of the collection, and shared by callers asking at once."""
+        from imgsearch.collection.cache import collection_version
         from imgsearch.collection.duplicates import DEFAULT_THRESHOLD, find_groups
 
+        threshold = threshold or DEFAULT_THRESHOLD
         with self.reading() as conn:
             enc = self._indexed_encoder(conn, model)
-            return find_groups(conn, enc.id, enc.dimension, threshold or DEFAULT_THRESHOLD, folder)
+            version = collection_version(conn, enc.id)
+
+        def compute() -> list[Any]:
+            with self.reading() as conn:
+                return find_groups(conn, enc.id, enc.dimension, threshold, folder)
+
+        return self._duplicate_groups.get((enc.id, threshold, folder, version), compute)
 
     def clusters(self, n: int | None = None, *, folder: str | None = None,
                  model: str | None = None, rerun: bool = True) -> Any:

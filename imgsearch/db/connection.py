@@ -16,6 +16,7 @@ import psycopg
 from imgsearch import config
 from imgsearch.db import embedded
 from imgsearch.errors import DatabaseUnavailable, first_line
+from imgsearch.redaction import redact
 
 SCHEMA = "imgsearch"
 
@@ -28,17 +29,10 @@ class Database:
     embedded_dir: Path | None = None
 
     def describe(self) -> str:
+        """Where the server is, for the operator: never a password (`redaction.redact`)."""
         if self.embedded_dir is not None:
             return f"embedded at {self.embedded_dir}"
-        return mask_password(self.url)
-
-    @property
-    def sqlalchemy_url(self) -> str:
-        return re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", self.url)
-
-
-def mask_password(url: str) -> str:
-    return re.sub(r"(://[^:/@?]*:)[^@/]*@", r"\1***@", url)
+        return redact(self.url, [self.url])
 
 
 def libpq_url(url: str) -> str:
@@ -67,12 +61,12 @@ def connect(db: Database, *, autocommit: bool = False, vector_types: bool = True
         conn = psycopg.connect(db.url, autocommit=autocommit, connect_timeout=10)
     except psycopg.ProgrammingError as exc:
         raise DatabaseUnavailable(
-            f"{db.describe()} is not a valid PostgreSQL URL ({first_line(exc)}); expected "
+            f"{db.describe()} is not a valid PostgreSQL URL ({redact(first_line(exc), [db.url])}); expected "
             "postgresql://user:password@host:port/database (check IMGSEARCH_DATABASE_URL)."
         ) from exc
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(
-            f"Cannot connect to PostgreSQL at {db.describe()}: {first_line(exc)}. "
+            f"Cannot connect to PostgreSQL at {db.describe()}: {redact(first_line(exc), [db.url])}. "
             "Check that the server is running and IMGSEARCH_DATABASE_URL is right."
         ) from exc
     if vector_types:

@@ -46,12 +46,10 @@ class ErrorRow:
 
 @dataclass
 class Written:
-    """What one `write_batch` did: locations inserted (not there before), locations not
-    written because another file's display path already holds that `path`, and (filled by
-    the ingest writer) the rows the database refused, with the reason."""
+    """What one `write_batch` did: locations inserted (not there before), and (filled by the
+    ingest writer) the rows the database refused, with the reason."""
 
     inserted: set[str] = field(default_factory=set)
-    collided: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # location -> reason
 
 
@@ -149,7 +147,6 @@ def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
     with conn.transaction():
         if rows:
             ids = _upsert_images(conn, rows)
-            written.collided = [r.location for r in rows if r.location not in ids]
             written.inserted = {loc for loc, (_, inserted) in ids.items() if inserted}
             extras = augmented if augmented is not None else [()] * len(rows)
             kept = [(ids[r.location][0], v, x) for r, v, x in zip(rows, vectors, extras,
@@ -209,14 +206,14 @@ def copy_vectors(conn: psycopg.Connection, enc_id: int, image_ids: Sequence[int]
 
 
 def _upsert_images(conn: psycopg.Connection, rows: Sequence[ImageRow]) -> dict[str, tuple[int, bool]]:
-    """Insert or update rows; (image id, inserted) by location. A location whose display path
-    is taken by a different file name (same `path`, other `path_bytes`) is left out."""
+    """Insert or update rows; (image id, inserted) by location. An image is its exact name
+    (`path` with `path_bytes`): two names that display alike are two images."""
     result = conn.execute(
         """INSERT INTO imgsearch.images AS i
                (path, path_bytes, sha256, byte_size, width, height, format, mtime, metadata)
            SELECT * FROM unnest(%s::text[], %s::bytea[], %s::text[], %s::bigint[], %s::int[],
                                 %s::int[], %s::text[], %s::float8[], %s::jsonb[])
-           ON CONFLICT (path) DO UPDATE SET
+           ON CONFLICT (path, (coalesce(path_bytes, ''::bytea))) DO UPDATE SET
                sha256 = excluded.sha256, byte_size = excluded.byte_size,
                width = coalesce(excluded.width, i.width),
                height = coalesce(excluded.height, i.height),
@@ -224,7 +221,6 @@ def _upsert_images(conn: psycopg.Connection, rows: Sequence[ImageRow]) -> dict[s
                mtime = excluded.mtime, indexed_at = now(),
                metadata = CASE WHEN excluded.metadata = '{}'::jsonb THEN i.metadata
                                ELSE excluded.metadata END
-           WHERE i.path_bytes IS NOT DISTINCT FROM excluded.path_bytes
            RETURNING i.path, i.path_bytes, i.id, i.xmax = 0""",
         (
             [display_path(r.location) for r in rows], [path_bytes(r.location) for r in rows],

@@ -3,8 +3,9 @@
 EXIF orientation is applied, every common mode becomes RGB (alpha on white), large JPEGs
 are decoded at reduced size with `draft`, animated images give their first frame, and
 oversized images are refused before their pixels are decoded: over `IMGSEARCH_MAX_PIXELS`,
-and in any case over Pillow's own hard limit (twice `PIL.Image.MAX_IMAGE_PIXELS`, which
-imgsearch leaves as the process has it).
+over the memory budget `IMGSEARCH_MAX_DECODE_BYTES` (from the header's size and mode), and in
+any case over Pillow's own hard limit (twice `PIL.Image.MAX_IMAGE_PIXELS`, which imgsearch
+leaves as the process has it).
 """
 
 from __future__ import annotations
@@ -44,14 +45,28 @@ class DecodedImage:
     format: str | None
 
 
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What one image may cost: pixels (decompression bombs) and decoding memory in bytes,
+    judged from the header before any pixel is decoded."""
+
+    pixels: int
+    bytes: int
+
+    @classmethod
+    def from_settings(cls) -> DecodeLimits:
+        settings = config.load()
+        return cls(settings.max_pixels, settings.max_decode_bytes)
+
+
 def decode_image(source: bytes | str | Path, min_size: int | None = None,
-                 max_pixels: int | None = None) -> DecodedImage:
+                 limits: DecodeLimits | None = None) -> DecodedImage:
     """Decode `source` (file content or a path) to RGB.
 
     With `min_size`, a JPEG may be decoded at a reduced scale whose sides stay >= min_size,
     which is several times faster for camera-size files and changes nothing after resizing.
-    `max_pixels` defaults to the `IMGSEARCH_MAX_PIXELS` setting. Raises ImageDecodeError with
-    a `kind` (empty, not_an_image, too_large, corrupt).
+    `limits` default to the `IMGSEARCH_MAX_PIXELS` and `IMGSEARCH_MAX_DECODE_BYTES` settings.
+    Raises ImageDecodeError with a `kind` (empty, not_an_image, too_large, corrupt).
     """
     if isinstance(source, (str, Path)):
         source = read_file(str(source))
@@ -62,7 +77,7 @@ def decode_image(source: bytes | str | Path, min_size: int | None = None,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(source))
-            return _decode_opened(img, source, min_size, max_pixels or config.load().max_pixels)
+            return _decode_opened(img, source, min_size, limits or DecodeLimits.from_settings())
     except ImageDecodeError:
         raise
     except Image.UnidentifiedImageError as exc:
@@ -77,13 +92,20 @@ def decode_image(source: bytes | str | Path, min_size: int | None = None,
 
 
 def _decode_opened(img: Image.Image, data: bytes, min_size: int | None,
-                   max_pixels: int) -> DecodedImage:
+                   limits: DecodeLimits) -> DecodedImage:
     fmt = img.format
     width, height = img.size
-    if width * height > max_pixels:
+    if width * height > limits.pixels:
         raise ImageDecodeError(
             f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
-            f"{max_pixels / 1e6:.0f} (IMGSEARCH_MAX_PIXELS)",
+            f"{limits.pixels / 1e6:.0f} (IMGSEARCH_MAX_PIXELS)",
+            "too_large",
+        )
+    cost = decode_cost(img.mode, _decoded_size(img, min_size))
+    if cost > limits.bytes:
+        raise ImageDecodeError(
+            f"decoding this {width}x{height} {img.mode} image takes about {cost / 2**20:,.0f} MiB, "
+            f"over the limit of {limits.bytes / 2**20:,.0f} MiB (IMGSEARCH_MAX_DECODE_BYTES)",
             "too_large",
         )
     orientation = img.getexif().get(0x0112, 1)
@@ -98,6 +120,35 @@ def _decode_opened(img: Image.Image, data: bytes, min_size: int | None,
     img.load()  # first frame of an animated image; raises on truncated data
     img = ImageOps.exif_transpose(img)
     return DecodedImage(to_rgb(img), width, height, fmt)
+
+
+# Bytes per pixel of a decoded picture (Pillow keeps 3 and 2 band images in 4 bytes) plus those
+# of the copies `to_rgb` makes of it on the way to RGB.
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_CONVERSION_BYTES = {"RGB": 0, "I;16": 21, "I;16L": 21, "I;16B": 21, "I;16N": 21, "I": 21,
+                     "F": 21, "RGBA": 12, "LA": 12, "PA": 12, "RGBa": 12, "La": 12, "P": 12}
+
+
+def decode_cost(mode: str, size: tuple[int, int]) -> int:
+    """The memory (bytes) a picture of this mode and size takes to decode and turn into RGB."""
+    per_pixel = _PIXEL_BYTES.get(mode, 4) + _CONVERSION_BYTES.get(mode, 4)
+    return size[0] * size[1] * per_pixel
+
+
+def _decoded_size(img: Image.Image, min_size: int | None) -> tuple[int, int]:
+    """The size the pixels are decoded at: a JPEG read for `min_size` is reduced (1/2..1/8)."""
+    if not (min_size and img.format == "JPEG"):
+        return img.size
+    return _draft_size(img.size, min_size)
+
+
+def _draft_size(stored: tuple[int, int], min_size: int) -> tuple[int, int]:
+    """The size Pillow's JPEG draft decodes at: the largest 1/2^n reduction whose sides stay
+    >= min_size, sides rounded up."""
+    width, height = stored
+    ratio = min(width // min_size, height // min_size)
+    scale = next(s for s in (8, 4, 2, 1) if ratio >= s or s == 1)
+    return -(-width // scale), -(-height // scale)
 
 
 # ImageOps.exif_transpose's operation for each EXIF orientation
@@ -116,10 +167,7 @@ def _scaled_jpeg(data: bytes, stored: tuple[int, int], min_size: int,
         import simplejpeg
     except ImportError:
         return None
-    width, height = stored
-    ratio = min(width // min_size, height // min_size)
-    scale = next(s for s in (8, 4, 2, 1) if ratio >= s or s == 1)
-    size = (-(-width // scale), -(-height // scale))  # what draft gives: sides rounded up
+    size = _draft_size(stored, min_size)
     try:
         pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=size[0],
                                         min_height=size[1])

@@ -15,6 +15,8 @@ from imgsearch.encoding.decode import DECODE_VERSION
 
 PREPROCESS_VERSION = 1  # bump whenever the arrays produced for a given picture would change
 
+FULL_RESIZE_MAX_PIXELS = 16_000_000  # larger resized pictures are resized only where cropped
+
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
 
@@ -38,7 +40,16 @@ class Preprocessing:
         w, h = image.size
         scale = self.resize / min(w, h)
         size = (max(self.crop, round(w * scale)), max(self.crop, round(h * scale)))
-        resized = image.resize(size, _RESAMPLE[self.interpolation], reducing_gap=3.0)
         left, top = (size[0] - self.crop) // 2, (size[1] - self.crop) // 2
-        cropped = resized.crop((left, top, left + self.crop, top + self.crop))
+        resample = _RESAMPLE[self.interpolation]
+        if size[0] * size[1] > FULL_RESIZE_MAX_PIXELS:
+            # A thin strip (60000x2, say) would be enlarged to gigabytes before the crop: resize
+            # only the region the crop keeps (the same sampling positions, so the same picture
+            # up to rounding).
+            sx, sy = w / size[0], h / size[1]
+            box = (left * sx, top * sy, (left + self.crop) * sx, (top + self.crop) * sy)
+            cropped = image.resize((self.crop, self.crop), resample, box=box, reducing_gap=3.0)
+        else:
+            resized = image.resize(size, resample, reducing_gap=3.0)
+            cropped = resized.crop((left, top, left + self.crop, top + self.crop))
         return np.asarray(cropped, dtype=np.uint8)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from imgsearch.db import store
-from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.decode import DecodeLimits, decode_image
 from imgsearch.encoding.encoder import Inputs
 from imgsearch.errors import ImageDecodeError
 from imgsearch.sources import Source, fetch
@@ -31,7 +31,7 @@ class Loaded:
 
 
 def load(source: Source, known: store.KnownImage | None, preprocess: Preprocess,
-         min_decode_size: int, max_pixels: int | None = None, augment: int = 0) -> Loaded:
+         min_decode_size: int, limits: DecodeLimits | None = None, augment: int = 0) -> Loaded:
     """Read, hash, decode and preprocess one source, and `augment` random edits of it
     (seeded by its content, so a re-run makes the same ones)."""
     mtime = None
@@ -48,7 +48,7 @@ def load(source: Source, known: store.KnownImage | None, preprocess: Preprocess,
         return Loaded(source, row, None, existed=True)
     # augmented crops keep detail when the picture is decoded at twice the model's input size
     decoded = decode_image(data, min_size=min_decode_size * (2 if augment else 1),
-                           max_pixels=max_pixels)
+                           limits=limits)
     row.width, row.height, row.format = decoded.width, decoded.height, decoded.format
     extras = []
     if augment:

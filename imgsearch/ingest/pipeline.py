@@ -77,6 +77,11 @@ def ingest(paths: Iterable[str | Path] = (), *, encoder: Encoder,
                 run.count_gone(folders, prune_gone)
     except psycopg.OperationalError as exc:
         written = run.report.new + run.report.updated
+        if isinstance(exc, psycopg.errors.DiskFull) or "No space left" in str(exc):
+            raise DatabaseUnavailable(
+                f"The database server's disk is full ({first_line(exc)}); the {written} images "
+                "written before are kept: free some space there and run the same command again."
+            ) from exc
         raise DatabaseUnavailable(
             f"Lost the connection to the database ({first_line(exc)}); the {written} images written "
             "before are kept: run the same command again to continue.") from exc

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from imgsearch.db import store
+from imgsearch.encoding.decode import DecodeLimits
 from imgsearch.encoding.encoder import Encoder, Preprocessor
 from imgsearch.errors import ImgsearchError
 from imgsearch.ingest.loading import Loaded, load
@@ -73,7 +74,7 @@ class RayRun(Run):
             math.ceil(len(rows) / DECODE_BATCH), 10_000)))
         ds = ds.map_batches(_decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
                             fn_kwargs={"preprocessor": self.encoder.preprocessor(),
-                                       "max_pixels": self.max_pixels, "augment": self.augment})
+                                       "limits": self.limits, "augment": self.augment})
         ds = ds.map_batches(_EncodeActor, batch_size=self.batch_size, batch_format="numpy",
                             fn_constructor_kwargs={"spec": spec},
                             compute=ray.data.ActorPoolStrategy(size=max(1, gpus or self.workers)),
@@ -108,7 +109,7 @@ def _planned_row(source: Source, known: store.KnownImage | None) -> dict[str, An
 
 
 def _decode_batch(batch: dict[str, np.ndarray], preprocessor: Preprocessor,
-                  max_pixels: int | None, augment: int) -> dict[str, np.ndarray]:
+                  limits: DecodeLimits | None, augment: int) -> dict[str, np.ndarray]:
     """Ray task: the local engine's decode stage over a batch of planned rows. Inputs are
     fixed-shape uint8 columns (zeros where nothing is to be encoded)."""
     from imgsearch.sources import display_path
@@ -131,7 +132,7 @@ def _decode_batch(batch: dict[str, np.ndarray], preprocessor: Preprocessor,
                   "byte_size": 0, "width": -1, "height": -1, "format": "", "mtime": math.nan}
         try:
             loaded = load(source, known, preprocessor, preprocessor.min_decode_size,
-                          max_pixels, augment)
+                          limits, augment)
         except Exception as exc:  # one bad file costs only itself
             f = failure(source, exc)
             values.update(error_kind=f.kind, error_message=f.message)

@@ -7,18 +7,19 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from imgsearch.db.store import KnownImage
-from imgsearch.ingest.files import find_images
+from imgsearch.ingest.files import walk
 from imgsearch.ingest.manifest import read_manifest
 from imgsearch.sources import Rejected, Source
 
 
 def sources(paths: Iterable[str | Path] = (), manifest: str | Path | None = None,
             follow_symlinks: bool = False) -> Iterator[Source | Rejected]:
-    """Manifest rows first (bad ones as `Rejected`), then the images under `paths`."""
+    """Manifest rows first, then the images under `paths`; bad rows and folders that cannot
+    be walked come as `Rejected`."""
     if manifest is not None:
         yield from read_manifest(manifest)
-    for path in find_images(paths, follow_symlinks):
-        yield Source(str(path))
+    for item in walk(paths, follow_symlinks):
+        yield item if isinstance(item, Rejected) else Source(str(item))
 
 
 def unchanged(source: Source, known: KnownImage | None, rehash: bool) -> bool:

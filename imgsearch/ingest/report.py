@@ -25,6 +25,13 @@ class IngestReport:
     seconds: float = 0.0
     model: str = ""
 
+    def add(self, other: IngestReport) -> None:
+        """Count another run's work in this report too."""
+        for name in ("new", "updated", "unchanged", "encoded", "gone", "pruned", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failures += other.failures
+        self.interrupted = self.interrupted or other.interrupted
+
     @property
     def failed(self) -> int:
         return len(self.failures)

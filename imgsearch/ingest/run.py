@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch import config
 from imgsearch.db import derived, prune, store
 from imgsearch.db.connection import Database, connect
+from imgsearch.encoding.decode import DecodeLimits
 from imgsearch.encoding.encoder import Encoder, collate
 from imgsearch.errors import ImageDecodeError
 from imgsearch.ingest.loading import Loaded, load
@@ -46,7 +46,7 @@ class Run:
         self._last_progress = 0.0
         self.batch: list[Loaded] = []
         self.errors: list[Failure] = []
-        self.max_pixels = config.load().max_pixels  # read once, not per image
+        self.limits = DecodeLimits.from_settings()  # read once, not per image
 
     def execute(self, items: Iterator[Source | Rejected]) -> None:
         with connect(self.db, autocommit=True) as conn:
@@ -71,7 +71,7 @@ class Run:
                 if self.stop.is_set():
                     break
                 pending.append((source, pool.submit(load, source, known, self.encoder.preprocess,
-                                                      self.encoder.min_decode_size, self.max_pixels,
+                                                      self.encoder.min_decode_size, self.limits,
                                                       self.augment)))
                 self._drain(pending, keep=window - 1)
             self.finding = False
@@ -155,10 +155,7 @@ class Run:
             location = item.row.location
             if location in written.failed:
                 continue
-            if location in written.collided:
-                self.errors.append(Failure(display_path(location), "name_collision",
-                                           "another file is indexed under the same displayed path"))
-            elif location in written.inserted:
+            if location in written.inserted:
                 self.report.new += 1
             else:
                 self.report.updated += 1

@@ -47,7 +47,15 @@ def watch(paths: Iterable[str | Path], *, encoder: Encoder, database: Database,
         gone = sorted({p for _, p in changes if not os.path.exists(p)})
         event = WatchEvent(None, paths=[display_path(p) for p in sorted({p for _, p in changes})])
         if changed:
-            event.report = ingest(changed, encoder=encoder, database=database)
+            # An event on a file is evidence that it changed, even when an edit kept its size
+            # and mtime: such files are hashed again. New folders are walked as usual.
+            files = [p for p in changed if not os.path.isdir(p)]
+            folders = [p for p in changed if os.path.isdir(p)]
+            event.report = IngestReport(model=encoder.name)
+            if files:
+                event.report.add(ingest(files, encoder=encoder, database=database, rehash=True))
+            if folders:
+                event.report.add(ingest(folders, encoder=encoder, database=database))
         if gone:
             with connect(database, autocommit=True) as conn:
                 ids = prune.find_gone(conn, [display_path(p) for p in gone], exact=True)

@@ -45,5 +45,4 @@ def write(conn: psycopg.Connection, enc_id: int, rows: Sequence[store.ImageRow],
             result.failed[bad] = f"the database refused this row: {first_line(exc)}"
             continue
         result.inserted |= part.inserted
-        result.collided += part.collided
     return result

@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from imgsearch.errors import DatabaseUnavailable, ImgsearchError, UnknownEncoder, first_line
 from imgsearch.library import Index
+from imgsearch.redaction import redact
 from imgsearch.search import NoVectors, QueryImageError
 from imgsearch.service.metrics import Metrics
+from imgsearch.service.middleware import BodyLimit, SecurityHeaders
+
+log = logging.getLogger("imgsearch.service")
+RETRY_AFTER_S = 2  # what a 503 tells clients to wait
 
 QUERY_ERROR_STATUS = {"too_large": 413, "forbidden_address": 400, "unsupported_url": 400,
                       "download": 400}
 
 
 def create_app(index: Index, *, api_token: str | None = None,
-               max_upload_bytes: int = 20 * 1024 * 1024, watch: list[str] | None = None) -> FastAPI:
+               max_upload_bytes: int = 20 * 1024 * 1024, watch: list[str] | None = None,
+               query_concurrency: int = 2) -> FastAPI:
     """The service over `index` (whose encoder is loaded before the first request); with
-    `watch`, those folders are indexed and kept in step while it runs."""
+    `watch`, those folders are indexed and kept in step while it runs. At most
+    `query_concurrency` uploaded or downloaded query images are decoded at once."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -48,6 +60,7 @@ def create_app(index: Index, *, api_token: str | None = None,
     app.state.max_upload_bytes = max_upload_bytes
     app.state.metrics = Metrics()
     app.state.jobs = {}
+    app.state.query_slots = asyncio.Semaphore(query_concurrency)
 
     @app.middleware("http")
     async def measure(request: Request, call_next):
@@ -59,9 +72,6 @@ def create_app(index: Index, *, api_token: str | None = None,
         metrics.requests.labels(request.method, name, str(response.status_code)).inc()
         metrics.latency.labels(request.method, name).observe(time.perf_counter() - start)
         return response
-
-    def problem(status: int, detail: str) -> JSONResponse:
-        return JSONResponse({"detail": detail}, status_code=status)
 
     statuses = {NoVectors: 409, UnknownEncoder: 400, DatabaseUnavailable: 503, ImgsearchError: 400}
 
@@ -79,6 +89,18 @@ def create_app(index: Index, *, api_token: str | None = None,
         return problem(400, "A parameter holds a value the database cannot take "
                             f"({first_line(exc)}).")
 
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        return problem(503, f"The database is not answering ({first_line(exc)}); "
+                            "try again in a few seconds.")
+
+    for kind in (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
+        app.add_exception_handler(kind, database_down)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        return problem(500, "Internal error; the server's log has the details.")
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
@@ -88,7 +110,10 @@ def create_app(index: Index, *, api_token: str | None = None,
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return problem(exc.status_code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(allowed_methods(app, request, headers.get("Allow", "")))
+        return problem(exc.status_code, str(exc.detail), headers)
 
     from imgsearch.service import collection_routes, page, routes
 
@@ -96,60 +121,30 @@ def create_app(index: Index, *, api_token: str | None = None,
     app.include_router(collection_routes.router)
     page.mount(app)
     app.add_middleware(BodyLimit, limit=max_upload_bytes + FORM_OVERHEAD)
+    app.add_middleware(SecurityHeaders)
     return app
 
 
+def allowed_methods(app: FastAPI, request: Request, first: str) -> list[str]:
+    """The methods the API takes at this request's path: those of every operation in the
+    OpenAPI schema whose path matches, with `first`, the Allow of the route that answered."""
+    methods = {m.strip() for m in first.split(",") if m.strip()}
+    for template, operations in app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.url.path):
+            methods |= {m.upper() for m in operations if m.upper() in HTTP_METHODS}
+    return sorted(methods)
+
+
+HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def problem(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """A JSON error; a 503 says when to try again. Database passwords never show."""
+    extra = {**(headers or {}), **({"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {})}
+    return JSONResponse({"detail": redact(detail)}, status_code=status, headers=extra)
+
+
 FORM_OVERHEAD = 64 * 1024  # room for a multipart request's headers and small fields
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """Refuse (413) any request body over `limit` bytes, declared or streamed, before it is
-    read into memory or onto disk."""
-
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
-        if declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
-            return
-        received = 0
-        started = False
-
-        async def limited_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
-
-    async def _refuse(self, send) -> None:
-        body = b'{"detail": "The request body is too large."}'
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
 
 
 def jsonable(errors: list) -> list:

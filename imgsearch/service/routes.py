@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import ValidationError
 
 from imgsearch.browse import MAX_PAGE, ImageInfo
@@ -31,6 +34,7 @@ from imgsearch.service.schemas import (
 )
 
 router = APIRouter()
+QUERY_WAIT_S = 10.0  # longest wait for a free decode slot
 ERRORS = {code: {"model": Problem} for code in (400, 404, 409, 413, 415, 422)}
 SEARCH_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
@@ -73,10 +77,16 @@ def require_token(request: Request,
 
 @router.get("/health", response_model=Health, responses={503: {"model": Problem}})
 def health(request: Request) -> Health:
+    """Whether the service and its database answer, with versions (no paths, no URLs)."""
+    from imgsearch import __version__
+
     index = _index(request)
     with index.reading() as conn:
-        conn.execute("SELECT 1")
-    return Health(status="ok", database=index.db.describe(), model=index.model)
+        postgresql, pgvector = conn.execute(
+            "SELECT current_setting('server_version'),"
+            " (SELECT extversion FROM pg_extension WHERE extname = 'vector')").fetchone()
+    return Health(status="ok", database="up", postgresql=postgresql, pgvector=pgvector,
+                  model=index.model, version=__version__)
 
 
 @router.get("/api/stats")
@@ -117,20 +127,37 @@ def thumbnail(request: Request, image_id: int,
 
     info = _found(request, image_id)
     try:
-        path = make(info.location, info.sha256, size)
+        path = make(info.location, info.sha256, info.byte_size, size)
     except ImageDecodeError as exc:
         raise HTTPException(404, f"The image cannot be read any more: {exc}") from exc
     return FileResponse(path, media_type="image/jpeg",
                         headers={"Cache-Control": "public, max-age=86400"})
 
 
-@router.get("/api/images/{image_id}/file", response_class=FileResponse, responses=ERRORS)
-def image_file(request: Request, image_id: int) -> FileResponse:
+@router.get("/api/images/{image_id}/file", response_class=StreamingResponse, responses=ERRORS)
+def image_file(request: Request, image_id: int) -> StreamingResponse:
+    """The indexed file itself, only while it is the file that was indexed (no link followed
+    at its name, same size and sha256), else 404."""
+    from imgsearch.indexed_files import open_indexed
+
     info = _found(request, image_id)  # the path comes from the index, never from the request
-    if info.path.startswith(("http://", "https://")) or not os.path.isfile(info.location):
-        raise HTTPException(404, "That image is not a file on this server (any more).")
-    fmt = (info.format or "octet-stream").lower()
-    return FileResponse(info.location, media_type=f"image/{fmt}" if info.format else None)
+    if info.path.startswith(("http://", "https://")):
+        raise HTTPException(404, "That image is a URL, not a file on this server.")
+    try:
+        file = open_indexed(info.location, info.sha256, info.byte_size)
+    except ImageDecodeError as exc:
+        raise HTTPException(404, "That image is not on this server as it was indexed "
+                                 "(gone, moved or changed since).") from exc
+
+    def chunks() -> Iterator[bytes]:
+        with file:
+            while chunk := file.read(1 << 20):
+                yield chunk
+
+    media_type = f"image/{info.format.lower()}" if info.format else "application/octet-stream"
+    return StreamingResponse(chunks(), media_type=media_type,
+                             headers={"Content-Length": str(info.byte_size),
+                                      "Cache-Control": "private, max-age=3600"})
 
 
 @router.get("/api/images/{image_id}/similar", response_model=SearchResponse, responses=ERRORS)
@@ -167,10 +194,30 @@ async def search(request: Request) -> SearchResponse:
     if kind == "url" and not query.lower().startswith(("http://", "https://")):
         raise HTTPException(400, "Only http and https URLs are fetched.")
     started = time.perf_counter()
-    result = await run_in_threadpool(_index(request).search, query, fields.k, model=fields.model,
-                                     min_similarity=fields.min_score, options=options)
+    async with _decode_slot(request, needed=kind != "id"):
+        result = await run_in_threadpool(_index(request).search, query, fields.k,
+                                         model=fields.model, min_similarity=fields.min_score,
+                                         options=options)
     request.app.state.metrics.search.labels(kind).observe(time.perf_counter() - started)
     return _response(result, started)
+
+
+@asynccontextmanager
+async def _decode_slot(request: Request, needed: bool) -> AsyncIterator[None]:
+    """At most `query_slots` images decoded at once (each within IMGSEARCH_MAX_DECODE_BYTES),
+    so that memory stays bounded; a request that waits too long gets a 503."""
+    if not needed:
+        yield
+        return
+    slots: asyncio.Semaphore = request.app.state.query_slots
+    try:
+        await asyncio.wait_for(slots.acquire(), timeout=QUERY_WAIT_S)
+    except asyncio.TimeoutError:
+        raise HTTPException(503, "Too many image queries at once; try again in a moment.") from None
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 async def _upload(request: Request) -> tuple[bytes, SearchRequest, str]:

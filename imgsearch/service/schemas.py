@@ -69,9 +69,12 @@ class IngestJob(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    database: str
-    model: str
+    status: str  # "ok" (a database that does not answer is a 503)
+    database: str  # "up"
+    postgresql: str  # server version
+    pgvector: str | None  # extension version
+    model: str  # the default encoder
+    version: str  # imgsearch's
 
 
 class Problem(BaseModel):

@@ -1,0 +1,130 @@
+"""Peak memory of hostile images: a few hundred bytes of PNG whose pixels are few but thin
+(60000x2, 120000x2), against an ordinary photo, through `imgsearch ingest` and through an
+upload to `imgsearch serve`; and an image over the decode budget.
+
+    python benchmarks/hostile.py
+
+Each ingest runs in a fresh process (peak RSS from wait4); the server is one `imgsearch serve`
+process whose high-water mark (VmHWM) is read before and after each upload. Everything runs
+on an embedded PostgreSQL in a temporary IMGSEARCH_HOME.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from PIL import Image
+
+CASES = {
+    "photo 640x480 (JPEG)": ("photo.jpg", None),
+    "strip 60000x2 (PNG)": ("strip60k.png", (60000, 2)),
+    "strip 120000x2 (PNG)": ("strip120k.png", (120000, 2)),
+    "8000x8000 RGB (PNG, over the budget)": ("big.png", (8000, 8000)),
+}
+
+
+def make(folder: Path) -> dict[str, Path]:
+    from skimage import data
+
+    files = {}
+    for label, (name, size) in CASES.items():
+        buf = io.BytesIO()
+        if size is None:
+            Image.fromarray(data.astronaut()).resize((640, 480)).save(buf, "JPEG", quality=90)
+        else:
+            Image.new("RGB" if size == (8000, 8000) else "L", size).save(buf, "PNG", optimize=True)
+        path = folder / label.split()[0] / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(buf.getvalue())
+        files[label] = path
+    return files
+
+
+def ingest_peak(path: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Peak RSS (MiB) and seconds of `imgsearch ingest` of the folder holding `path`."""
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "imgsearch", "ingest", str(path.parent)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = process.stdout.read() if process.stdout else ""
+    _, _, usage = os.wait4(process.pid, 0)
+    summary = next((line for line in out.splitlines() if " new, " in line), out.strip()[-120:])
+    return usage.ru_maxrss / 1024, time.monotonic() - started, summary.strip()
+
+
+def vm_hwm(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def upload(port: int, path: Path) -> tuple[int, float, str]:
+    boundary = "imgsearchbench"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{path.name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+    body += path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/search", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=300) as answer:
+            status, text = answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode()
+    detail = json.loads(text).get("detail", "") if status != 200 else ""
+    return status, time.monotonic() - started, detail
+
+
+def main() -> None:
+    home = Path(tempfile.mkdtemp(prefix="imgsearch-hostile-"))
+    env = {**os.environ, "IMGSEARCH_HOME": str(home), "IMGSEARCH_DEVICE": "cpu"}
+    env.pop("IMGSEARCH_DATABASE_URL", None)
+    files = make(home / "images")
+    print("imgsearch ingest, one image per run (fresh process):")
+    print(f"| {'image':38} | {'bytes':>9} | {'peak RSS':>9} | {'seconds':>7} | result")
+    print(f"|{'-' * 40}|{'-' * 11}|{'-' * 11}|{'-' * 9}|-------")
+    for label, path in files.items():
+        peak, seconds, summary = ingest_peak(path, env)
+        print(f"| {label:38} | {path.stat().st_size:9,} | {peak:6,.0f} MiB | {seconds:7.1f} | {summary}")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "imgsearch", "serve", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(0.3)
+        print(f"\nimgsearch serve, POST /api/search uploads (server started: "
+              f"{vm_hwm(server.pid):,.0f} MiB high-water mark):")
+        print(f"| {'upload':38} | {'status':>6} | {'seconds':>7} | {'server peak':>11} | detail")
+        print(f"|{'-' * 40}|{'-' * 8}|{'-' * 9}|{'-' * 13}|-------")
+        for label, path in files.items():
+            status, seconds, detail = upload(port, path)
+            print(f"| {label:38} | {status:6} | {seconds:7.2f} | {vm_hwm(server.pid):7,.0f} MiB | "
+                  f"{detail[:90]}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        subprocess.run([sys.executable, "-m", "imgsearch", "db", "stop"], env=env,
+                       capture_output=True)
+
+
+if __name__ == "__main__":
+    main()

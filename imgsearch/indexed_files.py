@@ -1,0 +1,71 @@
+"""Reading an indexed image back, only while it is still the file that was indexed.
+
+A file served by the HTTP service, or turned into a thumbnail, is opened without following a
+symbolic link at its last component, must be a regular file, and must have the size and the
+sha256 recorded at ingest. A file swapped for a link (to `/etc/passwd`, say), a folder on the
+way swapped for a link to another tree, or an edit since the last ingest: all read as
+"changed" and are refused, so the service hands out the indexed bytes or nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from typing import BinaryIO
+
+from imgsearch.errors import ImageDecodeError
+from imgsearch.sources import fetch, is_url
+
+CHUNK = 1 << 20
+
+
+def _changed(what: str) -> ImageDecodeError:
+    return ImageDecodeError(f"the file is not the one indexed any more ({what}); ingest again",
+                            "changed")
+
+
+def _open_regular(location: str, byte_size: int) -> BinaryIO:
+    """The file at `location` (a link at its last component refused), if it is a regular file
+    of `byte_size` bytes."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(location, flags)
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot open the file: {exc.strerror or exc}", "unreadable") from exc
+    file = os.fdopen(fd, "rb")
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size != byte_size:
+        file.close()
+        raise _changed("not a regular file" if not stat.S_ISREG(st.st_mode)
+                       else f"{st.st_size:,} bytes, indexed with {byte_size:,}")
+    return file
+
+
+def open_indexed(location: str, sha256: str, byte_size: int) -> BinaryIO:
+    """The indexed file at `location`, verified and positioned at its start (the caller
+    closes it). Raises ImageDecodeError (kind `unreadable` or `changed`)."""
+    file = _open_regular(location, byte_size)
+    try:
+        digest = hashlib.sha256()
+        while chunk := file.read(CHUNK):
+            digest.update(chunk)
+        if digest.hexdigest() != sha256:
+            raise _changed("other content")
+        file.seek(0)
+    except BaseException:
+        file.close()
+        raise
+    return file
+
+
+def read_indexed(location: str, sha256: str, byte_size: int) -> bytes:
+    """The bytes of an indexed file or URL, if they are still the indexed ones."""
+    if is_url(location):
+        data = fetch(location)
+    else:
+        with _open_regular(location, byte_size) as file:
+            data = file.read(byte_size + 1)
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise _changed("other content")
+    return data

@@ -1,0 +1,47 @@
+"""Keeping database passwords out of everything a user, a log or an HTTP client sees.
+
+`redact(text)` removes passwords from connection strings in any form libpq takes (URLs with
+a user:password part, `password=` query parameters, keyword/value strings with plain or
+quoted values), malformed ones included, and any literal occurrence of the password of the
+configured database URL (`IMGSEARCH_DATABASE_URL`) or of URLs passed in `urls`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from urllib.parse import unquote
+
+MASK = "***"
+MIN_LITERAL = 3  # shorter passwords are only masked where their form shows them
+
+# key=value pairs whose value is secret, in keyword strings and URL query parameters
+_SECRET_KEYS = r"(?:ssl)?password|sslkey_?password|passphrase"
+_KEYWORD = re.compile(rf"(?i)(\b(?:{_SECRET_KEYS})\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&;]*)")
+# scheme://user:password@ : the password runs to the last '@' of the token
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(\S*)@")
+
+
+def passwords_in(url: str) -> list[str]:
+    """The password(s) a connection string holds, raw and decoded (best effort, any form)."""
+    found = [m.group(2) for m in _USERINFO.finditer(url)]
+    for m in _KEYWORD.finditer(url):
+        value = m.group(2)
+        if len(value) > 1 and value[0] == value[-1] == "'":  # quoted: \' and \\ are escapes
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        found.append(value)
+    found += [unquote(p) for p in found]
+    return [p for p in dict.fromkeys(found) if len(p) >= MIN_LITERAL and p != MASK]
+
+
+def redact(text: str, urls: Iterable[str | None] = ()) -> str:
+    """`text` with every password masked (see the module docstring)."""
+    secrets: list[str] = []
+    for url in (*urls, os.environ.get("IMGSEARCH_DATABASE_URL")):
+        if url:
+            secrets += passwords_in(url)
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+    return _KEYWORD.sub(lambda m: f"{m.group(1)}{MASK}", text)

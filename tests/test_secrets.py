@@ -1,0 +1,93 @@
+"""No database password in any message, status line or HTTP answer, whatever form the URL has
+(finding 2 of the attack probe: keyword form, `?password=`, a `/` in the password, a malformed
+IPv6 URL)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from psycopg.conninfo import conninfo_to_dict
+
+from imgsearch.db.connection import Database
+from imgsearch.library import Index
+from imgsearch.redaction import redact
+from imgsearch.service.app import create_app
+
+SECRET = "S3CRETpw"
+
+FORMS = [
+    f"postgresql://u:{SECRET}@127.0.0.1:1/d",
+    f"postgresql+psycopg://u:{SECRET}@127.0.0.1:1/d",
+    f"host=127.0.0.1 port=1 user=u password={SECRET} dbname=d",
+    f"host=127.0.0.1 port=1 password = '{SECRET} with spaces' dbname=d",
+    f"postgresql://u@127.0.0.1:1/d?sslmode=disable&password={SECRET}",
+    f"postgresql://u:{SECRET[:4]}/{SECRET[4:]}@127.0.0.1:1/d",  # a '/' in the password
+    f"postgresql://u:{SECRET}@[::1/d",  # malformed IPv6
+    f"postgresql://u:{SECRET}@localhost:notaport/db",
+    f"host=127.0.0.1 port=1 password={SECRET}x=y",  # malformed keyword string
+]
+
+
+@pytest.mark.parametrize("url", FORMS)
+def test_redact_masks_every_form(url) -> None:
+    assert SECRET[:6] not in redact(url, [url])
+    assert SECRET[:6] not in Database(url).describe()
+    assert SECRET[:6] not in redact(f"could not connect to {url}: refused")  # without the URL
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=3, max_size=24))
+def test_redact_masks_any_password(password: str) -> None:
+    for url in (f"postgresql://user:{quote(password, safe='')}@db.example:5432/imgsearch",
+                "host=db.example user=u password='{}' dbname=x".format(
+                    password.replace("\\", "\\\\").replace("'", "\\'"))):
+        shown = redact(f"error: cannot connect to {url} ({password})", [url])
+        assert password not in shown and quote(password, safe="") not in shown
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "IMGSEARCH_DATABASE_URL": url, "IMGSEARCH_DEVICE": "cpu"}
+    return subprocess.run([sys.executable, "-m", "imgsearch", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("url", FORMS)
+def test_cli_errors_never_show_the_password(url) -> None:
+    result = _cli(url, "search", "id:1")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert SECRET[:6] not in result.stdout + result.stderr, result.stderr
+
+
+def _keyword_form(db: Database, password: str) -> str:
+    """The test database's URL as keyword=value pairs, with a password (trust auth ignores it)."""
+    parts = {k: v for k, v in conninfo_to_dict(db.url).items() if v}
+    parts["password"] = password
+    return " ".join(f"{k}='{v}'" for k, v in parts.items())
+
+
+def test_db_status_and_health_show_no_password_and_no_path(db, lite0, tmp_path) -> None:
+    url = _keyword_form(db, SECRET)
+    status = _cli(url, "db", "status")
+    assert status.returncode == 0, status.stderr
+    assert "password=***" in status.stdout and SECRET not in status.stdout + status.stderr
+
+    index = Index(url, device="cpu", pool_size=2)
+    index._encoders[(index.model, None)] = lite0
+    try:
+        with TestClient(create_app(index)) as client:
+            answer = client.get("/health")
+    finally:
+        index.close()
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "ok" and body["database"] == "up"
+    assert body["postgresql"] and body["pgvector"] and body["version"]
+    assert SECRET not in answer.text and "/" not in "".join(str(v) for v in body.values())

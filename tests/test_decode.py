@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +173,41 @@ def test_fast_jpeg_path_gives_pillows_pixels(variant, monkeypatch) -> None:
     assert fast.image.size == slow.image.size and min(fast.image.size) >= 224
     difference = np.abs(np.asarray(fast.image, dtype=int) - np.asarray(slow.image, dtype=int))
     assert difference.max() == 0, variant  # the same libjpeg-turbo decode, the same scale
+
+
+COST_PROBE = """
+import sys
+import numpy as np
+from PIL import Image
+from imgsearch.encoding.decode import DecodeLimits, decode_cost, decode_image
+
+def high_water() -> int:
+    return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024
+
+mode, n = sys.argv[1], 2000
+pixels = np.random.default_rng(0).integers(0, 255, (n, n, 4), dtype=np.uint8)
+img = Image.fromarray(pixels, "RGBA").convert(mode) if mode != "I;16" else \\
+    Image.fromarray(pixels[:, :, :2].copy().view(np.uint16)[:, :, 0])
+img.save(sys.argv[2], "PNG")
+del img, pixels
+data = open(sys.argv[2], "rb").read()
+before = high_water()
+decode_image(data, limits=DecodeLimits(10**9, 10**12))
+print(high_water() - before, decode_cost(mode, (n, n)))
+"""
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "I;16"])
+def test_the_decode_cost_estimate_is_not_below_the_real_peak(mode, tmp_path) -> None:
+    """IMGSEARCH_MAX_DECODE_BYTES is only a bound if the estimate from the header is at least
+    what decoding really takes (the high-water mark of a fresh process)."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("the high-water mark is read from /proc (Linux)")
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", COST_PROBE, mode, str(tmp_path / "p.png")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    measured, estimated = map(int, result.stdout.split())
+    assert measured <= estimated * 1.1 + 4 * 2**20, (measured / 2**20, estimated / 2**20)

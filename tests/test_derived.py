@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from imgsearch.cli import app
 from imgsearch.db import store
 from imgsearch.db.connection import connect
+from imgsearch.encoding.projection import as_stored
 from imgsearch.errors import ImgsearchError
 from imgsearch.evaluation.split import split_evaluate, split_near_duplicates
-from imgsearch.learning.head import as_stored
 from imgsearch.learning.train import TrainOptions
 from imgsearch.library import Index
 from imgsearch.search import QueryOptions

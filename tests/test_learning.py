@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import ImageEnhance, ImageOps
 
+from imgsearch.encoding.projection import load
 from imgsearch.errors import ImgsearchError
 from imgsearch.evaluation.evaluate import leave_one_out
-from imgsearch.learning.head import load
 from imgsearch.learning.train import TrainOptions, stratified_split, train_head
 
 from .photos import center_crop, halved, jpeg_recompressed, sample_photos

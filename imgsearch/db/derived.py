@@ -12,8 +12,8 @@ import psycopg
 
 from imgsearch.db import store
 from imgsearch.encoding.encoder import EncoderIdentity
+from imgsearch.encoding.projection import Projection, from_bytes
 from imgsearch.errors import ImgsearchError
-from imgsearch.learning.head import Projection, from_bytes
 
 FILL_CHUNK = 2000
 

@@ -11,7 +11,7 @@ import psycopg
 from pgvector import HalfVector
 
 from imgsearch.encoding.encoder import EncoderIdentity
-from imgsearch.learning.head import Projection
+from imgsearch.encoding.projection import Projection
 from imgsearch.sources import display_path, path_bytes
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from PIL import Image
 
 from imgsearch.encoding.encoder import Encoder, Inputs, Preprocessor
-from imgsearch.learning.head import Projection
+from imgsearch.encoding.projection import Projection
 
 
 def derived_weights_id(base: Encoder, projection: Projection) -> str:

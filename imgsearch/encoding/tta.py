@@ -30,7 +30,7 @@ class TestTimeAugmented(Encoder):
         return self.inner.min_decode_size
 
     def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
-        from imgsearch.learning.augment import tta_views
+        from imgsearch.encoding.edits import tta_views
 
         views = [tta_views(img) for img in images]
         flat = self.inner.encode([v for group in views for v in group])

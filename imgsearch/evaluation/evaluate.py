@@ -26,11 +26,11 @@ from imgsearch.evaluation.common import (
     TIE_TOLERANCE,
     cutoffs,
     encoders_for,
-    ingest_and_fetch,
     sample_queries,
 )
 from imgsearch.evaluation.index_check import IndexCheck, index_recall
-from imgsearch.evaluation.labelled import from_csv, from_folders
+from imgsearch.ingest.fetch import ingest_and_fetch
+from imgsearch.ingest.labelled import from_csv, from_folders
 from imgsearch.progress import ProgressCallback
 
 QUERY_CHUNK = 512

@@ -28,9 +28,9 @@ from imgsearch.evaluation.common import (
     TIE_TOLERANCE,
     cutoffs,
     encoders_for,
-    ingest_and_fetch,
     sample_queries,
 )
+from imgsearch.ingest.fetch import ingest_and_fetch
 from imgsearch.ingest.files import find_images
 from imgsearch.progress import Progress, ProgressCallback
 

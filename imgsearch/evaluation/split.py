@@ -19,6 +19,7 @@ import numpy as np
 from imgsearch.db.connection import Database
 from imgsearch.db.schema import as_database
 from imgsearch.encoding.encoder import Encoder
+from imgsearch.encoding.projection import Projection, as_stored
 from imgsearch.evaluation import metrics
 from imgsearch.evaluation.common import TIE_TOLERANCE, cutoffs
 from imgsearch.evaluation.evaluate import per_query
@@ -28,7 +29,6 @@ from imgsearch.learning.derive import (
     self_supervised_head,
     unlabelled_vectors,
 )
-from imgsearch.learning.head import Projection, as_stored
 from imgsearch.learning.train import TrainOptions, stratified_split, train_head
 from imgsearch.progress import ProgressCallback
 
@@ -163,7 +163,7 @@ def _augmented_vectors(paths: Sequence[str], encoder: Encoder, n: int
     import hashlib
 
     from imgsearch.encoding.decode import decode_image
-    from imgsearch.learning.augment import augmented_copies
+    from imgsearch.encoding.edits import augmented_copies
     from imgsearch.sources import read_file
 
     vectors, owners = [], []

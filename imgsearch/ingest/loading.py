@@ -52,7 +52,7 @@ def load(source: Source, known: store.KnownImage | None, preprocess: Preprocess,
     row.width, row.height, row.format = decoded.width, decoded.height, decoded.format
     extras = []
     if augment:
-        from imgsearch.learning.augment import augmented_copies
+        from imgsearch.encoding.edits import augmented_copies
 
         extras = [preprocess(copy) for copy in augmented_copies(decoded.image, augment, row.sha256)]
     return Loaded(source, row, preprocess(decoded.image), existed=known is not None,

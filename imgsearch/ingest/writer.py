@@ -9,9 +9,9 @@ import numpy as np
 import psycopg
 
 from imgsearch.db import store
+from imgsearch.encoding.projection import Projection
 from imgsearch.errors import first_line
 from imgsearch.ingest.report import Failure
-from imgsearch.learning.head import Projection
 
 
 def write(conn: psycopg.Connection, enc_id: int, rows: Sequence[store.ImageRow],

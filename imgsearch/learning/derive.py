@@ -19,8 +19,8 @@ from imgsearch.db import derived, store
 from imgsearch.db.connection import Database, connect
 from imgsearch.encoding.derived import DerivedEncoder
 from imgsearch.encoding.encoder import Encoder
+from imgsearch.encoding.projection import Linear, Projection, as_stored
 from imgsearch.errors import ImgsearchError
-from imgsearch.learning.head import Linear, Projection, as_stored
 from imgsearch.learning.train import TrainOptions, train_head
 from imgsearch.progress import ProgressCallback
 
@@ -120,7 +120,7 @@ def labelled_vectors(folder: str | Path, encoder: Encoder, db: Database,
                      progress: ProgressCallback | None = None
                      ) -> tuple[list[str], np.ndarray, list[str]]:
     """(paths, stored base vectors, labels) of the labelled images (ingested first)."""
-    from imgsearch.evaluation.labelled import from_csv, from_folders
+    from imgsearch.ingest.labelled import from_csv, from_folders
 
     labelled = from_csv(Path(labels_csv), Path(folder)) if labels_csv else from_folders(Path(folder))
     paths, vectors = _ingested(labelled.paths, encoder, db, progress,
@@ -145,7 +145,7 @@ def unlabelled_vectors(folder: str | Path, encoder: Encoder, db: Database,
 def _ingested(paths: Sequence[str], encoder: Encoder, db: Database,
               progress: ProgressCallback | None, too_few: str) -> tuple[list[str], np.ndarray]:
     """The paths that have a stored vector after ingesting what is missing, and the vectors."""
-    from imgsearch.evaluation.common import ingest_and_fetch
+    from imgsearch.ingest.fetch import ingest_and_fetch
 
     _, found = ingest_and_fetch(paths, encoder, db, progress)
     kept = [p for p in paths if p in found]

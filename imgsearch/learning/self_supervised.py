@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.edits import random_edit
 from imgsearch.encoding.encoder import Encoder
+from imgsearch.encoding.projection import as_stored
 from imgsearch.errors import ImageDecodeError
-from imgsearch.learning.augment import random_edit
-from imgsearch.learning.head import as_stored
 from imgsearch.progress import Progress, ProgressCallback
 
 ENCODE_BATCH = 32

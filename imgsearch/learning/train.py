@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imgsearch.encoding.projection import Head
 from imgsearch.errors import ImgsearchError
-from imgsearch.learning.head import Head
 
 LOSSES = ("triplet", "supcon")
 

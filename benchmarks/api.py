@@ -50,10 +50,18 @@ def fill(url: str, real: int, total: int) -> None:
             for i in range(start, min(total, start + 1000)):
                 v = np.maximum(rng.normal(size=encoder.dimension), 0).astype(np.float32)
                 vectors.append(v / np.linalg.norm(v))
-                rows.append(store.ImageRow(location=f"/synthetic/{i:06d}.jpg",
-                                           sha256=hashlib.sha256(str(i).encode()).hexdigest(),
-                                           byte_size=0, width=640, height=480, format="JPEG",
-                                           mtime=0.0, metadata={}))
+                rows.append(
+                    store.ImageRow(
+                        location=f"/synthetic/{i:06d}.jpg",
+                        sha256=hashlib.sha256(str(i).encode()).hexdigest(),
+                        byte_size=0,
+                        width=640,
+                        height=480,
+                        format="JPEG",
+                        mtime=0.0,
+                        metadata={},
+                    )
+                )
             store.write_batch(conn, enc_id, rows, vectors)
     create_index(index.db, encoder.name)
     index.close()
@@ -78,7 +86,7 @@ def breakdown(url: str, query: bytes, repeats: int = 50) -> dict[str, float]:
         vector = encoder.encode_batch(tuple(np.stack([a]) for a in inputs))[0]
         t2 = time.perf_counter()
         with index.reading() as conn:
-            enc_id = store.encoder_id(conn, encoder.identity, create=False)
+            enc_id = store.find_encoder_id(conn, encoder.identity)
             nearest(conn, enc_id, encoder.dimension, HalfVector(vector), 20)
         t3 = time.perf_counter()
         for name, seconds in zip(steps, (t1 - t0, t2 - t1, t3 - t2), strict=True):
@@ -98,8 +106,7 @@ def run_clients(base: str, query: bytes, clients: int, seconds: float) -> tuple[
         with httpx.Client(base_url=base, timeout=60) as http:
             while time.perf_counter() < stop_at:
                 t0 = time.perf_counter()
-                r = http.post("/api/search", files={"file": ("q.jpg", query, "image/jpeg")},
-                              data={"k": "20"})
+                r = http.post("/api/search", files={"file": ("q.jpg", query, "image/jpeg")}, data={"k": "20"})
                 elapsed = time.perf_counter() - t0
                 r.raise_for_status()
                 with lock:
@@ -135,24 +142,39 @@ def main() -> None:
         fill(server.url, args.real, args.images)
         print(f"{args.images:,} images indexed ({args.real:,} real) in {time.perf_counter() - t0:.0f}s")
         env = {**os.environ, "IMGSEARCH_DATABASE_URL": server.url, "IMGSEARCH_DEVICE": "cpu"}
-        uv = subprocess.Popen([sys.executable, "-m", "uvicorn", "imgsearch.service.main:app",
-                               "--port", str(port), "--log-level", "warning"], env=env)
+        uv = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "imgsearch.service.main:app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
         base = f"http://127.0.0.1:{port}"
         query = camera_jpeg(source_photos()[5], seed=424242, size=SIZE)
         try:
             _wait(base)
             run_clients(base, query, 1, 2.0)  # warm-up
             parts = breakdown(server.url, query)
-            print("one search, step by step in-process: " + ", ".join(
-                f"{name} {ms:.1f} ms" for name, ms in parts.items()))
+            print(
+                "one search, step by step in-process: "
+                + ", ".join(f"{name} {ms:.1f} ms" for name, ms in parts.items())
+            )
             baseline = None
             for clients in args.clients:
                 latencies, rate = run_clients(base, query, clients, args.seconds)
                 p50 = statistics.median(latencies) * 1000
                 p95 = float(np.percentile(latencies, 95)) * 1000
                 baseline = baseline or rate
-                print(f"{clients:>3} clients: p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
-                      f"{rate:6.1f} req/s  ({rate / baseline:.2f}x one client)")
+                print(
+                    f"{clients:>3} clients: p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
+                    f"{rate:6.1f} req/s  ({rate / baseline:.2f}x one client)"
+                )
         finally:
             uv.terminate()
             uv.wait(30)

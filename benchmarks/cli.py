@@ -25,8 +25,7 @@ def median_seconds(args: list[str], env: dict[str, str], runs: int) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "imgsearch", *args], env=env, check=True,
-                       capture_output=True)
+        subprocess.run([sys.executable, "-m", "imgsearch", *args], env=env, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -42,8 +41,12 @@ def main() -> None:
     photos = ROOT / "examples" / "photos"
     query = str(ROOT / "examples" / "chelsea-cropped.jpg")
     try:
-        subprocess.run([sys.executable, "-m", "imgsearch", "ingest", str(photos)], env=env,
-                       check=True, capture_output=True)  # starts the server, exports to ONNX
+        subprocess.run(
+            [sys.executable, "-m", "imgsearch", "ingest", str(photos)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )  # starts the server, exports to ONNX
         rows = [
             ("imgsearch --help", ["--help"], {}),
             ("imgsearch search photo.jpg (onnx)", ["search", query], {"IMGSEARCH_BACKEND": "onnx"}),
@@ -53,8 +56,7 @@ def main() -> None:
             seconds = median_seconds(command, {**env, **extra}, args.runs)
             print(f"{label:<36} {seconds:6.2f} s  (median of {args.runs} cold runs)")
     finally:
-        subprocess.run([sys.executable, "-m", "imgsearch", "db", "stop"], env=env,
-                       capture_output=True)
+        subprocess.run([sys.executable, "-m", "imgsearch", "db", "stop"], env=env, capture_output=True)
 
 
 if __name__ == "__main__":

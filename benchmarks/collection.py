@@ -28,8 +28,12 @@ sys.path.insert(0, str(HERE.parent))
 
 from tests.photos import center_crop, halved, jpeg_recompressed, sample_photos  # noqa: E402
 
-EDITS = {"crop80": lambda img: center_crop(img, 0.8), "half": halved,
-         "jpeg30": lambda img: jpeg_recompressed(img, 30), "mirror": None}
+EDITS = {
+    "crop80": lambda img: center_crop(img, 0.8),
+    "half": halved,
+    "jpeg30": lambda img: jpeg_recompressed(img, 30),
+    "mirror": None,
+}
 
 
 def make_collection(folder: Path, distractors: int) -> dict[str, str]:
@@ -54,12 +58,10 @@ def make_collection(folder: Path, distractors: int) -> dict[str, str]:
     return labels
 
 
-def pair_scores(groups, labels: dict[str, str], photos_only: bool = False
-                ) -> tuple[float, float, int, int]:
+def pair_scores(groups, labels: dict[str, str], photos_only: bool = False) -> tuple[float, float, int, int]:
     """Precision and recall of the pairs; with `photos_only`, only found pairs that involve
     a photo or a copy count (pairs of two distractors are left out)."""
-    found = {frozenset(p) for g in groups
-             for p in itertools.combinations([m.path for m in g.members], 2)}
+    found = {frozenset(p) for g in groups for p in itertools.combinations([m.path for m in g.members], 2)}
     if photos_only:
         found = {p for p in found if any(not labels[x].startswith("elpv") for x in p)}
     by_label: dict[str, list[str]] = {}
@@ -89,15 +91,19 @@ def main() -> None:
         labels = make_collection(folder, args.distractors)
         index = imgsearch.open(server.url, device="cpu")
         index.ingest([folder])
-        print(f"duplicates: {len(sample_photos())} photos x {1 + len(EDITS)} versions + "
-              f"{args.distractors} elpv distractors")
+        print(
+            f"duplicates: {len(sample_photos())} photos x {1 + len(EDITS)} versions + "
+            f"{args.distractors} elpv distractors"
+        )
         for threshold in args.thresholds:
             groups = index.duplicates(threshold)
             precision, recall, found, true = pair_scores(groups, labels)
             photo_precision, _, photo_found, _ = pair_scores(groups, labels, photos_only=True)
-            print(f"  threshold {threshold:.2f}: recall {recall:.3f}, precision {precision:.3f} "
-                  f"({found} pairs found, {true} true); pairs with a photo: precision "
-                  f"{photo_precision:.3f} ({photo_found} found)")
+            print(
+                f"  threshold {threshold:.2f}: recall {recall:.3f}, precision {precision:.3f} "
+                f"({found} pairs found, {true} true); pairs with a photo: precision "
+                f"{photo_precision:.3f} ({photo_found} found)"
+            )
         photo_paths = [p for p, label in labels.items() if not label.startswith("elpv")]
         _clusters(index, photo_paths, labels, "photos + copies")
         index.close()
@@ -117,7 +123,8 @@ def _clusters(index, paths: list[str], labels: dict[str, str], what: str) -> Non
         rows = conn.execute(
             """SELECT i.path, a.cluster FROM imgsearch.cluster_assignments a
                JOIN imgsearch.images i ON i.id = a.image_id
-               WHERE a.clustering_id = (SELECT max(id) FROM imgsearch.clusterings)""").fetchall()
+               WHERE a.clustering_id = (SELECT max(id) FROM imgsearch.clusterings)"""
+        ).fetchall()
     for path, cluster in rows:
         if path in labels and path in paths:
             truth.append(labels[path])
@@ -173,10 +180,18 @@ def _scale(url: str, n: int) -> None:
             for i in range(start, min(n, start + 1000)):
                 v = base[i % len(base)] + 0.3 * np.abs(rng.normal(size=encoder.dimension))
                 vectors.append((v / np.linalg.norm(v)).astype(np.float32))
-                rows.append(store.ImageRow(location=f"/synthetic/{i:06d}.jpg",
-                                           sha256=hashlib.sha256(str(i).encode()).hexdigest(),
-                                           byte_size=1000, width=640, height=480, format="JPEG",
-                                           mtime=0.0, metadata={}))
+                rows.append(
+                    store.ImageRow(
+                        location=f"/synthetic/{i:06d}.jpg",
+                        sha256=hashlib.sha256(str(i).encode()).hexdigest(),
+                        byte_size=1000,
+                        width=640,
+                        height=480,
+                        format="JPEG",
+                        mtime=0.0,
+                        metadata={},
+                    )
+                )
             store.write_batch(conn, enc_id, rows, vectors)
     t0 = time.perf_counter()
     create_index(index.db, encoder.name)
@@ -184,9 +199,11 @@ def _scale(url: str, n: int) -> None:
     t0 = time.perf_counter()
     groups = index.duplicates()
     seconds = time.perf_counter() - t0
-    print(f"duplicates among {n:,} images (synthetic vectors, 4 near-copies of each of "
-          f"{len(base):,}): {seconds:.1f} s with the HNSW index (built in {built:.1f} s), "
-          f"{len(groups):,} groups")
+    print(
+        f"duplicates among {n:,} images (synthetic vectors, 4 near-copies of each of "
+        f"{len(base):,}): {seconds:.1f} s with the HNSW index (built in {built:.1f} s), "
+        f"{len(groups):,} groups"
+    )
     index.close()
 
 

@@ -64,22 +64,25 @@ def main() -> None:
     args = parser.parse_args()
 
     photos = source_photos()
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     for name in args.models:
         for backend in args.backends:
             encoder, weights = encoder_for(name, args.device, backend)
             inputs = [encoder.preprocess(photos[i % len(photos)]) for i in range(max(args.batches))]
             for batch in args.batches:
                 rate = images_per_second(encoder, inputs, batch, args.seconds)
-                print(f"encode  {name:<20} {backend:<5} {encoder.device_type:<5} batch {batch:>3}: "
-                      f"{rate:8.1f} images/s  ({weights})")
+                print(
+                    f"encode  {name:<20} {backend:<5} {encoder.device_type:<5} batch {batch:>3}: "
+                    f"{rate:8.1f} images/s  ({weights})"
+                )
 
     data = camera_jpeg(photos[0], seed=0)
     full = decode_ms(data, None)
     draft = decode_ms(data, 256)
-    print(f"decode  3000x2000 JPEG q90: {full:.1f} ms full, {draft:.1f} ms with draft "
-          f"(x{full / draft:.1f})")
+    print(f"decode  3000x2000 JPEG q90: {full:.1f} ms full, {draft:.1f} ms with draft (x{full / draft:.1f})")
     prep = get_encoder("efficientnet-lite0", "cpu").preprocess
     start = time.perf_counter()
     for _ in range(5):
@@ -89,8 +92,10 @@ def main() -> None:
     for _ in range(5):
         prep(decode_image(data, 256).image)
     draft_prep = (time.perf_counter() - start) / 5 * 1000
-    print(f"decode + resize/crop to 224: {full_prep:.1f} ms full, {draft_prep:.1f} ms with draft "
-          f"(x{full_prep / draft_prep:.1f})")
+    print(
+        f"decode + resize/crop to 224: {full_prep:.1f} ms full, {draft_prep:.1f} ms with draft "
+        f"(x{full_prep / draft_prep:.1f})"
+    )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,13 @@ def make(folder: Path) -> dict[str, Path]:
 def ingest_peak(path: Path, env: dict[str, str]) -> tuple[float, float, str]:
     """Peak RSS (MiB) and seconds of `imgsearch ingest` of the folder holding `path`."""
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "imgsearch", "ingest", str(path.parent)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imgsearch", "ingest", str(path.parent)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     out = process.stdout.read() if process.stdout else ""
     _, _, usage = os.wait4(process.pid, 0)
     summary = next((line for line in out.splitlines() if " new, " in line), out.strip()[-120:])
@@ -70,11 +75,16 @@ def vm_hwm(pid: int) -> float:
 
 def upload(port: int, path: Path) -> tuple[int, float, str]:
     boundary = "imgsearchbench"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"{path.name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{path.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
     body += path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/search", data=body,
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/search",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=300) as answer:
@@ -104,8 +114,12 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "imgsearch", "serve", "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "imgsearch", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -116,19 +130,21 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit("the server did not start") from None
                 time.sleep(0.3)
-        print(f"\nimgsearch serve, POST /api/search uploads (server started: "
-              f"{vm_hwm(server.pid):,.0f} MiB high-water mark):")
+        print(
+            f"\nimgsearch serve, POST /api/search uploads (server started: "
+            f"{vm_hwm(server.pid):,.0f} MiB high-water mark):"
+        )
         print(f"| {'upload':38} | {'status':>6} | {'seconds':>7} | {'server peak':>11} | detail")
         print(f"|{'-' * 40}|{'-' * 8}|{'-' * 9}|{'-' * 13}|-------")
         for label, path in files.items():
             status, seconds, detail = upload(port, path)
-            print(f"| {label:38} | {status:6} | {seconds:7.2f} | {vm_hwm(server.pid):7,.0f} MiB | "
-                  f"{detail[:90]}")
+            print(
+                f"| {label:38} | {status:6} | {seconds:7.2f} | {vm_hwm(server.pid):7,.0f} MiB | {detail[:90]}"
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
-        subprocess.run([sys.executable, "-m", "imgsearch", "db", "stop"], env=env,
-                       capture_output=True)
+        subprocess.run([sys.executable, "-m", "imgsearch", "db", "stop"], env=env, capture_output=True)
 
 
 if __name__ == "__main__":

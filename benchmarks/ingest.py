@@ -52,9 +52,14 @@ def naive_loop(paths: list[Path], model: str, url: str) -> float:
 
     encoder = get_encoder(model, "cpu", backend="torch")
     prep = encoder.preprocessing
-    transform = transforms.Compose([  # the earlier systems' torchvision pipeline
-        transforms.Resize(prep.resize), transforms.CenterCrop(prep.crop), transforms.ToTensor(),
-        transforms.Normalize([m / 255 for m in prep.mean], [s / 255 for s in prep.std])])
+    transform = transforms.Compose(
+        [  # the earlier systems' torchvision pipeline
+            transforms.Resize(prep.resize),
+            transforms.CenterCrop(prep.crop),
+            transforms.ToTensor(),
+            transforms.Normalize([m / 255 for m in prep.mean], [s / 255 for s in prep.std]),
+        ]
+    )
     with connect(Database(url)) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.execute("DROP TABLE IF EXISTS naive_embeddings")
@@ -66,8 +71,10 @@ def naive_loop(paths: list[Path], model: str, url: str) -> float:
             with torch.inference_mode():
                 features = encoder.module(transform(image)[None].to(encoder.device))
             vector = torch.nn.functional.normalize(features, dim=1)[0].cpu().numpy()
-            conn.execute("INSERT INTO naive_embeddings VALUES (%s, %s::halfvec)",
-                         (str(path), "[" + ",".join(f"{x:.6f}" for x in vector) + "]"))
+            conn.execute(
+                "INSERT INTO naive_embeddings VALUES (%s, %s::halfvec)",
+                (str(path), "[" + ",".join(f"{x:.6f}" for x in vector) + "]"),
+            )
             conn.commit()
         seconds = time.perf_counter() - start
         conn.execute("DROP TABLE naive_embeddings")
@@ -108,14 +115,19 @@ def encode_bound(inputs: list, model: str) -> float:
     encoder.encode_batch(collate(inputs[:size]))  # warm-up
     start = time.perf_counter()
     for i in range(0, len(inputs), size):
-        encoder.encode_batch(collate(inputs[i:i + size]))
+        encoder.encode_batch(collate(inputs[i : i + size]))
     return len(inputs) / (time.perf_counter() - start)
 
 
 def run_imgsearch(folder: Path, model: str, url: str) -> dict:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": url}
-    out = subprocess.run([sys.executable, "-c", RUN_INGEST, str(folder), model, url], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", RUN_INGEST, str(folder), model, url],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -125,8 +137,11 @@ def fresh_database(admin_url: str, name: str) -> str:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return admin_url.replace("/postgres?", f"/{name}?") if "/postgres?" in admin_url else \
-        admin_url.rsplit("/", 1)[0] + f"/{name}"
+    return (
+        admin_url.replace("/postgres?", f"/{name}?")
+        if "/postgres?" in admin_url
+        else admin_url.rsplit("/", 1)[0] + f"/{name}"
+    )
 
 
 def main() -> None:
@@ -148,21 +163,23 @@ def main() -> None:
         biggest = max([args.n, *args.rss_n])
         t0 = time.perf_counter()
         paths = make_camera_jpegs(args.data, biggest)
-        print(f"{biggest} camera JPEGs (3000x2000, q90) ready in {time.perf_counter() - t0:.0f}s "
-              f"at {args.data}")
+        print(
+            f"{biggest} camera JPEGs (3000x2000, q90) ready in {time.perf_counter() - t0:.0f}s at {args.data}"
+        )
         subset = HERE / "out" / f"subset_{args.n}"
         link_subset(subset, paths[: args.n])
 
         ours = run_imgsearch(subset, args.model, fresh_database(server.admin_url, "bench_ours"))
         ours_rate = ours["new"] / ours["seconds"]
-        naive_rate = naive_loop(paths[: args.n], args.model,
-                                fresh_database(server.admin_url, "bench_naive"))
+        naive_rate = naive_loop(paths[: args.n], args.model, fresh_database(server.admin_url, "bench_naive"))
         decode_rate, inputs = decode_bound(paths[: args.n], args.model)
         encode_rate = encode_bound(inputs, args.model)
         del inputs
         bound = min(decode_rate, encode_rate)
-        print(f"model {args.model} (backend auto = {resolve_backend('auto', 'cpu')}), "
-              f"{args.n} images, {os.cpu_count()} CPU cores")
+        print(
+            f"model {args.model} (backend auto = {resolve_backend('auto', 'cpu')}), "
+            f"{args.n} images, {os.cpu_count()} CPU cores"
+        )
         print(f"naive loop        : {naive_rate:7.2f} images/s")
         print(f"decode bound      : {decode_rate:7.2f} images/s  (read, hash, decode, preprocess)")
         print(f"encode bound      : {encode_rate:7.2f} images/s  (encoder alone)")
@@ -173,8 +190,10 @@ def main() -> None:
             folder = HERE / "out" / f"subset_{n}"
             link_subset(folder, paths[:n])
             run = run_imgsearch(folder, args.model, fresh_database(server.admin_url, f"bench_rss_{n}"))
-            print(f"peak RSS, {n:>5} images: {run['max_rss_mb']:7.0f} MiB "
-                  f"({run['new'] / run['seconds']:.2f} images/s)")
+            print(
+                f"peak RSS, {n:>5} images: {run['max_rss_mb']:7.0f} MiB "
+                f"({run['new'] / run['seconds']:.2f} images/s)"
+            )
     finally:
         embedded.stop(home)
 

@@ -59,8 +59,7 @@ class Build:
     note: str = ""
 
 
-def synthetic_vectors(n: int, dim: int, seed: int = 0, clusters: int = 1000,
-                      latent: int = 64) -> np.ndarray:
+def synthetic_vectors(n: int, dim: int, seed: int = 0, clusters: int = 1000, latent: int = 64) -> np.ndarray:
     """Clustered, non-negative, unit-length float16-rounded vectors (see the module docstring)."""
     rng = np.random.default_rng(seed)
     projection = rng.normal(size=(latent, dim)).astype(np.float32) / np.sqrt(latent)
@@ -70,7 +69,7 @@ def synthetic_vectors(n: int, dim: int, seed: int = 0, clusters: int = 1000,
         m = min(10_000, n - start)
         z = centres[rng.integers(0, clusters, m)] + 0.6 * rng.normal(size=(m, latent))
         x = np.maximum(z.astype(np.float32) @ projection + 0.3 * rng.normal(size=(m, dim)), 0)
-        out[start:start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out.astype(np.float16).astype(np.float32)
 
 
@@ -89,8 +88,14 @@ def recall(found: Sequence[Sequence[int]], truth: np.ndarray) -> float:
     return float(np.mean([len(set(f[:k]) & set(t)) / k for f, t in zip(found, truth, strict=True)]))
 
 
-def measure(method: str, setting: str, search: Callable[[np.ndarray], list[int]],
-            queries: np.ndarray, truth: np.ndarray, warmup: int = 10) -> Point:
+def measure(
+    method: str,
+    setting: str,
+    search: Callable[[np.ndarray], list[int]],
+    queries: np.ndarray,
+    truth: np.ndarray,
+    warmup: int = 10,
+) -> Point:
     for q in queries[:warmup]:
         search(q)
     found, times = [], []
@@ -101,16 +106,31 @@ def measure(method: str, setting: str, search: Callable[[np.ndarray], list[int]]
         times.append(time.perf_counter() - t0)
     total = time.perf_counter() - start
     ms = np.array(times) * 1000
-    point = Point(method, setting, recall(found, truth), float(np.percentile(ms, 50)),
-                  float(np.percentile(ms, 95)), len(queries) / total)
-    print(f"  {method:<16} {setting:<18} recall@{truth.shape[1]} {point.recall:.4f}  "
-          f"p50 {point.p50_ms:8.2f} ms  p95 {point.p95_ms:8.2f} ms  {point.qps:8.1f} QPS", flush=True)
+    point = Point(
+        method,
+        setting,
+        recall(found, truth),
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 95)),
+        len(queries) / total,
+    )
+    print(
+        f"  {method:<16} {setting:<18} recall@{truth.shape[1]} {point.recall:.4f}  "
+        f"p50 {point.p50_ms:8.2f} ms  p95 {point.p95_ms:8.2f} ms  {point.qps:8.1f} QPS",
+        flush=True,
+    )
     return point
 
 
-def sweep(method: str, name: str, values: Sequence[int], configure: Callable[[int], None],
-          search: Callable[[np.ndarray], list[int]], queries: np.ndarray,
-          truth: np.ndarray) -> list[Point]:
+def sweep(
+    method: str,
+    name: str,
+    values: Sequence[int],
+    configure: Callable[[int], None],
+    search: Callable[[np.ndarray], list[int]],
+    queries: np.ndarray,
+    truth: np.ndarray,
+) -> list[Point]:
     points = []
     for value in values:
         configure(value)
@@ -121,6 +141,7 @@ def sweep(method: str, name: str, values: Sequence[int], configure: Callable[[in
 
 
 # --- pgvector through imgsearch ---------------------------------------------------------
+
 
 def load_postgres(url: str, data: np.ndarray) -> tuple[object, int]:
     from imgsearch.db import store
@@ -133,16 +154,19 @@ def load_postgres(url: str, data: np.ndarray) -> tuple[object, int]:
         enc_id = store.encoder_id(conn, EncoderIdentity(ENCODER, data.shape[1], "synthetic", "none"))
         for start in range(0, len(data), 2000):
             stop = min(start + 2000, len(data))
-            rows = [store.ImageRow(f"/synthetic/{i}.jpg", f"sha{i}", 1, 8, 8, "JPEG", 0.0)
-                    for i in range(start, stop)]
+            rows = [
+                store.ImageRow(f"/synthetic/{i}.jpg", f"sha{i}", 1, 8, 8, "JPEG", 0.0)
+                for i in range(start, stop)
+            ]
             store.write_batch(conn, enc_id, rows, data[start:stop])
         conn.execute("VACUUM ANALYZE imgsearch.embeddings")
         conn.execute("VACUUM ANALYZE imgsearch.images")
     return db, enc_id
 
 
-def postgres_methods(db, data: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-                     k: int) -> tuple[list[Build], list[Point]]:
+def postgres_methods(
+    db, data: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int
+) -> tuple[list[Build], list[Point]]:
     from pgvector import HalfVector
 
     from imgsearch.db.connection import connect
@@ -152,15 +176,18 @@ def postgres_methods(db, data: np.ndarray, queries: np.ndarray, truth: np.ndarra
     points: list[Point] = []
     with connect(db, autocommit=True) as conn:
         conn.execute("SET jit = off")
-        id_of_path = dict(conn.execute("SELECT id, substring(path from '(\\d+)')::int"
-                                       " FROM imgsearch.images").fetchall())
-        table_bytes = conn.execute(
-            "SELECT pg_table_size('imgsearch.embeddings')").fetchone()[0]
+        id_of_path = dict(
+            conn.execute("SELECT id, substring(path from '(\\d+)')::int FROM imgsearch.images").fetchall()
+        )
+        table_bytes = conn.execute("SELECT pg_table_size('imgsearch.embeddings')").fetchone()[0]
         print(f"  embeddings table: {table_bytes / 2**20:.0f} MiB", flush=True)
 
         def search(q: np.ndarray) -> list[int]:
-            rows = conn.execute("SELECT image_id FROM imgsearch.similar_to_vector(%s, %s, %s)",
-                                (HalfVector(q), k, ENCODER), prepare=True).fetchall()
+            rows = conn.execute(
+                "SELECT image_id FROM imgsearch.similar_to_vector(%s, %s, %s)",
+                (HalfVector(q), k, ENCODER),
+                prepare=True,
+            ).fetchall()
             return [id_of_path[r[0]] for r in rows]
 
         def setter(name: str) -> Callable[[int], None]:
@@ -183,16 +210,21 @@ def postgres_methods(db, data: np.ndarray, queries: np.ndarray, truth: np.ndarra
             seconds = time.perf_counter() - t0
             status = next(s for s in index_status(db) if s.name == name)
             builds.append(Build(f"pg {kind}", seconds, status.size_bytes, status.parameters))
-            print(f"  built {name} ({status.parameters}) in {seconds:.1f}s, "
-                  f"{status.size_bytes / 2**20:.0f} MiB {'; '.join(warnings)}", flush=True)
+            print(
+                f"  built {name} ({status.parameters}) in {seconds:.1f}s, "
+                f"{status.size_bytes / 2**20:.0f} MiB {'; '.join(warnings)}",
+                flush=True,
+            )
             if kind == "hnsw":
-                points += sweep("pg hnsw", "ef_search", HNSW_EF_SEARCH, setter("hnsw.ef_search"),
-                                search, queries, truth)
+                points += sweep(
+                    "pg hnsw", "ef_search", HNSW_EF_SEARCH, setter("hnsw.ef_search"), search, queries, truth
+                )
             else:
                 lists = default_lists(len(data))
                 values = [p for p in PROBES if p < lists] + [lists]
-                points += sweep("pg ivfflat", "probes", values, setter("ivfflat.probes"),
-                                search, queries, truth)
+                points += sweep(
+                    "pg ivfflat", "probes", values, setter("ivfflat.probes"), search, queries, truth
+                )
             drop_index(db, ENCODER)
             conn.execute("RESET ALL")
             conn.execute("SET jit = off")
@@ -201,8 +233,10 @@ def postgres_methods(db, data: np.ndarray, queries: np.ndarray, truth: np.ndarra
 
 # --- FAISS and Annoy, in process -----------------------------------------------------------
 
-def faiss_ivfflat(data: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-                  nlist: int) -> tuple[Build, list[Point]]:
+
+def faiss_ivfflat(
+    data: np.ndarray, queries: np.ndarray, truth: np.ndarray, nlist: int
+) -> tuple[Build, list[Point]]:
     import faiss
 
     unit = np.ascontiguousarray(data / np.linalg.norm(data, axis=1, keepdims=True), dtype=np.float32)
@@ -213,8 +247,7 @@ def faiss_ivfflat(data: np.ndarray, queries: np.ndarray, truth: np.ndarray,
     index.add(unit)
     seconds = time.perf_counter() - t0
     size = len(faiss.serialize_index(index))
-    print(f"  built faiss IndexIVFFlat nlist={nlist} in {seconds:.1f}s, {size / 2**20:.0f} MiB",
-          flush=True)
+    print(f"  built faiss IndexIVFFlat nlist={nlist} in {seconds:.1f}s, {size / 2**20:.0f} MiB", flush=True)
     k = truth.shape[1]
 
     def search(q: np.ndarray) -> list[int]:
@@ -229,8 +262,9 @@ def faiss_ivfflat(data: np.ndarray, queries: np.ndarray, truth: np.ndarray,
     return Build("faiss ivfflat", seconds, size, f"nlist={nlist}, float32"), points
 
 
-def annoy_index(data: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-                trees: int) -> tuple[Build, list[Point]]:
+def annoy_index(
+    data: np.ndarray, queries: np.ndarray, truth: np.ndarray, trees: int
+) -> tuple[Build, list[Point]]:
     from annoy import AnnoyIndex
 
     t0 = time.perf_counter()
@@ -259,10 +293,13 @@ def annoy_index(data: np.ndarray, queries: np.ndarray, truth: np.ndarray,
 
 # --- report ----------------------------------------------------------------------------------
 
+
 def print_report(args, builds: list[Build], points: list[Point]) -> None:
     print()
-    print(f"## k-NN: N={args.n:,} x {args.dim} dims, {args.queries} held-out queries, "
-          f"recall@{args.k}; {platform.machine()}, {os.cpu_count()} cores")
+    print(
+        f"## k-NN: N={args.n:,} x {args.dim} dims, {args.queries} held-out queries, "
+        f"recall@{args.k}; {platform.machine()}, {os.cpu_count()} cores"
+    )
     print()
     print("| method | build s | index MiB | parameters |")
     print("|---|---|---|---|")
@@ -278,11 +315,15 @@ def print_report(args, builds: list[Build], points: list[Point]) -> None:
             hit = next((p for p in mine if p.recall >= target), None)
             if hit is None:
                 best = max(mine, key=lambda p: p.recall)
-                print(f"| {method} | {target:.2f} | not reached (best {best.setting}) | "
-                      f"{best.recall:.3f} | {best.p50_ms:.2f} | {best.p95_ms:.2f} | {best.qps:.0f} |")
+                print(
+                    f"| {method} | {target:.2f} | not reached (best {best.setting}) | "
+                    f"{best.recall:.3f} | {best.p50_ms:.2f} | {best.p95_ms:.2f} | {best.qps:.0f} |"
+                )
             else:
-                print(f"| {method} | {target:.2f} | {hit.setting} | {hit.recall:.3f} | "
-                      f"{hit.p50_ms:.2f} | {hit.p95_ms:.2f} | {hit.qps:.0f} |")
+                print(
+                    f"| {method} | {target:.2f} | {hit.setting} | {hit.recall:.3f} | "
+                    f"{hit.p50_ms:.2f} | {hit.p95_ms:.2f} | {hit.qps:.0f} |"
+                )
 
 
 def start_embedded(home: Path, shared_buffers: str) -> str:
@@ -299,25 +340,32 @@ def start_embedded(home: Path, shared_buffers: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=100_000, help="vectors in the index")
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--annoy-trees", type=int, default=50)
-    parser.add_argument("--url", help="an existing PostgreSQL database (default: a temporary "
-                        "embedded server with shared_buffers=--shared-buffers)")
+    parser.add_argument(
+        "--url",
+        help="an existing PostgreSQL database (default: a temporary "
+        "embedded server with shared_buffers=--shared-buffers)",
+    )
     parser.add_argument("--shared-buffers", default="2GB")
     parser.add_argument("--skip", nargs="*", default=[], choices=["postgres", "faiss", "annoy"])
     args = parser.parse_args()
 
     t0 = time.perf_counter()
     vectors = synthetic_vectors(args.n + args.queries, args.dim)
-    data, queries = vectors[: args.n], vectors[args.n:]
+    data, queries = vectors[: args.n], vectors[args.n :]
     truth = exact_top_k(data, queries, args.k)
-    print(f"{args.n:,} x {args.dim} vectors and {args.queries} queries with exact top-{args.k} "
-          f"in {time.perf_counter() - t0:.1f}s", flush=True)
+    print(
+        f"{args.n:,} x {args.dim} vectors and {args.queries} queries with exact top-{args.k} "
+        f"in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
 
     builds: list[Build] = []
     points: list[Point] = []
@@ -330,8 +378,11 @@ def main() -> None:
                 url = start_embedded(home, args.shared_buffers)
             t0 = time.perf_counter()
             db, _ = load_postgres(url, data)
-            print(f"pgvector: loaded {args.n:,} rows through store.write_batch in "
-                  f"{time.perf_counter() - t0:.1f}s", flush=True)
+            print(
+                f"pgvector: loaded {args.n:,} rows through store.write_batch in "
+                f"{time.perf_counter() - t0:.1f}s",
+                flush=True,
+            )
             b, p = postgres_methods(db, data, queries, truth, args.k)
             builds += b
             points += p

@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--labels", choices=["defect", "type"], default="defect")
-    parser.add_argument("--loss", choices=["supcon", "triplet"], nargs="+",
-                        default=["supcon", "triplet"])
+    parser.add_argument("--loss", choices=["supcon", "triplet"], nargs="+", default=["supcon", "triplet"])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pca", type=int, nargs="*", default=[64, 256])
@@ -58,7 +57,7 @@ def main() -> None:
         from imgsearch.db import store
 
         with index.reading() as conn:
-            enc_id = store.encoder_id(conn, index.encoder().identity, create=False)
+            enc_id = store.find_encoder_id(conn, index.encoder().identity)
             found = store.vectors_for_paths(conn, enc_id, paths)
         vectors = np.stack([found[p][1] for p in paths])
         train, test = stratified_split(labels, 0.5, args.seed)
@@ -66,17 +65,25 @@ def main() -> None:
         test_labels = [labels[i] for i in test]
         base = leave_one_out(vectors[test], test_labels, [1, 10])
         print(f"elpv {args.labels} labels: {len(train)} training, {len(test)} held-out images")
-        print(f"  base            P@1 {base.precision[1]:.3f}  P@10 {base.precision[10]:.3f}  "
-              f"mAP {base.map:.3f}  (chance P@10 {base.chance_precision:.3f})")
+        print(
+            f"  base            P@1 {base.precision[1]:.3f}  P@10 {base.precision[10]:.3f}  "
+            f"mAP {base.map:.3f}  (chance P@10 {base.chance_precision:.3f})"
+        )
         for loss in args.loss:
             t0 = time.perf_counter()
-            head = train_head(vectors[train], [labels[i] for i in train], index.model,
-                              TrainOptions(loss=loss, epochs=args.epochs, seed=args.seed))
+            head = train_head(
+                vectors[train],
+                [labels[i] for i in train],
+                index.model,
+                TrainOptions(loss=loss, epochs=args.epochs, seed=args.seed),
+            )
             seconds = time.perf_counter() - t0
             scores = leave_one_out(head.apply(vectors[test]), test_labels, [1, 10])
-            print(f"  head ({loss:<7}) P@1 {scores.precision[1]:.3f}  "
-                  f"P@10 {scores.precision[10]:.3f}  mAP {scores.map:.3f}  "
-                  f"(trained in {seconds:.1f} s)")
+            print(
+                f"  head ({loss:<7}) P@1 {scores.precision[1]:.3f}  "
+                f"P@10 {scores.precision[10]:.3f}  mAP {scores.map:.3f}  "
+                f"(trained in {seconds:.1f} s)"
+            )
         from sklearn.decomposition import PCA
 
         for n in args.pca:
@@ -84,10 +91,12 @@ def main() -> None:
                 pca = PCA(n, whiten=whiten, random_state=args.seed).fit(vectors[train])
                 reduced = pca.transform(vectors[test])
                 scores = leave_one_out(reduced, test_labels, [1, 10])
-                print(f"  PCA {n:>4}{' whitened' if whiten else '         '} P@1 "
-                      f"{scores.precision[1]:.3f}  P@10 {scores.precision[10]:.3f}  "
-                      f"mAP {scores.map:.3f}  ({n * 2:,} bytes a vector vs "
-                      f"{vectors.shape[1] * 2:,})")
+                print(
+                    f"  PCA {n:>4}{' whitened' if whiten else '         '} P@1 "
+                    f"{scores.precision[1]:.3f}  P@10 {scores.precision[10]:.3f}  "
+                    f"mAP {scores.map:.3f}  ({n * 2:,} bytes a vector vs "
+                    f"{vectors.shape[1] * 2:,})"
+                )
         index.close()
     finally:
         embedded.stop(home)

@@ -59,12 +59,17 @@ def export_photos(folder: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", action="append", help="repeat to compare (default: lite0)")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "quality")
-    parser.add_argument("--near-duplicates-sample", type=int, default=300,
-                        help="elpv cells whose copies are searched (all 2,624 stay candidates)")
+    parser.add_argument(
+        "--near-duplicates-sample",
+        type=int,
+        default=300,
+        help="elpv cells whose copies are searched (all 2,624 stay candidates)",
+    )
     parser.add_argument("--url", help="PostgreSQL URL (default: a throwaway embedded server)")
     args = parser.parse_args()
 
@@ -87,8 +92,7 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         result = evaluate(elpv, models=models, database=url)
-        show("elpv, label = module type (sub-folders)", evaluation_table(result),
-             time.perf_counter() - t0)
+        show("elpv, label = module type (sub-folders)", evaluation_table(result), time.perf_counter() - t0)
         from imgsearch.db.indexes import create_index
         from imgsearch.db.schema import open_database
 
@@ -96,21 +100,28 @@ def main() -> None:
         for model in models:
             create_index(open_database(url), model)
         result = evaluate(elpv, models=models, database=url)
-        show("elpv, module type, with an HNSW index (index R@k = its recall vs exact scan)",
-             evaluation_table(result), time.perf_counter() - t0)
+        show(
+            "elpv, module type, with an HNSW index (index R@k = its recall vs exact scan)",
+            evaluation_table(result),
+            time.perf_counter() - t0,
+        )
         t0 = time.perf_counter()
         result = evaluate(elpv, models=models, labels_csv=elpv / "defect.csv", database=url)
-        show("elpv, label = defect probability (defect.csv)", evaluation_table(result),
-             time.perf_counter() - t0)
+        show(
+            "elpv, label = defect probability (defect.csv)",
+            evaluation_table(result),
+            time.perf_counter() - t0,
+        )
         t0 = time.perf_counter()
         copies = near_duplicates(photos, models=models, database=url)
-        show("near-duplicates, sample photos", near_duplicates_table(copies),
-             time.perf_counter() - t0)
+        show("near-duplicates, sample photos", near_duplicates_table(copies), time.perf_counter() - t0)
         t0 = time.perf_counter()
-        copies = near_duplicates(elpv, models=models, database=url,
-                                 sample=args.near_duplicates_sample)
-        show(f"near-duplicates, {args.near_duplicates_sample} elpv cells among all 2,624",
-             near_duplicates_table(copies), time.perf_counter() - t0)
+        copies = near_duplicates(elpv, models=models, database=url, sample=args.near_duplicates_sample)
+        show(
+            f"near-duplicates, {args.near_duplicates_sample} elpv cells among all 2,624",
+            near_duplicates_table(copies),
+            time.perf_counter() - t0,
+        )
     finally:
         if home is not None:
             embedded.stop(home)

@@ -45,8 +45,9 @@ def camera_jpeg(photo: Image.Image, seed: int, size: tuple[int, int] = (3000, 20
     return buf.getvalue()
 
 
-def make_camera_jpegs(folder: Path, n: int, size: tuple[int, int] = (3000, 2000),
-                      prefix: str = "camera") -> list[Path]:
+def make_camera_jpegs(
+    folder: Path, n: int, size: tuple[int, int] = (3000, 2000), prefix: str = "camera"
+) -> list[Path]:
     """n files in `folder` (kept between runs: made once)."""
     folder.mkdir(parents=True, exist_ok=True)
     photos = source_photos()

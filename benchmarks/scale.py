@@ -53,12 +53,13 @@ def engines(admin_url: str, n: int) -> None:
     t0 = time.perf_counter()
     start_ray(None)
     ray_start = time.perf_counter() - t0
-    on_ray = ingest([folder], encoder=encoder, database=fresh_database(admin_url, "scale_ray"),
-                    engine="ray")
+    on_ray = ingest([folder], encoder=encoder, database=fresh_database(admin_url, "scale_ray"), engine="ray")
     print(f"{n} camera JPEGs, efficientnet-lite0 (ONNX Runtime), {os.cpu_count()} cores")
     print(f"  local engine : {local.new / local.seconds:7.1f} images/s ({local.seconds:.1f} s)")
-    print(f"  Ray engine   : {on_ray.new / on_ray.seconds:7.1f} images/s ({on_ray.seconds:.1f} s;"
-          f" Ray started in {ray_start:.1f} s before)")
+    print(
+        f"  Ray engine   : {on_ray.new / on_ray.seconds:7.1f} images/s ({on_ray.seconds:.1f} s;"
+        f" Ray started in {ray_start:.1f} s before)"
+    )
     print(f"  Ray / local  : {local.seconds / on_ray.seconds:7.2f}x")
 
 
@@ -72,8 +73,10 @@ def partitions(url: str, n: int, layouts: list[int], ef_search: int, n_queries: 
     queries, data = data[:n_queries], data[n_queries:]
     truth = exact_top_k(data, queries, 10)
     db, enc_id = load_postgres(url, data)
-    print(f"{n:,} synthetic 1,280-d vectors loaded in {time.perf_counter() - t0:.0f} s; "
-          f"{n_queries} held-out queries, k=10, hnsw.ef_search={ef_search}")
+    print(
+        f"{n:,} synthetic 1,280-d vectors loaded in {time.perf_counter() - t0:.0f} s; "
+        f"{n_queries} held-out queries, k=10, hnsw.ef_search={ef_search}"
+    )
     t0 = time.perf_counter()
     create_index(db, ENCODER, "hnsw")
     first_build = time.perf_counter() - t0
@@ -85,26 +88,36 @@ def partitions(url: str, n: int, layouts: list[int], ef_search: int, n_queries: 
         with connect(db, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE imgsearch.embeddings")
             conn.execute(f"SET hnsw.ef_search = {int(ef_search)}")
-            image_of = dict(conn.execute(
-                "SELECT id, (regexp_match(path, '(\\d+)\\.jpg$'))[1]::int FROM imgsearch.images"
-            ).fetchall())
+            image_of = dict(
+                conn.execute(
+                    "SELECT id, (regexp_match(path, '(\\d+)\\.jpg$'))[1]::int FROM imgsearch.images"
+                ).fetchall()
+            )
             found, times = [], []
             for i, q in enumerate(queries):
                 t = time.perf_counter()
-                rows = conn.execute("SELECT image_id FROM imgsearch.similar_to_vector(%s, 10, %s)",
-                                    (_half(q), ENCODER)).fetchall()
+                rows = conn.execute(
+                    "SELECT image_id FROM imgsearch.similar_to_vector(%s, 10, %s)", (_half(q), ENCODER)
+                ).fetchall()
                 if i >= 10:  # the first ten warm the caches
                     times.append(time.perf_counter() - t)
                 found.append([image_of[r[0]] for r in rows])
-            plan = "\n".join(r[0] for r in conn.execute(
-                f"EXPLAIN SELECT image_id FROM imgsearch.embeddings e WHERE encoder_id = {enc_id}"
-                " ORDER BY embedding::halfvec(1280) <=> %s::halfvec(1280) LIMIT 10",
-                (_half(queries[0]),)).fetchall())
+            plan = "\n".join(
+                r[0]
+                for r in conn.execute(
+                    f"EXPLAIN SELECT image_id FROM imgsearch.embeddings e WHERE encoder_id = {enc_id}"
+                    " ORDER BY embedding::halfvec(1280) <=> %s::halfvec(1280) LIMIT 10",
+                    (_half(queries[0]),),
+                ).fetchall()
+            )
         size = sum(s.size_bytes for s in index_status(db))
         ms = np.array(times) * 1000
-        print(f"| {'1 table' if count == 1 else f'{count} partitions'} | {seconds:.0f} s | "
-              f"{size / 2**20:,.0f} MiB | {recall(found, truth):.4f} | "
-              f"{np.percentile(ms, 50):.2f} | {np.percentile(ms, 95):.2f} |", flush=True)
+        print(
+            f"| {'1 table' if count == 1 else f'{count} partitions'} | {seconds:.0f} s | "
+            f"{size / 2**20:,.0f} MiB | {recall(found, truth):.4f} | "
+            f"{np.percentile(ms, 50):.2f} | {np.percentile(ms, 95):.2f} |",
+            flush=True,
+        )
         if "Index Scan" not in plan:
             print("  (warning: the planner chose no index scan for this layout)")
 
@@ -116,8 +129,9 @@ def _half(vector: np.ndarray):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--vectors", type=int, default=200_000)
     parser.add_argument("--partitions", type=int, nargs="+", default=[1, 4, 16])

@@ -30,8 +30,7 @@ def cold_help(runs: int = 5) -> float:
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "imgsearch", "--help"], check=True,
-                       capture_output=True)
+        subprocess.run([sys.executable, "-m", "imgsearch", "--help"], check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -48,8 +47,9 @@ def main() -> None:
     from imgsearch.db import embedded
     from imgsearch.search import search
 
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-          f"python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}"
+    )
     folder = HERE / "out" / "vga"
     paths = make_camera_jpegs(folder, args.images, SIZE, prefix="vga")
     query = HERE / "out" / "query_vga.jpg"
@@ -78,8 +78,10 @@ def main() -> None:
     finally:
         embedded.stop(home)
 
-    print(f"warm searches through imgsearch.open(): {warm:6.1f} /s  ({args.searches} searches, "
-          f"640x480 JPEG query, k=10, {report.new} images)")
+    print(
+        f"warm searches through imgsearch.open(): {warm:6.1f} /s  ({args.searches} searches, "
+        f"640x480 JPEG query, k=10, {report.new} images)"
+    )
     print(f"one-shot search() (loads the model each call): {one_shot:6.1f} /s")
     print(f"ratio: {warm / one_shot:.1f}x")
     print(f"cold `imgsearch --help`: {cold_help():.2f} s (median of 5)")

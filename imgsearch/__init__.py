@@ -14,8 +14,6 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
-
 _EXPORTS = {
     "Index": "imgsearch.library",
     "open": "imgsearch.library",
@@ -33,9 +31,22 @@ _EXPORTS = {
     "list_models": "imgsearch.encoding.registry",
 }
 
-__all__ = ["Database", "Encoder", "Evaluation", "ImgsearchError", "Index", "IngestReport", "Match",
-           "NearDuplicateEvaluation", "QueryOptions", "SearchResult", "decode_image", "get_encoder",
-           "list_models", "open"]
+__all__ = [
+    "Database",
+    "Encoder",
+    "Evaluation",
+    "ImgsearchError",
+    "Index",
+    "IngestReport",
+    "Match",
+    "NearDuplicateEvaluation",
+    "QueryOptions",
+    "SearchResult",
+    "decode_image",
+    "get_encoder",
+    "list_models",
+    "open",
+]
 
 if TYPE_CHECKING:
     from imgsearch.db.connection import Database
@@ -51,6 +62,10 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # written in one place: pyproject.toml
+        from importlib.metadata import version
+
+        return version("imgsearch")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'imgsearch' has no attribute {name!r}")

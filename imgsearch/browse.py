@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import psycopg
 
+from imgsearch.db.connection import one
 from imgsearch.errors import ImgsearchError
 from imgsearch.sources import location_of
 
@@ -43,14 +44,53 @@ class ImageInfo(ImageRecord):
         return {k: v for k, v in self.__dict__.items() if k != "location"}
 
 
-_COLUMNS = ("id, path, width, height, format, byte_size, sha256, mtime,"
-            " extract(epoch FROM indexed_at), metadata, path_bytes")
+@dataclass
+class ImagePage:
+    """One page of the collection; `next_cursor` asks for the next (None: this is the last)."""
+
+    images: list[ImageInfo]
+    next_cursor: str | None
+
+
+@dataclass
+class EncoderStats:
+    name: str
+    dimension: int
+    vectors: int
+
+
+@dataclass
+class CollectionStats:
+    images: int
+    encoders: list[EncoderStats]
+    ann_indexes: list[str]  # index names
+    last_indexed_at: float | None  # epoch seconds
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+_COLUMNS = (
+    "id, path, width, height, format, byte_size, sha256, mtime,"
+    " extract(epoch FROM indexed_at), metadata, path_bytes"
+)
 
 
 def _info(row: tuple) -> ImageInfo:
     image_id, path, width, height, fmt, size, sha256, mtime, indexed_at, metadata, exact = row
-    return ImageInfo(image_id, path, width, height, fmt, size, sha256, mtime, float(indexed_at),
-                     metadata or {}, location_of(path, exact))
+    return ImageInfo(
+        image_id,
+        path,
+        width,
+        height,
+        fmt,
+        size,
+        sha256,
+        mtime,
+        float(indexed_at),
+        metadata or {},
+        location_of(path, exact),
+    )
 
 
 def _encode_cursor(key: object, image_id: int) -> str:
@@ -70,10 +110,17 @@ def _decode_cursor(cursor: str) -> tuple[object, int]:
         raise ImgsearchError("That page cursor is not one this server gave out.") from None
 
 
-def list_images(conn: psycopg.Connection, *, folder: str | None = None,
-                since: float | None = None, until: float | None = None, sort: str = "path",
-                descending: bool = False, after: str | None = None,
-                limit: int = 100) -> tuple[list[ImageInfo], str | None]:
+def list_images(
+    conn: psycopg.Connection,
+    *,
+    folder: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    sort: str = "path",
+    descending: bool = False,
+    after: str | None = None,
+    limit: int = 100,
+) -> ImagePage:
     """A page of images and the cursor of the next page (None at the end)."""
     if sort not in SORTS:
         raise ImgsearchError(f"sort must be one of {', '.join(SORTS)}.")
@@ -81,8 +128,14 @@ def list_images(conn: psycopg.Connection, *, folder: str | None = None,
         raise ImgsearchError(f"limit must be between 1 and {MAX_PAGE}.")
     key_sql = "path" if sort == "path" else "coalesce(mtime, 0)"
     op, order = ("<", "DESC") if descending else (">", "ASC")
-    params: dict = {"folder": folder.rstrip("/") + "/" if folder else None, "since": since,
-                    "until": until, "limit": limit + 1, "key": None, "id": None}
+    params: dict = {
+        "folder": folder.rstrip("/") + "/" if folder else None,
+        "since": since,
+        "until": until,
+        "limit": limit + 1,
+        "key": None,
+        "id": None,
+    }
     page_filter = ""
     if after:
         params["key"], params["id"] = _decode_cursor(after)
@@ -97,15 +150,16 @@ def list_images(conn: psycopg.Connection, *, folder: str | None = None,
               AND (%(since)s::float8 IS NULL OR mtime >= %(since)s::float8)
               AND (%(until)s::float8 IS NULL OR mtime <= %(until)s::float8)
               {page_filter}
-            ORDER BY {key_sql} {order}, id {order} LIMIT %(limit)s""", params).fetchall()
+            ORDER BY {key_sql} {order}, id {order} LIMIT %(limit)s""",
+        params,
+    ).fetchall()
     page = [_info(row[:-1]) for row in rows[:limit]]
     cursor = _encode_cursor(rows[limit - 1][-1], rows[limit - 1][0]) if len(rows) > limit else None
-    return page, cursor
+    return ImagePage(page, cursor)
 
 
 def get_image(conn: psycopg.Connection, image_id: int) -> ImageInfo | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM imgsearch.images WHERE id = %s",
-                       (image_id,)).fetchone()
+    row = conn.execute(f"SELECT {_COLUMNS} FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone()
     return _info(row) if row else None
 
 
@@ -114,16 +168,24 @@ def delete_image(conn: psycopg.Connection, image_id: int) -> bool:
     return conn.execute("DELETE FROM imgsearch.images WHERE id = %s", (image_id,)).rowcount > 0
 
 
-def stats(conn: psycopg.Connection) -> dict:
+def stats(conn: psycopg.Connection) -> CollectionStats:
     """Images, encoders with their vector counts, and when the last image was indexed."""
-    images, last = conn.execute(
-        "SELECT count(*), extract(epoch FROM max(indexed_at)) FROM imgsearch.images").fetchone()
-    encoders = [{"name": name, "dimension": dim, "vectors": n} for name, dim, n in conn.execute(
-        """SELECT c.name, c.dimension, count(e.image_id) FROM imgsearch.encoders c
+    images, last = one(
+        conn.execute("SELECT count(*), extract(epoch FROM max(indexed_at)) FROM imgsearch.images")
+    )
+    encoders = [
+        EncoderStats(name, dim, n)
+        for name, dim, n in conn.execute(
+            """SELECT c.name, c.dimension, count(e.image_id) FROM imgsearch.encoders c
            LEFT JOIN imgsearch.embeddings e ON e.encoder_id = c.id
-           GROUP BY c.id ORDER BY c.name, c.id""")]
-    indexes = [name for (name,) in conn.execute(
-        "SELECT indexname FROM pg_indexes WHERE schemaname = 'imgsearch'"
-        " AND (indexname LIKE 'embeddings_hnsw_%' OR indexname LIKE 'embeddings_ivfflat_%')")]
-    return {"images": images, "encoders": encoders, "ann_indexes": indexes,
-            "last_indexed_at": float(last) if last is not None else None}
+           GROUP BY c.id ORDER BY c.name, c.id"""
+        )
+    ]
+    indexes = [
+        name
+        for (name,) in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'imgsearch'"
+            " AND (indexname LIKE 'embeddings_hnsw_%' OR indexname LIKE 'embeddings_ivfflat_%')"
+        )
+    ]
+    return CollectionStats(images, encoders, indexes, float(last) if last is not None else None)

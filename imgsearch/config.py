@@ -57,12 +57,22 @@ def _home() -> Path:
     return platformdirs.user_data_path("imgsearch").resolve()
 
 
+def database_url() -> str | None:
+    """`IMGSEARCH_DATABASE_URL` (None when unset: the embedded server)."""
+    return os.environ.get(DATABASE_URL_ENV) or None
+
+
+def debug() -> bool:
+    """`IMGSEARCH_DEBUG`: show the traceback of an unexpected error."""
+    return bool(os.environ.get("IMGSEARCH_DEBUG"))
+
+
 def load() -> Settings:
     """The settings as the environment gives them now."""
     hosts = os.environ.get("IMGSEARCH_ALLOWED_HOSTS") or ""
     return Settings(
         home=_home(),
-        database_url=os.environ.get(DATABASE_URL_ENV) or None,
+        database_url=database_url(),
         model=os.environ.get("IMGSEARCH_MODEL") or DEFAULT_MODEL,
         device=os.environ.get("IMGSEARCH_DEVICE") or "auto",
         backend=os.environ.get("IMGSEARCH_BACKEND") or "auto",
@@ -71,11 +81,9 @@ def load() -> Settings:
         max_download_bytes=int(_number("IMGSEARCH_MAX_DOWNLOAD_BYTES", 50 * 1024 * 1024, int)),
         download_deadline_s=_number("IMGSEARCH_DOWNLOAD_TIMEOUT_S", 30.0),
         allowed_hosts=tuple(h.strip().lower() for h in hosts.split(",") if h.strip()),
-        debug=bool(os.environ.get("IMGSEARCH_DEBUG")),
+        debug=debug(),
         api_token=os.environ.get("IMGSEARCH_API_TOKEN") or None,
         max_upload_bytes=int(_number("IMGSEARCH_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, int)),
-        query_concurrency=int(_number("IMGSEARCH_QUERY_CONCURRENCY", max(2, os.cpu_count() or 2),
-                                      int)),
-        serve_watch=tuple(p for p in (os.environ.get("IMGSEARCH_SERVE_WATCH") or "").split(
-            os.pathsep) if p),
+        query_concurrency=int(_number("IMGSEARCH_QUERY_CONCURRENCY", max(2, os.cpu_count() or 2), int)),
+        serve_watch=tuple(p for p in (os.environ.get("IMGSEARCH_SERVE_WATCH") or "").split(os.pathsep) if p),
     )

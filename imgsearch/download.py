@@ -61,8 +61,9 @@ def address_allowed(address: str, allowed: list[str]) -> bool:
 def check_url(url: str) -> None:
     scheme = url_scheme(url)
     if scheme not in URL_SCHEMES:
-        raise ImageDecodeError(f"refused {url[:200]}: only http and https URLs are fetched",
-                               "unsupported_url")
+        raise ImageDecodeError(
+            f"refused {url[:200]}: only http and https URLs are fetched", "unsupported_url"
+        )
     try:
         host = urlsplit(url).hostname
     except ValueError as exc:
@@ -112,7 +113,9 @@ def _opener(deadline: _Deadline, allowed: list[str]) -> urllib.request.OpenerDir
     def refuse(host: str, address: str) -> ImageDecodeError:
         return ImageDecodeError(
             f"refused {host}: it resolves to {address}, a loopback, private, link-local or "
-            "multicast address (IMGSEARCH_ALLOWED_HOSTS can allow it)", "forbidden_address")
+            "multicast address (IMGSEARCH_ALLOWED_HOSTS can allow it)",
+            "forbidden_address",
+        )
 
     def checked_connect(conn: http.client.HTTPConnection) -> None:
         conn.timeout = min(READ_TIMEOUT_S, deadline.remaining())
@@ -123,8 +126,8 @@ def _opener(deadline: _Deadline, allowed: list[str]) -> urllib.request.OpenerDir
             except OSError as exc:
                 raise ImageDecodeError(f"cannot resolve {conn.host}: {exc}", "download") from exc
             for *_, sockaddr in infos:
-                if not address_allowed(sockaddr[0], allowed):
-                    raise refuse(conn.host, sockaddr[0])
+                if not address_allowed(str(sockaddr[0]), allowed):
+                    raise refuse(conn.host, str(sockaddr[0]))
         http.client.HTTPConnection.connect(conn)
         deadline.watch(conn.sock)
         peer = conn.sock.getpeername()[0]
@@ -159,8 +162,9 @@ def _opener(deadline: _Deadline, allowed: list[str]) -> urllib.request.OpenerDir
         http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
     # No proxies from the environment: the address check must see the real server.
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}), HTTPHandler, HTTPSHandler,
-                                       RedirectHandler)
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), HTTPHandler, HTTPSHandler, RedirectHandler
+    )
 
 
 def download(url: str) -> bytes:
@@ -183,8 +187,9 @@ def download(url: str) -> bytes:
         raise
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         if deadline.expired:
-            raise ImageDecodeError(f"download took longer than {deadline.seconds:g} s "
-                                   "(IMGSEARCH_DOWNLOAD_TIMEOUT_S)", "download") from exc
+            raise ImageDecodeError(
+                f"download took longer than {deadline.seconds:g} s (IMGSEARCH_DOWNLOAD_TIMEOUT_S)", "download"
+            ) from exc
         reason = getattr(exc, "reason", None) or exc
         if isinstance(reason, ImageDecodeError):
             raise reason from exc
@@ -192,8 +197,9 @@ def download(url: str) -> bytes:
     finally:
         deadline.cancel()
     if deadline.expired:
-        raise ImageDecodeError(f"download took longer than {deadline.seconds:g} s "
-                               "(IMGSEARCH_DOWNLOAD_TIMEOUT_S)", "download")
+        raise ImageDecodeError(
+            f"download took longer than {deadline.seconds:g} s (IMGSEARCH_DOWNLOAD_TIMEOUT_S)", "download"
+        )
     if len(data) > limit:
         raise ImageDecodeError(f"larger than {limit:,} bytes", "too_large")
     return data

@@ -21,8 +21,7 @@ CHUNK = 1 << 20
 
 
 def _changed(what: str) -> ImageDecodeError:
-    return ImageDecodeError(f"the file is not the one indexed any more ({what}); ingest again",
-                            "changed")
+    return ImageDecodeError(f"the file is not the one indexed any more ({what}); ingest again", "changed")
 
 
 def _open_regular(location: str, byte_size: int) -> BinaryIO:
@@ -37,8 +36,11 @@ def _open_regular(location: str, byte_size: int) -> BinaryIO:
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_size != byte_size:
         file.close()
-        raise _changed("not a regular file" if not stat.S_ISREG(st.st_mode)
-                       else f"{st.st_size:,} bytes, indexed with {byte_size:,}")
+        raise _changed(
+            "not a regular file"
+            if not stat.S_ISREG(st.st_mode)
+            else f"{st.st_size:,} bytes, indexed with {byte_size:,}"
+        )
     return file
 
 

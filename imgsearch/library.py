@@ -1,79 +1,82 @@
-"""The library object: one database, its encoders kept loaded, one connection for searches.
+"""The library object: one database, its encoders kept loaded, connections for reads.
 
     index = imgsearch.open()                 # IMGSEARCH_DATABASE_URL, else the embedded server
     index.ingest(["./photos"])
     result = index.search("query.jpg", k=5)  # the encoder is loaded once, then reused
 
-The CLI and the HTTP service are thin layers over this object. It is safe to share between
-threads: searches take turns on the connection, ingests open their own.
+The CLI and the HTTP service are thin layers over this object: every operation they offer is a
+method here, with typed parameters, returning the dataclass its module builds. It is safe to
+share between threads: reads take turns on one connection (or use a pool), writes open their
+own.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from imgsearch import config
 from imgsearch.collection.cache import ResultCache
-from imgsearch.collection.tools import CollectionTools
 from imgsearch.db.connection import Database, connect
+from imgsearch.db.reading import ReadConnections
 from imgsearch.db.schema import open_database
-from imgsearch.errors import DatabaseUnavailable, first_line
-
-POOL_TIMEOUT_S = 2.0  # longest wait for a pooled connection
-RECONNECT_TIMEOUT_S = 5.0  # a pool's reconnection attempt gives up after this; the next starts anew
-DOWN_FOR_S = 1.0  # after a failed wait, reads fail at once for this long
-DOWN_MESSAGE = "The database is not answering; try again in a few seconds."
+from imgsearch.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
     import numpy as np
+    import psycopg
+    from PIL import Image
 
-    from imgsearch.browse import ImageInfo
+    from imgsearch.browse import CollectionStats, ImageInfo, ImagePage
+    from imgsearch.collection.clusters import Clustering, ClusterMember
+    from imgsearch.collection.duplicates import Group
+    from imgsearch.collection.maps import Point
+    from imgsearch.db.store import EncoderRow
     from imgsearch.encoding.encoder import Encoder
     from imgsearch.evaluation.evaluate import Evaluation
     from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
     from imgsearch.evaluation.split import SplitEvaluation
     from imgsearch.ingest.report import IngestReport
+    from imgsearch.ingest.watch import WatchEvent
     from imgsearch.learning.derive import TrainReport
+    from imgsearch.learning.train import TrainOptions
     from imgsearch.progress import ProgressCallback
     from imgsearch.search import QueryOptions, SearchResult
 
+EncoderKey = tuple[str, str | None]  # (name, weights file)
 
-class Index(CollectionTools):
-    """An imgsearch index: a database plus a cache of loaded encoders (the collection tools,
-    duplicates, clusters and maps, come from CollectionTools)."""
 
-    def __init__(self, url: str | None = None, *, model: str | None = None,
-                 device: str | None = None, backend: str | None = None,
-                 pool_size: int | None = None) -> None:
+class Index:
+    """An imgsearch index: a database plus a cache of loaded encoders.
+
+    `encoders` are already loaded encoders to use for their names (a notebook's or a test's
+    own instance), instead of loading them again on first use.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        backend: str | None = None,
+        pool_size: int = 0,
+        encoders: Iterable[Encoder] = (),
+    ) -> None:
         settings = config.load()
         self.db: Database = open_database(url)
         self.model = model or settings.model
         self.device = device or settings.device
         self.backend = backend or settings.backend  # auto: ONNX Runtime on a CPU, torch on a GPU
-        self._encoders: dict[tuple[str, str | None], Encoder] = {}
+        self._encoders: dict[EncoderKey, Encoder] = {(e.name, None): e for e in encoders}
         self._encoders_lock = threading.RLock()  # a derived encoder loads its base
-        self._conn: psycopg.Connection | None = None
-        self._conn_lock = threading.Lock()
-        self._pool = None
-        self._duplicate_groups = ResultCache()
-        self._down_until = 0.0  # while the database is known to be down, reads fail at once
-        if pool_size:  # concurrent readers (the HTTP service): a connection pool
-            from psycopg_pool import ConnectionPool
+        self._reads = ReadConnections(self.db, pool_size)
+        self._duplicate_groups: ResultCache[list[Group]] = ResultCache()
 
-            # A short wait for a connection and short reconnection attempts: with the database
-            # down a request fails within POOL_TIMEOUT_S, and comes back soon after it returns.
-            self._pool = ConnectionPool(self.db.url, min_size=1, max_size=pool_size, open=True,
-                                        configure=_register_vector, timeout=POOL_TIMEOUT_S,
-                                        check=ConnectionPool.check_connection,
-                                        reconnect_timeout=RECONNECT_TIMEOUT_S,
-                                        kwargs={"connect_timeout": 10})
+    # --- encoders -------------------------------------------------------------------------
 
     def encoder(self, model: str | None = None, weights: str | Path | None = None) -> Encoder:
         """The encoder called `model` (default: this index's), loaded on first use and kept."""
@@ -97,146 +100,26 @@ class Index(CollectionTools):
             with self.reading() as conn:
                 found = by_name(conn, name)
             if found is None:
-                raise UnknownEncoder(f"{exc} No trained encoder of that name in this database "
-                                     "either (`imgsearch train`).") from None
+                raise UnknownEncoder(
+                    f"{exc} No trained encoder of that name in this database either (`imgsearch train`)."
+                ) from None
             row, projection = found
             return DerivedEncoder(name, self.encoder(row.base_name), projection)
 
-    def ingest(self, paths: Sequence[str | Path] = (), *, model: str | None = None,
-               weights: str | Path | None = None, manifest: str | Path | None = None,
-               progress: ProgressCallback | None = None, **options: Any) -> IngestReport:
-        """Index images (see `imgsearch.ingest.pipeline.ingest` for the options)."""
-        from imgsearch.ingest import ingest
-
-        return ingest(paths, encoder=self.encoder(model, weights), manifest=manifest,
-                      database=self.db, progress=progress, **options)
-
-    def watch(self, paths: Sequence[str | Path], *, stop: threading.Event,
-              on_event: Any = None, model: str | None = None, first_pass: bool = True) -> Any:
-        """Index `paths`, then keep the index in step with them until `stop` is set."""
-        from imgsearch.ingest.watch import watch
-
-        return watch(paths, encoder=self.encoder(model), database=self.db, stop=stop,
-                     on_event=on_event, first_pass=first_pass)
-
-    def search(self, query: str | bytes, k: int = 5, *, model: str | None = None,
-               weights: str | Path | None = None, min_similarity: float | None = None,
-               options: QueryOptions | None = None, tta: bool = False) -> SearchResult:
-        """The k indexed images most similar to a file, an http(s) URL, image bytes or `id:<n>`
-        (`tta`: the query is the mean vector of the image, its mirror and its centre crop)."""
-        from imgsearch.search import parse_image_id, search
-
-        by_id = isinstance(query, str) and parse_image_id(query) is not None
-        encoder = None if by_id else self.encoder(model, weights)
-        if tta and encoder is not None:
-            from imgsearch.encoding.tta import TestTimeAugmented
-
-            encoder = TestTimeAugmented(encoder)
-        def once():
-            with self.reading() as conn:
-                return search(query, k, encoder=encoder, model=model or self.model,
-                              min_similarity=min_similarity, options=options, conn=conn)
-
-        try:
-            return once()
-        except DatabaseUnavailable:  # the server restarted, say: one fresh connection
-            if time.monotonic() < self._down_until:
-                raise
-            return once()
-
-    @contextmanager
-    def reading(self) -> Iterator[psycopg.Connection]:
-        """A connection for reads: from the pool, or this object's own (one user at a time).
-        A connection that breaks is dropped, so the next call opens a fresh one. A database
-        that cannot be reached raises DatabaseUnavailable (at once while it is known down)."""
-        if time.monotonic() < self._down_until:
-            raise DatabaseUnavailable(DOWN_MESSAGE)
-        if self._pool is not None:
-            from psycopg_pool import PoolTimeout
-
-            try:
-                with self._pool.connection() as conn:
-                    yield conn
-            except PoolTimeout as exc:
-                self._down_until = time.monotonic() + DOWN_FOR_S
-                raise DatabaseUnavailable(DOWN_MESSAGE) from exc
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                raise DatabaseUnavailable(f"The database connection broke ({first_line(exc)}); "
-                                          "try again.") from exc
-            return
-        with self._conn_lock:
-            if self._conn is None or self._conn.closed:
-                self._conn = connect(self.db)
-            try:
-                yield self._conn
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                self._drop_connection()
-                raise DatabaseUnavailable(f"The database connection broke ({first_line(exc)}); "
-                                          "try again.") from exc
-            finally:
-                if self._conn is not None and not self._conn.closed:
-                    try:
-                        self._conn.rollback()
-                    except psycopg.Error:
-                        self._drop_connection()
-
-    def images(self, **filters: Any) -> tuple[list[ImageInfo], str | None]:
-        """A page of the collection and the next page's cursor (see browse.list_images)."""
-        from imgsearch.browse import list_images
-
-        with self.reading() as conn:
-            return list_images(conn, **filters)
-
-    def image(self, image_id: int) -> ImageInfo | None:
-        from imgsearch.browse import get_image
-
-        with self.reading() as conn:
-            return get_image(conn, image_id)
-
-    def stats(self) -> dict:
-        from imgsearch.browse import stats
-
-        with self.reading() as conn:
-            return stats(conn)
-
-    def delete(self, image_id: int) -> bool:
-        """Forget one image and its vectors (the file is not touched)."""
-        from imgsearch.browse import delete_image
-
-        with connect(self.db, autocommit=True) as conn:
-            return delete_image(conn, image_id)
-
-    def encode(self, images: Sequence[Any], model: str | None = None) -> np.ndarray:
+    def encode(
+        self, images: Sequence[Image.Image | bytes | str | Path], model: str | None = None
+    ) -> np.ndarray:
         """Vectors (n, dim) for PIL images, file paths or image bytes."""
         from imgsearch.encoding.decode import decode_image
 
         encoder = self.encoder(model)
-        pictures = [image if hasattr(image, "mode") else
-                    decode_image(image, encoder.min_decode_size).image for image in images]
+        pictures = [
+            image
+            if not isinstance(image, (bytes, str, Path))
+            else decode_image(image, encoder.min_decode_size).image
+            for image in images
+        ]
         return encoder.encode(pictures)
-
-    def evaluate(self, root: str | Path, *, models: Sequence[str] = (),
-                 **options: Any) -> Evaluation:
-        """Leave-one-out retrieval quality on labelled images (see evaluation.evaluate)."""
-        from imgsearch.evaluation.evaluate import evaluate
-
-        encoders = [self.encoder(m) for m in models or [self.model]]
-        return evaluate(root, encoders=encoders, database=self.db, **options)
-
-    def near_duplicates(self, root: str | Path, *, models: Sequence[str] = (),
-                        **options: Any) -> NearDuplicateEvaluation:
-        """Copy detection: do edited copies find their original (see evaluation)."""
-        from imgsearch.evaluation.near_duplicates import near_duplicates
-
-        encoders = [self.encoder(m) for m in models or [self.model]]
-        return near_duplicates(root, encoders=encoders, database=self.db, **options)
-
-    def train(self, name: str, folder: str | Path | None = None, *, base: str | None = None,
-              **options: Any) -> TrainReport:
-        """Fit and register a derived encoder of `base` (see learning.derive.train)."""
-        from imgsearch.learning.derive import train
-
-        return train(self.db, self.encoder(base), name, folder=folder, **options)
 
     def drop_encoder(self, name: str, cascade: bool = False) -> list[str]:
         """Delete an encoder's vectors and registration (refused while others derive from it,
@@ -250,13 +133,66 @@ class Index(CollectionTools):
             self._encoders = {k: v for k, v in self._encoders.items() if k[0] not in dropped}
         return dropped
 
-    def evaluate_split(self, root: str | Path, *, model: str | None = None,
-                       near_duplicates: bool = False, **options: Any) -> SplitEvaluation:
-        """Fit on one half, score on the other (see evaluation.split)."""
-        from imgsearch.evaluation.split import split_evaluate, split_near_duplicates
+    # --- ingest ---------------------------------------------------------------------------
 
-        run = split_near_duplicates if near_duplicates else split_evaluate
-        return run(root, encoder=self.encoder(model), database=self.db, **options)
+    def ingest(
+        self,
+        paths: Sequence[str | Path] = (),
+        *,
+        model: str | None = None,
+        weights: str | Path | None = None,
+        manifest: str | Path | None = None,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        follow_symlinks: bool = False,
+        rehash: bool = False,
+        prune_gone: bool = False,
+        augment: int = 0,
+        engine: str = "local",
+        address: str | None = None,
+        progress: ProgressCallback | None = None,
+        stop: threading.Event | None = None,
+    ) -> IngestReport:
+        """Index images under `paths` and/or a manifest (see `imgsearch.ingest.pipeline`)."""
+        from imgsearch.ingest.pipeline import ingest
+
+        return ingest(
+            paths,
+            encoder=self.encoder(model, weights),
+            manifest=manifest,
+            batch_size=batch_size,
+            workers=workers,
+            follow_symlinks=follow_symlinks,
+            rehash=rehash,
+            prune_gone=prune_gone,
+            augment=augment,
+            database=self.db,
+            progress=progress,
+            stop=stop,
+            engine=engine,
+            address=address,
+        )
+
+    def watch(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        stop: threading.Event,
+        on_event: Callable[[WatchEvent], None] | None = None,
+        model: str | None = None,
+        first_pass: bool = True,
+    ) -> IngestReport | None:
+        """Index `paths`, then keep the index in step with them until `stop` is set."""
+        from imgsearch.ingest.watch import watch
+
+        return watch(
+            paths,
+            encoder=self.encoder(model),
+            database=self.db,
+            stop=stop,
+            on_event=on_event,
+            first_pass=first_pass,
+        )
 
     def prune(self) -> int:
         """Forget indexed files that are gone; how many were removed."""
@@ -264,17 +200,359 @@ class Index(CollectionTools):
 
         return prune(self.db)
 
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = None
+    def delete(self, image_id: int) -> bool:
+        """Forget one image and its vectors (the file is not touched)."""
+        from imgsearch.browse import delete_image
+
+        with connect(self.db, autocommit=True) as conn:
+            return delete_image(conn, image_id)
+
+    # --- search and browse ----------------------------------------------------------------
+
+    def search(
+        self,
+        query: str | bytes,
+        k: int = 5,
+        *,
+        model: str | None = None,
+        weights: str | Path | None = None,
+        min_similarity: float | None = None,
+        options: QueryOptions | None = None,
+        tta: bool = False,
+    ) -> SearchResult:
+        """The k indexed images most similar to a file, an http(s) URL, image bytes or `id:<n>`
+        (`tta`: the query is the mean vector of the image, its mirror and its centre crop)."""
+        from imgsearch.search import parse_image_id, search
+
+        by_id = isinstance(query, str) and parse_image_id(query) is not None
+        encoder: Encoder | None = None if by_id else self.encoder(model, weights)
+        if tta and encoder is not None:
+            from imgsearch.encoding.tta import TestTimeAugmented
+
+            encoder = TestTimeAugmented(encoder)
+
+        def once() -> SearchResult:
+            with self.reading() as conn:
+                return search(
+                    query,
+                    k,
+                    encoder=encoder,
+                    model=model or self.model,
+                    min_similarity=min_similarity,
+                    options=options,
+                    conn=conn,
+                )
+
+        try:
+            return once()
+        except DatabaseUnavailable:  # the server restarted, say: one fresh connection
+            if self._reads.known_down:
+                raise
+            return once()
+
+    def images(
+        self,
+        *,
+        folder: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        sort: str = "path",
+        descending: bool = False,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> ImagePage:
+        """A page of the collection, with the cursor of the next page (see browse)."""
+        from imgsearch.browse import list_images
+
+        with self.reading() as conn:
+            return list_images(
+                conn,
+                folder=folder,
+                since=since,
+                until=until,
+                sort=sort,
+                descending=descending,
+                after=after,
+                limit=limit,
+            )
+
+    def image(self, image_id: int) -> ImageInfo | None:
+        """One indexed image's record, or None."""
+        from imgsearch.browse import get_image
+
+        with self.reading() as conn:
+            return get_image(conn, image_id)
+
+    def server_versions(self) -> tuple[str, str | None]:
+        """The database server's PostgreSQL and pgvector versions (a cheap liveness check)."""
+        from imgsearch.db.status import server_versions
+
+        with self.reading() as conn:
+            return server_versions(conn)
+
+    def stats(self) -> CollectionStats:
+        """Images, encoders with their vector counts, ANN indexes, the last indexing time."""
+        from imgsearch.browse import stats
+
+        with self.reading() as conn:
+            return stats(conn)
+
+    # --- collection tools -----------------------------------------------------------------
+
+    def duplicates(
+        self, threshold: float | None = None, *, folder: str | None = None, model: str | None = None
+    ) -> list[Group]:
+        """Groups of near-identical images, largest first (see collection.duplicates); computed
+        once per state of the collection, and shared by callers asking at once."""
+        from imgsearch.collection.cache import collection_version
+        from imgsearch.collection.duplicates import DEFAULT_THRESHOLD, find_groups
+
+        limit = threshold or DEFAULT_THRESHOLD
+        with self.reading() as conn:
+            enc = self._indexed_encoder(conn, model)
+            version = collection_version(conn, enc.id)
+
+        def compute() -> list[Group]:
+            with self.reading() as conn:
+                return find_groups(conn, enc.id, enc.dimension, limit, folder)
+
+        return self._duplicate_groups.get((enc.id, limit, folder, version), compute)
+
+    def decide(self, image_ids: Sequence[int], decision: str, keep: int | None = None) -> int:
+        """Record `keep` (with the image to keep) or `not-duplicates` for these images."""
+        from imgsearch.collection.duplicates import decide
+
+        with connect(self.db, autocommit=True) as conn:
+            return decide(conn, list(image_ids), decision, keep)
+
+    def resolve_duplicates(self) -> int:
+        """Forget the images that `keep` decisions rank below another; how many."""
+        from imgsearch.collection.duplicates import resolve
+
+        with connect(self.db, autocommit=True) as conn:
+            return resolve(conn)
+
+    def clusters(
+        self, n: int | None = None, *, folder: str | None = None, model: str | None = None
+    ) -> Clustering:
+        """K-Means over the stored vectors (n None: chosen by silhouette), stored as a run."""
+        from imgsearch.collection import clusters
+
+        with self.reading() as conn:
+            enc = self._indexed_encoder(conn, model)
+            result = clusters.run(conn, enc.id, enc.name, n, folder)
+            conn.commit()
+            return result
+
+    def latest_clusters(self, model: str | None = None) -> Clustering | None:
+        """The latest clustering run (None when there is none)."""
+        from imgsearch.collection import clusters
+
+        with self.reading() as conn:
+            run_id = clusters.latest(conn, self._indexed_encoder(conn, model).id)
+            return clusters.summary(conn, run_id) if run_id else None
+
+    def cluster_members(
+        self, cluster: int, *, limit: int = 100, offset: int = 0, model: str | None = None
+    ) -> list[ClusterMember]:
+        """Images of one cluster of the latest run, nearest its centroid first."""
+        from imgsearch.collection import clusters
+
+        with self.reading() as conn:
+            run_id = clusters.latest(conn, self._indexed_encoder(conn, model).id)
+            return clusters.members(conn, run_id, cluster, limit, offset) if run_id else []
+
+    def map(self, out: str | Path | None = None, *, method: str = "pca", model: str | None = None) -> int:
+        """Project the collection to 2-D (stored); with `out`, also write it as .png or .html."""
+        from imgsearch.collection import maps
+
+        if out is not None and Path(out).suffix.lower() not in (".png", ".html"):
+            from imgsearch.errors import ImgsearchError
+
+            raise ImgsearchError("The map is written as .png or .html.")
+        with self.reading() as conn:
+            map_id = maps.project(conn, self._indexed_encoder(conn, model).id, method)
+            conn.commit()
+            pts = maps.points(conn, map_id)
+        if out is not None:
+            write = maps.write_png if Path(out).suffix.lower() == ".png" else maps.write_html
+            write(pts, Path(out))
+        return map_id
+
+    def map_points(self, model: str | None = None) -> list[Point]:
+        """The points of the latest map ([] when there is none)."""
+        from imgsearch.collection import maps
+
+        with self.reading() as conn:
+            map_id = maps.latest(conn, self._indexed_encoder(conn, model).id)
+            return maps.points(conn, map_id) if map_id else []
+
+    def _indexed_encoder(self, conn: psycopg.Connection, model: str | None) -> EncoderRow:
+        from imgsearch.db import store
+        from imgsearch.search import NoVectors
+
+        name = model or self.model
+        enc = store.encoder_by_name(conn, name)
+        if enc is None:
+            raise NoVectors(f"No images are indexed with {name} yet: run `imgsearch ingest` first.")
+        return enc
+
+    # --- quality and learning -------------------------------------------------------------
+
+    def evaluate(
+        self,
+        root: str | Path,
+        *,
+        models: Sequence[str] = (),
+        ks: Sequence[int] = (1, 5, 10),
+        labels_csv: str | Path | None = None,
+        exact: bool = False,
+        sample: int | None = None,
+        index_queries: int = 1000,
+        progress: ProgressCallback | None = None,
+    ) -> Evaluation:
+        """Leave-one-out retrieval quality on labelled images (see evaluation.evaluate)."""
+        from imgsearch.evaluation.evaluate import evaluate
+
+        return evaluate(
+            root,
+            encoders=[self.encoder(m) for m in models or [self.model]],
+            ks=ks,
+            labels_csv=labels_csv,
+            exact=exact,
+            sample=sample,
+            index_queries=index_queries,
+            database=self.db,
+            progress=progress,
+        )
+
+    def near_duplicates(
+        self,
+        root: str | Path,
+        *,
+        models: Sequence[str] = (),
+        ks: Sequence[int] = (1, 5),
+        transforms: Sequence[str] | None = None,
+        sample: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> NearDuplicateEvaluation:
+        """Copy detection: do edited copies find their original (see evaluation)."""
+        from imgsearch.evaluation.near_duplicates import near_duplicates
+
+        return near_duplicates(
+            root,
+            encoders=[self.encoder(m) for m in models or [self.model]],
+            ks=ks,
+            transforms=transforms,
+            sample=sample,
+            database=self.db,
+            progress=progress,
+        )
+
+    def train(
+        self,
+        name: str,
+        folder: str | Path | None = None,
+        *,
+        base: str | None = None,
+        labels_csv: str | Path | None = None,
+        pca: int | None = None,
+        whiten: bool = False,
+        self_supervised: bool = False,
+        copies: int = 8,
+        options: TrainOptions | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TrainReport:
+        """Fit and register a derived encoder of `base` (see learning.derive.train)."""
+        from imgsearch.learning.derive import train
+
+        return train(
+            self.db,
+            self.encoder(base),
+            name,
+            folder=folder,
+            labels_csv=labels_csv,
+            pca=pca,
+            whiten=whiten,
+            self_supervised=self_supervised,
+            copies=copies,
+            options=options,
+            progress=progress,
+        )
+
+    def evaluate_split(
+        self,
+        root: str | Path,
+        *,
+        model: str | None = None,
+        test_fraction: float = 0.5,
+        seed: int = 0,
+        ks: Sequence[int] = (1, 10),
+        labels_csv: str | Path | None = None,
+        options: TrainOptions | None = None,
+        pca: Sequence[int] = (64,),
+        progress: ProgressCallback | None = None,
+    ) -> SplitEvaluation:
+        """Base vs a head fitted on one part vs PCA, scored on the held-out rest."""
+        from imgsearch.evaluation.split import split_evaluate
+
+        return split_evaluate(
+            root,
+            encoder=self.encoder(model),
+            database=self.db,
+            test_fraction=test_fraction,
+            seed=seed,
+            ks=ks,
+            labels_csv=labels_csv,
+            options=options,
+            pca=pca,
+            progress=progress,
+        )
+
+    def near_duplicates_split(
+        self,
+        root: str | Path,
+        *,
+        model: str | None = None,
+        test_fraction: float = 0.5,
+        seed: int = 0,
+        ks: Sequence[int] = (1, 5),
+        options: TrainOptions | None = None,
+        copies: int = 8,
+        tta: bool = False,
+        augment: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> SplitEvaluation:
+        """Copy detection on held-out images: base vs a self-supervised head fitted on the
+        other part (and index augmentation, test-time augmentation)."""
+        from imgsearch.evaluation.split import split_near_duplicates
+
+        return split_near_duplicates(
+            root,
+            encoder=self.encoder(model),
+            database=self.db,
+            test_fraction=test_fraction,
+            seed=seed,
+            ks=ks,
+            options=options,
+            copies=copies,
+            tta=tta,
+            augment=augment,
+            progress=progress,
+        )
+
+    # --- connections ----------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[psycopg.Connection]:
+        """A connection for reads (see db.reading): DatabaseUnavailable when the database
+        cannot be reached, at once while it is known to be down."""
+        with self._reads.connection() as conn:
+            yield conn
 
     def close(self) -> None:
-        """Close the search connection or pool (loaded encoders are freed with the object)."""
-        with self._conn_lock:
-            self._drop_connection()
-        if self._pool is not None:
-            self._pool.close()
+        """Close the read connections (loaded encoders are freed with the object)."""
+        self._reads.close()
 
     def __enter__(self) -> Index:
         return self
@@ -283,13 +561,8 @@ class Index(CollectionTools):
         self.close()
 
 
-def _register_vector(conn: psycopg.Connection) -> None:
-    from pgvector.psycopg import register_vector
-
-    register_vector(conn)
-
-
-def open(url: str | None = None, *, model: str | None = None, device: str | None = None,
-         backend: str | None = None) -> Index:
+def open(
+    url: str | None = None, *, model: str | None = None, device: str | None = None, backend: str | None = None
+) -> Index:
     """An Index on `url` (default: IMGSEARCH_DATABASE_URL, else the embedded server)."""
     return Index(url, model=model, device=device, backend=backend)

@@ -8,10 +8,11 @@ configured database URL (`IMGSEARCH_DATABASE_URL`) or of URLs passed in `urls`.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from urllib.parse import unquote
+
+from imgsearch import config
 
 MASK = "***"
 MIN_LITERAL = 3  # shorter passwords are only masked where their form shows them
@@ -38,7 +39,7 @@ def passwords_in(url: str) -> list[str]:
 def redact(text: str, urls: Iterable[str | None] = ()) -> str:
     """`text` with every password masked (see the module docstring)."""
     secrets: list[str] = []
-    for url in (*urls, os.environ.get("IMGSEARCH_DATABASE_URL")):
+    for url in (*urls, config.database_url()):
         if url:
             secrets += passwords_in(url)
     for secret in sorted(set(secrets), key=len, reverse=True):

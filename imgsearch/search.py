@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -13,7 +13,7 @@ from pgvector import HalfVector
 
 from imgsearch import config
 from imgsearch.db import store
-from imgsearch.db.connection import Database, connect
+from imgsearch.db.connection import Database, connect, one, scalar
 from imgsearch.db.schema import as_database
 from imgsearch.encoding.decode import decode_image
 from imgsearch.encoding.encoder import Encoder
@@ -21,6 +21,9 @@ from imgsearch.errors import ImageDecodeError, ImgsearchError
 from imgsearch.sources import display_path, fetch, location_of
 
 MAX_K = 10_000
+
+
+HIT_FIELDS = ("rank", "image_id", "path", "similarity", "distance", "metadata", "width", "height", "mtime")
 
 
 @dataclass
@@ -40,6 +43,10 @@ class Match:
     def title(self) -> str | None:
         return self.metadata.get("title") if isinstance(self.metadata, dict) else None
 
+    def to_json(self) -> dict:
+        """The hit as `search --json` and the HTTP API show it (`location` is not shown)."""
+        return {name: getattr(self, name) for name in HIT_FIELDS}
+
 
 @dataclass
 class SearchResult:
@@ -50,9 +57,7 @@ class SearchResult:
 
     def to_json(self) -> dict:
         """The `search --json` shape documented in the README."""
-        shown = ("rank", "image_id", "path", "similarity", "distance", "metadata")
-        results = [{k: v for k, v in asdict(m).items() if k in shown} for m in self.results]
-        return {"query": self.query, "model": self.model, "results": results}
+        return {"query": self.query, "model": self.model, "results": [m.to_json() for m in self.results]}
 
 
 class NoVectors(ImgsearchError):
@@ -79,10 +84,17 @@ def parse_image_id(query: str) -> int | None:
     return image_id
 
 
-def search(query: str | bytes, k: int = 5, *, encoder: Encoder | None = None, model: str | None = None,
-           min_similarity: float | None = None, options: QueryOptions | None = None,
-           database: Database | str | None = None,
-           conn: psycopg.Connection | None = None) -> SearchResult:
+def search(
+    query: str | bytes,
+    k: int = 5,
+    *,
+    encoder: Encoder | None = None,
+    model: str | None = None,
+    min_similarity: float | None = None,
+    options: QueryOptions | None = None,
+    database: Database | str | None = None,
+    conn: psycopg.Connection | None = None,
+) -> SearchResult:
     """The `k` nearest indexed images by cosine similarity, best first.
 
     `query` is a file path, an http(s) URL, image bytes, or `id:<n>` (an indexed image, not re-encoded;
@@ -105,42 +117,65 @@ def search(query: str | bytes, k: int = 5, *, encoder: Encoder | None = None, mo
         conn.rollback()  # the index knobs are transaction-local; nothing was written
 
 
-def _search(conn: psycopg.Connection, query: str | bytes, image_id: int | None, k: int,
-            encoder: Encoder | None, model: str | None, min_similarity: float | None,
-            options: QueryOptions | None) -> SearchResult:
+def _search(
+    conn: psycopg.Connection,
+    query: str | bytes,
+    image_id: int | None,
+    k: int,
+    encoder: Encoder | None,
+    model: str | None,
+    min_similarity: float | None,
+    options: QueryOptions | None,
+) -> SearchResult:
     if image_id is not None:
         name = encoder.name if encoder is not None else (model or config.load().model)
         enc_id, dim, vector = _indexed_vector(conn, image_id, name)
+    elif encoder is None:
+        raise ImgsearchError("Searching by an image needs an encoder.")
     else:
-        enc_id = store.encoder_id(conn, encoder.identity, create=False)
         name, dim = encoder.name, encoder.dimension
-        _require_vectors(conn, enc_id, name)
+        enc_id = _require_vectors(conn, store.find_encoder_id(conn, encoder.identity), name)
         vector = HalfVector(encode_query(query, encoder))
     if options is not None and (options.positive_ids or options.negative_ids):
         vector = HalfVector(_with_feedback(conn, enc_id, vector, options))
-    rows = nearest(conn, enc_id, dim, vector, k, exclude_id=image_id,
-                   min_similarity=min_similarity, options=options)
-    matches = [Match(rank, r.image_id, r.path, 1.0 - r.distance, r.distance, r.metadata or {},
-                     location_of(r.path, r.path_bytes), r.width, r.height, r.mtime)
-               for rank, r in enumerate(rows, start=1)]
+    rows = nearest(
+        conn, enc_id, dim, vector, k, exclude_id=image_id, min_similarity=min_similarity, options=options
+    )
+    matches = [
+        Match(
+            rank,
+            r.image_id,
+            r.path,
+            1.0 - r.distance,
+            r.distance,
+            r.metadata or {},
+            location_of(r.path, r.path_bytes),
+            r.width,
+            r.height,
+            r.mtime,
+        )
+        for rank, r in enumerate(rows, start=1)
+    ]
     query_path = None
     if image_id is not None:
-        query_path = location_of(*conn.execute(
-            "SELECT path, path_bytes FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone())
+        query_path = location_of(
+            *one(conn.execute("SELECT path, path_bytes FROM imgsearch.images WHERE id = %s", (image_id,)))
+        )
     shown = "(uploaded image)" if isinstance(query, bytes) else query
     return SearchResult(shown, name, matches, query_path)
 
 
-def _with_feedback(conn: psycopg.Connection, enc_id: int, vector, options: QueryOptions
-                   ) -> np.ndarray:
+def _with_feedback(conn: psycopg.Connection, enc_id: int, vector, options: QueryOptions) -> np.ndarray:
     """unit(q) + mean(positive vectors) - mean(negative vectors), made unit length."""
     q = np.asarray(vector.to_numpy() if isinstance(vector, HalfVector) else vector, np.float32)
     q = q / max(float(np.linalg.norm(q)), 1e-12)
     for ids, sign in ((options.positive_ids, 1.0), (options.negative_ids, -1.0)):
         if not ids:
             continue
-        rows = conn.execute("SELECT embedding FROM imgsearch.embeddings WHERE encoder_id = %s"
-                            " AND image_id = ANY(%s)", (enc_id, list(ids))).fetchall()
+        rows = conn.execute(
+            "SELECT embedding FROM imgsearch.embeddings WHERE encoder_id = %s AND image_id = ANY(%s)",
+            (enc_id, list(ids)),
+        ).fetchall()
         if len(rows) != len(set(ids)):
             raise ImgsearchError("Feedback names images that have no vector for this model.")
         q = q + sign * np.mean([r[0].to_numpy().astype(np.float32) for r in rows], axis=0)
@@ -154,10 +189,10 @@ def check_search_options(k: int, min_similarity: float | None) -> None:
     """Refuse a k outside 1..MAX_K and a minimum similarity outside -1..1 (or NaN)."""
     if not 1 <= k <= MAX_K:
         raise ImgsearchError(f"k must be between 1 and {MAX_K:,} (got {k}).")
-    if min_similarity is not None and not (math.isfinite(min_similarity)
-                                           and -1.0 <= min_similarity <= 1.0):
-        raise ImgsearchError(f"The minimum similarity must be a number between -1 and 1 "
-                             f"(got {min_similarity}).")
+    if min_similarity is not None and not (math.isfinite(min_similarity) and -1.0 <= min_similarity <= 1.0):
+        raise ImgsearchError(
+            f"The minimum similarity must be a number between -1 and 1 (got {min_similarity})."
+        )
 
 
 def encode_query(query: str | bytes, encoder: Encoder) -> np.ndarray:
@@ -171,14 +206,16 @@ def encode_query(query: str | bytes, encoder: Encoder) -> np.ndarray:
     return encoder.encode([decoded.image])[0]
 
 
-def _require_vectors(conn: psycopg.Connection, enc_id: int | None, name: str) -> None:
-    has = enc_id is not None and conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM imgsearch.embeddings WHERE encoder_id = %s)", (enc_id,)
-    ).fetchone()[0]
-    if not has:
+def _require_vectors(conn: psycopg.Connection, enc_id: int | None, name: str) -> int:
+    """`enc_id`, if the encoder has vectors stored; else NoVectors."""
+    has = enc_id is not None and scalar(
+        conn.execute("SELECT EXISTS (SELECT 1 FROM imgsearch.embeddings WHERE encoder_id = %s)", (enc_id,))
+    )
+    if enc_id is None or not has:
         raise NoVectors(
             f"No images are indexed with {name} yet: run `imgsearch ingest PATH --model {name}` first."
         )
+    return enc_id
 
 
 def _indexed_vector(conn: psycopg.Connection, image_id: int, name: str) -> tuple[int, int, HalfVector]:
@@ -186,12 +223,17 @@ def _indexed_vector(conn: psycopg.Connection, image_id: int, name: str) -> tuple
     if conn.execute("SELECT 1 FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone() is None:
         raise ImgsearchError(f"No indexed image has id {image_id}.")
     enc = store.encoder_by_name(conn, name)
-    row = enc and conn.execute(
-        "SELECT embedding FROM imgsearch.embeddings WHERE image_id = %s AND encoder_id = %s",
-        (image_id, enc.id)).fetchone()
-    if not row:
-        raise NoVectors(f"Image {image_id} has no {name} vector: run `imgsearch ingest` with "
-                        f"--model {name} on it first.")
+    row = (
+        enc
+        and conn.execute(
+            "SELECT embedding FROM imgsearch.embeddings WHERE image_id = %s AND encoder_id = %s",
+            (image_id, enc.id),
+        ).fetchone()
+    )
+    if enc is None or not row:
+        raise NoVectors(
+            f"Image {image_id} has no {name} vector: run `imgsearch ingest` with --model {name} on it first."
+        )
     return enc.id, enc.dimension, row[0]
 
 
@@ -224,9 +266,16 @@ class QueryOptions:
     augmented: bool = True  # an image's augmented vectors (ingest --augment) count too
 
 
-def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector, k: int,
-            exclude_id: int | None = None, min_similarity: float | None = None,
-            options: QueryOptions | None = None) -> list[Neighbour]:
+def nearest(
+    conn: psycopg.Connection,
+    enc_id: int,
+    dim: int,
+    vector: HalfVector,
+    k: int,
+    exclude_id: int | None = None,
+    min_similarity: float | None = None,
+    options: QueryOptions | None = None,
+) -> list[Neighbour]:
     """The k nearest vectors of one encoder (cosine distance), filtered by `options`.
 
     The cast to halfvec(dim) matches the per-encoder expression indexes, so they serve it;
@@ -245,8 +294,7 @@ def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector,
     variants = _augmented_variants(conn, enc_id) if options.augmented else 0
     candidates = _candidates("imgsearch.embeddings", enc_id, dim, "%(k)s")
     if variants:  # each image once, at the distance of its closest vector
-        augmented = _candidates("imgsearch.augmented_embeddings", enc_id, dim,
-                                f"%(k)s * {int(variants)}")
+        augmented = _candidates("imgsearch.augmented_embeddings", enc_id, dim, f"%(k)s * {int(variants)}")
         candidates = f"""
             SELECT DISTINCT ON (u.id) u.* FROM (({candidates}) UNION ALL ({augmented})) u
             ORDER BY u.id, u.distance"""
@@ -259,17 +307,32 @@ def nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: HalfVector,
     max_dist = None if min_similarity is None else 1.0 - min_similarity
     filter_json = json.dumps(options.where) if options.where else None
     folder = options.folder.rstrip("/") + "/" if options.folder else None
-    rows = conn.execute(sql, {"v": vector, "exclude": exclude_id, "k": k, "max_dist": max_dist,
-                              "filter": filter_json, "folder": folder, "since": options.since,
-                              "until": options.until}).fetchall()
+    rows = conn.execute(
+        sql,
+        {
+            "v": vector,
+            "exclude": exclude_id,
+            "k": k,
+            "max_dist": max_dist,
+            "filter": filter_json,
+            "folder": folder,
+            "since": options.since,
+            "until": options.until,
+        },
+    ).fetchall()
     return [Neighbour(*row) for row in rows]
 
 
 def _augmented_variants(conn: psycopg.Connection, enc_id: int) -> int:
     """The most augmented vectors an image of this encoder has (0: no augmentation)."""
-    row = conn.execute("SELECT max(variant) FROM imgsearch.augmented_embeddings"
-                       " WHERE encoder_id = %s", (enc_id,)).fetchone()
-    return int(row[0] or 0)
+    return int(
+        scalar(
+            conn.execute(
+                "SELECT max(variant) FROM imgsearch.augmented_embeddings WHERE encoder_id = %s", (enc_id,)
+            )
+        )
+        or 0
+    )
 
 
 def _candidates(table: str, enc_id: int, dim: int, limit: str) -> str:

@@ -33,11 +33,13 @@ class Source:
 
 
 @dataclass
-class Rejected:
-    """An input that cannot be used (a bad manifest row, say): reported, never stored."""
+class Failure:
+    """An input that could not be used, and why: a file that cannot be read or decoded, a
+    folder that cannot be listed, a bad manifest row. Reported by ingest and stored as a row
+    of `imgsearch.ingest_errors`; never an image."""
 
-    location: str  # display form: a path, or `manifest.csv:LINE`
-    kind: str
+    location: str  # display form: a path, a URL, or `manifest.csv:LINE`
+    kind: str  # a short word: unreadable, corrupt, too_large, symlink_loop, ...
     message: str
 
 
@@ -49,8 +51,7 @@ def check_location(text: str) -> None:
     """Refuse URLs of schemes other than http(s) (`file://`, `ftp://`, ...)."""
     scheme = url_scheme(text)
     if scheme is not None and scheme not in URL_SCHEMES:
-        raise ImageDecodeError(f"unsupported URL scheme {scheme}:// (only http and https)",
-                               "unsupported_url")
+        raise ImageDecodeError(f"unsupported URL scheme {scheme}:// (only http and https)", "unsupported_url")
 
 
 def display_path(location: str) -> str:

@@ -12,8 +12,7 @@ from rich.table import Table
 RENDER_WIDTH = 1000  # wide enough that tables keep their natural width
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[object]], *,
-          right: Sequence[str] = ()) -> Table:
+def table(columns: Sequence[str], rows: Iterable[Sequence[object]], *, right: Sequence[str] = ()) -> Table:
     """A table with a header rule and no frame; columns named in `right` are right-aligned."""
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="")
     for column in columns:
@@ -26,8 +25,15 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[object]], *,
 def render(*items: object) -> str:
     """Text of tables and strings, one after the other, without trailing spaces."""
     buffer = io.StringIO()
-    console = Console(file=buffer, width=RENDER_WIDTH, color_system=None, highlight=False,
-                      emoji=False, markup=False, soft_wrap=True)
+    console = Console(
+        file=buffer,
+        width=RENDER_WIDTH,
+        color_system=None,
+        highlight=False,
+        emoji=False,
+        markup=False,
+        soft_wrap=True,
+    )
     for item in items:
         console.print(item)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())

@@ -26,8 +26,9 @@ MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('imgsearch:migrations'))
 
 def run_migrations_online() -> None:
     # libpq opens the connection, so every form of URL libpq takes works (keyword=value too).
-    engine = create_engine("postgresql+psycopg://", poolclass=pool.NullPool,
-                           creator=lambda: psycopg.connect(database.url))
+    engine = create_engine(
+        "postgresql+psycopg://", poolclass=pool.NullPool, creator=lambda: psycopg.connect(database.url)
+    )
     with engine.connect() as connection:
         context.configure(
             connection=connection,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from imgsearch.db.connection import Database
@@ -37,10 +39,20 @@ def empty_db(pg_admin_url: str):
         yield Database(url)
 
 
+@pytest.fixture(scope="session")
+def migrated_template(pg_admin_url: str):
+    """A database with pgvector and the schema at head, migrated once per session: each test's
+    `db` is a copy of it (CREATE DATABASE ... TEMPLATE), much faster than migrating each."""
+    with pg.scratch_database(pg_admin_url) as url:
+        open_database(url)
+        yield urlsplit(url).path.lstrip("/")
+
+
 @pytest.fixture
-def db(empty_db: Database) -> Database:
+def db(pg_admin_url: str, migrated_template: str):
     """An isolated database with pgvector and the schema at head."""
-    return open_database(empty_db.url)
+    with pg.scratch_database(pg_admin_url, template=migrated_template) as url:
+        yield open_database(url)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -51,10 +51,16 @@ def rows(db: Database, sql: str, params=()) -> list[tuple]:
 
 def stored_files(db: Database) -> dict[bytes, dict]:
     """Exact path bytes -> metadata of every image that has a vector."""
-    return {bytes(b): meta for b, meta in rows(db, """
+    return {
+        bytes(b): meta
+        for b, meta in rows(
+            db,
+            """
         SELECT c.file_path_bytes, c.metadata FROM imgsearch.image_catalog c
         WHERE EXISTS (SELECT 1 FROM imgsearch.embeddings e WHERE e.image_id = c.image_id)
-          AND c.file_path_bytes IS NOT NULL""")}
+          AND c.file_path_bytes IS NOT NULL""",
+        )
+    }
 
 
 def error_paths(db: Database) -> dict[str, str]:
@@ -81,8 +87,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     return
                 time.sleep(1)
             return
-        status, headers, body = self.routes.get(self.path, (404, {"Content-Type": "text/plain"},
-                                                            b"not found"))
+        status, headers, body = self.routes.get(
+            self.path, (404, {"Content-Type": "text/plain"}, b"not found")
+        )
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)

@@ -76,11 +76,13 @@ def with_database(url: str, name: str) -> str:
 
 
 @contextmanager
-def scratch_database(admin_url: str):
-    """A fresh database on the test server, dropped afterwards."""
+def scratch_database(admin_url: str, template: str | None = None):
+    """A fresh database on the test server (a copy of `template`, a database name, when given),
+    dropped afterwards."""
     name = f"imgsearch_test_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
         yield with_database(admin_url, name)
     finally:

@@ -16,9 +16,10 @@ def sample_photos() -> dict[str, Image.Image]:
     import skimage.data as data
     from sklearn.datasets import load_sample_images
 
-    photos = {name: Image.fromarray(getattr(data, name)()).convert("RGB")
-              for name in ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry",
-                           "hubble_deep_field")}
+    photos = {
+        name: Image.fromarray(getattr(data, name)()).convert("RGB")
+        for name in ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
+    }
     left, right, _ = data.stereo_motorcycle()
     photos["motorcycle_left"] = Image.fromarray(left)
     photos["motorcycle_right"] = Image.fromarray(right)

@@ -97,6 +97,7 @@ SEARCH_WITHOUT_TORCH = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_search_never_imports_torch_once_exported(db, lite0, tmp_path) -> None:
     from imgsearch.ingest import ingest
 
@@ -105,32 +106,53 @@ def test_search_never_imports_torch_once_exported(db, lite0, tmp_path) -> None:
         photos[name].save(tmp_path / f"{name}.jpg")
     ingest([tmp_path], encoder=lite0, database=db)
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
-    run = subprocess.run([sys.executable, "-c", SEARCH_WITHOUT_TORCH, str(tmp_path / "coffee.jpg")],
-                         env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", SEARCH_WITHOUT_TORCH, str(tmp_path / "coffee.jpg")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     path, loaded = run.stdout.splitlines()
     assert path.endswith("coffee.jpg")
     assert loaded == "False False"
 
 
+@pytest.mark.slow
 def test_the_first_export_says_so_in_one_line(db, tmp_path) -> None:
     home = tmp_path / "fresh-home"  # an empty model cache
-    env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_HOME": str(home),
-           "IMGSEARCH_DEVICE": "cpu"}
+    env = {
+        **os.environ,
+        "IMGSEARCH_DATABASE_URL": db.url,
+        "IMGSEARCH_HOME": str(home),
+        "IMGSEARCH_DEVICE": "cpu",
+    }
     sample_photos()["astronaut"].save(tmp_path / "astronaut.jpg")
-    run = subprocess.run([sys.executable, "-m", "imgsearch", "ingest", str(tmp_path)], env=env,
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "imgsearch", "ingest", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     notes = [line for line in run.stderr.splitlines() if "ONNX" in line]
     assert len(notes) == 1 and "once" in notes[0] and "torch" in notes[0]
     assert "Warning" not in run.stderr
-    again = subprocess.run([sys.executable, "-m", "imgsearch", "search", str(tmp_path / "astronaut.jpg")],
-                           env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [sys.executable, "-m", "imgsearch", "search", str(tmp_path / "astronaut.jpg")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0 and "ONNX" not in again.stderr
 
 
-def test_evaluate_gives_the_same_precision_with_either_backend(pg_admin_url, lite0, lite0_torch,
-                                                               tmp_path) -> None:
+def test_evaluate_gives_the_same_precision_with_either_backend(
+    pg_admin_url, lite0, lite0_torch, tmp_path
+) -> None:
     from imgsearch.db.schema import open_database
     from imgsearch.evaluation.evaluate import evaluate
 

@@ -21,8 +21,7 @@ from .hostile import rows
 from .photos import center_crop, halved, jpeg_recompressed, sample_photos
 
 CLASSES = ["astronaut", "chelsea", "coffee", "rocket", "grace_hopper", "china"]
-EDITS = [halved, lambda img: jpeg_recompressed(img, 50), ImageOps.mirror,
-         lambda img: center_crop(img, 0.85)]
+EDITS = [halved, lambda img: jpeg_recompressed(img, 50), ImageOps.mirror, lambda img: center_crop(img, 0.85)]
 
 
 @pytest.fixture
@@ -32,8 +31,7 @@ def index(db, lite0, tmp_path):
         img.save(tmp_path / f"{name}.jpg", quality=92)
         for i, edit in enumerate(EDITS):
             edit(img).save(tmp_path / f"{name}.{i}.png")
-    index = Index(db.url, device="cpu")
-    index._encoders[(index.model, None)] = lite0
+    index = Index(db.url, device="cpu", encoders=[lite0])
     index.ingest([tmp_path])
     yield index
     index.close()
@@ -47,37 +45,55 @@ def test_clusters_follow_the_photos(index, db) -> None:
     result = index.clusters(len(CLASSES))
     assert result.clusters == len(CLASSES) and result.images == len(CLASSES) * (1 + len(EDITS))
     assert sum(c.size for c in result.clusters_found) == result.images
-    assigned = rows(db, """SELECT i.path, a.cluster FROM imgsearch.cluster_assignments a
+    assigned = rows(
+        db,
+        """SELECT i.path, a.cluster FROM imgsearch.cluster_assignments a
                            JOIN imgsearch.images i ON i.id = a.image_id
-                           WHERE a.clustering_id = %s""", (result.id,))
+                           WHERE a.clustering_id = %s""",
+        (result.id,),
+    )
     truth = [_label(path) for path, _ in assigned]
     found = [cluster for _, cluster in assigned]
     ari = adjusted_rand_score(truth, found)
     chance = adjusted_rand_score(truth, np.random.default_rng(0).permutation(found))
     assert ari >= 0.9 > 0.2 > chance
     for cluster in result.clusters_found:  # the images nearest a centre, nearest first
-        distances = [m["distance"] for m in cluster.nearest]
+        distances = [m.distance for m in cluster.nearest]
         assert distances == sorted(distances)
 
 
 def test_auto_and_the_latest_run(index) -> None:
     result = index.clusters(None)
     assert 2 <= result.clusters <= 25 and result.method.startswith("kmeans, k by silhouette")
-    assert index.clusters(rerun=False).id == result.id
+    assert index.latest_clusters().id == result.id
     first = result.clusters_found[0]
     members = index.cluster_members(first.cluster)
     assert len(members) == first.size
 
 
+@pytest.mark.slow
 def test_cli_and_api(index, db) -> None:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
-    run = subprocess.run([sys.executable, "-m", "imgsearch", "clusters", "-n", "3", "--json"],
-                         env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "imgsearch", "clusters", "-n", "3", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
     assert data["clusters"] == 3 and len(data["clusters_found"]) == 3
-    assert subprocess.run([sys.executable, "-m", "imgsearch", "clusters"], env=env,
-                          capture_output=True, text=True, timeout=300).returncode == 2
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "imgsearch", "clusters"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        ).returncode
+        == 2
+    )
     with TestClient(create_app(index, api_token="t")) as client:
         latest = client.get("/api/clusters").json()
         assert latest["id"] == data["id"]

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -48,8 +49,9 @@ def test_each_revision_downgrades_one_step(empty_db: Database) -> None:
     from imgsearch.db.migrations import alembic_config
 
     ensure_pgvector(empty_db)
-    revisions = [s.revision for s in ScriptDirectory.from_config(
-        alembic_config(empty_db)).walk_revisions()][::-1]
+    revisions = [s.revision for s in ScriptDirectory.from_config(alembic_config(empty_db)).walk_revisions()][
+        ::-1
+    ]
     for rev in revisions:
         upgrade(empty_db, rev)
         assert current_revision(empty_db) == rev
@@ -67,12 +69,17 @@ def test_large_vectors_are_stored_inline_not_toasted(db: Database) -> None:
     vectors = np.random.default_rng(0).random((20, 2048), dtype=np.float32)  # 4 KiB halfvecs
     with connect(db, autocommit=True) as conn:
         enc_id = store.encoder_id(conn, EncoderIdentity("wide", 2048, "none", "none"))
-        store.write_batch(conn, enc_id, [store.ImageRow(f"/w/{i}.jpg", f"s{i}", 1, 1, 1, "JPEG", 0.0)
-                                         for i in range(20)], vectors)
+        store.write_batch(
+            conn,
+            enc_id,
+            [store.ImageRow(f"/w/{i}.jpg", f"s{i}", 1, 1, 1, "JPEG", 0.0) for i in range(20)],
+            vectors,
+        )
         storage, toast_bytes = conn.execute(
             "SELECT a.attstorage, pg_relation_size(c.reltoastrelid) FROM pg_class c"
             " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'embedding'"
-            " WHERE c.oid = 'imgsearch.embeddings'::regclass").fetchone()
+            " WHERE c.oid = 'imgsearch.embeddings'::regclass"
+        ).fetchone()
     assert storage == "m"
     assert toast_bytes == 0
 
@@ -98,15 +105,11 @@ def test_deleting_an_image_deletes_its_embeddings(db: Database) -> None:
             " VALUES ('t', 3, 'w', 'p') RETURNING id"
         ).fetchone()[0]
         image = _insert_image(conn, "/b.jpg")
-        conn.execute(
-            "INSERT INTO imgsearch.embeddings VALUES (%s, %s, '[1,0,0]'::halfvec)", (image, enc)
-        )
+        conn.execute("INSERT INTO imgsearch.embeddings VALUES (%s, %s, '[1,0,0]'::halfvec)", (image, enc))
         conn.execute("DELETE FROM imgsearch.images WHERE id = %s", (image,))
         assert conn.execute("SELECT count(*) FROM imgsearch.embeddings").fetchone()[0] == 0
         image = _insert_image(conn, "/c.jpg")
-        conn.execute(
-            "INSERT INTO imgsearch.embeddings VALUES (%s, %s, '[1,0,0]'::halfvec)", (image, enc)
-        )
+        conn.execute("INSERT INTO imgsearch.embeddings VALUES (%s, %s, '[1,0,0]'::halfvec)", (image, enc))
         conn.execute("DELETE FROM imgsearch.encoders WHERE id = %s", (enc,))
         assert conn.execute("SELECT count(*) FROM imgsearch.embeddings").fetchone()[0] == 0
 
@@ -136,13 +139,19 @@ STARTER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_embedded_server(tmp_path: Path) -> None:
     env = {**os.environ, "IMGSEARCH_HOME": str(tmp_path / "home")}
     env.pop("IMGSEARCH_DATABASE_URL", None)
     try:
         procs = [
-            subprocess.Popen([sys.executable, "-c", STARTER], env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            subprocess.Popen(
+                [sys.executable, "-c", STARTER],
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             for _ in range(2)
         ]
         outputs = [p.communicate(timeout=120) for p in procs]
@@ -154,8 +163,9 @@ def test_two_processes_share_one_embedded_server(tmp_path: Path) -> None:
         first_pid = pid_file.read_text().split()[0]
         version_mtime = (tmp_path / "home" / "pgdata" / "PG_VERSION").stat().st_mtime
         # A later invocation reuses the same data directory and server: no second initdb.
-        again = subprocess.run([sys.executable, "-c", STARTER], env=env, text=True,
-                               capture_output=True, timeout=120)
+        again = subprocess.run(
+            [sys.executable, "-c", STARTER], env=env, text=True, capture_output=True, timeout=120
+        )
         assert again.returncode == 0, again.stderr
         assert again.stdout.strip() in urls
         assert pid_file.read_text().split()[0] == first_pid
@@ -164,6 +174,7 @@ def test_two_processes_share_one_embedded_server(tmp_path: Path) -> None:
         embedded.stop(tmp_path / "home")
 
 
+@pytest.mark.slow
 def test_stopped_server_starts_again_in_the_same_process(tmp_path: Path) -> None:
     home = tmp_path / "home"
     try:
@@ -182,43 +193,72 @@ def _system_postgres_bin() -> Path | None:
     """The machine's own PostgreSQL binaries (without pgvector), when installed."""
     for initdb in sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True):
         bindir = Path(initdb).parent
-        if (bindir / "postgres").exists() and not glob.glob(
-            str(bindir.parent / "lib" / "vector.so")
-        ) and not glob.glob(f"/usr/share/postgresql/{bindir.parent.name}/extension/vector.control"):
+        if (
+            (bindir / "postgres").exists()
+            and not glob.glob(str(bindir.parent / "lib" / "vector.so"))
+            and not glob.glob(f"/usr/share/postgresql/{bindir.parent.name}/extension/vector.control")
+        ):
             return bindir
     return None
 
 
 @pytest.fixture
-def server_without_pgvector(tmp_path: Path):
+def server_without_pgvector():
     bindir = _system_postgres_bin()
     if bindir is None:
         pytest.skip("no PostgreSQL without pgvector on this machine to test against")
-    data = tmp_path / "plain-pg"
+    # not below pytest's tmp_path: its folders are private to this user, and as root the
+    # server runs as nobody
+    top = Path(tempfile.mkdtemp(prefix="imgsearch-plain-pg-"))
+    top.chmod(0o755)
+    data = top / "plain-pg"
     data.mkdir()
     run_as: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(tmp_path, "nobody")
         shutil.chown(data, "nobody")
         run_as = ["runuser", "-u", "nobody", "--"]
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U",
-                    "postgres"], check=True, capture_output=True)
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l",
-                    str(data / "log"), "-o", f"-h '' -k {data}", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *run_as,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(data / "log"),
+            "-o",
+            f"-h '' -k {data}",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://postgres@/postgres?host={data}"
     finally:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-m",
-                        "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_server_without_pgvector_gets_one_clear_sentence(server_without_pgvector: str) -> None:
     with pytest.raises(PgvectorMissing, match="does not have the pgvector extension"):
         open_database(server_without_pgvector)
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": server_without_pgvector}
-    result = subprocess.run([sys.executable, "-m", "imgsearch", "db", "status"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "imgsearch", "db", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and "pgvector" in result.stderr

@@ -21,8 +21,7 @@ from .hostile import write_photos
 FAST_S = 5.0  # what "fails fast" means here: the pool waits 2 s; before, a request hung 30 s
 BACK_S = 60.0  # the service answers again within this long after the database is back
 
-READS = ["/health", "/api/images", "/api/images/1", "/api/images/1/similar",
-         "/api/duplicates", "/api/stats"]
+READS = ["/health", "/api/images", "/api/images/1", "/api/images/1/similar", "/api/duplicates", "/api/stats"]
 
 
 def _down_answers(client: TestClient) -> None:
@@ -58,8 +57,7 @@ def test_database_stopped_or_killed_under_the_service(tmp_path, lite0) -> None:
     try:
         open_database(server.url)
         write_photos(tmp_path / "photos", 4)
-        index = Index(server.url, device="cpu", pool_size=2)
-        index._encoders[(index.model, None)] = lite0
+        index = Index(server.url, device="cpu", pool_size=2, encoders=[lite0])
         index.ingest([tmp_path / "photos"])
         with TestClient(create_app(index), raise_server_exceptions=False) as client:
             _comes_back(client)

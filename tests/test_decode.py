@@ -42,8 +42,15 @@ def test_la_and_pa_and_p_with_transparency() -> None:
 
 @pytest.mark.parametrize(
     ("mode", "value", "expected"),
-    [("L", 128, 128), ("I;16", 65535, 255), ("I;16", 32896, 128), ("I", 300 * 257, 255),
-     ("I", 100, 100), ("F", 0.5, 128), ("F", 1.0, 255)],
+    [
+        ("L", 128, 128),
+        ("I;16", 65535, 255),
+        ("I;16", 32896, 128),
+        ("I", 300 * 257, 255),
+        ("I", 100, 100),
+        ("F", 0.5, 128),
+        ("F", 1.0, 255),
+    ],
 )
 def test_grey_modes_scale_to_8_bit(mode: str, value: float, expected: int) -> None:
     img = Image.new(mode, (3, 3), value)
@@ -146,18 +153,19 @@ def _jpeg_variants() -> dict[str, bytes]:
     from .photos import sample_photos
 
     photo = sample_photos()["astronaut"].resize((1600, 1200))
-    variants = {"colour": _png(photo, "JPEG", quality=90),
-                "progressive": _png(photo, "JPEG", quality=85, progressive=True),
-                "grayscale": _png(photo.convert("L"), "JPEG", quality=90),
-                "subsampling-444": _png(photo, "JPEG", quality=95, subsampling=0),
-                "cmyk": _png(photo.convert("CMYK"), "JPEG", quality=90)}
+    variants = {
+        "colour": _png(photo, "JPEG", quality=90),
+        "progressive": _png(photo, "JPEG", quality=85, progressive=True),
+        "grayscale": _png(photo.convert("L"), "JPEG", quality=90),
+        "subsampling-444": _png(photo, "JPEG", quality=95, subsampling=0),
+        "cmyk": _png(photo.convert("CMYK"), "JPEG", quality=90),
+    }
     for size in ((451, 300), (700, 500), (1000, 700), (2000, 1333), (224, 224), (3000, 2000)):
         variants[f"size-{size[0]}x{size[1]}"] = _png(photo.resize(size), "JPEG", quality=90)
     for orientation in range(1, 9):
         exif = Image.Exif()
         exif[0x0112] = orientation
-        variants[f"orientation-{orientation}"] = _png(photo, "JPEG", quality=90,
-                                                       exif=exif.tobytes())
+        variants[f"orientation-{orientation}"] = _png(photo, "JPEG", quality=90, exif=exif.tobytes())
     return variants
 
 
@@ -197,6 +205,7 @@ print(high_water() - before, decode_cost(mode, (n, n)))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "I;16"])
 def test_the_decode_cost_estimate_is_not_below_the_real_peak(mode, tmp_path) -> None:
     """IMGSEARCH_MAX_DECODE_BYTES is only a bound if the estimate from the header is at least
@@ -206,8 +215,12 @@ def test_the_decode_cost_estimate_is_not_below_the_real_peak(mode, tmp_path) -> 
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-c", COST_PROBE, mode, str(tmp_path / "p.png")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", COST_PROBE, mode, str(tmp_path / "p.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     measured, estimated = map(int, result.stdout.split())
     assert measured <= estimated * 1.1 + 4 * 2**20, (measured / 2**20, estimated / 2**20)

@@ -42,22 +42,23 @@ def labelled(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def index(db, lite0):
-    index = Index(db.url, device="cpu")
-    index._encoders[(index.model, None)] = lite0
+    index = Index(db.url, device="cpu", encoders=[lite0])
     yield index
     index.close()
 
 
 def _vectors(db, encoder) -> dict[int, np.ndarray]:
     with connect(db) as conn:
-        enc_id = store.encoder_id(conn, encoder.identity, create=False)
-        rows = conn.execute("SELECT image_id, embedding FROM imgsearch.embeddings"
-                            " WHERE encoder_id = %s", (enc_id,)).fetchall()
+        enc_id = store.find_encoder_id(conn, encoder.identity)
+        rows = conn.execute(
+            "SELECT image_id, embedding FROM imgsearch.embeddings WHERE encoder_id = %s", (enc_id,)
+        ).fetchall()
     return {image_id: v.to_numpy().astype(np.float32) for image_id, v in rows}
 
 
 def test_a_trained_encoder_is_registered_filled_searched_and_kept_up_to_date(
-        index, db, labelled, tmp_path) -> None:
+    index, db, labelled, tmp_path
+) -> None:
     report = index.train("photos-head", labelled, options=OPTIONS)
     assert (report.kind, report.dimension, report.images, report.classes) == ("head", 32, N, N // 10)
     assert report.filled == N
@@ -67,16 +68,16 @@ def test_a_trained_encoder_is_registered_filled_searched_and_kept_up_to_date(
     ids = sorted(base)
     expected = head.projection.apply(np.stack([base[i] for i in ids]))
     # stored derived vectors = head(stored base vectors), to float16 precision
-    np.testing.assert_allclose(np.stack([derived[i] for i in ids]), as_stored(expected),
-                               atol=1e-3)
+    np.testing.assert_allclose(np.stack([derived[i] for i in ids]), as_stored(expected), atol=1e-3)
 
     # searched like any encoder, by the library and by the SQL contract
     query = str(labelled / "astronaut" / "0.jpg")
     result = index.search(query, k=5, model="photos-head")
     assert [Path(r.path).parent.name for r in result.results] == ["astronaut"] * 5
     with connect(db) as conn:
-        rows = conn.execute("SELECT path FROM imgsearch.similar_to_image(%s, 3, 'photos-head')",
-                            (result.results[0].image_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT path FROM imgsearch.similar_to_image(%s, 3, 'photos-head')", (result.results[0].image_id,)
+        ).fetchall()
     assert len(rows) == 3
 
     # a new image ingested with the base (or with the derived name) gets both vectors
@@ -89,12 +90,11 @@ def test_a_trained_encoder_is_registered_filled_searched_and_kept_up_to_date(
     base, derived = _vectors(db, index.encoder()), _vectors(db, head)
     assert len(base) == len(derived) == N + 2
     for image_id in set(derived) - set(ids):
-        np.testing.assert_allclose(derived[image_id],
-                                   as_stored(head.projection.apply(base[image_id][None]))[0],
-                                   atol=1e-3)
+        np.testing.assert_allclose(
+            derived[image_id], as_stored(head.projection.apply(base[image_id][None]))[0], atol=1e-3
+        )
     # a fresh index (another process) finds the trained encoder by name
-    with Index(db.url, device="cpu") as other:
-        other._encoders[(other.model, None)] = index.encoder()
+    with Index(db.url, device="cpu", encoders=[index.encoder()]) as other:
         assert other.encoder("photos-head").identity == head.identity
 
 
@@ -121,13 +121,13 @@ def test_pca_on_the_whole_collection_reports_storage(index, labelled) -> None:
 
 
 def test_held_out_split_scores_the_head_above_the_base(index, db, labelled) -> None:
-    result = split_evaluate(labelled, encoder=index.encoder(), database=db, seed=0,
-                            ks=(1, 4), options=OPTIONS, pca=(8,))
+    result = split_evaluate(
+        labelled, encoder=index.encoder(), database=db, seed=0, ks=(1, 4), options=OPTIONS, pca=(8,)
+    )
     assert (result.train_images, result.test_images) == (N // 2, N // 2)
     rows = {r.encoder: r for r in result.rows}
     base, head = rows[index.model].scores["P@4"], rows["head (supcon)"].scores["P@4"]
-    print(f"held-out P@4: base {base.mean:.3f} {base.low:.3f}-{base.high:.3f}, "
-          f"head {head.mean:.3f}")
+    print(f"held-out P@4: base {base.mean:.3f} {base.low:.3f}-{base.high:.3f}, head {head.mean:.3f}")
     assert head.mean > base.mean
     assert base.low <= base.mean <= base.high
     assert {"PCA 8", "PCA 8 whitened"} <= set(rows)
@@ -136,11 +136,23 @@ def test_held_out_split_scores_the_head_above_the_base(index, db, labelled) -> N
 
 def test_self_supervised_split_and_test_time_augmentation_run(index, db, labelled) -> None:
     folder = labelled / "chelsea"
-    result = split_near_duplicates(folder, encoder=index.encoder(), database=db, seed=0,
-                                   ks=(1,), copies=2, tta=True, augment=2,
-                                   options=TrainOptions(dim=32, hidden=64, epochs=2, seed=0))
-    names = [index.model, f"{index.model} + index augmentation 2", "self-supervised head",
-             "self-supervised head + index augmentation 2"]
+    result = split_near_duplicates(
+        folder,
+        encoder=index.encoder(),
+        database=db,
+        seed=0,
+        ks=(1,),
+        copies=2,
+        tta=True,
+        augment=2,
+        options=TrainOptions(dim=32, hidden=64, epochs=2, seed=0),
+    )
+    names = [
+        index.model,
+        f"{index.model} + index augmentation 2",
+        "self-supervised head",
+        "self-supervised head + index augmentation 2",
+    ]
     assert [r.encoder for r in result.rows] == names + [f"{n} + TTA" for n in names]
     assert all(0.0 <= r.scores["recall@1"].mean <= 1.0 for r in result.rows)
     hit = index.search(str(folder / "0.jpg"), k=1, tta=True).results[0]
@@ -150,13 +162,13 @@ def test_self_supervised_split_and_test_time_augmentation_run(index, db, labelle
 def test_train_and_drop_encoder_commands(db, labelled, monkeypatch) -> None:
     monkeypatch.setenv("IMGSEARCH_DATABASE_URL", db.url)
     runner = CliRunner()
-    result = runner.invoke(app, ["train", str(labelled), "--name", "cli-head", "--dim", "16",
-                                 "--epochs", "3"])
+    result = runner.invoke(
+        app, ["train", str(labelled), "--name", "cli-head", "--dim", "16", "--epochs", "3"]
+    )
     assert result.exit_code == 0, result.output
     assert f"cli-head: head of efficientnet-lite0, 16 dimensions, fitted on {N} images" in result.output
     assert f"{N} vectors computed" in result.output
-    result = runner.invoke(app, ["search", str(labelled / "rocket" / "1.jpg"), "-m", "cli-head",
-                                 "--json"])
+    result = runner.invoke(app, ["search", str(labelled / "rocket" / "1.jpg"), "-m", "cli-head", "--json"])
     assert result.exit_code == 0 and "rocket" in result.output
     result = runner.invoke(app, ["db", "drop-encoder", "efficientnet-lite0"])
     assert result.exit_code != 0 and "cli-head" in str(result.exception or result.output)
@@ -164,13 +176,13 @@ def test_train_and_drop_encoder_commands(db, labelled, monkeypatch) -> None:
     assert result.exit_code == 0 and "dropped cli-head" in result.output
 
 
-def test_index_augmentation_stores_extra_vectors_and_lists_each_image_once(
-        index, db, labelled) -> None:
+def test_index_augmentation_stores_extra_vectors_and_lists_each_image_once(index, db, labelled) -> None:
     folder = labelled / "coffee"
     assert index.ingest([folder], augment=3).new == 10
     with connect(db) as conn:
-        counts = conn.execute("SELECT count(*), count(DISTINCT image_id), max(variant)"
-                              " FROM imgsearch.augmented_embeddings").fetchone()
+        counts = conn.execute(
+            "SELECT count(*), count(DISTINCT image_id), max(variant) FROM imgsearch.augmented_embeddings"
+        ).fetchone()
     assert counts == (30, 10, 3)
     # the same content gives the same edits: a re-run encodes nothing
     again = index.ingest([folder], augment=3)
@@ -180,8 +192,7 @@ def test_index_augmentation_stores_extra_vectors_and_lists_each_image_once(
     hits = index.search(str(folder / "2.jpg"), k=10).results
     assert len({h.image_id for h in hits}) == len(hits) == 10
     assert Path(hits[0].path).name == "2.jpg" and hits[0].similarity > 0.99
-    plain = index.search(str(folder / "2.jpg"), k=10,
-                         options=QueryOptions(augmented=False)).results
+    plain = index.search(str(folder / "2.jpg"), k=10, options=QueryOptions(augmented=False)).results
     # an image's score is its closest vector: never below its primary vector's score
     best = {h.image_id: h.similarity for h in hits}
     assert all(best[h.image_id] >= h.similarity - 1e-6 for h in plain)

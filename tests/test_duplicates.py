@@ -19,8 +19,12 @@ from .hostile import rows
 from .photos import center_crop, halved, jpeg_recompressed, sample_photos
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "grace_hopper", "china", "flower"]
-EDITS = {"half": halved, "jpeg60": lambda img: jpeg_recompressed(img, 60),
-         "mirror": ImageOps.mirror, "crop90": lambda img: center_crop(img, 0.9)}
+EDITS = {
+    "half": halved,
+    "jpeg60": lambda img: jpeg_recompressed(img, 60),
+    "mirror": ImageOps.mirror,
+    "crop90": lambda img: center_crop(img, 0.9),
+}
 
 
 @pytest.fixture
@@ -31,8 +35,7 @@ def index(db, lite0, tmp_path):
         if name in ("astronaut", "chelsea", "coffee"):
             for edit, make in EDITS.items():
                 make(img).save(tmp_path / f"{name}.{edit}.png")
-    index = Index(db.url, device="cpu")
-    index._encoders[(index.model, None)] = lite0
+    index = Index(db.url, device="cpu", encoders=[lite0])
     index.ingest([tmp_path])
     index.folder = tmp_path
     yield index
@@ -83,16 +86,30 @@ def test_keep_then_resolve_forgets_the_others(index, db) -> None:
         assert os.path.exists(file)  # the files themselves are untouched
 
 
+@pytest.mark.slow
 def test_cli_json_shape_and_api(index, db) -> None:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
-    run = subprocess.run([sys.executable, "-m", "imgsearch", "duplicates", "--json"], env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "imgsearch", "duplicates", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
     group = data["groups"][0]
     assert set(group) == {"id", "keep", "members"}
-    assert set(group["members"][0]) == {"id", "path", "byte_size", "width", "height", "mtime",
-                                        "sha256", "similarity"}
+    assert set(group["members"][0]) == {
+        "id",
+        "path",
+        "byte_size",
+        "width",
+        "height",
+        "mtime",
+        "sha256",
+        "similarity",
+    }
     with TestClient(create_app(index, api_token="t")) as client:
         page = client.get("/api/duplicates", params={"limit": 2}).json()
         assert page["total"] == 3 and len(page["groups"]) == 2 and page["next_offset"] == 2

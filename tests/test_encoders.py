@@ -72,7 +72,10 @@ def _jpeg(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize(("name", "dim"), [("resnet18", 512), ("resnet50", 2048), ("vit_b_16", 768)])
+@pytest.mark.parametrize(
+    ("name", "dim"),
+    [("resnet18", 512), ("resnet50", 2048), pytest.param("vit_b_16", 768, marks=pytest.mark.slow)],
+)
 def test_torchvision_random_weights_shape_and_norm(name: str, dim: int) -> None:
     enc = build_torchvision(name, device="cpu", random_init_seed=0)
     photos = list(sample_photos().values())[:3]
@@ -98,7 +101,8 @@ def test_weights_file_is_loaded_and_changes_the_identity(tmp_path) -> None:
     model.fc = torch.nn.Identity()
     x = torch.from_numpy(np.array(enc.preprocess(photo)[0])).permute(2, 0, 1)[None].float()
     x = (x - torch.tensor(enc.preprocessing.mean).view(1, 3, 1, 1)) / torch.tensor(
-        enc.preprocessing.std).view(1, 3, 1, 1)
+        enc.preprocessing.std
+    ).view(1, 3, 1, 1)
     with torch.no_grad():
         expected = torch.nn.functional.normalize(model.eval()(x), dim=1).numpy()
     np.testing.assert_allclose(enc.encode([photo]), expected, atol=1e-4)
@@ -169,8 +173,14 @@ def test_identity_changes_with_preprocessing(lite0_torch) -> None:
     from imgsearch.encoding.torch_runtime import TorchEncoder
 
     lite0 = lite0_torch
-    altered = TorchEncoder(lite0.name, lite0.module, lite0.dimension, lite0.weights_id,
-                           replace(lite0.preprocessing, resize=288), "cpu")
+    altered = TorchEncoder(
+        lite0.name,
+        lite0.module,
+        lite0.dimension,
+        lite0.weights_id,
+        replace(lite0.preprocessing, resize=288),
+        "cpu",
+    )
     assert altered.identity != lite0.identity
     assert altered.identity.name == lite0.identity.name
 

@@ -101,8 +101,11 @@ def test_several_models_make_one_comparison_table(db: Database, lite0, labelled_
     result = evaluate(labelled_dir, encoders=[lite0, untrained], ks=[1, 5], database=db)
     assert [m.model for m in result.models] == ["efficientnet-lite0", "resnet18"]
     assert all(m.images == 13 for m in result.models)
-    rows = [line for line in evaluation_table(result).splitlines()
-            if line.startswith(("efficientnet-lite0 ", "resnet18 "))]
+    rows = [
+        line
+        for line in evaluation_table(result).splitlines()
+        if line.startswith(("efficientnet-lite0 ", "resnet18 "))
+    ]
     assert len(rows) == 2
     # ImageNet features tell the photos apart better than random ones
     assert result.models[0].scores.map >= result.models[1].scores.map
@@ -110,9 +113,11 @@ def test_several_models_make_one_comparison_table(db: Database, lite0, labelled_
 
 def test_labels_from_a_csv(db: Database, lite0, labelled_dir, tmp_path) -> None:
     csv_path = tmp_path / "labels.csv"
-    csv_path.write_text("path,label\nchelsea/original.jpg,cat\nchelsea/half.jpg,cat\n"
-                        "astronaut/original.jpg,person\nastronaut/crop80.jpg,person\n"
-                        "gone/missing.jpg,cat\n")
+    csv_path.write_text(
+        "path,label\nchelsea/original.jpg,cat\nchelsea/half.jpg,cat\n"
+        "astronaut/original.jpg,person\nastronaut/crop80.jpg,person\n"
+        "gone/missing.jpg,cat\n"
+    )
     result = evaluate(labelled_dir, encoders=[lite0], ks=[1], labels_csv=csv_path, database=db)
     assert result.classes == {"cat": 2, "person": 2} and result.missing == 1
     assert result.models[0].scores.precision[1] == 1.0
@@ -158,22 +163,36 @@ def test_near_duplicates_find_their_originals(db: Database, lite0, tmp_path) -> 
         near_duplicates(tmp_path, encoders=[lite0], transforms=["blur"], database=db)
 
 
+@pytest.mark.slow
 def test_cli_json_and_table(db: Database, labelled_dir) -> None:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
-    run = subprocess.run([sys.executable, "-m", "imgsearch", "evaluate", str(labelled_dir),
-                          "--k", "1,5", "--json"], env=env, capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "imgsearch", "evaluate", str(labelled_dir), "--k", "1,5", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
     assert data["ks"] == [1, 5]
     assert data["models"][0]["model"] == "efficientnet-lite0"
     assert data["models"][0]["scores"]["precision"]["1"] == 1.0
-    copies = subprocess.run([sys.executable, "-m", "imgsearch", "evaluate", str(labelled_dir),
-                             "--near-duplicates", "--k", "1,5"], env=env, capture_output=True,
-                            text=True, timeout=600)
+    copies = subprocess.run(
+        [sys.executable, "-m", "imgsearch", "evaluate", str(labelled_dir), "--near-duplicates", "--k", "1,5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert copies.returncode == 0, copies.stderr
     assert "among the 14 originals" in copies.stdout  # 15 files, one of them broken
     assert all(t in copies.stdout for t in TRANSFORMS)
-    bad = subprocess.run([sys.executable, "-m", "imgsearch", "evaluate", str(labelled_dir),
-                          "--k", "x"], env=env, capture_output=True, text=True, timeout=600)
+    bad = subprocess.run(
+        [sys.executable, "-m", "imgsearch", "evaluate", str(labelled_dir), "--k", "x"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert bad.returncode == 2 and "comma-separated" in bad.stderr

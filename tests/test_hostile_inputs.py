@@ -32,8 +32,13 @@ from .hostile import (
 
 def _cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "IMGSEARCH_DEVICE": "cpu", **env}
-    return subprocess.run([sys.executable, "-m", "imgsearch", *args], env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "imgsearch", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _one_sentence(result: subprocess.CompletedProcess) -> str:
@@ -44,6 +49,7 @@ def _one_sentence(result: subprocess.CompletedProcess) -> str:
 
 
 # --- file names ---------------------------------------------------------------------------
+
 
 def test_file_names_that_are_not_utf8_are_indexed_found_and_recovered(db, lite0, tmp_path) -> None:
     folder = tmp_path / "nas"
@@ -61,7 +67,8 @@ def test_file_names_that_are_not_utf8_are_indexed_found_and_recovered(db, lite0,
     # The displayed path is readable text; the view's bytes give the exact name back.
     shown = dict(rows(db, "SELECT path_bytes, path FROM imgsearch.images WHERE path_bytes IS NOT NULL"))
     assert sorted(Path(p).name for p in shown.values()) == sorted(
-        ["caf\\xe9.jpg", "new\\x0aline\\x1b[31m.jpg", "\\xff\\xfe.jpg"])
+        ["caf\\xe9.jpg", "new\\x0aline\\x1b[31m.jpg", "\\xff\\xfe.jpg"]
+    )
 
     # Searching with the file itself finds it, and the match opens the very same file.
     query = fs_name(folder, b"caf\xe9.jpg")
@@ -73,6 +80,7 @@ def test_file_names_that_are_not_utf8_are_indexed_found_and_recovered(db, lite0,
     assert (again.new, again.unchanged, again.failed) == (0, 6, 0)
 
 
+@pytest.mark.slow
 def test_cli_shows_odd_names_readably(db, tmp_path) -> None:
     folder = tmp_path / "odd"
     Path(fs_name(folder.parent, b"odd")).mkdir()
@@ -87,6 +95,7 @@ def test_cli_shows_odd_names_readably(db, tmp_path) -> None:
 
 
 # --- manifests ----------------------------------------------------------------------------
+
 
 def test_manifest_rows_fail_alone(db, lite0, tmp_path) -> None:
     write_photos(tmp_path / "img", 8)
@@ -120,8 +129,9 @@ def test_manifest_rows_fail_alone(db, lite0, tmp_path) -> None:
 def test_latin1_manifest_keeps_its_ascii_rows(db, lite0, tmp_path) -> None:
     write_photos(tmp_path, 3)
     manifest = tmp_path / "latin1.csv"
-    manifest.write_bytes("path,artist\nphoto0000.jpg,Dürer\nphoto0001.jpg,Monet\n"
-                         "photo0002.jpg,Goya\n".encode("latin-1"))
+    manifest.write_bytes(
+        "path,artist\nphoto0000.jpg,Dürer\nphoto0001.jpg,Monet\nphoto0002.jpg,Goya\n".encode("latin-1")
+    )
     report = ingest(manifest=manifest, encoder=lite0, database=db)
     assert (report.new, report.failed) == (2, 1)
     assert "save the manifest as UTF-8" in report.failures[0].message
@@ -149,6 +159,7 @@ def test_a_bad_row_in_a_batch_costs_only_itself(db, lite0, tmp_path) -> None:
 
 # --- downloads ----------------------------------------------------------------------------
 
+
 @pytest.fixture
 def server(monkeypatch):
     jpeg = jpeg_bytes(3)
@@ -167,10 +178,18 @@ def server(monkeypatch):
         yield base, jpeg
 
 
-@pytest.mark.parametrize("url", [
-    "http://10.1.2.3/a.jpg", "http://192.168.0.1/a.jpg", "http://169.254.169.254/latest/meta-data",
-    "http://[::1]/a.jpg", "http://224.0.0.1/a.jpg", "http://0.0.0.0/a.jpg", "http://localhost/a.jpg",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.1.2.3/a.jpg",
+        "http://192.168.0.1/a.jpg",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/a.jpg",
+        "http://224.0.0.1/a.jpg",
+        "http://0.0.0.0/a.jpg",
+        "http://localhost/a.jpg",
+    ],
+)
 def test_private_and_loopback_addresses_are_refused_before_connecting(url) -> None:
     with pytest.raises(ImageDecodeError) as caught:
         download(url)
@@ -186,10 +205,16 @@ def test_loopback_needs_the_allow_list(server, monkeypatch) -> None:
         download(f"{base}/ok.jpg")
 
 
-@pytest.mark.parametrize(("path", "kind"), [
-    ("/to-file", "unsupported_url"), ("/to-ftp", "unsupported_url"), ("/page", "not_an_image"),
-    ("/big.jpg", "too_large"), ("/nothing", "download"),
-])
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/to-file", "unsupported_url"),
+        ("/to-ftp", "unsupported_url"),
+        ("/page", "not_an_image"),
+        ("/big.jpg", "too_large"),
+        ("/nothing", "download"),
+    ],
+)
 def test_bad_downloads_fail_with_their_reason(server, path, kind) -> None:
     base, _ = server
     with pytest.raises(ImageDecodeError) as caught:
@@ -197,6 +222,7 @@ def test_bad_downloads_fail_with_their_reason(server, path, kind) -> None:
     assert caught.value.kind == kind
 
 
+@pytest.mark.slow
 def test_a_dripping_server_fails_within_the_deadline(server) -> None:
     base, _ = server
     started = time.monotonic()
@@ -208,12 +234,15 @@ def test_a_dripping_server_fails_within_the_deadline(server) -> None:
 def test_manifest_urls_are_checked_one_by_one(db, lite0, server, tmp_path) -> None:
     base, _ = server
     manifest = tmp_path / "urls.csv"
-    manifest.write_text("url,title\n" + "".join(
-        f"{base}{p},{p}\n" for p in ("/ok.jpg", "/to-file", "/page", "/drip.jpg", "/big.jpg")))
+    manifest.write_text(
+        "url,title\n"
+        + "".join(f"{base}{p},{p}\n" for p in ("/ok.jpg", "/to-file", "/page", "/drip.jpg", "/big.jpg"))
+    )
     report = ingest(manifest=manifest, encoder=lite0, database=db)
     assert (report.new, report.failed) == (1, 4)
     assert rows(db, "SELECT path, metadata->>'title' FROM imgsearch.images") == [
-        (f"{base}/ok.jpg", "/ok.jpg")]
+        (f"{base}/ok.jpg", "/ok.jpg")
+    ]
     assert len(error_paths(db)) == 4
 
 
@@ -227,8 +256,11 @@ def test_url_query_to_a_private_address_is_refused(db, lite0, tmp_path) -> None:
 
 # --- the database and options -------------------------------------------------------------
 
-@pytest.mark.parametrize("url", ["notaurl", "postgresql://u:secret@localhost:notaport/db",
-                                 "postgresql://127.0.0.1:1/nothing"])
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "url", ["notaurl", "postgresql://u:secret@localhost:notaport/db", "postgresql://127.0.0.1:1/nothing"]
+)
 def test_a_bad_database_url_is_one_sentence(url, tmp_path) -> None:
     result = _cli({"IMGSEARCH_DATABASE_URL": url}, "search", "id:1")
     assert result.returncode != 0
@@ -236,9 +268,17 @@ def test_a_bad_database_url_is_one_sentence(url, tmp_path) -> None:
     assert line.startswith("error: ") and "secret" not in result.stderr
 
 
-@pytest.mark.parametrize("args", [["-k", "9223372036854775808"], ["-k", "0"],
-                                  ["--min-similarity", "nan"], ["--min-similarity", "5"],
-                                  ["--ef-search", "100000"]])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-k", "9223372036854775808"],
+        ["-k", "0"],
+        ["--min-similarity", "nan"],
+        ["--min-similarity", "5"],
+        ["--ef-search", "100000"],
+    ],
+)
 def test_out_of_range_options_are_refused(db, args) -> None:
     result = _cli({"IMGSEARCH_DATABASE_URL": db.url}, "search", "id:1", *args)
     assert result.returncode == 2
@@ -253,6 +293,7 @@ def test_library_checks_ranges_too(db, lite0) -> None:
         search("id:9223372036854775808", encoder=lite0, database=db)
 
 
+@pytest.mark.slow
 def test_server_stopped_mid_ingest(tmp_path) -> None:
     from imgsearch.db import embedded
 
@@ -263,8 +304,11 @@ def test_server_stopped_mid_ingest(tmp_path) -> None:
     env = {"IMGSEARCH_HOME": str(home), "IMGSEARCH_DATABASE_URL": ""}
     process = subprocess.Popen(
         [sys.executable, "-m", "imgsearch", "ingest", str(folder), "--batch-size", "4"],
-        env={**os.environ, "IMGSEARCH_DEVICE": "cpu", **env}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        env={**os.environ, "IMGSEARCH_DEVICE": "cpu", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and process.poll() is None:
@@ -287,8 +331,11 @@ def test_server_stopped_mid_ingest(tmp_path) -> None:
     server = embedded.start(home)
     try:
         db = Database(server.url)
-        counts = rows(db, """SELECT count(*), count(e.image_id) FROM imgsearch.images i
-                             LEFT JOIN imgsearch.embeddings e ON e.image_id = i.id""")[0]
+        counts = rows(
+            db,
+            """SELECT count(*), count(e.image_id) FROM imgsearch.images i
+                             LEFT JOIN imgsearch.embeddings e ON e.image_id = i.id""",
+        )[0]
         assert 0 < counts[0] == counts[1] < 400  # whole batches only
         rerun = _cli(env, "ingest", str(folder))
         assert rerun.returncode == 0, rerun.stderr
@@ -299,6 +346,7 @@ def test_server_stopped_mid_ingest(tmp_path) -> None:
 
 
 # --- incremental rules --------------------------------------------------------------------
+
 
 def test_concurrent_ingests_report_honest_counts(db, lite0, tmp_path) -> None:
     write_photos(tmp_path, 40)

@@ -16,9 +16,12 @@ from imgsearch.ingest import ingest
 
 from .hostile import jpeg_bytes, rows
 
-PROPERTY_SETTINGS = settings(max_examples=50, deadline=None, database=None,
-                             suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                    HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=50,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _allowed_name(name: bytes) -> bytes:
@@ -32,15 +35,26 @@ file_names = st.binary(min_size=1, max_size=40).map(_allowed_name)
 
 
 def _stored_under(db, folder: bytes) -> dict[bytes, dict]:
-    return {bytes(b): meta for b, meta in rows(db, """
+    return {
+        bytes(b): meta
+        for b, meta in rows(
+            db,
+            """
         SELECT c.file_path_bytes, c.metadata FROM imgsearch.image_catalog c
         JOIN imgsearch.embeddings e ON e.image_id = c.image_id
-        WHERE position(%s::bytea in c.file_path_bytes) = 1""", (folder + b"/",))}
+        WHERE position(%s::bytea in c.file_path_bytes) = 1""",
+            (folder + b"/",),
+        )
+    }
 
 
 def _errors_under(db, prefix: str) -> list[str]:
-    return [p for (p,) in rows(db, "SELECT path FROM imgsearch.ingest_errors WHERE starts_with(path, %s)",
-                               (prefix,))]
+    return [
+        p
+        for (p,) in rows(
+            db, "SELECT path FROM imgsearch.ingest_errors WHERE starts_with(path, %s)", (prefix,)
+        )
+    ]
 
 
 @PROPERTY_SETTINGS
@@ -79,8 +93,9 @@ def _cell_ok(cell: bytes) -> bool:
 
 
 @PROPERTY_SETTINGS
-@given(table=st.lists(st.tuples(plain_names, cells, cells), min_size=1, max_size=5,
-                      unique_by=lambda row: row[0]))
+@given(
+    table=st.lists(st.tuples(plain_names, cells, cells), min_size=1, max_size=5, unique_by=lambda row: row[0])
+)
 def test_any_manifest_cells(db, lite0, table: list[tuple[bytes, bytes, bytes]]) -> None:
     folder = os.fsencode(tempfile.mkdtemp(prefix="manifest-"))
     text = io.StringIO(newline="")

@@ -18,7 +18,7 @@ from PIL import Image
 
 from imgsearch.ingest import ingest
 from imgsearch.library import Index
-from imgsearch.sources import Rejected
+from imgsearch.sources import Failure
 
 from .hostile import error_paths, fs_name, jpeg_bytes, rows, write_photos
 
@@ -72,7 +72,7 @@ def test_a_folder_that_cannot_be_listed_is_reported(tmp_path) -> None:
         (top / "closed").chmod(0o755)
         subprocess.run(["rm", "-rf", str(top)], check=True)
     images = [p for p in found if isinstance(p, Path)]
-    rejected = [r for r in found if isinstance(r, Rejected)]
+    rejected = [r for r in found if isinstance(r, Failure)]
     assert len(images) == 2
     assert [(r.location, r.kind) for r in rejected] == [(str(top / "closed"), "unreadable_folder")]
     assert "Permission denied" in rejected[0].message
@@ -86,26 +86,29 @@ def test_symlink_loops_and_dangling_links_are_reported(db, lite0, tmp_path) -> N
     (folder / "nowhere.jpg").symlink_to(tmp_path / "missing.jpg")
     report = ingest([folder], encoder=lite0, database=db, follow_symlinks=True)
     kinds = sorted((Path(f.location).name, f.kind) for f in report.failures)
-    assert kinds == [("nowhere.jpg", "broken_link"), ("self.jpg", "symlink_loop"),
-                     ("up", "symlink_loop")]
+    assert kinds == [("nowhere.jpg", "broken_link"), ("self.jpg", "symlink_loop"), ("up", "symlink_loop")]
     assert report.new == 2 and report.failed == 3
     assert sorted(error_paths(db).values()) == ["broken_link", "symlink_loop", "symlink_loop"]
 
-    cli = subprocess.run([sys.executable, "-m", "imgsearch", "ingest", str(folder),
-                          "--follow-symlinks"], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"})
+    cli = subprocess.run(
+        [sys.executable, "-m", "imgsearch", "ingest", str(folder), "--follow-symlinks"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"},
+    )
     assert "3 failed" in cli.stdout and "symlink_loop" in cli.stdout, cli.stdout + cli.stderr
 
 
 def test_a_watched_edit_that_keeps_size_and_mtime_is_reindexed(db, lite0, tmp_path) -> None:
     folder = tmp_path / "watched"
     path = write_photos(folder, 1)[0]
-    index = Index(db.url, device="cpu")
-    index._encoders[(index.model, None)] = lite0
+    index = Index(db.url, device="cpu", encoders=[lite0])
     stop = threading.Event()
     events: list = []
-    thread = threading.Thread(target=index.watch, args=([folder],),
-                              kwargs={"stop": stop, "on_event": events.append})
+    thread = threading.Thread(
+        target=index.watch, args=([folder],), kwargs={"stop": stop, "on_event": events.append}
+    )
     thread.start()
     try:
         deadline = time.monotonic() + 60
@@ -152,14 +155,16 @@ def test_a_thin_strip_costs_megabytes_not_gigabytes(size) -> None:
     """A few hundred bytes of PNG that used to be enlarged to 8-15 GB before the centre crop."""
     if not Path("/proc/self/status").exists():
         pytest.skip("the high-water mark is read from /proc (Linux)")
-    result = subprocess.run([sys.executable, "-c", PEAK_PROBE, *map(str, size)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_PROBE, *map(str, size)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) < 200, f"{result.stdout} MiB more at the peak"
 
 
-def test_thin_strips_are_ingested_and_over_budget_images_are_error_rows(db, lite0, tmp_path,
-                                                                          monkeypatch) -> None:
+def test_thin_strips_are_ingested_and_over_budget_images_are_error_rows(
+    db, lite0, tmp_path, monkeypatch
+) -> None:
     def png(name: str, size: tuple[int, int], mode: str = "L") -> None:
         buf = io.BytesIO()
         Image.new(mode, size, 128).save(buf, "PNG", optimize=True)
@@ -178,8 +183,9 @@ def test_thin_strips_are_ingested_and_over_budget_images_are_error_rows(db, lite
 def _small_disk(path: Path, megabytes: int):
     """A tmpfs of `megabytes` at `path` (root only; skipped where mounting is not allowed)."""
     path.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs",
-                              str(path)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small disk here: {mounted.stderr.decode().strip()}")
     try:
@@ -204,8 +210,9 @@ def test_a_full_database_disk_is_one_sentence_and_a_rerun_completes(tmp_path) ->
             ballast.write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - 256 * 1024))
             env = {**os.environ, "IMGSEARCH_DATABASE_URL": server.url, "IMGSEARCH_DEVICE": "cpu"}
             command = [sys.executable, "-m", "imgsearch", "ingest", str(tmp_path / "photos")]
-            full = subprocess.run([*command, "--batch-size", "4"], env=env, capture_output=True,
-                                  text=True, timeout=600)
+            full = subprocess.run(
+                [*command, "--batch-size", "4"], env=env, capture_output=True, text=True, timeout=600
+            )
             assert full.returncode != 0 and "Traceback" not in full.stderr, full.stderr
             message = [line for line in full.stderr.splitlines() if line.strip()][-1]
             assert message.startswith("error: ") and "space" in message.lower(), full.stderr

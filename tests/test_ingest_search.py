@@ -44,8 +44,9 @@ def _count(db: Database, table: str) -> int:
 
 def _cli(db: Database, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
-    result = subprocess.run([sys.executable, "-m", "imgsearch", *args], env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "imgsearch", *args], env=env, capture_output=True, text=True, timeout=600
+    )
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -83,8 +84,9 @@ def test_each_copy_has_its_original_in_top3(db, lite0, photo_dir) -> None:
     ingest([photo_dir], encoder=lite0, database=db)
     for copy in sorted((photo_dir / "copies").iterdir()):
         with psycopg.connect(db.url) as conn:
-            copy_id = conn.execute("SELECT id FROM imgsearch.images WHERE path = %s",
-                                   (str(copy),)).fetchone()[0]
+            copy_id = conn.execute(
+                "SELECT id FROM imgsearch.images WHERE path = %s", (str(copy),)
+            ).fetchone()[0]
         original = str(photo_dir / (copy.name.split(".")[0] + ".jpg"))
         top3 = [m.path for m in search(f"id:{copy_id}", 3, database=db).results]
         assert original in top3, (copy.name, top3)
@@ -101,6 +103,7 @@ def test_identical_content_at_two_paths_is_encoded_once(db, lite0, tmp_path) -> 
     assert (report.new, report.unchanged, report.encoded) == (1, 2, 0)
 
 
+@pytest.mark.slow
 def test_cli_json_shape_manifest_metadata_and_grid(db, photo_dir, tmp_path) -> None:
     manifest = tmp_path / "artworks.csv"
     manifest.write_text(
@@ -114,14 +117,25 @@ def test_cli_json_shape_manifest_metadata_and_grid(db, photo_dir, tmp_path) -> N
     assert set(payload) == {"query", "model", "results"}
     assert payload["model"] == "efficientnet-lite0"
     best = payload["results"][0]
-    assert set(best) == {"rank", "image_id", "path", "similarity", "distance", "metadata"}
+    assert set(best) == {
+        "rank",
+        "image_id",
+        "path",
+        "similarity",
+        "distance",
+        "metadata",
+        "width",
+        "height",
+        "mtime",
+    }
     assert best["rank"] == 1 and best["path"].endswith("chelsea.jpg")
     assert best["metadata"] == {"title": "Chelsea the cat"}
     assert abs(best["similarity"] - (1 - best["distance"])) < 1e-9
     assert payload["results"][0]["similarity"] >= payload["results"][1]["similarity"]
 
-    table = _cli(db, "search", f"id:{best['image_id']}", "-k", "1", "--grid",
-                 str(tmp_path / "grid.png")).stdout
+    table = _cli(
+        db, "search", f"id:{best['image_id']}", "-k", "1", "--grid", str(tmp_path / "grid.png")
+    ).stdout
     assert "Portrait of an astronaut" in table
     with Image.open(tmp_path / "grid.png") as grid:
         assert grid.width > 2 * 224
@@ -159,6 +173,7 @@ def mixed_dir(tmp_path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_bad_files_are_reported_and_the_rest_ingested(db, mixed_dir) -> None:
     result = _cli(db, "ingest", str(mixed_dir), "--follow-symlinks", "--batch-size", "2")
     assert "3 new, 0 updated, 0 unchanged, 5 failed" in result.stdout
@@ -166,12 +181,21 @@ def test_bad_files_are_reported_and_the_rest_ingested(db, mixed_dir) -> None:
         assert bad in result.stdout
     assert _count(db, "images") == 3 and _count(db, "embeddings") == 3
     with psycopg.connect(db.url) as conn:
-        kinds = dict(conn.execute("SELECT regexp_replace(path, '.*/', ''), kind"
-                                  " FROM imgsearch.ingest_errors").fetchall())
-    assert kinds == {"empty.jpg": "empty", "notes.jpg": "not_an_image",
-                     "truncated.jpg": "corrupt", "bomb.png": "too_large", "loop": "symlink_loop"}
+        kinds = dict(
+            conn.execute(
+                "SELECT regexp_replace(path, '.*/', ''), kind FROM imgsearch.ingest_errors"
+            ).fetchall()
+        )
+    assert kinds == {
+        "empty.jpg": "empty",
+        "notes.jpg": "not_an_image",
+        "truncated.jpg": "corrupt",
+        "bomb.png": "too_large",
+        "loop": "symlink_loop",
+    }
 
 
+@pytest.mark.slow
 def test_exit_code_1_when_nothing_could_be_ingested(db, tmp_path) -> None:
     (tmp_path / "a.jpg").write_text("text")
     result = _cli(db, "ingest", str(tmp_path), check=False)
@@ -187,13 +211,18 @@ def _many_photos(folder: Path, n: int) -> None:
         big.save(folder / f"img{i:03d}.png", compress_level=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_interrupted_ingest_keeps_whole_batches_and_resumes(db, tmp_path, sig) -> None:
     _many_photos(tmp_path, 96)
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
-    proc = subprocess.Popen([sys.executable, "-m", "imgsearch", "ingest", str(tmp_path),
-                             "--batch-size", "4", "--workers", "1"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imgsearch", "ingest", str(tmp_path), "--batch-size", "4", "--workers", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while _count(db, "embeddings") < 8 and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()

@@ -13,10 +13,18 @@ from imgsearch.learning.train import TrainOptions, stratified_split, train_head
 
 from .photos import center_crop, halved, jpeg_recompressed, sample_photos
 
-EDITS = [lambda i: i, halved, ImageOps.mirror, lambda i: center_crop(i, 0.6),
-         lambda i: jpeg_recompressed(i, 20), lambda i: ImageEnhance.Color(i).enhance(0.2),
-         lambda i: i.rotate(20), lambda i: ImageOps.grayscale(i).convert("RGB"),
-         lambda i: center_crop(ImageOps.mirror(i), 0.7), lambda i: ImageEnhance.Brightness(i).enhance(1.6)]
+EDITS = [
+    lambda i: i,
+    halved,
+    ImageOps.mirror,
+    lambda i: center_crop(i, 0.6),
+    lambda i: jpeg_recompressed(i, 20),
+    lambda i: ImageEnhance.Color(i).enhance(0.2),
+    lambda i: i.rotate(20),
+    lambda i: ImageOps.grayscale(i).convert("RGB"),
+    lambda i: center_crop(ImageOps.mirror(i), 0.7),
+    lambda i: ImageEnhance.Brightness(i).enhance(1.6),
+]
 
 
 def test_split_is_stratified_and_disjoint() -> None:
@@ -40,8 +48,12 @@ def test_a_trained_head_beats_the_base_on_held_out_copies(lite0, tmp_path) -> No
     vectors = lite0.encode(pictures)
     train, test = stratified_split(labels, 0.5, seed=0)
     assert not set(train) & set(test)
-    head = train_head(vectors[train], [labels[i] for i in train], lite0.name,
-                      TrainOptions(dim=64, hidden=256, epochs=40, seed=0))
+    head = train_head(
+        vectors[train],
+        [labels[i] for i in train],
+        lite0.name,
+        TrainOptions(dim=64, hidden=256, epochs=40, seed=0),
+    )
     test_labels = [labels[i] for i in test]
     base = leave_one_out(vectors[test], test_labels, [1, 3]).precision[3]
     trained = leave_one_out(head.apply(vectors[test]), test_labels, [1, 3]).precision[3]
@@ -63,5 +75,9 @@ def test_training_is_deterministic_on_cpu(lite0) -> None:
     first = train_head(vectors, labels, "x", options)
     second = train_head(vectors, labels, "x", options)
     assert first.digest() == second.digest()
-    assert train_head(vectors, labels, "x", TrainOptions(dim=8, hidden=16, epochs=3, seed=8,
-                                                         loss="triplet")).digest() != first.digest()
+    assert (
+        train_head(
+            vectors, labels, "x", TrainOptions(dim=8, hidden=16, epochs=3, seed=8, loss="triplet")
+        ).digest()
+        != first.digest()
+    )

@@ -26,8 +26,12 @@ def untied(relevant: list[bool], k: int | None, n_relevant: int) -> dict[str, fl
             precisions.append(hits / i)
     first = next((i for i, rel in enumerate(relevant, start=1) if rel), None)
     ap_div = n_relevant if k is None else min(k, n_relevant)
-    return {"p": hits / cut, "r": hits / n_relevant, "ap": sum(precisions) / ap_div,
-            "rr": 1 / first if first else 0.0}
+    return {
+        "p": hits / cut,
+        "r": hits / n_relevant,
+        "ap": sum(precisions) / ap_div,
+        "rr": 1 / first if first else 0.0,
+    }
 
 
 def test_no_ties_by_hand() -> None:
@@ -120,10 +124,14 @@ def test_tie_aware_values_equal_the_average_over_all_tie_orders(seed: int) -> No
     for s, rel in zip(scores, relevant, strict=True):
         groups.setdefault(s, []).append(rel)
     ordered = [groups[s] for s in sorted(groups, reverse=True)]
-    orders = [[rel for group in combo for rel in group] for combo in itertools.product(
-        *[list(itertools.permutations(g)) for g in ordered])]
-    mean = {key: sum(untied(o, kk, n_relevant)[key] for o in orders) / len(orders)
-            for key, kk in (("p", k), ("r", k), ("ap", k), ("rr", None))}
+    orders = [
+        [rel for group in combo for rel in group]
+        for combo in itertools.product(*[list(itertools.permutations(g)) for g in ordered])
+    ]
+    mean = {
+        key: sum(untied(o, kk, n_relevant)[key] for o in orders) / len(orders)
+        for key, kk in (("p", k), ("r", k), ("ap", k), ("rr", None))
+    }
     full_ap = sum(untied(o, None, n_relevant)["ap"] for o in orders) / len(orders)
     r = rank(scores, relevant, n_relevant)
     assert precision_at_k(r, k) == pytest.approx(mean["p"])

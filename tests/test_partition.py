@@ -18,8 +18,9 @@ from .photos import sample_photos
 
 def _similar(db, image_id: int) -> list[tuple[int, float]]:
     with connect(db) as conn:
-        rows = conn.execute("SELECT image_id, similarity FROM imgsearch.similar_to_image(%s, 8)",
-                            (image_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT image_id, similarity FROM imgsearch.similar_to_image(%s, 8)", (image_id,)
+        ).fetchall()
     return [(i, round(s, 5)) for i, s in rows]
 
 
@@ -36,8 +37,9 @@ def test_partitioned_vectors_answer_the_same_sql_and_take_new_rows(db, lite0, tm
     assert report.rows == 2 * len(sample_photos())
     with connect(db) as conn:
         assert partition_count(conn) == 4
-        parts = conn.execute("SELECT count(*) FROM pg_partition_tree('imgsearch.embeddings_hnsw_enc1')"
-                             " WHERE isleaf").fetchone()[0]
+        parts = conn.execute(
+            "SELECT count(*) FROM pg_partition_tree('imgsearch.embeddings_hnsw_enc1') WHERE isleaf"
+        ).fetchone()[0]
         per_partition = conn.execute("SELECT count(*) FROM imgsearch.embeddings_p0").fetchone()[0]
     assert parts == 4 and 0 < per_partition < report.rows
     assert {i: _similar(db, i) for i in before} == before

@@ -20,6 +20,8 @@ from imgsearch.ingest import ingest
 from . import pg
 from .photos import sample_photos
 
+pytestmark = pytest.mark.slow  # a local Ray cluster: the full tier only
+
 ray = pytest.importorskip("ray", reason="the Ray engine's extra is not installed")
 
 
@@ -54,12 +56,14 @@ def _rows(db: Database) -> dict[str, tuple]:
     with connect(db) as conn:
         rows = conn.execute(
             "SELECT i.path, i.sha256, i.byte_size, i.width, i.height, i.format, e.embedding"
-            " FROM imgsearch.images i JOIN imgsearch.embeddings e ON e.image_id = i.id").fetchall()
+            " FROM imgsearch.images i JOIN imgsearch.embeddings e ON e.image_id = i.id"
+        ).fetchall()
     return {r[0]: (*r[1:6], r[6].to_numpy().astype(np.float32)) for r in rows}
 
 
 def test_ray_rows_equal_local_rows_and_a_second_run_ingests_nothing(
-        local_ray, photos, db, second_db, lite0) -> None:
+    local_ray, photos, db, second_db, lite0
+) -> None:
     report = ingest([photos], encoder=lite0, database=db, engine="ray")
     n = 2 * len(sample_photos())
     assert (report.new, report.failed, report.encoded) == (n, 1, n)
@@ -74,15 +78,15 @@ def test_ray_rows_equal_local_rows_and_a_second_run_ingests_nothing(
     with connect(db) as conn:
         errors = conn.execute("SELECT path, kind FROM imgsearch.ingest_errors").fetchall()
     assert [(Path(p).name, k) for p, k in errors] == [("corrupt.jpg", "corrupt")]
-    assert [(f.kind, f.message) for f in report.failures] == [
-        (f.kind, f.message) for f in local.failures]
+    assert [(f.kind, f.message) for f in report.failures] == [(f.kind, f.message) for f in local.failures]
 
     again = ingest([photos], encoder=lite0, database=db, engine="ray")
     assert (again.new, again.updated, again.encoded, again.unchanged) == (0, 0, 0, n)
 
 
 def test_a_killed_ray_job_leaves_no_partial_rows_and_a_rerun_completes(
-        local_ray, db, lite0, tmp_path) -> None:
+    local_ray, db, lite0, tmp_path
+) -> None:
     folder = tmp_path / "many"
     folder.mkdir()
     for i, img in enumerate(list(sample_photos().values()) * 20):
@@ -90,9 +94,24 @@ def test_a_killed_ray_job_leaves_no_partial_rows_and_a_rerun_completes(
     total = len(list(folder.iterdir()))
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url}
     job = subprocess.Popen(
-        [sys.executable, "-m", "imgsearch", "ingest", str(folder), "--engine", "ray",
-         "--address", local_ray, "--batch-size", "2"],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "imgsearch",
+            "ingest",
+            str(folder),
+            "--engine",
+            "ray",
+            "--address",
+            local_ray,
+            "--batch-size",
+            "2",
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         written = 0
@@ -107,7 +126,8 @@ def test_a_killed_ray_job_leaves_no_partial_rows_and_a_rerun_completes(
     with connect(db) as conn:
         images, without_vector = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM"
-            " imgsearch.embeddings e WHERE e.image_id = i.id)) FROM imgsearch.images i").fetchone()
+            " imgsearch.embeddings e WHERE e.image_id = i.id)) FROM imgsearch.images i"
+        ).fetchone()
     assert 4 <= images < total and without_vector == 0
     rerun = ingest([folder], encoder=lite0, database=db, engine="ray")
     assert (rerun.new, rerun.unchanged, rerun.failed) == (total - images, images, 0)

@@ -45,19 +45,24 @@ def test_redact_masks_every_form(url) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=3, max_size=24))
 def test_redact_masks_any_password(password: str) -> None:
-    for url in (f"postgresql://user:{quote(password, safe='')}@db.example:5432/imgsearch",
-                "host=db.example user=u password='{}' dbname=x".format(
-                    password.replace("\\", "\\\\").replace("'", "\\'"))):
+    for url in (
+        f"postgresql://user:{quote(password, safe='')}@db.example:5432/imgsearch",
+        "host=db.example user=u password='{}' dbname=x".format(
+            password.replace("\\", "\\\\").replace("'", "\\'")
+        ),
+    ):
         shown = redact(f"error: cannot connect to {url} ({password})", [url])
         assert password not in shown and quote(password, safe="") not in shown
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": url, "IMGSEARCH_DEVICE": "cpu"}
-    return subprocess.run([sys.executable, "-m", "imgsearch", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "imgsearch", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("url", FORMS)
 def test_cli_errors_never_show_the_password(url) -> None:
     result = _cli(url, "search", "id:1")
@@ -79,8 +84,7 @@ def test_db_status_and_health_show_no_password_and_no_path(db, lite0, tmp_path) 
     assert status.returncode == 0, status.stderr
     assert "password=***" in status.stdout and SECRET not in status.stdout + status.stderr
 
-    index = Index(url, device="cpu", pool_size=2)
-    index._encoders[(index.model, None)] = lite0
+    index = Index(url, device="cpu", pool_size=2, encoders=[lite0])
     try:
         with TestClient(create_app(index)) as client:
             answer = client.get("/health")

@@ -36,8 +36,7 @@ def _jpeg(img: Image.Image, size: tuple[int, int] | None = None) -> bytes:
 
 @pytest.fixture
 def index(db, lite0):
-    index = Index(db.url, device="cpu", pool_size=2)
-    index._encoders[(index.model, None)] = lite0  # the session's already loaded encoder
+    index = Index(db.url, device="cpu", pool_size=2, encoders=[lite0])
     yield index
     index.close()
 
@@ -114,57 +113,80 @@ def test_image_thumb_and_file(client, photos_dir) -> None:
 
 def test_search_by_upload_url_and_id(client, monkeypatch) -> None:
     cat = sample_photos()["chelsea"]
-    upload = client.post("/api/search", files={"file": ("q.jpg", _jpeg(cat, (300, 200)), "image/jpeg")},
-                         data={"k": "3"})
+    upload = client.post(
+        "/api/search", files={"file": ("q.jpg", _jpeg(cat, (300, 200)), "image/jpeg")}, data={"k": "3"}
+    )
     assert upload.status_code == 200, upload.text
     body = upload.json()
     assert len(body["results"]) == 3 and body["model"] == "efficientnet-lite0"
     best = body["results"][0]
     assert best["path"].endswith("chelsea.jpg") and best["thumb_url"].endswith("/thumb")
-    scores = [r["score"] for r in body["results"]]
+    scores = [r["similarity"] for r in body["results"]]
     assert scores == sorted(scores, reverse=True)
 
-    by_id = client.post("/api/search", json={"image_id": best["id"], "k": 2}).json()
-    assert best["id"] not in [r["id"] for r in by_id["results"]]
-    similar = client.get(f"/api/images/{best['id']}/similar", params={"k": 2}).json()["results"]
-    assert [r["id"] for r in similar] == [r["id"] for r in by_id["results"]]
+    by_id = client.post("/api/search", json={"image_id": best["image_id"], "k": 2}).json()
+    assert best["image_id"] not in [r["image_id"] for r in by_id["results"]]
+    similar = client.get(f"/api/images/{best['image_id']}/similar", params={"k": 2}).json()["results"]
+    assert [r["image_id"] for r in similar] == [r["image_id"] for r in by_id["results"]]
 
     monkeypatch.setenv("IMGSEARCH_ALLOWED_HOSTS", "127.0.0.1")
     with image_server({"/cat.jpg": (200, {"Content-Type": "image/jpeg"}, _jpeg(cat))}) as base:
         by_url = client.post("/api/search", json={"url": f"{base}/cat.jpg", "k": 1}).json()
-    assert by_url["results"][0]["id"] == best["id"]
-    limited = client.post("/api/search", json={"image_id": best["id"], "k": 5, "min_score": 0.99})
-    assert limited.json()["results"] == []
+    assert by_url["results"][0]["image_id"] == best["image_id"]
+    for name in ("min_similarity", "min_score"):  # min_score: the name before 0.2
+        limited = client.post("/api/search", json={"image_id": best["image_id"], "k": 5, name: 0.99})
+        assert limited.json()["results"] == []
+    hit = by_id["results"][0]
+    assert set(hit) == {
+        "rank",
+        "image_id",
+        "path",
+        "similarity",
+        "distance",
+        "metadata",
+        "width",
+        "height",
+        "mtime",
+        "thumb_url",
+    }
+    assert hit["rank"] == 1 and abs(hit["similarity"] + hit["distance"] - 1) < 1e-6
 
 
 def test_relevance_feedback_changes_the_order(client) -> None:
     astronaut = sample_photos()["astronaut"]
-    plain = client.post("/api/search", files={"file": ("a.jpg", _jpeg(astronaut), "image/jpeg")},
-                        data={"k": "6"}).json()["results"]
-    ids = [r["id"] for r in plain]
+    plain = client.post(
+        "/api/search", files={"file": ("a.jpg", _jpeg(astronaut), "image/jpeg")}, data={"k": "6"}
+    ).json()["results"]
+    ids = [r["image_id"] for r in plain]
     push_up, push_down = ids[-1], ids[1]
-    refined = client.post("/api/search", files={"file": ("a.jpg", _jpeg(astronaut), "image/jpeg")},
-                          data={"k": "6", "positive_ids": str(push_up),
-                                "negative_ids": str(push_down)}).json()["results"]
-    order = [r["id"] for r in refined]
+    refined = client.post(
+        "/api/search",
+        files={"file": ("a.jpg", _jpeg(astronaut), "image/jpeg")},
+        data={"k": "6", "positive_ids": str(push_up), "negative_ids": str(push_down)},
+    ).json()["results"]
+    order = [r["image_id"] for r in refined]
     assert push_up in order and order.index(push_up) < ids.index(push_up)
     assert push_down not in order or order.index(push_down) > ids.index(push_down)
 
 
-@pytest.mark.parametrize(("kwargs", "status"), [
-    ({"files": {"file": ("x.jpg", b"not an image at all", "image/jpeg")}}, 422),
-    ({"files": {"file": ("big.jpg", b"\xff" * 2_100_000, "image/jpeg")}}, 413),
-    ({"json": {"url": "http://10.0.0.1/x.jpg"}}, 400),
-    ({"json": {"url": "http://127.0.0.1:9/x.jpg"}}, 400),
-    ({"json": {"url": "file:///etc/passwd"}}, 400),
-    ({"json": {"image_id": 123456789}}, 400),
-    ({"json": {"url": "http://example.org/a.jpg", "image_id": 1}}, 422),
-    ({"json": {"image_id": 1, "k": 100000}}, 422),
-    ({"json": {"image_id": 1, "min_score": 5}}, 422),
-    ({"json": {"image_id": 1, "folder": "/a\u0000b"}}, 400),
-    ({"content": b"k=3", "headers": {"content-type": "text/plain"}}, 415),
-    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"files": {"file": ("x.jpg", b"not an image at all", "image/jpeg")}}, 422),
+        ({"files": {"file": ("big.jpg", b"\xff" * 2_100_000, "image/jpeg")}}, 413),
+        ({"json": {"url": "http://10.0.0.1/x.jpg"}}, 400),
+        ({"json": {"url": "http://127.0.0.1:9/x.jpg"}}, 400),
+        ({"json": {"url": "file:///etc/passwd"}}, 400),
+        ({"json": {"image_id": 123456789}}, 400),
+        ({"json": {"url": "http://example.org/a.jpg", "image_id": 1}}, 422),
+        ({"json": {"image_id": 1, "k": 100000}}, 422),
+        ({"json": {"image_id": 1, "min_score": 5}}, 422),
+        ({"json": {"image_id": 1, "min_similarity": -2}}, 422),
+        ({"json": {"image_id": 1, "folder": "/a\u0000b"}}, 400),
+        ({"content": b"k=3", "headers": {"content-type": "text/plain"}}, 415),
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422),
+    ],
+)
 def test_bad_searches_are_4xx_with_a_message(client, kwargs, status) -> None:
     response = client.post("/api/search", **kwargs)
     assert response.status_code == status, response.text
@@ -188,8 +210,9 @@ def test_writes_need_the_token(client, index, tmp_path, photos_dir) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert state["state"] == "done" and state["new"] == 1  # the deleted one comes back
-    assert client.post("/api/ingest", json={"path": str(tmp_path / "nowhere")},
-                       headers=auth).status_code == 404
+    assert (
+        client.post("/api/ingest", json={"path": str(tmp_path / "nowhere")}, headers=auth).status_code == 404
+    )
 
     with TestClient(create_app(index)) as no_token:  # writes are off without a token
         assert no_token.delete(f"/api/images/{image_id}", headers=auth).status_code == 403

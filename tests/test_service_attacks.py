@@ -27,8 +27,7 @@ TOKEN = "t0ken"
 
 @pytest.fixture
 def index(db, lite0):
-    index = Index(db.url, device="cpu", pool_size=2)
-    index._encoders[(index.model, None)] = lite0
+    index = Index(db.url, device="cpu", pool_size=2, encoders=[lite0])
     yield index
     index.close()
 
@@ -55,6 +54,7 @@ def _id(client: TestClient, name: str) -> int:
 
 
 # --- finding 1: files swapped for links ----------------------------------------------------
+
 
 def test_a_file_swapped_for_a_symlink_is_not_served(client, folder) -> None:
     victim = _id(client, "/victim.jpg")
@@ -102,6 +102,7 @@ def test_an_edited_file_is_not_served_until_ingested_again(client, index, folder
 
 # --- finding 3: an image whose pixels are few but whose decoding is huge -------------------
 
+
 def _png(size: tuple[int, int], mode: str = "L") -> bytes:
     buf = io.BytesIO()
     Image.new(mode, size).save(buf, "PNG", optimize=True)
@@ -114,13 +115,13 @@ def test_thin_strips_are_searched_and_over_budget_images_are_413(client, monkeyp
         assert answer.status_code == 200, answer.text
     monkeypatch.setenv("IMGSEARCH_MAX_DECODE_BYTES", str(64 * 2**20))
     big = _png((6000, 6000), "RGB")  # 36 megapixels: under the pixel cap, over this budget
-    answer = client.post("/api/search", files={"file": ("big.png", big, "image/png")},
-                         data={"k": "3"})
+    answer = client.post("/api/search", files={"file": ("big.png", big, "image/png")}, data={"k": "3"})
     assert answer.status_code == 413
     assert "IMGSEARCH_MAX_DECODE_BYTES" in answer.json()["detail"]
 
 
 # --- finding 5: duplicates computed once, however many ask ---------------------------------
+
 
 def test_duplicate_groups_are_computed_once_per_state(client, index, folder, monkeypatch) -> None:
     from imgsearch.collection import duplicates
@@ -157,6 +158,7 @@ def test_duplicate_groups_are_computed_once_per_state(client, index, folder, mon
 
 # --- finding 6: bodies over the limit, chunked or not --------------------------------------
 
+
 def _chunks(total: int, size: int = 64 * 1024):
     sent = 0
     while sent < total:
@@ -174,24 +176,37 @@ def test_bodies_over_the_limit_are_413_chunked_or_not(client, ctype) -> None:
 
 # --- finding 7: crafted cursors ------------------------------------------------------------
 
+
 def _cursor(value) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
 
-@pytest.mark.parametrize("cursor", [
-    "WyJhIiwgdHJ1ZV0=", _cursor(["a", 2**70]), _cursor([True, 1]), _cursor([["a"], 1]),
-    _cursor({"a": 1}), _cursor(None), _cursor(["a", 1.5]), _cursor("[" * 3000 + "]" * 3000),
-    "not base64!", base64.urlsafe_b64encode(b"\xff\xfe").decode(),
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "WyJhIiwgdHJ1ZV0=",
+        _cursor(["a", 2**70]),
+        _cursor([True, 1]),
+        _cursor([["a"], 1]),
+        _cursor({"a": 1}),
+        _cursor(None),
+        _cursor(["a", 1.5]),
+        _cursor("[" * 3000 + "]" * 3000),
+        "not base64!",
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+    ],
+)
 def test_crafted_cursors_are_400(client, cursor) -> None:
     for sort in ("path", "date"):
         answer = client.get("/api/images", params={"cursor": cursor, "sort": sort})
         assert answer.status_code == 400, (cursor, answer.text)
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
-                                                                              max_size=3), max_leaves=6)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -203,10 +218,17 @@ def test_any_cursor_is_a_page_or_a_400(client, key, image_id, sort) -> None:
 
 # --- finding 11: security headers, and Allow on 405 ----------------------------------------
 
+
 def test_security_headers_on_pages_files_and_answers(client) -> None:
     victim = _id(client, "/victim.jpg")
-    for url in ("/", "/docs", f"/api/images/{victim}/file", f"/api/images/{victim}/thumb",
-                "/api/images", "/api/images/999999"):
+    for url in (
+        "/",
+        "/docs",
+        f"/api/images/{victim}/file",
+        f"/api/images/{victim}/thumb",
+        "/api/images",
+        "/api/images/999999",
+    ):
         headers = client.get(url).headers
         assert headers["x-content-type-options"] == "nosniff", url
         assert headers["x-frame-options"] == "DENY", url

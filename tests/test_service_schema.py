@@ -19,8 +19,7 @@ from .photos import sample_photos
 def api_schema(db, lite0, tmp_path):
     for name in ("chelsea", "coffee", "rocket"):
         sample_photos()[name].save(tmp_path / f"{name}.jpg")
-    index = Index(db.url, device="cpu", pool_size=2)
-    index._encoders[(index.model, None)] = lite0
+    index = Index(db.url, device="cpu", pool_size=2, encoders=[lite0])
     index.ingest([tmp_path])
     app = create_app(index, api_token="token", max_upload_bytes=1_000_000)
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -37,8 +36,7 @@ def test_api_never_fails_and_keeps_its_schema(api_schema) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=30, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def check(case) -> None:
             case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
 

@@ -41,11 +41,20 @@ def synthetic_db(pg_admin_url):
         with connect(db, autocommit=True) as conn:
             enc_id = store.encoder_id(conn, EncoderIdentity("synthetic-64", DIM, "none", "none"))
             for start in range(0, N, 2000):
-                rows = [store.ImageRow(f"/synthetic/{i}.jpg", f"sha{i}", 1, 8, 8, "JPEG", 0.0,
-                                       {"parity": "even" if i % 2 == 0 else "odd",
-                                        "title": f"vector {i}"})
-                        for i in range(start, start + 2000)]
-                store.write_batch(conn, enc_id, rows, vectors[start:start + 2000])
+                rows = [
+                    store.ImageRow(
+                        f"/synthetic/{i}.jpg",
+                        f"sha{i}",
+                        1,
+                        8,
+                        8,
+                        "JPEG",
+                        0.0,
+                        {"parity": "even" if i % 2 == 0 else "odd", "title": f"vector {i}"},
+                    )
+                    for i in range(start, start + 2000)
+                ]
+                store.write_batch(conn, enc_id, rows, vectors[start : start + 2000])
         yield db, enc_id, vectors
 
 
@@ -55,6 +64,7 @@ def _ids(db: Database, enc_id: int, query: np.ndarray, k: int, **options) -> lis
     return [r[0] for r in rows]
 
 
+@pytest.mark.slow
 def test_hnsw_default_recall_and_filters(synthetic_db) -> None:
     db, enc_id, vectors = synthetic_db
     name, warnings = create_index(db, "synthetic-64")
@@ -69,13 +79,23 @@ def test_hnsw_default_recall_and_filters(synthetic_db) -> None:
 
     # The plan uses the index; the filtered search still returns k rows.
     with connect(db) as conn:
-        plan = "\n".join(r[0] for r in conn.execute(
-            f"EXPLAIN SELECT image_id FROM imgsearch.embeddings WHERE encoder_id = {enc_id}"
-            f" ORDER BY embedding::halfvec({DIM}) <=> %s::halfvec({DIM}) LIMIT 10",
-            (HalfVector(queries[0]),)).fetchall())
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                f"EXPLAIN SELECT image_id FROM imgsearch.embeddings WHERE encoder_id = {enc_id}"
+                f" ORDER BY embedding::halfvec({DIM}) <=> %s::halfvec({DIM}) LIMIT 10",
+                (HalfVector(queries[0]),),
+            ).fetchall()
+        )
         assert name in plan
-        rows = nearest(conn, enc_id, DIM, HalfVector(queries[0]), 50,
-                       options=QueryOptions(where={"parity": "odd"}, ef_search=20))
+        rows = nearest(
+            conn,
+            enc_id,
+            DIM,
+            HalfVector(queries[0]),
+            50,
+            options=QueryOptions(where={"parity": "odd"}, ef_search=20),
+        )
     assert len(rows) == 50
     assert all(r.metadata["parity"] == "odd" for r in rows)
 
@@ -88,15 +108,17 @@ def test_sql_functions_use_the_index_and_the_reader_role(synthetic_db) -> None:
     create_index(db, "synthetic-64")
     with connect(db) as conn:
         rows = conn.execute(
-            "SELECT image_id, path, similarity FROM imgsearch.similar_to_image(%s, 5, 'synthetic-64')",
-            (7,)).fetchall()
+            "SELECT image_id, path, similarity FROM imgsearch.similar_to_image(%s, 5, 'synthetic-64')", (7,)
+        ).fetchall()
         assert len(rows) == 5 and 7 not in [r[0] for r in rows]
         assert rows[0][2] >= rows[-1][2]
         by_vector = conn.execute(
             "SELECT image_id FROM imgsearch.similar_to_vector(%s, 3, 'synthetic-64')",
-            (HalfVector(vectors[7]),)).fetchall()
-        seventh = conn.execute("SELECT id FROM imgsearch.images WHERE path = '/synthetic/7.jpg'"
-                               ).fetchone()[0]
+            (HalfVector(vectors[7]),),
+        ).fetchall()
+        seventh = conn.execute("SELECT id FROM imgsearch.images WHERE path = '/synthetic/7.jpg'").fetchone()[
+            0
+        ]
         assert by_vector[0][0] == seventh
         conn.execute("LOAD 'auto_explain'")
         conn.execute("SET auto_explain.log_min_duration = 0")
@@ -110,13 +132,17 @@ def test_sql_functions_use_the_index_and_the_reader_role(synthetic_db) -> None:
         conn.rollback()
 
         conn.execute("SET ROLE imgsearch_reader")
-        assert len(conn.execute(
-            "SELECT * FROM imgsearch.similar_to_image(7, 3, 'synthetic-64')").fetchall()) == 3
+        assert (
+            len(conn.execute("SELECT * FROM imgsearch.similar_to_image(7, 3, 'synthetic-64')").fetchall())
+            == 3
+        )
         assert conn.execute("SELECT count(*) FROM imgsearch.image_catalog").fetchone()[0] == N
-        for statement in ("INSERT INTO imgsearch.images (path, sha256, byte_size) VALUES ('x','y',1)",
-                          "DELETE FROM imgsearch.images",
-                          "SELECT * FROM imgsearch.ingest_errors",
-                          "SELECT * FROM imgsearch.embeddings"):
+        for statement in (
+            "INSERT INTO imgsearch.images (path, sha256, byte_size) VALUES ('x','y',1)",
+            "DELETE FROM imgsearch.images",
+            "SELECT * FROM imgsearch.ingest_errors",
+            "SELECT * FROM imgsearch.embeddings",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
             conn.rollback()
@@ -130,17 +156,26 @@ def test_the_lookup_role_cannot_choose_vectors(synthetic_db) -> None:
     probe = HalfVector(np.eye(DIM, dtype=np.float32)[0])
     with connect(db) as conn:
         conn.execute("SET ROLE imgsearch_reader")
-        assert len(conn.execute("SELECT * FROM imgsearch.similar_to_vector(%s, 3, 'synthetic-64')",
-                                (probe,)).fetchall()) == 3
+        assert (
+            len(
+                conn.execute(
+                    "SELECT * FROM imgsearch.similar_to_vector(%s, 3, 'synthetic-64')", (probe,)
+                ).fetchall()
+            )
+            == 3
+        )
         conn.rollback()
         conn.execute("SET ROLE imgsearch_lookup")
-        assert len(conn.execute(
-            "SELECT * FROM imgsearch.similar_to_image(7, 3, 'synthetic-64')").fetchall()) == 3
+        assert (
+            len(conn.execute("SELECT * FROM imgsearch.similar_to_image(7, 3, 'synthetic-64')").fetchall())
+            == 3
+        )
         assert conn.execute("SELECT count(*) FROM imgsearch.image_catalog").fetchone()[0] == N
         for statement, params in [
-                ("SELECT * FROM imgsearch.similar_to_vector(%s, 3, 'synthetic-64')", (probe,)),
-                ("SELECT embedding FROM imgsearch.embeddings LIMIT 1", ()),
-                ("SELECT * FROM imgsearch.images LIMIT 1", ())]:
+            ("SELECT * FROM imgsearch.similar_to_vector(%s, 3, 'synthetic-64')", (probe,)),
+            ("SELECT embedding FROM imgsearch.embeddings LIMIT 1", ()),
+            ("SELECT * FROM imgsearch.images LIMIT 1", ()),
+        ]:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement, params)
             conn.rollback()
@@ -170,6 +205,7 @@ def test_readme_sql_examples_run(db, lite0) -> None:
             assert conn.execute(block).fetchall(), block
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs(db) -> None:
     import os
     import subprocess
@@ -178,8 +214,9 @@ def test_readme_python_example_runs(db) -> None:
     readme = (ROOT / "README.md").read_text()
     (block,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
-    run = subprocess.run([sys.executable, "-c", block], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-c", block], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].startswith("1 ") and lines[0].endswith("chelsea.jpg")  # the cat finds itself

@@ -6,6 +6,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from imgsearch.library import Index
 
 from .hostile import jpeg_bytes, rows, write_photos
@@ -23,15 +25,16 @@ def _wait_for(db, sql: str, params, expected, what: str):
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_the_watcher_follows_the_folder(db, lite0, tmp_path) -> None:
     folder = tmp_path / "watched"
     write_photos(folder, 2)
-    index = Index(db.url, device="cpu")
-    index._encoders[(index.model, None)] = lite0
+    index = Index(db.url, device="cpu", encoders=[lite0])
     stop = threading.Event()
     events = []
-    thread = threading.Thread(target=index.watch, args=([folder],),
-                              kwargs={"stop": stop, "on_event": events.append})
+    thread = threading.Thread(
+        target=index.watch, args=([folder],), kwargs={"stop": stop, "on_event": events.append}
+    )
     thread.start()
     try:
         count = "SELECT count(*) FROM imgsearch.images i JOIN imgsearch.embeddings e ON e.image_id = i.id"
@@ -39,20 +42,31 @@ def test_the_watcher_follows_the_folder(db, lite0, tmp_path) -> None:
 
         added = folder / "new.jpg"
         added.write_bytes(jpeg_bytes(5))
-        _wait_for(db, "SELECT count(*) FROM imgsearch.images WHERE path = %s", (str(added),),
-                  [(1,)], "added file")
+        _wait_for(
+            db, "SELECT count(*) FROM imgsearch.images WHERE path = %s", (str(added),), [(1,)], "added file"
+        )
 
         before = rows(db, "SELECT sha256 FROM imgsearch.images WHERE path = %s", (str(added),))
         added.write_bytes(jpeg_bytes(6))  # new content under the same name
-        _wait_for(db, "SELECT sha256 <> %s FROM imgsearch.images WHERE path = %s",
-                  (before[0][0], str(added)), [(True,)], "edited file")
+        _wait_for(
+            db,
+            "SELECT sha256 <> %s FROM imgsearch.images WHERE path = %s",
+            (before[0][0], str(added)),
+            [(True,)],
+            "edited file",
+        )
 
         moved = folder / "sub"
         moved.mkdir()
         renamed = moved / "renamed.jpg"
         added.rename(renamed)
-        _wait_for(db, "SELECT path FROM imgsearch.images WHERE path IN (%s, %s)",
-                  (str(added), str(renamed)), [(str(renamed),)], "renamed file")
+        _wait_for(
+            db,
+            "SELECT path FROM imgsearch.images WHERE path IN (%s, %s)",
+            (str(added), str(renamed)),
+            [(str(renamed),)],
+            "renamed file",
+        )
 
         (folder / "photo0000.jpg").unlink()
         _wait_for(db, count, (), [(2,)], "deleted file")

@@ -19,10 +19,19 @@ from imgsearch.service.app import create_app
 
 from .photos import sample_photos
 
+pytestmark = pytest.mark.slow  # a browser: the full tier only
+
 TOKEN = "web-token"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _need_browser() -> None:
@@ -52,16 +61,16 @@ def server(db, lite0, tmp_path_factory):
         img.save(photos / f"{name}.jpg", quality=90)
         img.transpose(0).save(photos / f"{name}-mirror.jpg", quality=90)  # near twins
         img.rotate(90, expand=True).save(photos / f"{name}-turned.jpg", quality=90)
-    index = Index(db.url, device="cpu", pool_size=4)
-    index._encoders[(index.model, None)] = lite0
+    index = Index(db.url, device="cpu", pool_size=4, encoders=[lite0])
     index.ingest([photos])
     index.clusters(4)
     index.map()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(index, api_token=TOKEN), host="127.0.0.1", port=port,
-                            log_level="warning")
+    config = uvicorn.Config(
+        create_app(index, api_token=TOKEN), host="127.0.0.1", port=port, log_level="warning"
+    )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
@@ -79,8 +88,9 @@ def server(db, lite0, tmp_path_factory):
 def web_page(chromium_browser, server, tmp_path, request):
     # Playwright's wait_for_function compiles its predicate in the page, which the page's CSP
     # forbids (no eval): these tests bypass it; test_the_page_works_under_its_own_csp does not.
-    context = chromium_browser.new_context(accept_downloads=True, bypass_csp=True,
-                                           viewport={"width": 1280, "height": 900})
+    context = chromium_browser.new_context(
+        accept_downloads=True, bypass_csp=True, viewport={"width": 1280, "height": 900}
+    )
     page = context.new_page()
     yield page
     page.screenshot(path=str(tmp_path / f"{request.node.name}.png"), full_page=True)
@@ -103,8 +113,10 @@ def _ids(page) -> list[str]:
 
 
 def _scores(page) -> list[float]:
-    return [float(s) for s in page.eval_on_selector_all("[data-testid=score]",
-                                                        "els => els.map(e => e.textContent)")]
+    return [
+        float(s)
+        for s in page.eval_on_selector_all("[data-testid=score]", "els => els.map(e => e.textContent)")
+    ]
 
 
 def test_the_page_works_under_its_own_csp(chromium_browser, server) -> None:
@@ -114,11 +126,12 @@ def test_the_page_works_under_its_own_csp(chromium_browser, server) -> None:
     context = chromium_browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     violations: list[str] = []
-    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text
-            else None)
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(base)
-    page.evaluate("() => document.addEventListener('securitypolicyviolation', e =>"
-                  " console.error('Content Security Policy: ' + e.violatedDirective))")
+    page.evaluate(
+        "() => document.addEventListener('securitypolicyviolation', e =>"
+        " console.error('Content Security Policy: ' + e.violatedDirective))"
+    )
     page.get_by_test_id("file").set_input_files(str(photos / "chelsea.jpg"))
     page.locator("[data-testid=result]").first.wait_for()
     page.locator("[data-testid=result] img").first.wait_for()
@@ -151,17 +164,23 @@ def test_click_a_result_then_back(web_page, server) -> None:
     first = _ids(page)
     page.locator("[data-testid=result] img").nth(1).click()
     page.wait_for_url("**id=*")
-    page.wait_for_function("ids => [...document.querySelectorAll('[data-testid=result]')]"
-                           ".map(e => e.dataset.id).join() !== ids", arg=",".join(first))
+    page.wait_for_function(
+        "ids => [...document.querySelectorAll('[data-testid=result]')].map(e => e.dataset.id).join() !== ids",
+        arg=",".join(first),
+    )
     neighbours = _ids(page)
     assert neighbours and neighbours != first
     # Back shows the upload's results again, Forward the neighbours
     page.go_back()
-    page.wait_for_function("ids => [...document.querySelectorAll('[data-testid=result]')]"
-                           ".map(e => e.dataset.id).join() === ids", arg=",".join(first))
+    page.wait_for_function(
+        "ids => [...document.querySelectorAll('[data-testid=result]')].map(e => e.dataset.id).join() === ids",
+        arg=",".join(first),
+    )
     page.go_forward()
-    page.wait_for_function("ids => [...document.querySelectorAll('[data-testid=result]')]"
-                           ".map(e => e.dataset.id).join() === ids", arg=",".join(neighbours))
+    page.wait_for_function(
+        "ids => [...document.querySelectorAll('[data-testid=result]')].map(e => e.dataset.id).join() === ids",
+        arg=",".join(neighbours),
+    )
     # a copied link reproduces the results, in a fresh page
     other = page.context.new_page()
     other.goto(page.url)
@@ -178,13 +197,17 @@ def test_plus_and_minus_change_the_order(web_page, server) -> None:
     before = _ids(page)
     last = before[-1]
     page.locator(f"[data-testid=result][data-id='{last}'] [data-testid=plus]").click()
-    page.wait_for_function(f"[...document.querySelectorAll('[data-testid=result]')]"
-                           f".findIndex(e => e.dataset.id === '{last}') < {len(before) - 1}")
+    page.wait_for_function(
+        f"[...document.querySelectorAll('[data-testid=result]')]"
+        f".findIndex(e => e.dataset.id === '{last}') < {len(before) - 1}"
+    )
     assert _ids(page).index(last) < len(before) - 1
     second = _ids(page)[1]
     page.locator(f"[data-testid=result][data-id='{second}'] [data-testid=minus]").click()
-    page.wait_for_function(f"[...document.querySelectorAll('[data-testid=result]')]"
-                           f".findIndex(e => e.dataset.id === '{second}') !== 1")
+    page.wait_for_function(
+        f"[...document.querySelectorAll('[data-testid=result]')]"
+        f".findIndex(e => e.dataset.id === '{second}') !== 1"
+    )
 
 
 def test_min_score_hides_results_and_export_has_what_is_shown(web_page, server, tmp_path) -> None:
@@ -200,11 +223,11 @@ def test_min_score_hides_results_and_export_has_what_is_shown(web_page, server, 
     with page.expect_download() as download:
         page.get_by_test_id("export-json").click()
     exported = json.loads(Path(download.value.path()).read_text())
-    assert [str(r["id"]) for r in exported] == kept
+    assert [str(r["image_id"]) for r in exported] == kept
     with page.expect_download() as download:
         page.get_by_test_id("export-csv").click()
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
-    assert [r["id"] for r in rows] == kept
+    assert [r["image_id"] for r in rows] == kept
 
 
 def test_browse_loads_more_on_scroll(web_page, server) -> None:
@@ -228,8 +251,9 @@ def test_duplicates_view_decides(web_page, server) -> None:
     first = page.locator("[data-testid=dup-group]").first
     assert first.locator("[data-testid=score]").count() >= 2  # side by side, with scores
     first.get_by_test_id("dup-not").click()  # no token yet: refused, nothing changes
-    page.wait_for_function("document.querySelector('[data-testid=duplicates-message]')"
-                           ".textContent.includes('Bearer')")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=duplicates-message]').textContent.includes('Bearer')"
+    )
     page.get_by_test_id("token").fill(TOKEN)
     page.locator("[data-testid=dup-group]").first.get_by_test_id("dup-not").click()
     page.wait_for_function(f"document.querySelectorAll('[data-testid=dup-group]').length === {groups - 1}")
@@ -239,8 +263,9 @@ def test_clusters_view_opens_a_cluster(web_page, server) -> None:
     page = _open(web_page, server, "clusters")
     page.wait_for_function("document.querySelectorAll('[data-testid=cluster]').length === 4")
     page.locator("[data-testid=cluster]").first.click()
-    page.wait_for_function("document.querySelectorAll('[data-testid=cluster-images] "
-                           "[data-testid=image]').length > 0")
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=cluster-images] [data-testid=image]').length > 0"
+    )
 
 
 def test_map_view_points_lead_to_a_search(web_page, server) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
-from imgsearch.cli import admin, collection, commands, learning  # noqa: F401  (they register commands)
+from imgsearch import config
+from imgsearch.cli import admin, collection, commands, evaluate, learning  # noqa: F401  (they register commands)
 from imgsearch.cli.app import app, echo_err
 from imgsearch.errors import ImgsearchError, first_line
 
@@ -24,7 +24,7 @@ def main() -> None:
         echo_err("interrupted")
         sys.exit(130)
     except Exception as exc:
-        if os.environ.get("IMGSEARCH_DEBUG"):
+        if config.debug():
             raise
         echo_err(f"error: {_describe(exc)}")
         sys.exit(1)
@@ -33,7 +33,8 @@ def main() -> None:
 def _describe(exc: Exception) -> str:
     first = first_line(exc)
     if type(exc).__module__.split(".")[0] in ("psycopg", "sqlalchemy"):
-        return (f"the database answered with an error ({first}); "
-                "what was written before is kept.")
-    return (f"unexpected {type(exc).__name__}: {first} (set IMGSEARCH_DEBUG=1 to see the "
-            "traceback, and please report it).")
+        return f"the database answered with an error ({first}); what was written before is kept."
+    return (
+        f"unexpected {type(exc).__name__}: {first} (set IMGSEARCH_DEBUG=1 to see the "
+        "traceback, and please report it)."
+    )

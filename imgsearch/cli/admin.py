@@ -50,12 +50,15 @@ def db_status() -> None:
     typer.echo(f"pgvector:    {s.pgvector_version}")
     typer.echo(f"revision:    {s.revision or 'none'} ({head_note})")
     if s.table_rows:
-        rows = [(name, f"{count:,}") for name, count in s.table_rows.items()]
-        typer.echo(render("", table(["table", "rows"], rows, right=["rows"])))
+        counts = [(name, f"{count:,}") for name, count in s.table_rows.items()]
+        typer.echo(render("", table(["table", "rows"], counts, right=["rows"])))
     if s.encoders:
-        rows = [(e.name, e.dimension, e.weights, f"{e.embeddings:,}") for e in s.encoders]
-        typer.echo(render("", table(["encoder", "dim", "weights", "embeddings"], rows,
-                                    right=["dim", "embeddings"])))
+        encoders = [(e.name, e.dimension, e.weights, f"{e.embeddings:,}") for e in s.encoders]
+        typer.echo(
+            render(
+                "", table(["encoder", "dim", "weights", "embeddings"], encoders, right=["dim", "embeddings"])
+            )
+        )
 
 
 @db_app.command("url")
@@ -91,10 +94,13 @@ def index_create(
     model: ModelOption = None,
     kind: Annotated[str, typer.Option("--kind", help="hnsw or ivfflat.")] = "hnsw",
     m: Annotated[int, typer.Option("--m", min=2, max=100, help="HNSW links per node.")] = 16,
-    ef_construction: Annotated[int, typer.Option(
-        "--ef-construction", min=4, max=1000, help="HNSW build candidate list.")] = 64,
-    lists: Annotated[int | None, typer.Option(
-        "--lists", min=1, max=32768, help="IVFFlat lists (default: from the row count).")] = None,
+    ef_construction: Annotated[
+        int, typer.Option("--ef-construction", min=4, max=1000, help="HNSW build candidate list.")
+    ] = 64,
+    lists: Annotated[
+        int | None,
+        typer.Option("--lists", min=1, max=32768, help="IVFFlat lists (default: from the row count)."),
+    ] = None,
 ) -> None:
     """Build the encoder's ANN index (replacing any existing one)."""
     from imgsearch.cli.display import progress_display
@@ -102,8 +108,15 @@ def index_create(
     from imgsearch.db.schema import open_database
 
     with progress_display() as show:
-        name, warnings = create_index(open_database(), _model(model), kind, m=m,
-                                      ef_construction=ef_construction, lists=lists, progress=show)
+        name, warnings = create_index(
+            open_database(),
+            _model(model),
+            kind,
+            m=m,
+            ef_construction=ef_construction,
+            lists=lists,
+            progress=show,
+        )
     for warning in warnings:
         echo_err(f"warning: {warning}")
     typer.echo(f"created index {name}")
@@ -130,19 +143,35 @@ def index_status_command() -> None:
     if not statuses:
         typer.echo("no ANN indexes: searches use exact scans (`imgsearch index create`)")
         return
-    rows = [(s.encoder, s.kind, s.parameters, f"{s.size_bytes / 2**20:.1f} MiB", f"{s.rows:,}",
-             "valid" if s.valid else "INVALID",
-             "REBUILD ADVISED (table grew since build)" if s.rebuild_advised else "")
-            for s in statuses]
-    typer.echo(render(table(["encoder", "kind", "parameters", "size", "rows", "state", "advice"],
-                            rows, right=["size", "rows"])))
+    rows = [
+        (
+            s.encoder,
+            s.kind,
+            s.parameters,
+            f"{s.size_bytes / 2**20:.1f} MiB",
+            f"{s.rows:,}",
+            "valid" if s.valid else "INVALID",
+            "REBUILD ADVISED (table grew since build)" if s.rebuild_advised else "",
+        )
+        for s in statuses
+    ]
+    typer.echo(
+        render(
+            table(
+                ["encoder", "kind", "parameters", "size", "rows", "state", "advice"],
+                rows,
+                right=["size", "rows"],
+            )
+        )
+    )
 
 
 @db_app.command("drop-encoder")
 def db_drop_encoder(
     name: Annotated[str, typer.Argument(help="The encoder whose vectors are deleted.")],
-    cascade: Annotated[bool, typer.Option(
-        "--cascade", help="Also drop the encoders derived from it (`imgsearch train`).")] = False,
+    cascade: Annotated[
+        bool, typer.Option("--cascade", help="Also drop the encoders derived from it (`imgsearch train`).")
+    ] = False,
 ) -> None:
     """Delete one encoder's vectors and registration (images and other encoders stay)."""
     from imgsearch.cli.app import open_index
@@ -153,8 +182,9 @@ def db_drop_encoder(
 
 @db_app.command("partition")
 def db_partition(
-    count: Annotated[int, typer.Option(
-        "--count", min=1, max=256, help="Hash partitions by image id (1: a plain table).")],
+    count: Annotated[
+        int, typer.Option("--count", min=1, max=256, help="Hash partitions by image id (1: a plain table).")
+    ],
 ) -> None:
     """Rebuild the vectors table as N hash partitions, each with its own ANN indexes (one
     transaction; the SQL interface is unchanged)."""

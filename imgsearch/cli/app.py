@@ -7,8 +7,11 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Image similarity search with PostgreSQL + pgvector as the index.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Image similarity search with PostgreSQL + pgvector as the index.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="The database: migrations, status, connection URL.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 index_app = typer.Typer(help="pgvector ANN indexes (one per encoder).", no_args_is_help=True)
@@ -16,15 +19,27 @@ app.add_typer(index_app, name="index")
 
 MAX_K = 10_000  # imgsearch.search.MAX_K, repeated so that --help imports nothing heavy
 
-ModelOption = Annotated[str | None, typer.Option(
-    "--model", "-m", help="Encoder name (see `imgsearch models`); default IMGSEARCH_MODEL.")]
-DeviceOption = Annotated[str | None, typer.Option(
-    "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps; "
-    "default IMGSEARCH_DEVICE.", show_default=False)]
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Encoder name (see `imgsearch models`); default IMGSEARCH_MODEL."),
+]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps; default IMGSEARCH_DEVICE.",
+        show_default=False,
+    ),
+]
 
-BackendOption = Annotated[str | None, typer.Option(
-    "--backend", help="auto (ONNX Runtime on a CPU, torch on a GPU), torch or onnx; "
-    "default IMGSEARCH_BACKEND.", show_default=False)]
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="auto (ONNX Runtime on a CPU, torch on a GPU), torch or onnx; default IMGSEARCH_BACKEND.",
+        show_default=False,
+    ),
+]
 
 
 def echo_err(message: str) -> None:

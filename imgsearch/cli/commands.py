@@ -1,4 +1,4 @@
-"""The everyday commands: ingest, search, evaluate, prune, models."""
+"""The everyday commands: ingest, search, prune, models, serve."""
 
 from __future__ import annotations
 
@@ -19,44 +19,84 @@ from imgsearch.cli.app import (
     similarity_range,
 )
 
-WeightsOption = Annotated[Path | None, typer.Option(
-    "--weights", help="A state-dict file for the model (offline use); search with the same one.")]
+WeightsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights", help="A state-dict file for the model (offline use); search with the same one."
+    ),
+]
 
 
 @app.command("ingest")
 def ingest_command(
-    paths: Annotated[list[Path] | None, typer.Argument(
-        help="Files or folders to index (folders recursively).", show_default=False)] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or folders to index (folders recursively).", show_default=False),
+    ] = None,
     model: ModelOption = None,
-    batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", min=1, max=4096, help="Images per encoder batch and per transaction.")] = None,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", min=1, max=256, help="Parallel readers/decoders (default: CPU count).")] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", min=1, max=4096, help="Images per encoder batch and per transaction."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=256, help="Parallel readers/decoders (default: CPU count)."),
+    ] = None,
     device: DeviceOption = None,
-    manifest: Annotated[Path | None, typer.Option(
-        "--manifest", help="CSV with a `path` or `url` column; other columns become metadata.")] = None,
-    follow_symlinks: Annotated[bool, typer.Option(
-        "--follow-symlinks", help="Enter symlinked folders (each once).")] = False,
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", help="CSV with a `path` or `url` column; other columns become metadata."),
+    ] = None,
+    follow_symlinks: Annotated[
+        bool, typer.Option("--follow-symlinks", help="Enter symlinked folders (each once).")
+    ] = False,
     weights: WeightsOption = None,
-    rehash: Annotated[bool, typer.Option(
-        "--rehash", help="Also hash files whose size and mtime are unchanged; re-encode those "
-        "whose content changed.")] = False,
-    prune: Annotated[bool, typer.Option(
-        "--prune", help="Remove indexed files under the given folders that are gone.")] = False,
+    rehash: Annotated[
+        bool,
+        typer.Option(
+            "--rehash",
+            help="Also hash files whose size and mtime are unchanged; re-encode those whose content changed.",
+        ),
+    ] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove indexed files under the given folders that are gone.")
+    ] = False,
     backend: BackendOption = None,
-    watch: Annotated[bool, typer.Option(
-        "--watch", help="Then keep watching: new, changed, moved and deleted files are "
-        "reflected within seconds (Ctrl-C stops).")] = False,
-    augment: Annotated[int, typer.Option(
-        "--augment", min=0, max=16, help="Also store N vectors of random edits (mirror, crop, "
-        "colour, rotation, JPEG, downscale) per image; searches rank an image by its closest "
-        "vector and list it once.")] = 0,
-    engine: Annotated[str, typer.Option(
-        "--engine", help="local (threads in this process) or ray (Ray Data: decode tasks, "
-        "encoder actors; pip install 'imgsearch[ray]').")] = "local",
-    address: Annotated[str | None, typer.Option(
-        "--address", help="With --engine ray: auto (a running cluster) or ray://HOST:10001; "
-        "default: start a local Ray.")] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Then keep watching: new, changed, moved and deleted files are "
+            "reflected within seconds (Ctrl-C stops).",
+        ),
+    ] = False,
+    augment: Annotated[
+        int,
+        typer.Option(
+            "--augment",
+            min=0,
+            max=16,
+            help="Also store N vectors of random edits (mirror, crop, "
+            "colour, rotation, JPEG, downscale) per image; searches rank an image by its closest "
+            "vector and list it once.",
+        ),
+    ] = 0,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local (threads in this process) or ray (Ray Data: decode tasks, "
+            "encoder actors; pip install 'imgsearch[ray]').",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="With --engine ray: auto (a running cluster) or ray://HOST:10001; "
+            "default: start a local Ray.",
+        ),
+    ] = None,
 ) -> None:
     """Index images: new and changed files are encoded, unchanged ones skipped."""
     from imgsearch.cli.display import progress_display
@@ -68,25 +108,38 @@ def ingest_command(
     index.encoder(model, weights)  # a missing model fails before any work
     try:
         with progress_display() as show:
-            report = index.ingest(paths or (), model=model, weights=weights, manifest=manifest,
-                                  batch_size=batch_size, workers=workers,
-                                  follow_symlinks=follow_symlinks, rehash=rehash,
-                                  prune_gone=prune, augment=augment, engine=engine,
-                                  address=address, progress=show)
+            report = index.ingest(
+                paths or (),
+                model=model,
+                weights=weights,
+                manifest=manifest,
+                batch_size=batch_size,
+                workers=workers,
+                follow_symlinks=follow_symlinks,
+                rehash=rehash,
+                prune_gone=prune,
+                augment=augment,
+                engine=engine,
+                address=address,
+                progress=show,
+            )
     except FileNotFoundError as exc:
         echo_err(f"error: {exc}")
         raise typer.Exit(2) from exc
     rate = report.encoded / report.seconds if report.seconds else 0.0
-    typer.echo(f"{report.model}: {report.new} new, {report.updated} updated, "
-               f"{report.unchanged} unchanged, {report.failed} failed "
-               f"({report.encoded} encoded in {report.seconds:.1f}s, {rate:.1f} images/s)")
+    typer.echo(
+        f"{report.model}: {report.new} new, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.failed} failed "
+        f"({report.encoded} encoded in {report.seconds:.1f}s, {rate:.1f} images/s)"
+    )
     for failure in report.failures:
         typer.echo(f"  failed: {failure.location}: {failure.message} [{failure.kind}]")
     if report.pruned:
         typer.echo(f"removed {report.pruned} indexed files that are gone from these folders")
     elif report.gone:
-        typer.echo(f"{report.gone} indexed files under these folders are gone: "
-                   "`--prune` removes them from the index")
+        typer.echo(
+            f"{report.gone} indexed files under these folders are gone: `--prune` removes them from the index"
+        )
     if report.interrupted:
         typer.echo("interrupted: what was written is kept; run the same command to continue.")
         raise typer.Exit(130)
@@ -117,25 +170,42 @@ def search_command(
     query: Annotated[str, typer.Argument(help="Image file, http(s) URL, or id:<image id>.")],
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=MAX_K, help="How many results.")] = 5,
     model: ModelOption = None,
-    min_similarity: Annotated[float | None, typer.Option(
-        "--min-similarity", callback=similarity_range,
-        help="Drop results below this cosine similarity (-1..1).")] = None,
+    min_similarity: Annotated[
+        float | None,
+        typer.Option(
+            "--min-similarity",
+            callback=similarity_range,
+            help="Drop results below this cosine similarity (-1..1).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
-    grid: Annotated[Path | None, typer.Option(
-        "--grid", help="Also write the query and its matches side by side to this PNG.")] = None,
+    grid: Annotated[
+        Path | None,
+        typer.Option("--grid", help="Also write the query and its matches side by side to this PNG."),
+    ] = None,
     device: DeviceOption = None,
     weights: WeightsOption = None,
-    ef_search: Annotated[int | None, typer.Option(
-        "--ef-search", min=1, max=1000, help="HNSW candidate list size (recall vs speed).")] = None,
-    probes: Annotated[int | None, typer.Option(
-        "--probes", min=1, max=32768, help="IVFFlat lists to visit (recall vs speed).")] = None,
+    ef_search: Annotated[
+        int | None,
+        typer.Option("--ef-search", min=1, max=1000, help="HNSW candidate list size (recall vs speed)."),
+    ] = None,
+    probes: Annotated[
+        int | None,
+        typer.Option("--probes", min=1, max=32768, help="IVFFlat lists to visit (recall vs speed)."),
+    ] = None,
     exact: Annotated[bool, typer.Option("--exact", help="Exact scan, no index.")] = False,
-    where: Annotated[list[str] | None, typer.Option(
-        "--where", help="Metadata filter key=value (repeatable).")] = None,
+    where: Annotated[
+        list[str] | None, typer.Option("--where", help="Metadata filter key=value (repeatable).")
+    ] = None,
     backend: BackendOption = None,
-    tta: Annotated[bool, typer.Option(
-        "--tta", help="Test-time augmentation: query with the mean of the image, its mirror "
-        "and its centre crop (3 encodes).")] = False,
+    tta: Annotated[
+        bool,
+        typer.Option(
+            "--tta",
+            help="Test-time augmentation: query with the mean of the image, its mirror "
+            "and its centre crop (3 encodes).",
+        ),
+    ] = False,
 ) -> None:
     """Find the indexed images most similar to QUERY."""
     from imgsearch.cli.display import search_table
@@ -149,9 +219,9 @@ def search_command(
             raise typer.Exit(2)
         filters[key] = value
     options = QueryOptions(ef_search, probes, exact, filters or None)
-    result = open_index(model, device, backend).search(query, k, weights=weights,
-                                              min_similarity=min_similarity, options=options,
-                                              tta=tta)
+    result = open_index(model, device, backend).search(
+        query, k, weights=weights, min_similarity=min_similarity, options=options, tta=tta
+    )
     if grid is not None:
         from imgsearch.render import save_grid
 
@@ -165,81 +235,6 @@ def search_command(
     typer.echo(search_table(result))
     if grid is not None:
         typer.echo(f"grid written to {grid}")
-
-
-@app.command("evaluate")
-def evaluate_command(
-    folder: Annotated[Path, typer.Argument(
-        help="One sub-folder per class (or any folder with --labels / --near-duplicates).")],
-    model: Annotated[list[str] | None, typer.Option(
-        "--model", "-m", help="Encoder to evaluate; repeat to compare several.")] = None,
-    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "1,5,10",
-    labels: Annotated[Path | None, typer.Option(
-        "--labels", help="CSV with path,label columns (paths relative to FOLDER).")] = None,
-    near_duplicates: Annotated[bool, typer.Option(
-        "--near-duplicates", help="Copy detection instead: edited copies must find their original "
-        "(no labels needed).")] = False,
-    exact: Annotated[bool, typer.Option(
-        "--exact", help="Skip the ANN index check (quality is always ranked exactly).")] = False,
-    sample: Annotated[int | None, typer.Option(
-        "--sample", min=1, help="Query with a seeded random subset of this many images.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
-    split: Annotated[float | None, typer.Option(
-        "--split", min=0.05, max=0.95, help="Hold out this fraction (class-stratified), fit a "
-        "head and PCA on the rest, score base vs fitted on the held-out images only, with "
-        "bootstrap 95% intervals (with --near-duplicates: a self-supervised head).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="With --split: the split and training seed.")
-                    ] = 0,
-    loss: Annotated[str, typer.Option("--loss", help="With --split: supcon or triplet.")
-                    ] = "supcon",
-    epochs: Annotated[int, typer.Option("--epochs", min=1, max=1000, help="With --split.")] = 60,
-    pca: Annotated[list[int] | None, typer.Option(
-        "--pca", min=1, max=4096, help="With --split: PCA dimensions to compare (repeatable).")
-    ] = None,
-    tta: Annotated[bool, typer.Option(
-        "--tta", help="With --split --near-duplicates: also query with test-time augmentation.")
-    ] = False,
-    augment: Annotated[int, typer.Option(
-        "--augment", min=0, max=16, help="With --split --near-duplicates: also score with N "
-        "index-augmentation vectors per original (as `ingest --augment N` stores).")] = 0,
-    copies: Annotated[int, typer.Option(
-        "--copies", min=1, max=32, help="With --split --near-duplicates: edits per training "
-        "image for the self-supervised head.")] = 8,
-    device: DeviceOption = None,
-    backend: BackendOption = None,
-) -> None:
-    """Measure retrieval quality on your own images: leave-one-out P@k, R@k, mAP, MRR."""
-    from imgsearch.cli.display import progress_display
-
-    try:
-        ks = [int(v) for v in k.split(",") if v.strip()]
-    except ValueError:
-        echo_err(f"--k {k!r}: expected comma-separated integers such as 1,5,10")
-        raise typer.Exit(2) from None
-    from imgsearch.evaluation.tables import evaluation_table, near_duplicates_table
-
-    index = open_index(device=device, backend=backend)
-    models = model or [index.model]
-    for name in models:
-        index.encoder(name)  # every model loads before any work, so a missing one fails early
-    if split is not None:
-        extra = ({"tta": tta, "augment": augment, "copies": copies} if near_duplicates
-                 else {"pca": pca if pca is not None else [64]})
-        from imgsearch.cli.learning import evaluate_split
-
-        evaluate_split(index, folder, models[0], near_duplicates, split, seed, loss, epochs,
-                        extra, ks, as_json)
-        return
-    with progress_display() as show:
-        if near_duplicates:
-            result = index.near_duplicates(folder, models=models, ks=ks, sample=sample,
-                                           progress=show)
-            text = near_duplicates_table(result)
-        else:
-            result = index.evaluate(folder, models=models, ks=ks, labels_csv=labels, exact=exact,
-                                    sample=sample, progress=show)
-            text = evaluation_table(result)
-    typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else text)
 
 
 @app.command("prune")
@@ -262,13 +257,15 @@ def models_command() -> None:
 def serve_command(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
-    workers: Annotated[int, typer.Option(
-        "--workers", min=1, max=64, help="Worker processes (each loads the model once).")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Worker processes (each loads the model once).")
+    ] = 1,
     model: ModelOption = None,
     device: DeviceOption = None,
     backend: BackendOption = None,
-    watch: Annotated[list[Path] | None, typer.Option(
-        "--watch", help="Also index this folder and keep it in step (repeatable; one worker).")
+    watch: Annotated[
+        list[Path] | None,
+        typer.Option("--watch", help="Also index this folder and keep it in step (repeatable; one worker)."),
     ] = None,
 ) -> None:
     """The HTTP API (OpenAPI at /docs) and the web page, on the same database as the CLI."""
@@ -281,10 +278,14 @@ def serve_command(
         raise typer.Exit(2)
     if watch:
         os.environ["IMGSEARCH_SERVE_WATCH"] = os.pathsep.join(str(p.absolute()) for p in watch)
-    for name, value in (("IMGSEARCH_MODEL", model), ("IMGSEARCH_DEVICE", device),
-                        ("IMGSEARCH_BACKEND", backend)):
+    for name, value in (
+        ("IMGSEARCH_MODEL", model),
+        ("IMGSEARCH_DEVICE", device),
+        ("IMGSEARCH_BACKEND", backend),
+    ):
         if value:
             os.environ[name] = value  # the worker processes read their settings from here
     open_index().close()  # the schema is migrated and the server started before workers fork
-    uvicorn.run("imgsearch.service.main:app", factory=False, host=host, port=port,
-                workers=workers, log_level="info")
+    uvicorn.run(
+        "imgsearch.service.main:app", factory=False, host=host, port=port, workers=workers, log_level="info"
+    )

@@ -26,13 +26,19 @@ def progress_display(stream=None) -> Iterator[ProgressCallback]:
 @contextmanager
 def _rich_bars(stream) -> Iterator[ProgressCallback]:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as Bars
 
-    bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                console=Console(file=stream), transient=False)
-    tasks: dict[str, int] = {}
+    bars = Bars(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=Console(file=stream),
+        transient=False,
+    )
+    tasks: dict[str, TaskID] = {}
 
     def update(p: Progress) -> None:
         if p.task not in tasks:
@@ -71,16 +77,24 @@ def search_table(result) -> str:
     """rank, similarity, path (and title), id."""
     from imgsearch.tables import render, table
 
-    rows = [(m.rank, f"{m.similarity:.4f}", m.path + (f"  ({m.title})" if m.title else ""),
-             f"id:{m.image_id}") for m in result.results]
+    rows = [
+        (m.rank, f"{m.similarity:.4f}", m.path + (f"  ({m.title})" if m.title else ""), f"id:{m.image_id}")
+        for m in result.results
+    ]
     return render(table(["rank", "similarity", "path", "id"], rows, right=["rank", "similarity"]))
 
 
 def models_table(models) -> str:
     from imgsearch.tables import render, table
 
-    rows = [(m.name, m.dimension, "present" if m.weights_present else "missing",
-             "exported" if m.onnx_exported else "-", f"{m.source}: {m.weights_location}")
-            for m in models]
-    return render(table(["name", "dim", "weights", "onnx", "source / where"], rows,
-                        right=["dim"]))
+    rows = [
+        (
+            m.name,
+            m.dimension,
+            "present" if m.weights_present else "missing",
+            "exported" if m.onnx_exported else "-",
+            f"{m.source}: {m.weights_location}",
+        )
+        for m in models
+    ]
+    return render(table(["name", "dim", "weights", "onnx", "source / where"], rows, right=["dim"]))

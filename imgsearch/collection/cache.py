@@ -11,6 +11,8 @@ from typing import Generic, TypeVar
 
 import psycopg
 
+from imgsearch.db.connection import one
+
 T = TypeVar("T")
 KEEP = 16  # results kept (one per encoder, threshold and folder asked for, say)
 
@@ -18,11 +20,14 @@ KEEP = 16  # results kept (one per encoder, threshold and folder asked for, say)
 def collection_version(conn: psycopg.Connection, enc_id: int) -> tuple:
     """A value that changes whenever images, this encoder's vectors or duplicate decisions
     change (rows added, removed or re-indexed)."""
-    return conn.execute(
-        """SELECT (SELECT (count(*), max(id), max(indexed_at))::text FROM imgsearch.images),
+    return one(
+        conn.execute(
+            """SELECT (SELECT (count(*), max(id), max(indexed_at))::text FROM imgsearch.images),
                   (SELECT count(*) FROM imgsearch.embeddings WHERE encoder_id = %s),
                   (SELECT (count(*), max(decided_at))::text FROM imgsearch.duplicate_decisions)""",
-        (enc_id,)).fetchone()
+            (enc_id,),
+        )
+    )
 
 
 class ResultCache(Generic[T]):

@@ -40,8 +40,9 @@ class Group:
         return asdict(self)
 
 
-def _links(conn: psycopg.Connection, enc_id: int, dim: int, threshold: float,
-           folder: str | None) -> list[tuple[int, int, float]]:
+def _links(
+    conn: psycopg.Connection, enc_id: int, dim: int, threshold: float, folder: str | None
+) -> list[tuple[int, int, float]]:
     """(image, neighbour, similarity) pairs at or above the threshold, minus not-duplicates."""
     conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(40, NEIGHBOURS)),))
     return conn.execute(
@@ -63,12 +64,17 @@ def _links(conn: psycopg.Connection, enc_id: int, dim: int, threshold: float,
                   WHERE d.decision = 'not-duplicates'
                     AND d.a_sha256 = least(ia.sha256, ib.sha256)
                     AND d.b_sha256 = greatest(ia.sha256, ib.sha256))""",
-        {"max_distance": 1.0 - threshold,
-         "folder": folder.rstrip("/") + "/" if folder else None}).fetchall()
+        {"max_distance": 1.0 - threshold, "folder": folder.rstrip("/") + "/" if folder else None},
+    ).fetchall()
 
 
-def find_groups(conn: psycopg.Connection, enc_id: int, dim: int,
-                threshold: float = DEFAULT_THRESHOLD, folder: str | None = None) -> list[Group]:
+def find_groups(
+    conn: psycopg.Connection,
+    enc_id: int,
+    dim: int,
+    threshold: float = DEFAULT_THRESHOLD,
+    folder: str | None = None,
+) -> list[Group]:
     """Groups of two or more images, largest first."""
     if not 0.0 < threshold <= 1.0:
         raise ImgsearchError("The duplicate threshold must be a similarity in (0, 1].")
@@ -92,41 +98,66 @@ def find_groups(conn: psycopg.Connection, enc_id: int, dim: int,
 
 def _group(conn: psycopg.Connection, enc_id: int, dim: int, ids: list[int]) -> Group:
     rows = conn.execute(
-        "SELECT id, path, byte_size, width, height, mtime, sha256 FROM imgsearch.images"
-        " WHERE id = ANY(%s)", (ids,)).fetchall()
+        "SELECT id, path, byte_size, width, height, mtime, sha256 FROM imgsearch.images WHERE id = ANY(%s)",
+        (ids,),
+    ).fetchall()
     keep = max(rows, key=lambda r: ((r[3] or 0) * (r[4] or 0), r[2], -(r[5] or 0), -r[0]))[0]
-    similarity = dict(conn.execute(
-        f"""SELECT e.image_id, 1 - ((e.embedding::halfvec({dim})) <=> (k.embedding::halfvec({dim})))
+    similarity: dict[int, float] = dict(
+        conn.execute(
+            f"""SELECT e.image_id, 1 - ((e.embedding::halfvec({dim})) <=> (k.embedding::halfvec({dim})))
             FROM imgsearch.embeddings e JOIN imgsearch.embeddings k
               ON k.image_id = %s AND k.encoder_id = e.encoder_id
-            WHERE e.encoder_id = %s AND e.image_id = ANY(%s)""", (keep, enc_id, ids)).fetchall())
-    members = [Member(*row, similarity=float(similarity.get(row[0], 0.0))) for row in rows]
+            WHERE e.encoder_id = %s AND e.image_id = ANY(%s)""",
+            (keep, enc_id, ids),
+        ).fetchall()
+    )
+    members = [
+        Member(
+            image_id,
+            path,
+            size,
+            width,
+            height,
+            mtime,
+            sha256,
+            similarity=float(similarity.get(image_id, 0.0)),
+        )
+        for image_id, path, size, width, height, mtime, sha256 in rows
+    ]
     members.sort(key=lambda m: (m.id != keep, -m.similarity, m.id))
     return Group(min(ids), keep, members)
 
 
-def decide(conn: psycopg.Connection, image_ids: list[int], decision: str,
-           keep: int | None = None) -> int:
+def decide(conn: psycopg.Connection, image_ids: list[int], decision: str, keep: int | None = None) -> int:
     """Record a decision about these images; the number of pairs recorded."""
     if decision not in ("keep", "not-duplicates"):
         raise ImgsearchError("A decision is `keep` or `not-duplicates`.")
-    shas = dict(conn.execute("SELECT id, sha256 FROM imgsearch.images WHERE id = ANY(%s)",
-                             (list(image_ids),)).fetchall())
+    shas: dict[int, str] = dict(
+        conn.execute(
+            "SELECT id, sha256 FROM imgsearch.images WHERE id = ANY(%s)", (list(image_ids),)
+        ).fetchall()
+    )
     if len(shas) != len(set(image_ids)) or len(shas) < 2:
         raise ImgsearchError("A decision needs two or more indexed images.")
     if decision == "keep" and keep not in shas:
         raise ImgsearchError("The image to keep must be one of the group's images.")
-    if decision == "keep":
+    if decision == "keep" and keep is not None:
         pairs = [(shas[keep], shas[i]) for i in shas if i != keep and shas[i] != shas[keep]]
     else:
         values = sorted(set(shas.values()))
-        pairs = [(a, b) for i, a in enumerate(values) for b in values[i + 1:]]
+        pairs = [(a, b) for i, a in enumerate(values) for b in values[i + 1 :]]
     with conn.transaction():
         for a, b in pairs:
-            conn.execute("DELETE FROM imgsearch.duplicate_decisions WHERE (a_sha256, b_sha256)"
-                         " IN ((%s, %s), (%s, %s))", (a, b, b, a))
-            conn.execute("INSERT INTO imgsearch.duplicate_decisions (a_sha256, b_sha256, decision)"
-                         " VALUES (%s, %s, %s)", (a, b, decision))
+            conn.execute(
+                "DELETE FROM imgsearch.duplicate_decisions WHERE (a_sha256, b_sha256)"
+                " IN ((%s, %s), (%s, %s))",
+                (a, b, b, a),
+            )
+            conn.execute(
+                "INSERT INTO imgsearch.duplicate_decisions (a_sha256, b_sha256, decision)"
+                " VALUES (%s, %s, %s)",
+                (a, b, decision),
+            )
     return len(pairs)
 
 

@@ -15,6 +15,7 @@ import psycopg
 from PIL import Image, ImageDraw
 
 from imgsearch.collection.clusters import stored_vectors
+from imgsearch.db.connection import scalar
 from imgsearch.encoding.decode import decode_image
 from imgsearch.errors import ImageDecodeError, ImgsearchError
 from imgsearch.sources import fetch, location_of
@@ -45,33 +46,41 @@ def project(conn: psycopg.Connection, enc_id: int, method: str = "pca", seed: in
             import umap
         except ImportError:
             raise ImgsearchError("UMAP needs `pip install umap-learn` (or use --method pca).") from None
-        xy = umap.UMAP(n_components=2, metric="cosine", random_state=seed,
-                       n_neighbors=min(15, len(ids) - 1)).fit_transform(vectors)
+        xy = umap.UMAP(
+            n_components=2, metric="cosine", random_state=seed, n_neighbors=min(15, len(ids) - 1)
+        ).fit_transform(vectors)
     else:
         from sklearn.decomposition import PCA
 
         xy = PCA(n_components=2, random_state=seed).fit_transform(vectors)
     xy = (xy - xy.min(axis=0)) / np.maximum(np.ptp(xy, axis=0), 1e-12)
     with conn.transaction():
-        map_id = conn.execute("INSERT INTO imgsearch.maps (encoder_id, method) VALUES (%s, %s)"
-                              " RETURNING id", (enc_id, method)).fetchone()[0]
-        with conn.cursor().copy("COPY imgsearch.map_points (map_id, image_id, x, y)"
-                                " FROM STDIN") as copy:
+        map_id = scalar(
+            conn.execute(
+                "INSERT INTO imgsearch.maps (encoder_id, method) VALUES (%s, %s) RETURNING id",
+                (enc_id, method),
+            )
+        )
+        with conn.cursor().copy("COPY imgsearch.map_points (map_id, image_id, x, y) FROM STDIN") as copy:
             for image_id, (x, y) in zip(ids, xy, strict=True):
                 copy.write_row((map_id, int(image_id), float(x), float(y)))
     return map_id
 
 
 def points(conn: psycopg.Connection, map_id: int) -> list[Point]:
-    return [Point(image_id, x, y, path, location_of(path, exact)) for image_id, x, y, path, exact in
-            conn.execute("""SELECT p.image_id, p.x, p.y, i.path, i.path_bytes
+    return [
+        Point(image_id, x, y, path, location_of(path, exact))
+        for image_id, x, y, path, exact in conn.execute(
+            """SELECT p.image_id, p.x, p.y, i.path, i.path_bytes
                             FROM imgsearch.map_points p JOIN imgsearch.images i ON i.id = p.image_id
-                            WHERE p.map_id = %s ORDER BY p.image_id""", (map_id,))]
+                            WHERE p.map_id = %s ORDER BY p.image_id""",
+            (map_id,),
+        )
+    ]
 
 
 def latest(conn: psycopg.Connection, enc_id: int) -> int | None:
-    return conn.execute("SELECT max(id) FROM imgsearch.maps WHERE encoder_id = %s",
-                        (enc_id,)).fetchone()[0]
+    return scalar(conn.execute("SELECT max(id) FROM imgsearch.maps WHERE encoder_id = %s", (enc_id,)))
 
 
 def _thumb(location: str) -> Image.Image | None:
@@ -109,12 +118,20 @@ def write_html(pts: list[Point], out: Path, title: str = "imgsearch map") -> Non
             buffer = io.BytesIO()
             thumb.save(buffer, "JPEG", quality=80)
             src = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-        href = p.location if p.location.startswith(("http://", "https://")) else \
-            Path(p.location).absolute().as_uri()
-        data.append({"id": p.id, "x": round(p.x, 5), "y": round(p.y, 5), "path": p.path,
-                     "href": href, "thumb": src})
-    out.write_text(HTML.replace("{{title}}", html.escape(title)).replace(
-        "{{points}}", json.dumps(data).replace("</", "<\\/")), encoding="utf-8")
+        href = (
+            p.location
+            if p.location.startswith(("http://", "https://"))
+            else Path(p.location).absolute().as_uri()
+        )
+        data.append(
+            {"id": p.id, "x": round(p.x, 5), "y": round(p.y, 5), "path": p.path, "href": href, "thumb": src}
+        )
+    out.write_text(
+        HTML.replace("{{title}}", html.escape(title)).replace(
+            "{{points}}", json.dumps(data).replace("</", "<\\/")
+        ),
+        encoding="utf-8",
+    )
 
 
 HTML = """<!doctype html>

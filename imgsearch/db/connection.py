@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -33,6 +34,19 @@ class Database:
         if self.embedded_dir is not None:
             return f"embedded at {self.embedded_dir}"
         return redact(self.url, [self.url])
+
+
+def one(cursor: psycopg.Cursor[Any]) -> tuple[Any, ...]:
+    """The row a query that always returns one row returned (an aggregate, RETURNING ...)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise psycopg.DataError("the query returned no row")
+    return row
+
+
+def scalar(cursor: psycopg.Cursor[Any]) -> Any:
+    """The first value of the one row a query returned (see `one`)."""
+    return one(cursor)[0]
 
 
 def libpq_url(url: str) -> str:

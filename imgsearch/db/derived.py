@@ -11,6 +11,7 @@ import numpy as np
 import psycopg
 
 from imgsearch.db import store
+from imgsearch.db.connection import scalar
 from imgsearch.encoding.encoder import EncoderIdentity
 from imgsearch.encoding.projection import Projection, from_bytes
 from imgsearch.errors import ImgsearchError
@@ -36,8 +37,9 @@ def _projection(conn: psycopg.Connection, encoder_id: int, digest: str) -> Proje
     with _cache_lock:
         if digest in _cache:
             return _cache[digest]
-    data = conn.execute("SELECT projection FROM imgsearch.derived_encoders WHERE encoder_id = %s",
-                        (encoder_id,)).fetchone()[0]
+    data = scalar(
+        conn.execute("SELECT projection FROM imgsearch.derived_encoders WHERE encoder_id = %s", (encoder_id,))
+    )
     projection = from_bytes(bytes(data))
     with _cache_lock:
         _cache[digest] = projection
@@ -52,8 +54,7 @@ _SELECT = """SELECT d.encoder_id, c.name, d.base_encoder_id, b.name, d.kind, d.d
 
 def by_name(conn: psycopg.Connection, name: str) -> tuple[DerivedRow, Projection] | None:
     """The newest derived encoder called `name`, and its projection."""
-    row = conn.execute(_SELECT + " WHERE c.name = %s ORDER BY d.created_at DESC LIMIT 1",
-                       (name,)).fetchone()
+    row = conn.execute(_SELECT + " WHERE c.name = %s ORDER BY d.created_at DESC LIMIT 1", (name,)).fetchone()
     if row is None:
         return None
     derived = DerivedRow(*row)
@@ -62,21 +63,23 @@ def by_name(conn: psycopg.Connection, name: str) -> tuple[DerivedRow, Projection
 
 def dependants(conn: psycopg.Connection, base_id: int) -> list[tuple[int, Projection]]:
     """(encoder id, projection) of every encoder derived from `base_id`."""
-    rows = conn.execute("SELECT encoder_id, digest FROM imgsearch.derived_encoders"
-                        " WHERE base_encoder_id = %s", (base_id,)).fetchall()
+    rows = conn.execute(
+        "SELECT encoder_id, digest FROM imgsearch.derived_encoders WHERE base_encoder_id = %s", (base_id,)
+    ).fetchall()
     return [(enc_id, _projection(conn, enc_id, digest)) for enc_id, digest in rows]
 
 
-def register(conn: psycopg.Connection, identity: EncoderIdentity, base_id: int,
-             projection: Projection, details: dict) -> int:
+def register(
+    conn: psycopg.Connection, identity: EncoderIdentity, base_id: int, projection: Projection, details: dict
+) -> int:
     """Record the derived encoder (idempotent for the same identity); its encoder id."""
     enc_id = store.encoder_id(conn, identity)
     conn.execute(
         """INSERT INTO imgsearch.derived_encoders
                (encoder_id, base_encoder_id, kind, digest, projection, details)
            VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (encoder_id) DO NOTHING""",
-        (enc_id, base_id, projection.kind, projection.digest(), projection.to_bytes(),
-         json.dumps(details)))
+        (enc_id, base_id, projection.kind, projection.digest(), projection.to_bytes(), json.dumps(details)),
+    )
     conn.commit()
     return enc_id
 
@@ -91,7 +94,9 @@ def fill(conn: psycopg.Connection, enc_id: int, base_id: int, projection: Projec
                WHERE e.encoder_id = %s AND e.image_id > %s AND NOT EXISTS (
                    SELECT 1 FROM imgsearch.embeddings d
                    WHERE d.encoder_id = %s AND d.image_id = e.image_id)
-               ORDER BY e.image_id LIMIT %s""", (base_id, last, enc_id, FILL_CHUNK)).fetchall()
+               ORDER BY e.image_id LIMIT %s""",
+            (base_id, last, enc_id, FILL_CHUNK),
+        ).fetchall()
         if not rows:
             conn.commit()
             return written
@@ -107,17 +112,22 @@ def drop_encoder(conn: psycopg.Connection, name: str, cascade: bool = False) -> 
     """Delete every identity of the encoder `name` and its vectors; the names dropped.
 
     Refused while encoders derived from it exist, unless `cascade` (they are dropped too)."""
-    ids = [r[0] for r in conn.execute("SELECT id FROM imgsearch.encoders WHERE name = %s",
-                                      (name,)).fetchall()]
+    ids = [
+        r[0] for r in conn.execute("SELECT id FROM imgsearch.encoders WHERE name = %s", (name,)).fetchall()
+    ]
     if not ids:
         raise ImgsearchError(f"No encoder named {name!r} in this database.")
     derived = conn.execute(
         "SELECT c.id, c.name FROM imgsearch.derived_encoders d JOIN imgsearch.encoders c"
-        " ON c.id = d.encoder_id WHERE d.base_encoder_id = ANY(%s)", (ids,)).fetchall()
+        " ON c.id = d.encoder_id WHERE d.base_encoder_id = ANY(%s)",
+        (ids,),
+    ).fetchall()
     if derived and not cascade:
         names = ", ".join(sorted({n for _, n in derived}))
-        raise ImgsearchError(f"{name} has derived encoders computed from its vectors ({names}): "
-                             "drop those first, or use --cascade to drop them too.")
+        raise ImgsearchError(
+            f"{name} has derived encoders computed from its vectors ({names}): "
+            "drop those first, or use --cascade to drop them too."
+        )
     dropped = []
     with conn.transaction():
         for enc_id, derived_name in derived:

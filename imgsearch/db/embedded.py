@@ -57,8 +57,7 @@ def start(home: Path) -> EmbeddedServer:
                 # A new handle, not get_server()'s per-process cache: that cache can hold a
                 # handle to a server stopped since (by `imgsearch db stop` in another process).
                 pgdata_dir(home).mkdir(exist_ok=True)
-                server = _server_module().PostgresServer(pgdata_dir(home).resolve(),
-                                                         cleanup_mode=None)
+                server = _server_module().PostgresServer(pgdata_dir(home).resolve(), cleanup_mode=None)
             admin_url = server.get_uri()
         except Exception as exc:  # initdb / pg_ctl failures come as several exception types
             log_file = pgdata_dir(home) / "log"
@@ -75,9 +74,7 @@ def _ensure_database(server: EmbeddedServer) -> None:
     import psycopg
 
     with psycopg.connect(server.admin_url, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
-        ).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from imgsearch.db import store
-from imgsearch.db.connection import Database, connect
+from imgsearch.db.connection import Database, connect, scalar
 from imgsearch.errors import ImgsearchError
 from imgsearch.progress import Progress, ProgressCallback
 
@@ -34,8 +34,11 @@ class IndexStatus:
 
     @property
     def rebuild_advised(self) -> bool:
-        return (self.kind == "ivfflat" and self.rows_at_build is not None
-                and self.rows > REBUILD_GROWTH * max(self.rows_at_build, 1))
+        return (
+            self.kind == "ivfflat"
+            and self.rows_at_build is not None
+            and self.rows > REBUILD_GROWTH * max(self.rows_at_build, 1)
+        )
 
 
 def index_name(kind: str, encoder_id: int) -> str:
@@ -54,18 +57,26 @@ def _encoder(conn, name: str) -> tuple[int, int]:
     return enc.id, enc.dimension
 
 
-def create_index(db: Database, encoder: str, kind: str = "hnsw", *, m: int = 16,
-                 ef_construction: int = 64, lists: int | None = None,
-                 maintenance_work_mem: str = "1GB",
-                 progress: ProgressCallback | None = None) -> tuple[str, list[str]]:
+def create_index(
+    db: Database,
+    encoder: str,
+    kind: str = "hnsw",
+    *,
+    m: int = 16,
+    ef_construction: int = 64,
+    lists: int | None = None,
+    maintenance_work_mem: str = "1GB",
+    progress: ProgressCallback | None = None,
+) -> tuple[str, list[str]]:
     """Build (or rebuild) the encoder's index; returns its name and any warnings."""
     if kind not in ("hnsw", "ivfflat"):
         raise ImgsearchError("--kind must be hnsw or ivfflat.")
     warnings: list[str] = []
     with connect(db, autocommit=True) as conn:
         enc_id, dim = _encoder(conn, encoder)
-        rows = conn.execute("SELECT count(*) FROM imgsearch.embeddings WHERE encoder_id = %s",
-                            (enc_id,)).fetchone()[0]
+        rows = scalar(
+            conn.execute("SELECT count(*) FROM imgsearch.embeddings WHERE encoder_id = %s", (enc_id,))
+        )
         if kind == "hnsw":
             options = f"m = {int(m)}, ef_construction = {int(ef_construction)}"
         else:
@@ -123,7 +134,7 @@ def drop_index(db: Database, encoder: str) -> list[str]:
         dropped = []
         for kind in ("hnsw", "ivfflat"):
             name = index_name(kind, enc_id)
-            if conn.execute("SELECT to_regclass(%s)", (f"imgsearch.{name}",)).fetchone()[0]:
+            if scalar(conn.execute("SELECT to_regclass(%s)", (f"imgsearch.{name}",))):
                 conn.execute(f"DROP INDEX imgsearch.{name}")
                 dropped.append(name)
     return dropped

@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import Any
 
-from imgsearch.db.connection import SCHEMA, Database, connect
+from imgsearch.db.connection import SCHEMA, Database, connect, scalar
 
 VERSION_TABLE = "alembic_version"
 HEAD_REVISION = "0010"  # the newest file in migrations/versions (a test checks it)
@@ -27,14 +27,15 @@ def alembic_config(db: Database) -> Any:
 def head_revision(db: Database) -> str:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config(db)).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config(db)).get_current_head()
+    if head is None:
+        raise RuntimeError("imgsearch's migrations are missing from the installed package")
+    return head
 
 
 def current_revision(db: Database) -> str | None:
     with connect(db, vector_types=False) as conn:
-        exists = conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.{VERSION_TABLE}",)
-        ).fetchone()[0]
+        exists = scalar(conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.{VERSION_TABLE}",)))
         if not exists:
             return None
         row = conn.execute(f"SELECT version_num FROM {SCHEMA}.{VERSION_TABLE}").fetchone()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from imgsearch.db.connection import Database, connect
+from imgsearch.db.connection import Database, connect, scalar
 from imgsearch.errors import ImgsearchError
 
 MAX_PARTITIONS = 256
@@ -32,10 +32,17 @@ class PartitionReport:
 
 def partition_count(conn: psycopg.Connection) -> int:
     """How many hash partitions `imgsearch.embeddings` has (1: not partitioned)."""
-    row = conn.execute(
-        """SELECT count(*) FROM pg_inherits
-           WHERE inhparent = 'imgsearch.embeddings'::regclass""").fetchone()
-    return max(1, int(row[0]))
+    return max(
+        1,
+        int(
+            scalar(
+                conn.execute(
+                    """SELECT count(*) FROM pg_inherits
+           WHERE inhparent = 'imgsearch.embeddings'::regclass"""
+                )
+            )
+        ),
+    )
 
 
 def _ann_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
@@ -44,7 +51,8 @@ def _ann_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
         r"""SELECT c.relname, pg_get_indexdef(c.oid)
             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
             WHERE i.indrelid = 'imgsearch.embeddings'::regclass
-              AND c.relname ~ '^embeddings_(hnsw|ivfflat)_enc\d+$'""").fetchall()
+              AND c.relname ~ '^embeddings_(hnsw|ivfflat)_enc\d+$'"""
+    ).fetchall()
 
 
 def partition(db: Database, count: int, maintenance_work_mem: str = "1GB") -> PartitionReport:
@@ -71,20 +79,20 @@ def partition(db: Database, count: int, maintenance_work_mem: str = "1GB") -> Pa
             conn.execute(f"""CREATE TABLE imgsearch.embeddings_p{i}_new
                              PARTITION OF imgsearch.embeddings_new
                              FOR VALUES WITH (MODULUS {count}, REMAINDER {i})""")
-            conn.execute(f"ALTER TABLE imgsearch.embeddings_p{i}_new"
-                         " ALTER COLUMN embedding SET STORAGE MAIN")
-        rows = conn.execute("INSERT INTO imgsearch.embeddings_new"
-                            " SELECT image_id, encoder_id, embedding FROM imgsearch.embeddings"
-                            ).rowcount
+            conn.execute(f"ALTER TABLE imgsearch.embeddings_p{i}_new ALTER COLUMN embedding SET STORAGE MAIN")
+        rows = conn.execute(
+            "INSERT INTO imgsearch.embeddings_new"
+            " SELECT image_id, encoder_id, embedding FROM imgsearch.embeddings"
+        ).rowcount
         conn.execute("DROP TABLE imgsearch.embeddings")  # its partitions and indexes with it
         conn.execute("ALTER TABLE imgsearch.embeddings_new RENAME TO embeddings")
         for i in parts:
             conn.execute(f"ALTER TABLE imgsearch.embeddings_p{i}_new RENAME TO embeddings_p{i}")
-        conn.execute("ALTER TABLE imgsearch.embeddings RENAME CONSTRAINT embeddings_new_pkey"
-                     " TO embeddings_pkey")
+        conn.execute(
+            "ALTER TABLE imgsearch.embeddings RENAME CONSTRAINT embeddings_new_pkey TO embeddings_pkey"
+        )
         conn.execute("CREATE INDEX embeddings_encoder_idx ON imgsearch.embeddings (encoder_id)")
         for _, definition in indexes:  # on the parent: PostgreSQL builds one per partition
             conn.execute(definition.replace(" ON ONLY ", " ON ", 1))
         conn.commit()
-    return PartitionReport(count, rows, [name for name, _ in indexes],
-                           time.monotonic() - started)
+    return PartitionReport(count, rows, [name for name, _ in indexes], time.monotonic() - started)

@@ -14,12 +14,13 @@ from imgsearch.sources import location_of
 DELETE_CHUNK = 1000
 
 
-def find_gone(conn: psycopg.Connection, prefixes: Sequence[str] | None = None,
-              exact: bool = False) -> list[int]:
+def find_gone(
+    conn: psycopg.Connection, prefixes: Sequence[str] | None = None, exact: bool = False
+) -> list[int]:
     """Ids of indexed local files that no longer exist, optionally only under folders given
     as display paths (with `exact`, also the files at exactly those paths)."""
     folders = None if prefixes is None else [p.rstrip("/") + "/" for p in prefixes]
-    if exact and prefixes is not None:
+    if exact and prefixes is not None and folders is not None:
         folders += list(prefixes)
     with conn.transaction(), conn.cursor(name="gone_scan") as cur:
         cur.itersize = 5000
@@ -29,17 +30,18 @@ def find_gone(conn: psycopg.Connection, prefixes: Sequence[str] | None = None,
                  AND (%(folders)s::text[] IS NULL OR EXISTS (
                       SELECT 1 FROM unnest(%(folders)s::text[]) f
                       WHERE starts_with(i.path, f) AND (right(f, 1) = '/' OR i.path = f)))""",
-            {"folders": folders})
-        return [image_id for image_id, path, exact in cur
-                if not os.path.exists(location_of(path, exact))]
+            {"folders": folders},
+        )
+        return [image_id for image_id, path, exact in cur if not os.path.exists(location_of(path, exact))]
 
 
 def delete_images(conn: psycopg.Connection, ids: Sequence[int]) -> int:
     """Delete images by id (with their vectors), a chunk per transaction."""
     for start in range(0, len(ids), DELETE_CHUNK):
         with conn.transaction():
-            conn.execute("DELETE FROM imgsearch.images WHERE id = ANY(%s)",
-                         (list(ids[start:start + DELETE_CHUNK]),))
+            conn.execute(
+                "DELETE FROM imgsearch.images WHERE id = ANY(%s)", (list(ids[start : start + DELETE_CHUNK]),)
+            )
     return len(ids)
 
 

@@ -6,7 +6,7 @@ import re
 
 import psycopg
 
-from imgsearch.db.connection import Database, connect, resolve
+from imgsearch.db.connection import Database, connect, resolve, scalar
 from imgsearch.db.migrations import upgrade_if_needed
 from imgsearch.errors import PgvectorMissing
 
@@ -18,18 +18,16 @@ PGVECTOR_INSTALL_HINT = (
 )
 
 
-def _version_tuple(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+def _version_tuple(text: str | None) -> tuple[int, ...]:
+    """(major, minor, patch) of a version string; () for none (older than any version)."""
+    return tuple(int(part) for part in re.findall(r"\d+", text or "")[:3])
 
 
 def ensure_pgvector(db: Database) -> str:
     """Create the `vector` extension if needed; return its version or raise PgvectorMissing."""
     with connect(db, autocommit=True, vector_types=False) as conn:
         row = conn.execute(
-            "SELECT default_version, installed_version FROM pg_available_extensions"
-            " WHERE name = 'vector'"
+            "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = 'vector'"
         ).fetchone()
         server = db.describe()
         if row is None:
@@ -55,9 +53,7 @@ def ensure_pgvector(db: Database) -> str:
                 f"The database at {server} needs pgvector {wanted}+ enabled and this user may not "
                 f"do it: ask an administrator to run `{action};` in that database."
             ) from exc
-        return conn.execute(
-            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
-        ).fetchone()[0]
+        return scalar(conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
 
 
 _ready: set[str] = set()

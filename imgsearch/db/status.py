@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from imgsearch.db.connection import SCHEMA, Database, connect
+import psycopg
+
+from imgsearch.db.connection import SCHEMA, Database, connect, one, scalar
 from imgsearch.db.migrations import current_revision, head_revision
 
 TABLES = ("encoders", "images", "embeddings", "ingest_errors")
@@ -33,10 +35,21 @@ class DatabaseStatus:
         return self.revision == self.head
 
 
+def server_versions(conn: psycopg.Connection) -> tuple[str, str | None]:
+    """The PostgreSQL server's version and pgvector's (None when it is not installed)."""
+    version, pgvector = one(
+        conn.execute(
+            "SELECT current_setting('server_version'),"
+            " (SELECT extversion FROM pg_extension WHERE extname = 'vector')"
+        )
+    )
+    return version, pgvector
+
+
 def database_status(db: Database) -> DatabaseStatus:
     revision = current_revision(db)
     with connect(db, vector_types=False) as conn:
-        pg_version = conn.execute("SHOW server_version").fetchone()[0]
+        pg_version = scalar(conn.execute("SHOW server_version"))
         row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
         status = DatabaseStatus(
             server=db.describe(),
@@ -48,9 +61,7 @@ def database_status(db: Database) -> DatabaseStatus:
         if revision is None:
             return status
         for table in TABLES:
-            status.table_rows[table] = conn.execute(
-                f"SELECT count(*) FROM {SCHEMA}.{table}"
-            ).fetchone()[0]
+            status.table_rows[table] = scalar(conn.execute(f"SELECT count(*) FROM {SCHEMA}.{table}"))
         for name, dim, weights, count in conn.execute(
             f"""SELECT e.name, e.dimension, e.weights, count(v.image_id)
                 FROM {SCHEMA}.encoders e LEFT JOIN {SCHEMA}.embeddings v ON v.encoder_id = e.id

@@ -1,4 +1,6 @@
-"""SQL reads and writes of imgsearch's tables (the only module that writes rows)."""
+"""SQL reads and writes of the images, their vectors and ingest errors: what ingest writes and
+looks up. (The collection tools, derived encoders and partitions keep their own tables in
+their own modules.)"""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ import numpy as np
 import psycopg
 from pgvector import HalfVector
 
+from imgsearch.db.connection import scalar
 from imgsearch.encoding.encoder import EncoderIdentity
 from imgsearch.encoding.projection import Projection
-from imgsearch.sources import display_path, path_bytes
+from imgsearch.sources import Failure, display_path, path_bytes
 
 
 @dataclass
@@ -38,13 +41,6 @@ class ImageRow:
 
 
 @dataclass
-class ErrorRow:
-    location: str
-    kind: str
-    message: str
-
-
-@dataclass
 class Written:
     """What one `write_batch` did: locations inserted (not there before), and (filled by the
     ingest writer) the rows the database refused, with the reason."""
@@ -58,21 +54,27 @@ def storable_text(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
-def encoder_id(conn: psycopg.Connection, identity: EncoderIdentity, create: bool = True) -> int | None:
-    """The id of this exact encoder identity, registering it when `create`."""
-    select = ("SELECT id FROM imgsearch.encoders WHERE name = %s AND weights = %s"
-              " AND preprocessing = %s")
-    key = (identity.name, identity.weights, identity.preprocessing)
-    row = conn.execute(select, key).fetchone()
-    if row or not create:
-        return row[0] if row else None
+_SELECT_ENCODER = "SELECT id FROM imgsearch.encoders WHERE name = %s AND weights = %s AND preprocessing = %s"
+
+
+def find_encoder_id(conn: psycopg.Connection, identity: EncoderIdentity) -> int | None:
+    """The id of this exact encoder identity, if it is registered."""
+    row = conn.execute(_SELECT_ENCODER, (identity.name, identity.weights, identity.preprocessing)).fetchone()
+    return row[0] if row else None
+
+
+def encoder_id(conn: psycopg.Connection, identity: EncoderIdentity) -> int:
+    """The id of this exact encoder identity, registered if it is not yet."""
+    found = find_encoder_id(conn, identity)
+    if found is not None:
+        return found
     conn.execute(
         "INSERT INTO imgsearch.encoders (name, dimension, weights, preprocessing)"
         " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
         (identity.name, identity.dimension, identity.weights, identity.preprocessing),
     )
     conn.commit()
-    return conn.execute(select, key).fetchone()[0]
+    return scalar(conn.execute(_SELECT_ENCODER, (identity.name, identity.weights, identity.preprocessing)))
 
 
 def _by_location(rows, locations: Sequence[str]) -> dict[str, tuple]:
@@ -96,13 +98,17 @@ class EncoderRow:
 def encoder_by_name(conn: psycopg.Connection, name: str) -> EncoderRow | None:
     """The newest registered identity of the encoder called `name` (as the SQL functions
     resolve it)."""
-    row = conn.execute("SELECT id, name, dimension FROM imgsearch.encoders WHERE name = %s"
-                       " ORDER BY created_at DESC, id DESC LIMIT 1", (name,)).fetchone()
+    row = conn.execute(
+        "SELECT id, name, dimension FROM imgsearch.encoders WHERE name = %s"
+        " ORDER BY created_at DESC, id DESC LIMIT 1",
+        (name,),
+    ).fetchone()
     return EncoderRow(*row) if row else None
 
 
-def known_images(conn: psycopg.Connection, enc_id: int, locations: Sequence[str],
-                 augment: int = 0) -> dict[str, KnownImage]:
+def known_images(
+    conn: psycopg.Connection, enc_id: int, locations: Sequence[str], augment: int = 0
+) -> dict[str, KnownImage]:
     """What is indexed at these locations; `has_vector` also requires `augment` augmented
     vectors when that is above 0."""
     rows = conn.execute(
@@ -132,11 +138,16 @@ def vectors_by_sha(conn: psycopg.Connection, enc_id: int, shas: Sequence[str]) -
     return dict(rows)
 
 
-def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
-                vectors: Sequence[np.ndarray | HalfVector], errors: Sequence[ErrorRow] = (),
-                refreshed: Sequence[ImageRow] = (),
-                derived: Sequence[tuple[int, Projection]] = (),
-                augmented: Sequence[Sequence[np.ndarray]] | None = None) -> Written:
+def write_batch(
+    conn: psycopg.Connection,
+    enc_id: int,
+    rows: Sequence[ImageRow],
+    vectors: Sequence[np.ndarray | HalfVector],
+    errors: Sequence[Failure] = (),
+    refreshed: Sequence[ImageRow] = (),
+    derived: Sequence[tuple[int, Projection]] = (),
+    augmented: Sequence[Sequence[np.ndarray]] | None = None,
+) -> Written:
     """One transaction (`conn` must be in autocommit mode): upsert images, replace their
     vectors (and those of the `derived` encoders computed from them, and their augmented
     vectors: `augmented[i]` for `rows[i]`, none when not given), record errors.
@@ -149,17 +160,24 @@ def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
             ids = _upsert_images(conn, rows)
             written.inserted = {loc for loc, (_, inserted) in ids.items() if inserted}
             extras = augmented if augmented is not None else [()] * len(rows)
-            kept = [(ids[r.location][0], v, x) for r, v, x in zip(rows, vectors, extras,
-                                                                 strict=True)
-                    if r.location in ids]
+            kept = [
+                (ids[r.location][0], v, x)
+                for r, v, x in zip(rows, vectors, extras, strict=True)
+                if r.location in ids
+            ]
             image_ids = [image_id for image_id, _, _ in kept]
             vectors = [v for _, v, _ in kept]
             _replace_augmented(conn, enc_id, [(image_id, x) for image_id, _, x in kept])
-            base = (np.stack([v.to_numpy() if isinstance(v, HalfVector) else v for v in vectors])
-                    if derived and image_ids else None)
+            base = (
+                np.stack([v.to_numpy() if isinstance(v, HalfVector) else v for v in vectors])
+                if derived and image_ids
+                else None
+            )
             for target, projection in [(enc_id, None), *derived]:
-                conn.execute("DELETE FROM imgsearch.embeddings"
-                             " WHERE encoder_id = %s AND image_id = ANY(%s)", (target, image_ids))
+                conn.execute(
+                    "DELETE FROM imgsearch.embeddings WHERE encoder_id = %s AND image_id = ANY(%s)",
+                    (target, image_ids),
+                )
                 if projection is None:
                     copy_vectors(conn, target, image_ids, vectors)
                 elif base is not None:
@@ -171,33 +189,44 @@ def write_batch(conn: psycopg.Connection, enc_id: int, rows: Sequence[ImageRow],
                 cur.executemany(
                     "INSERT INTO imgsearch.ingest_errors (path, kind, message, encoder_id)"
                     " VALUES (%s, %s, %s, %s)",
-                    [(display_path(e.location), storable_text(e.kind), storable_text(e.message),
-                      enc_id) for e in errors],
+                    [
+                        (display_path(e.location), storable_text(e.kind), storable_text(e.message), enc_id)
+                        for e in errors
+                    ],
                 )
     return written
 
 
-def _replace_augmented(conn: psycopg.Connection, enc_id: int,
-                       items: Sequence[tuple[int, Sequence[np.ndarray]]]) -> None:
-    conn.execute("DELETE FROM imgsearch.augmented_embeddings"
-                 " WHERE encoder_id = %s AND image_id = ANY(%s)", (enc_id, [i for i, _ in items]))
+def _replace_augmented(
+    conn: psycopg.Connection, enc_id: int, items: Sequence[tuple[int, Sequence[np.ndarray]]]
+) -> None:
+    conn.execute(
+        "DELETE FROM imgsearch.augmented_embeddings WHERE encoder_id = %s AND image_id = ANY(%s)",
+        (enc_id, [i for i, _ in items]),
+    )
     if not any(extra for _, extra in items):
         return
-    with conn.cursor().copy("COPY imgsearch.augmented_embeddings"
-                            " (image_id, encoder_id, variant, embedding)"
-                            " FROM STDIN WITH (FORMAT BINARY)") as copy:
+    with conn.cursor().copy(
+        "COPY imgsearch.augmented_embeddings"
+        " (image_id, encoder_id, variant, embedding)"
+        " FROM STDIN WITH (FORMAT BINARY)"
+    ) as copy:
         copy.set_types(["int8", "int4", "int2", "halfvec"])
         for image_id, extra in items:
             for variant, vector in enumerate(extra, start=1):
-                copy.write_row((image_id, enc_id, variant,
-                                HalfVector(np.asarray(vector, dtype=np.float32))))
+                copy.write_row((image_id, enc_id, variant, HalfVector(np.asarray(vector, dtype=np.float32))))
 
 
-def copy_vectors(conn: psycopg.Connection, enc_id: int, image_ids: Sequence[int],
-                 vectors: Sequence[np.ndarray | HalfVector]) -> None:
+def copy_vectors(
+    conn: psycopg.Connection,
+    enc_id: int,
+    image_ids: Sequence[int],
+    vectors: Sequence[np.ndarray | HalfVector] | np.ndarray,
+) -> None:
     """COPY one encoder's vectors (the images must have none of this encoder yet)."""
-    with conn.cursor().copy("COPY imgsearch.embeddings (image_id, encoder_id, embedding)"
-                            " FROM STDIN WITH (FORMAT BINARY)") as copy:
+    with conn.cursor().copy(
+        "COPY imgsearch.embeddings (image_id, encoder_id, embedding) FROM STDIN WITH (FORMAT BINARY)"
+    ) as copy:
         copy.set_types(["int8", "int4", "halfvec"])
         for image_id, vector in zip(image_ids, vectors, strict=True):
             if not isinstance(vector, HalfVector):
@@ -223,17 +252,23 @@ def _upsert_images(conn: psycopg.Connection, rows: Sequence[ImageRow]) -> dict[s
                                ELSE excluded.metadata END
            RETURNING i.path, i.path_bytes, i.id, i.xmax = 0""",
         (
-            [display_path(r.location) for r in rows], [path_bytes(r.location) for r in rows],
-            [r.sha256 for r in rows], [r.byte_size for r in rows],
-            [r.width for r in rows], [r.height for r in rows], [r.format for r in rows],
-            [r.mtime for r in rows], [json.dumps(r.metadata) for r in rows],
+            [display_path(r.location) for r in rows],
+            [path_bytes(r.location) for r in rows],
+            [r.sha256 for r in rows],
+            [r.byte_size for r in rows],
+            [r.width for r in rows],
+            [r.height for r in rows],
+            [r.format for r in rows],
+            [r.mtime for r in rows],
+            [json.dumps(r.metadata) for r in rows],
         ),
     ).fetchall()
     return _by_location(result, [r.location for r in rows])
 
 
-def vectors_for_paths(conn: psycopg.Connection, enc_id: int,
-                      locations: Sequence[str]) -> dict[str, tuple[int, np.ndarray]]:
+def vectors_for_paths(
+    conn: psycopg.Connection, enc_id: int, locations: Sequence[str]
+) -> dict[str, tuple[int, np.ndarray]]:
     """(image id, float32 vector) of this encoder for each location that has one."""
     rows = conn.execute(
         """SELECT i.path, i.path_bytes, i.id, e.embedding
@@ -241,5 +276,7 @@ def vectors_for_paths(conn: psycopg.Connection, enc_id: int,
            WHERE e.encoder_id = %s AND i.path = ANY(%s)""",
         (enc_id, [display_path(loc) for loc in locations]),
     ).fetchall()
-    return {loc: (image_id, vector.to_numpy().astype(np.float32))
-            for loc, (image_id, vector) in _by_location(rows, locations).items()}
+    return {
+        loc: (image_id, vector.to_numpy().astype(np.float32))
+        for loc, (image_id, vector) in _by_location(rows, locations).items()
+    }

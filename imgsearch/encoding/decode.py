@@ -26,6 +26,7 @@ from imgsearch.sources import read_file
 
 DECODE_VERSION = 1  # bump whenever the pixels produced for a given file would change
 
+
 @cache
 def heif_available() -> bool:
     """Register the HEIC/HEIF opener when the optional `pillow-heif` package is installed."""
@@ -59,8 +60,9 @@ class DecodeLimits:
         return cls(settings.max_pixels, settings.max_decode_bytes)
 
 
-def decode_image(source: bytes | str | Path, min_size: int | None = None,
-                 limits: DecodeLimits | None = None) -> DecodedImage:
+def decode_image(
+    source: bytes | str | Path, min_size: int | None = None, limits: DecodeLimits | None = None
+) -> DecodedImage:
     """Decode `source` (file content or a path) to RGB.
 
     With `min_size`, a JPEG may be decoded at a reduced scale whose sides stay >= min_size,
@@ -84,15 +86,17 @@ def decode_image(source: bytes | str | Path, min_size: int | None = None,
         raise ImageDecodeError("not an image in a format imgsearch reads", "not_an_image") from exc
     except Image.DecompressionBombError as exc:
         sizes = [int(n) for n in re.findall(r"\d+", str(exc))[:2]]
-        detail = (f"{sizes[0] / 1e6:.0f} megapixels, over Pillow's limit of {sizes[1] / 1e6:.0f}"
-                  if len(sizes) == 2 else str(exc))
+        detail = (
+            f"{sizes[0] / 1e6:.0f} megapixels, over Pillow's limit of {sizes[1] / 1e6:.0f}"
+            if len(sizes) == 2
+            else str(exc)
+        )
         raise ImageDecodeError(f"{detail} (a decompression bomb?)", "too_large") from exc
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}", "corrupt") from exc
 
 
-def _decode_opened(img: Image.Image, data: bytes, min_size: int | None,
-                   limits: DecodeLimits) -> DecodedImage:
+def _decode_opened(img: Image.Image, data: bytes, min_size: int | None, limits: DecodeLimits) -> DecodedImage:
     fmt = img.format
     width, height = img.size
     if width * height > limits.pixels:
@@ -127,8 +131,21 @@ def _decode_opened(img: Image.Image, data: bytes, min_size: int | None,
 # of the copies `to_rgb` makes of it on the way to RGB: the peak measured for 4000x4000 images
 # of each mode (VmHWM), so the estimate is the real cost within a few percent.
 _PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
-_CONVERSION_BYTES = {"RGB": 0, "I;16": 32, "I;16L": 32, "I;16B": 32, "I;16N": 32, "I": 32,
-                     "F": 32, "RGBA": 16, "LA": 16, "PA": 16, "RGBa": 16, "La": 16, "P": 20}
+_CONVERSION_BYTES = {
+    "RGB": 0,
+    "I;16": 32,
+    "I;16L": 32,
+    "I;16B": 32,
+    "I;16N": 32,
+    "I": 32,
+    "F": 32,
+    "RGBA": 16,
+    "LA": 16,
+    "PA": 16,
+    "RGBa": 16,
+    "La": 16,
+    "P": 20,
+}
 
 
 def decode_cost(mode: str, size: tuple[int, int]) -> int:
@@ -154,14 +171,18 @@ def _draft_size(stored: tuple[int, int], min_size: int) -> tuple[int, int]:
 
 
 # ImageOps.exif_transpose's operation for each EXIF orientation
-_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-                4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-                6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-                8: Image.Transpose.ROTATE_90}
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
-def _scaled_jpeg(data: bytes, stored: tuple[int, int], min_size: int,
-                 orientation: int) -> Image.Image | None:
+def _scaled_jpeg(data: bytes, stored: tuple[int, int], min_size: int, orientation: int) -> Image.Image | None:
     """The JPEG decoded by simplejpeg at exactly the scale Pillow's draft picks (1, 1/2, 1/4 or
     1/8: the same pixels, about 10% faster, benchmarks/README.md), or None to let Pillow do it.
     """
@@ -171,8 +192,7 @@ def _scaled_jpeg(data: bytes, stored: tuple[int, int], min_size: int,
         return None
     size = _draft_size(stored, min_size)
     try:
-        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=size[0],
-                                        min_height=size[1])
+        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=size[0], min_height=size[1])
     except (ValueError, RuntimeError):
         return None  # Pillow decodes it or says precisely what is wrong
     if (pixels.shape[1], pixels.shape[0]) != size:

@@ -57,16 +57,14 @@ def _caption(img: Image.Image, rng: random.Random) -> Image.Image:
     draw = ImageDraw.Draw(out)
     text_colour = (128, 128, 128)
     y = 2 if top else h + 2
-    draw.text((4, y), "".join(rng.choice("abcdefghij klmnop") for _ in range(24)),
-              fill=text_colour)
+    draw.text((4, y), "".join(rng.choice("abcdefghij klmnop") for _ in range(24)), fill=text_colour)
     return out
 
 
 def _downscale(img: Image.Image, rng: random.Random) -> Image.Image:
     factor = rng.uniform(2.0, 5.0)
     w, h = img.size
-    return img.resize((max(16, int(w / factor)), max(16, int(h / factor))),
-                      Image.Resampling.BILINEAR)
+    return img.resize((max(16, int(w / factor)), max(16, int(h / factor))), Image.Resampling.BILINEAR)
 
 
 def _mirror(img: Image.Image, rng: random.Random) -> Image.Image:
@@ -74,8 +72,14 @@ def _mirror(img: Image.Image, rng: random.Random) -> Image.Image:
 
 
 EDITS: dict[str, Callable[[Image.Image, random.Random], Image.Image]] = {
-    "crop": _crop, "rotate": _rotate, "grey": _grey, "brightness": _brightness,
-    "jpeg": _jpeg, "border": _border, "caption": _caption, "mirror": _mirror,
+    "crop": _crop,
+    "rotate": _rotate,
+    "grey": _grey,
+    "brightness": _brightness,
+    "jpeg": _jpeg,
+    "border": _border,
+    "caption": _caption,
+    "mirror": _mirror,
     "downscale": _downscale,
 }
 
@@ -101,8 +105,9 @@ def augmented_copies(img: Image.Image, n: int, seed: str) -> list[Image.Image]:
     return [random_edit_from(img.convert("RGB"), rng, mild) for _ in range(n)]
 
 
-def random_edit_from(img: Image.Image, rng: random.Random, names: tuple[str, ...],
-                     max_edits: int = 2) -> Image.Image:
+def random_edit_from(
+    img: Image.Image, rng: random.Random, names: tuple[str, ...], max_edits: int = 2
+) -> Image.Image:
     """One to `max_edits` different edits among `names`, in random order."""
     for name in rng.sample(names, rng.randint(1, max_edits)):
         img = EDITS[name](img, rng).convert("RGB")

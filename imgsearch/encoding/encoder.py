@@ -56,7 +56,7 @@ class Encoder:
 
     @property
     def device_type(self) -> str:
-        """"cpu", "cuda", "mps", ..."""
+        """ "cpu", "cuda", "mps", ..."""
         return getattr(self.device, "type", str(self.device))
 
     @property
@@ -139,13 +139,14 @@ class EnsembleEncoder(Encoder):
         return tuple(part for m in self.members for part in m.preprocess(image))
 
     def preprocessor(self) -> Preprocessor:
-        return Preprocessor(tuple(step for m in self.members for step in m.preprocessor().steps),
-                            self.min_decode_size)
+        return Preprocessor(
+            tuple(step for m in self.members for step in m.preprocessor().steps), self.min_decode_size
+        )
 
     def encode_batch(self, inputs: Inputs) -> np.ndarray:
         vectors, offset = [], 0
         for member in self.members:
-            vectors.append(member.encode_batch(inputs[offset:offset + member.n_inputs]))
+            vectors.append(member.encode_batch(inputs[offset : offset + member.n_inputs]))
             offset += member.n_inputs
         joined = np.concatenate(vectors, axis=1)
         return (joined / np.linalg.norm(joined, axis=1, keepdims=True)).astype(np.float32)

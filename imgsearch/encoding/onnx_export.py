@@ -34,6 +34,9 @@ MIN_COSINE = 0.9999  # torch and ONNX Runtime vectors must agree this well
 class _Graph(torch.nn.Module):
     """uint8 NHWC pictures -> unit vectors, as TorchEncoder computes them."""
 
+    mean: torch.Tensor  # buffers
+    std: torch.Tensor
+
     def __init__(self, encoder: TorchEncoder) -> None:
         super().__init__()
         self.model = encoder.module
@@ -71,9 +74,16 @@ def _write_graph(encoder: TorchEncoder, path: Path) -> None:
     sample = torch.zeros(1, crop, crop, 3, dtype=torch.uint8)
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on constant folding
-        torch.onnx.export(module, (sample,), str(path), input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {0: "n"}, OUTPUT: {0: "n"}}, opset_version=OPSET,
-                          dynamo=False)
+        torch.onnx.export(
+            module,
+            (sample,),
+            str(path),
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_axes={INPUT: {0: "n"}, OUTPUT: {0: "n"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
 
 
 def _check_agreement(torch_encoder: TorchEncoder, onnx_encoder: OnnxEncoder, graph: Path) -> None:
@@ -86,5 +96,7 @@ def _check_agreement(torch_encoder: TorchEncoder, onnx_encoder: OnnxEncoder, gra
     if worst < MIN_COSINE:
         for path in cache_paths(graph.stem):
             path.unlink(missing_ok=True)
-        raise ImgsearchError(f"The ONNX export of {torch_encoder.name} disagrees with torch "
-                             f"(cosine {worst:.5f}); use --backend torch.")
+        raise ImgsearchError(
+            f"The ONNX export of {torch_encoder.name} disagrees with torch "
+            f"(cosine {worst:.5f}); use --backend torch."
+        )

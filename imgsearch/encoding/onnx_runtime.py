@@ -52,8 +52,9 @@ def cores() -> int:
 class OnnxEncoder(SingleModelEncoder):
     """An exported encoder run by ONNX Runtime (CPU, or CUDA where its provider exists)."""
 
-    def __init__(self, identity: EncoderIdentity, preprocessing: Preprocessing, graph: Path,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self, identity: EncoderIdentity, preprocessing: Preprocessing, graph: Path, device: str = "cpu"
+    ) -> None:
         import onnxruntime as ort
 
         self.name, self.dimension = identity.name, identity.dimension
@@ -70,8 +71,10 @@ class OnnxEncoder(SingleModelEncoder):
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ImgsearchError("This ONNX Runtime has no CUDA provider (pip install "
-                                     "onnxruntime-gpu), or use --backend torch on the GPU.")
+                raise ImgsearchError(
+                    "This ONNX Runtime has no CUDA provider (pip install "
+                    "onnxruntime-gpu), or use --backend torch on the GPU."
+                )
             providers.insert(0, "CUDAExecutionProvider")
         self.device = device
         self.session = ort.InferenceSession(str(graph), options, providers=providers)
@@ -87,8 +90,12 @@ class OnnxEncoder(SingleModelEncoder):
 def write_metadata(key: str, identity: EncoderIdentity, preprocessing: Preprocessing) -> None:
     """Record a freshly written graph (atomically; the graph must be in place already)."""
     graph, meta = cache_paths(key)
-    record = {"export_version": EXPORT_VERSION, "identity": asdict(identity),
-              "preprocessing": asdict(preprocessing), "sha256": file_sha256(graph)}
+    record = {
+        "export_version": EXPORT_VERSION,
+        "identity": asdict(identity),
+        "preprocessing": asdict(preprocessing),
+        "sha256": file_sha256(graph),
+    }
     tmp = meta.with_suffix(f".json.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, meta)
@@ -103,9 +110,13 @@ def load_cached(key: str, device: str = "cpu") -> OnnxEncoder | None:
         record = json.loads(meta.read_text())
         if record.get("export_version") != EXPORT_VERSION or record["sha256"] != file_sha256(graph):
             raise ValueError("the graph does not match its record")
-        preprocessing = Preprocessing(**{**record["preprocessing"],
-                                         "mean": tuple(record["preprocessing"]["mean"]),
-                                         "std": tuple(record["preprocessing"]["std"])})
+        preprocessing = Preprocessing(
+            **{
+                **record["preprocessing"],
+                "mean": tuple(record["preprocessing"]["mean"]),
+                "std": tuple(record["preprocessing"]["std"]),
+            }
+        )
         identity = EncoderIdentity(**record["identity"])
         if preprocessing.identity != identity.preprocessing:
             raise ValueError("the preprocessing changed since the export")
@@ -113,8 +124,7 @@ def load_cached(key: str, device: str = "cpu") -> OnnxEncoder | None:
     except ImgsearchError:
         raise
     except Exception as exc:  # a damaged or stale cache entry is rebuilt, never trusted
-        log.warning("imgsearch: the cached ONNX model %s is unusable (%s); exporting it again",
-                    graph, exc)
+        log.warning("imgsearch: the cached ONNX model %s is unusable (%s); exporting it again", graph, exc)
         for path in (meta, graph):
             path.unlink(missing_ok=True)
         return None

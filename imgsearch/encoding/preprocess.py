@@ -32,8 +32,10 @@ class Preprocessing:
     def identity(self) -> str:
         mean = ",".join(f"{m:g}" for m in self.mean)
         std = ",".join(f"{s:g}" for s in self.std)
-        return (f"v{PREPROCESS_VERSION}.{DECODE_VERSION}:resize{self.resize}:crop{self.crop}:"
-                f"{self.interpolation}:mean={mean}:std={std}")
+        return (
+            f"v{PREPROCESS_VERSION}.{DECODE_VERSION}:resize{self.resize}:crop{self.crop}:"
+            f"{self.interpolation}:mean={mean}:std={std}"
+        )
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         """(crop, crop, 3) uint8 array from an RGB picture."""

@@ -43,8 +43,11 @@ class Projection:
         return _unit(self.forward(as_stored(vectors)))
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {f.name: np.ascontiguousarray(getattr(self, f.name), np.float32)
-                for f in fields(self) if f.name != "base"}
+        return {
+            f.name: np.ascontiguousarray(getattr(self, f.name), np.float32)
+            for f in fields(self)
+            if f.name != "base"
+        }
 
     def digest(self) -> str:
         """A short hash of the kind and weights: part of a derived encoder's identity."""
@@ -56,7 +59,8 @@ class Projection:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, kind=np.array(self.kind), base=np.array(self.base), **self._arrays())
+        arrays = {"kind": np.array(self.kind), "base": np.array(self.base), **self._arrays()}
+        np.savez(buf, allow_pickle=False, **arrays)
         return buf.getvalue()
 
     def save(self, path: Path) -> None:

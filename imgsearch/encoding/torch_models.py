@@ -13,6 +13,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,7 +24,6 @@ from imgsearch.encoding.catalog import (
     file_digest,
     lite0_weights_file,
 )
-from imgsearch.encoding.encoder import Encoder
 from imgsearch.encoding.preprocess import Preprocessing
 from imgsearch.encoding.torch_runtime import TorchEncoder
 from imgsearch.errors import WeightsUnavailable, first_line
@@ -38,7 +38,7 @@ _HASH_PREFIX = re.compile(r"-([a-f0-9]*)\.")  # torchvision's file names end in 
 class _PooledFeatures(torch.nn.Module):
     """EfficientNet-Lite trunk + global average pooling (the classifier is dropped)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: Any) -> None:  # an EfficientNet-Lite (no type information)
         super().__init__()
         self.model = model
 
@@ -46,16 +46,16 @@ class _PooledFeatures(torch.nn.Module):
         return self.model.extract_features(x).mean(dim=(2, 3))
 
 
-def build(name: str, device: str | torch.device = "auto",
-          weights: str | Path | None = None) -> TorchEncoder:
+def build(name: str, device: str | torch.device = "auto", weights: str | Path | None = None) -> TorchEncoder:
     """The torch encoder of a registered single model."""
     if name == EFFICIENTNET_LITE0:
         return build_efficientnet_lite0(device, weights)
     return build_torchvision(name, device, weights)
 
 
-def build_efficientnet_lite0(device: str | torch.device = "auto",
-                             weights: str | Path | None = None) -> Encoder:
+def build_efficientnet_lite0(
+    device: str | torch.device = "auto", weights: str | Path | None = None
+) -> TorchEncoder:
     from efficientnet_lite_pytorch import EfficientNet
 
     path = Path(weights) if weights else lite0_weights_file()
@@ -68,8 +68,14 @@ def build_efficientnet_lite0(device: str | torch.device = "auto",
         model = EfficientNet.from_pretrained(EFFICIENTNET_LITE0, weights_path=str(path))
     weights_id = path.stem if weights is None else f"file:{file_digest(path)}"
     mean, std = TF_LITE_NORMALISATION
-    return TorchEncoder(EFFICIENTNET_LITE0, _PooledFeatures(model), LITE0_DIMENSION, weights_id,
-                        Preprocessing(256, 224, mean, std), device)
+    return TorchEncoder(
+        EFFICIENTNET_LITE0,
+        _PooledFeatures(model),
+        LITE0_DIMENSION,
+        weights_id,
+        Preprocessing(256, 224, mean, std),
+        device,
+    )
 
 
 def _default_weights(name: str):
@@ -91,20 +97,25 @@ def _torchvision_preprocessing(name: str) -> Preprocessing:
     resize = t.resize_size[0] if isinstance(t.resize_size, (list, tuple)) else t.resize_size
     crop = t.crop_size[0] if isinstance(t.crop_size, (list, tuple)) else t.crop_size
     interp = str(t.interpolation.value).lower()
-    return Preprocessing(int(resize), int(crop), mean, std,
-                         interp if interp in ("bilinear", "bicubic") else "bilinear")
+    return Preprocessing(
+        int(resize), int(crop), mean, std, interp if interp in ("bilinear", "bicubic") else "bilinear"
+    )
 
 
-def _drop_head(model: torch.nn.Module, head: str) -> None:
+def _drop_head(model: Any, head: str) -> None:
     if head == "classifier[-1]":
         model.classifier[-1] = torch.nn.Identity()
     else:
         setattr(model, head, torch.nn.Identity())
 
 
-def build_torchvision(name: str, device: str | torch.device = "auto",
-                      weights: str | Path | None = None, *, random_init_seed: int | None = None
-                      ) -> Encoder:
+def build_torchvision(
+    name: str,
+    device: str | torch.device = "auto",
+    weights: str | Path | None = None,
+    *,
+    random_init_seed: int | None = None,
+) -> TorchEncoder:
     """A torchvision classifier with its head removed.
 
     `weights`: a state-dict file; otherwise torchvision's default weights from the torch cache
@@ -127,8 +138,7 @@ def build_torchvision(name: str, device: str | torch.device = "auto",
         model.load_state_dict(_download_or_cached(name, enum))
         weights_id = f"torchvision:{type(enum).__name__}.{enum.name}"
     _drop_head(model, spec.head)
-    return TorchEncoder(name, model, spec.dimension, weights_id,
-                        _torchvision_preprocessing(name), device)
+    return TorchEncoder(name, model, spec.dimension, weights_id, _torchvision_preprocessing(name), device)
 
 
 def _load_state_dict_file(model: torch.nn.Module, path: Path, name: str) -> None:

@@ -18,14 +18,22 @@ log = logging.getLogger(__name__)
 class TorchEncoder(SingleModelEncoder):
     """A torch module mapping normalised NCHW images to feature vectors."""
 
-    def __init__(self, name: str, module: torch.nn.Module, dimension: int, weights_id: str,
-                 preprocessing: Preprocessing, device: str | torch.device = "auto") -> None:
+    def __init__(
+        self,
+        name: str,
+        module: torch.nn.Module,
+        dimension: int,
+        weights_id: str,
+        preprocessing: Preprocessing,
+        device: str | torch.device = "auto",
+    ) -> None:
         self.name = name
         self.dimension = dimension
         self.weights_id = weights_id
         self.preprocessing = preprocessing
         self.device = device if isinstance(device, torch.device) else pick_device(device)
-        self.module = module.eval().to(self.device, memory_format=torch.channels_last)
+        # Module.to takes memory_format, which its type stubs leave out
+        self.module = module.eval().to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._mean = torch.tensor(preprocessing.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(preprocessing.std, device=self.device).view(1, 3, 1, 1)
         self.max_batch: int | None = None  # lowered after a CUDA out-of-memory error
@@ -33,8 +41,7 @@ class TorchEncoder(SingleModelEncoder):
     def encode_batch(self, inputs: Inputs) -> np.ndarray:
         (batch,) = inputs
         limit = self.max_batch or len(batch)
-        parts = [self._encode_with_oom_retry(batch[i:i + limit])
-                 for i in range(0, len(batch), limit)]
+        parts = [self._encode_with_oom_retry(batch[i : i + limit]) for i in range(0, len(batch), limit)]
         return np.concatenate(parts) if parts else np.zeros((0, self.dimension), np.float32)
 
     def _encode_with_oom_retry(self, batch: np.ndarray) -> np.ndarray:
@@ -46,10 +53,10 @@ class TorchEncoder(SingleModelEncoder):
             torch.cuda.empty_cache()
             half = len(batch) // 2
             self.max_batch = half
-            log.warning("out of GPU memory at batch %d: continuing with batches of %d",
-                        len(batch), half)
-            return np.concatenate([self._encode_with_oom_retry(batch[:half]),
-                                   self._encode_with_oom_retry(batch[half:])])
+            log.warning("out of GPU memory at batch %d: continuing with batches of %d", len(batch), half)
+            return np.concatenate(
+                [self._encode_with_oom_retry(batch[:half]), self._encode_with_oom_retry(batch[half:])]
+            )
 
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> np.ndarray:

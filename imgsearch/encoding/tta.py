@@ -11,10 +11,10 @@ from imgsearch.encoding.encoder import Encoder
 
 
 class TestTimeAugmented(Encoder):
-    __test__ = False  # not a pytest class
-
     """Encodes each picture's views (itself, mirror, centre crop) and averages them; same
     identity as the wrapped encoder, so its vectors are searched against the stored ones."""
+
+    __test__ = False  # not a pytest class
 
     def __init__(self, inner: Encoder) -> None:
         self.inner = inner

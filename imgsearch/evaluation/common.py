@@ -20,12 +20,13 @@ def cutoffs(ks: Sequence[int]) -> list[int]:
 
 
 def encoders_for(models: Sequence[str], encoders: Sequence[Encoder], device: str) -> list[Encoder]:
-    """The given encoders, or the named models, all loaded first so a missing one fails early."""
+    """The given encoders, or the named models (none: the default), all loaded first so a
+    missing one fails early."""
     if encoders:
         return list(encoders)
     from imgsearch.encoding.registry import get_encoder
 
-    return [get_encoder(name, device) for name in models or [None]]
+    return [get_encoder(name, device) for name in models] if models else [get_encoder(None, device)]
 
 
 def sample_queries(n: int, sample: int | None) -> list[int]:

@@ -50,8 +50,9 @@ class RetrievalScores:
     chance_precision: float  # what a random ranking scores: mean of R / (n - 1)
 
 
-def per_query(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int],
-              queries: Sequence[int] | None = None) -> tuple[dict[str, np.ndarray], int]:
+def per_query(
+    vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int], queries: Sequence[int] | None = None
+) -> tuple[dict[str, np.ndarray], int]:
     """Each of `queries` (default: every row) ranks all other rows by cosine similarity:
     its scores (p{k}, r{k}, ap{k}, ap, rr, chance) as arrays over the queries that have a
     relevant image, and how many had none."""
@@ -60,13 +61,13 @@ def per_query(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int],
         raise ImgsearchError("Leave-one-out needs at least two images.")
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     label_ids = np.unique(np.asarray(labels), return_inverse=True)[1]
-    queries = np.arange(n) if queries is None else np.asarray(queries)
-    scores: dict[str, list[float]] = {key: [] for key in
-                                      [f"{m}{k}" for m in ("p", "r", "ap") for k in ks]
-                                      + ["ap", "rr", "chance"]}
+    rows = np.arange(n) if queries is None else np.asarray(queries)
+    scores: dict[str, list[float]] = {
+        key: [] for key in [f"{m}{k}" for m in ("p", "r", "ap") for k in ks] + ["ap", "rr", "chance"]
+    }
     without = 0
-    for start in range(0, len(queries), QUERY_CHUNK):
-        chunk = queries[start:start + QUERY_CHUNK]
+    for start in range(0, len(rows), QUERY_CHUNK):
+        chunk = rows[start : start + QUERY_CHUNK]
         sims = unit[chunk] @ unit.T
         for row, q in zip(sims, chunk, strict=True):
             others = np.arange(n) != q
@@ -76,16 +77,17 @@ def per_query(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int],
                 continue
             for k in ks:
                 scores[f"p{k}"].append(metrics.precision_at_k(r, k))
-                scores[f"r{k}"].append(metrics.recall_at_k(r, k))
-                scores[f"ap{k}"].append(metrics.average_precision(r, k))
-            scores["ap"].append(metrics.average_precision(r))
-            scores["rr"].append(metrics.reciprocal_rank(r))
+                scores[f"r{k}"].append(metrics.defined(metrics.recall_at_k(r, k)))
+                scores[f"ap{k}"].append(metrics.defined(metrics.average_precision(r, k)))
+            scores["ap"].append(metrics.defined(metrics.average_precision(r)))
+            scores["rr"].append(metrics.defined(metrics.reciprocal_rank(r)))
             scores["chance"].append(r.n_relevant / (n - 1))
     return {key: np.asarray(values, dtype=float) for key, values in scores.items()}, without
 
 
-def leave_one_out(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int],
-                  queries: Sequence[int] | None = None) -> RetrievalScores:
+def leave_one_out(
+    vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int], queries: Sequence[int] | None = None
+) -> RetrievalScores:
     """Mean scores of `per_query`."""
     scores, without = per_query(vectors, labels, ks, queries)
     used = len(scores["ap"])
@@ -94,10 +96,15 @@ def leave_one_out(vectors: np.ndarray, labels: Sequence[str], ks: Sequence[int],
         return float(scores[key].mean()) if used else 0.0
 
     return RetrievalScores(
-        queries=used, without_relevant=without,
-        precision={k: mean(f"p{k}") for k in ks}, recall={k: mean(f"r{k}") for k in ks},
-        map_at={k: mean(f"ap{k}") for k in ks}, map=mean("ap"), mrr=mean("rr"),
-        chance_precision=mean("chance"))
+        queries=used,
+        without_relevant=without,
+        precision={k: mean(f"p{k}") for k in ks},
+        recall={k: mean(f"r{k}") for k in ks},
+        map_at={k: mean(f"ap{k}") for k in ks},
+        map=mean("ap"),
+        mrr=mean("rr"),
+        chance_precision=mean("chance"),
+    )
 
 
 @dataclass
@@ -127,11 +134,20 @@ class Evaluation:
         return asdict(self)
 
 
-def evaluate(root: str | Path, *, models: Sequence[str] = (), encoders: Sequence[Encoder] = (),
-             ks: Sequence[int] = (1, 5, 10), labels_csv: str | Path | None = None,
-             exact: bool = False, sample: int | None = None, index_queries: int = 1000,
-             device: str = "auto", database: Database | str | None = None,
-             progress: ProgressCallback | None = None) -> Evaluation:
+def evaluate(
+    root: str | Path,
+    *,
+    models: Sequence[str] = (),
+    encoders: Sequence[Encoder] = (),
+    ks: Sequence[int] = (1, 5, 10),
+    labels_csv: str | Path | None = None,
+    exact: bool = False,
+    sample: int | None = None,
+    index_queries: int = 1000,
+    device: str = "auto",
+    database: Database | str | None = None,
+    progress: ProgressCallback | None = None,
+) -> Evaluation:
     """Leave-one-out retrieval quality per model on the labelled images under `root`.
 
     `sample` limits the queries to a seeded random subset (every image stays a candidate);
@@ -140,8 +156,10 @@ def evaluate(root: str | Path, *, models: Sequence[str] = (), encoders: Sequence
     ks = cutoffs(ks)
     labelled = from_csv(Path(labels_csv), Path(root)) if labels_csv else from_folders(Path(root))
     if len(labelled.paths) < 2:
-        raise ImgsearchError(f"{root}: fewer than two labelled images (one sub-folder per class, "
-                             "or --labels CSV with path,label).")
+        raise ImgsearchError(
+            f"{root}: fewer than two labelled images (one sub-folder per class, "
+            "or --labels CSV with path,label)."
+        )
     db = as_database(database)
     results = []
     for encoder in encoders_for(models, encoders, device):
@@ -157,13 +175,29 @@ def evaluate(root: str | Path, *, models: Sequence[str] = (), encoders: Sequence
         scores = leave_one_out(vectors, labels, ks, queries)
         check = None
         if not exact:
-            check = index_recall(db, encoder, [found[labelled.paths[keep[q]]]
-                                               for q in queries[:index_queries]], ks)
-        results.append(ModelEvaluation(encoder.name, len(keep), len(labelled.paths) - len(keep),
-                                       scores, check, t1 - t0, time.perf_counter() - t1))
+            check = index_recall(
+                db, encoder, [found[labelled.paths[keep[q]]] for q in queries[:index_queries]], ks
+            )
+        results.append(
+            ModelEvaluation(
+                encoder.name,
+                len(keep),
+                len(labelled.paths) - len(keep),
+                scores,
+                check,
+                t1 - t0,
+                time.perf_counter() - t1,
+            )
+        )
     source = str(labels_csv) if labels_csv else "sub-folders"
-    return Evaluation(str(root), source, dict(sorted(Counter(labelled.labels).items())),
-                      len(labelled.missing), labelled.unlabelled, labelled.rejected, list(ks),
-                      exact, results)
-
-
+    return Evaluation(
+        str(root),
+        source,
+        dict(sorted(Counter(labelled.labels).items())),
+        len(labelled.missing),
+        labelled.unlabelled,
+        labelled.rejected,
+        list(ks),
+        exact,
+        results,
+    )

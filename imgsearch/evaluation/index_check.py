@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,25 +24,37 @@ class IndexCheck:
     recall: dict[int, float]  # index answers vs the exact scan, ties counted as hits
 
 
-def index_recall(db: Database, encoder: Encoder, queries: Sequence[tuple[int, np.ndarray]],
-                 ks: Sequence[int]) -> IndexCheck | None:
+def index_recall(
+    db: Database, encoder: Encoder, queries: Sequence[tuple[int, np.ndarray]], ks: Sequence[int]
+) -> IndexCheck | None:
     """recall@k of the encoder's ANN index against an exact scan, or None without an index.
 
     `queries` are (image id, stored vector) pairs; each image is left out of its own answer.
     """
     with connect(db) as conn:
-        enc_id = store.encoder_id(conn, encoder.identity, create=False)
+        enc_id = store.find_encoder_id(conn, encoder.identity)
+        if enc_id is None:
+            return None
         names = {index_name(kind, enc_id) for kind in ("hnsw", "ivfflat")}
         status = next((s for s in index_status(db) if s.name in names), None)
         if status is None or not status.valid:
             return None
         k_max = max(ks)
-        sums: Counter[int] = Counter()
+        sums: dict[int, float] = {k: 0.0 for k in ks}
         for image_id, vector in queries:
             answers = []
             for exact in (False, True):
-                answers.append(nearest(conn, enc_id, encoder.dimension, HalfVector(vector), k_max,
-                                       exclude_id=image_id, options=QueryOptions(exact=exact)))
+                answers.append(
+                    nearest(
+                        conn,
+                        enc_id,
+                        encoder.dimension,
+                        HalfVector(vector),
+                        k_max,
+                        exclude_id=image_id,
+                        options=QueryOptions(exact=exact),
+                    )
+                )
                 conn.rollback()  # the knobs are transaction-local: reset them between queries
             approx, truth = answers
             for k in ks:

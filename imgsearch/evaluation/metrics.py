@@ -39,8 +39,12 @@ class Ranking:
         return int(self.sizes.sum())
 
 
-def rank(scores: np.ndarray | list[float], relevant: np.ndarray | list[bool],
-         n_relevant: int | None = None, tolerance: float = 0.0) -> Ranking:
+def rank(
+    scores: np.ndarray | list[float],
+    relevant: np.ndarray | list[bool],
+    n_relevant: int | None = None,
+    tolerance: float = 0.0,
+) -> Ranking:
     """Sort candidates by score (descending) and group ties.
 
     A score within `tolerance` of the next higher one joins its group. `n_relevant` defaults
@@ -60,6 +64,13 @@ def rank(scores: np.ndarray | list[float], relevant: np.ndarray | list[bool],
     hits = np.add.reduceat(sorted_relevant.astype(np.int64), starts) if len(starts) else starts
     total = int(sorted_relevant.sum()) if n_relevant is None else int(n_relevant)
     return Ranking(starts.astype(np.int64), sizes.astype(np.int64), hits.astype(np.int64), total)
+
+
+def defined(value: float | None) -> float:
+    """A metric of a query that has a relevant image (callers skip those that have none)."""
+    if value is None:
+        raise ValueError("a metric of a query without any relevant image")
+    return value
 
 
 def expected_hits(r: Ranking, k: int) -> float:
@@ -90,8 +101,7 @@ def average_precision(r: Ranking, k: int | None = None) -> float | None:
     single = (r.sizes == 1) & (r.hits > 0) & (r.starts < cut)
     total += float(np.sum((before[single] + 1) / (r.starts[single] + 1)))
     for g in np.flatnonzero((r.sizes > 1) & (r.hits > 0) & (r.starts < cut)):
-        total += _tied_precision_sum(int(r.starts[g]), int(r.sizes[g]), int(r.hits[g]),
-                                     int(before[g]), cut)
+        total += _tied_precision_sum(int(r.starts[g]), int(r.sizes[g]), int(r.hits[g]), int(before[g]), cut)
     return total / (r.n_relevant if k is None else min(k, r.n_relevant))
 
 
@@ -116,6 +126,7 @@ def reciprocal_rank(r: Ranking) -> float | None:
         if hits:
             start, size, hits = int(start), int(size), int(hits)
             orders = comb(size, hits)
-            return sum(comb(size - j - 1, hits - 1) / orders / (start + j + 1)
-                       for j in range(size - hits + 1))
+            return sum(
+                comb(size - j - 1, hits - 1) / orders / (start + j + 1) for j in range(size - hits + 1)
+            )
     return 0.0

@@ -106,11 +106,18 @@ class NearDuplicateEvaluation:
         return asdict(self)
 
 
-def near_duplicates(root: str | Path, *, models: Sequence[str] = (),
-                    encoders: Sequence[Encoder] = (), ks: Sequence[int] = (1, 5),
-                    transforms: Sequence[str] | None = None, sample: int | None = None,
-                    device: str = "auto", database: Database | str | None = None,
-                    progress: ProgressCallback | None = None) -> NearDuplicateEvaluation:
+def near_duplicates(
+    root: str | Path,
+    *,
+    models: Sequence[str] = (),
+    encoders: Sequence[Encoder] = (),
+    ks: Sequence[int] = (1, 5),
+    transforms: Sequence[str] | None = None,
+    sample: int | None = None,
+    device: str = "auto",
+    database: Database | str | None = None,
+    progress: ProgressCallback | None = None,
+) -> NearDuplicateEvaluation:
     """recall@k of finding the original from each edited copy, per model."""
     ks = cutoffs(ks)
     names = list(transforms or TRANSFORMS)
@@ -146,18 +153,31 @@ def near_duplicates(root: str | Path, *, models: Sequence[str] = (),
             r = metrics.rank(originals @ vector, relevant, tolerance=TIE_TOLERANCE)
             counts[transform] += 1
             for k in ks:
-                sums[transform][k] += metrics.recall_at_k(r, k)
+                sums[transform][k] += metrics.defined(metrics.recall_at_k(r, k))
         recall = {t: {k: sums[t][k] / max(counts[t], 1) for k in ks} for t in names}
         total = sum(counts.values())
         overall = {k: sum(sums[t][k] for t in names) / max(total, 1) for k in ks}
-        results.append(CopyDetection(encoder.name, len(kept), len(queried) - unreadable, total,
-                                     recall, overall, time.perf_counter() - t0))
+        results.append(
+            CopyDetection(
+                encoder.name,
+                len(kept),
+                len(queried) - unreadable,
+                total,
+                recall,
+                overall,
+                time.perf_counter() - t0,
+            )
+        )
     return NearDuplicateEvaluation(str(root_path), ks, names, unreadable, results)
 
 
-def copy_query_vectors(paths: Sequence[str], queried: Sequence[int], transforms: Sequence[str],
-                  encoder: Encoder, progress: ProgressCallback | None
-                  ) -> Iterator[tuple[int, str, np.ndarray | None]]:
+def copy_query_vectors(
+    paths: Sequence[str],
+    queried: Sequence[int],
+    transforms: Sequence[str],
+    encoder: Encoder,
+    progress: ProgressCallback | None,
+) -> Iterator[tuple[int, str, np.ndarray | None]]:
     """(original's index, transform, float16-rounded unit vector of the copy), in batches."""
     pending: list[tuple[int, str, Image.Image]] = []
     done, total, started = 0, len(queried) * len(transforms), time.monotonic()

@@ -72,15 +72,22 @@ def bootstrap(values: np.ndarray, seed: int, rounds: int = BOOTSTRAP) -> Interva
         return Interval(0.0, 0.0, 0.0)
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, len(values), (rounds, len(values)))].mean(axis=1)
-    return Interval(float(values.mean()), float(np.percentile(means, 2.5)),
-                    float(np.percentile(means, 97.5)))
+    return Interval(float(values.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
 
 
-def split_evaluate(root: str | Path, *, encoder: Encoder, database: Database | str | None = None,
-                   test_fraction: float = 0.5, seed: int = 0, ks: Sequence[int] = (1, 10),
-                   labels_csv: str | Path | None = None, options: TrainOptions | None = None,
-                   pca: Sequence[int] = (64,), progress: ProgressCallback | None = None
-                   ) -> SplitEvaluation:
+def split_evaluate(
+    root: str | Path,
+    *,
+    encoder: Encoder,
+    database: Database | str | None = None,
+    test_fraction: float = 0.5,
+    seed: int = 0,
+    ks: Sequence[int] = (1, 10),
+    labels_csv: str | Path | None = None,
+    options: TrainOptions | None = None,
+    pca: Sequence[int] = (64,),
+    progress: ProgressCallback | None = None,
+) -> SplitEvaluation:
     """Base vs a trained head vs PCA (plain and whitened), on the held-out images only."""
     ks = cutoffs(ks)
     options = options or TrainOptions(seed=seed)
@@ -93,33 +100,51 @@ def split_evaluate(root: str | Path, *, encoder: Encoder, database: Database | s
     def score(name: str, projected: np.ndarray, seconds: float | None) -> SplitRow:
         values, _ = per_query(projected, test_labels, ks)
         named = {**{f"P@{k}": values[f"p{k}"] for k in ks}, "mAP": values["ap"]}
-        return SplitRow(name, projected.shape[1], {m: bootstrap(v, seed) for m, v in named.items()},
-                        seconds)
+        return SplitRow(name, projected.shape[1], {m: bootstrap(v, seed) for m, v in named.items()}, seconds)
 
     base_values, _ = per_query(vectors[test], test_labels, ks)
-    result = SplitEvaluation(str(root), "labels", test_fraction, seed, len(train), len(test),
-                             len(set(labels)), {f"P@{k}": float(base_values["chance"].mean())
-                                                for k in ks})
+    result = SplitEvaluation(
+        str(root),
+        "labels",
+        test_fraction,
+        seed,
+        len(train),
+        len(test),
+        len(set(labels)),
+        {f"P@{k}": float(base_values["chance"].mean()) for k in ks},
+    )
     result.rows.append(score(encoder.name, vectors[test], None))
     t0 = time.perf_counter()
     head = train_head(vectors[train], train_labels, encoder.name, options)
-    result.rows.append(score(f"head ({options.loss})", head.apply(vectors[test]),
-                             time.perf_counter() - t0))
+    result.rows.append(score(f"head ({options.loss})", head.apply(vectors[test]), time.perf_counter() - t0))
     for n in pca:
         for whiten in (False, True):
             t0 = time.perf_counter()
             projection = fit_pca(vectors[train], n, whiten, encoder.name, seed)
-            result.rows.append(score(f"PCA {n}{' whitened' if whiten else ''}",
-                                     projection.apply(vectors[test]), time.perf_counter() - t0))
+            result.rows.append(
+                score(
+                    f"PCA {n}{' whitened' if whiten else ''}",
+                    projection.apply(vectors[test]),
+                    time.perf_counter() - t0,
+                )
+            )
     return result
 
 
-def split_near_duplicates(root: str | Path, *, encoder: Encoder,
-                          database: Database | str | None = None, test_fraction: float = 0.5,
-                          seed: int = 0, ks: Sequence[int] = (1, 5),
-                          options: TrainOptions | None = None, copies: int = 8,
-                          tta: bool = False, augment: int = 0,
-                          progress: ProgressCallback | None = None) -> SplitEvaluation:
+def split_near_duplicates(
+    root: str | Path,
+    *,
+    encoder: Encoder,
+    database: Database | str | None = None,
+    test_fraction: float = 0.5,
+    seed: int = 0,
+    ks: Sequence[int] = (1, 5),
+    options: TrainOptions | None = None,
+    copies: int = 8,
+    tta: bool = False,
+    augment: int = 0,
+    progress: ProgressCallback | None = None,
+) -> SplitEvaluation:
     """recall@k of held-out copies finding their held-out original: base vs a self-supervised
     head trained on the other half (each also with test-time augmentation when `tta`, and
     with `augment` index-augmentation vectors per original, as `ingest --augment` stores)."""
@@ -132,33 +157,56 @@ def split_near_duplicates(root: str | Path, *, encoder: Encoder,
     paths, vectors = unlabelled_vectors(root, encoder, db, progress)
     train, test = stratified_split(["all"] * len(paths), test_fraction, seed)
     t0 = time.perf_counter()
-    head = self_supervised_head([paths[i] for i in train], vectors[train], encoder, options,
-                                copies, progress)
+    head = self_supervised_head([paths[i] for i in train], vectors[train], encoder, options, copies, progress)
     fit_seconds = time.perf_counter() - t0
     test_paths = [paths[i] for i in test]
     names = list(TRANSFORMS)
-    result = SplitEvaluation(str(root), "near-duplicates", test_fraction, seed, len(train),
-                             len(test), 0, {f"recall@{k}": min(1.0, k / len(test)) for k in ks})
+    result = SplitEvaluation(
+        str(root),
+        "near-duplicates",
+        test_fraction,
+        seed,
+        len(train),
+        len(test),
+        0,
+        {f"recall@{k}": min(1.0, k / len(test)) for k in ks},
+    )
     originals = [(vectors[test], np.arange(len(test)), "")]
     if augment:
         extra, owners = _augmented_vectors(test_paths, encoder, augment)
-        originals.append((np.concatenate([vectors[test], extra]),
-                          np.concatenate([np.arange(len(test)), owners]),
-                          f" + index augmentation {augment}"))
+        originals.append(
+            (
+                np.concatenate([vectors[test], extra]),
+                np.concatenate([np.arange(len(test)), owners]),
+                f" + index augmentation {augment}",
+            )
+        )
     queries = [(encoder, "")] + ([(TestTimeAugmented(encoder), " + TTA")] if tta else [])
     for query_encoder, suffix in queries:
-        copy_rows = list(copy_query_vectors(test_paths, range(len(test_paths)), names, query_encoder,
-                                       progress))
-        for name, projection, seconds in ((encoder.name, None, None),
-                                          ("self-supervised head", head, fit_seconds)):
+        copy_rows = list(
+            copy_query_vectors(test_paths, range(len(test_paths)), names, query_encoder, progress)
+        )
+        for name, projection, seconds in (
+            (encoder.name, None, None),
+            ("self-supervised head", head, fit_seconds),
+        ):
             for candidates, owners, index_note in originals:
-                result.rows.append(_copy_scores(name + index_note + suffix, candidates, owners,
-                                                copy_rows, projection, ks, seed, seconds))
+                result.rows.append(
+                    _copy_scores(
+                        name + index_note + suffix,
+                        candidates,
+                        owners,
+                        copy_rows,
+                        projection,
+                        ks,
+                        seed,
+                        seconds,
+                    )
+                )
     return result
 
 
-def _augmented_vectors(paths: Sequence[str], encoder: Encoder, n: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def _augmented_vectors(paths: Sequence[str], encoder: Encoder, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The vectors `ingest --augment n` stores for these files, and whose each one is."""
     import hashlib
 
@@ -176,20 +224,29 @@ def _augmented_vectors(paths: Sequence[str], encoder: Encoder, n: int
     return np.concatenate(vectors), np.asarray(owners)
 
 
-def _copy_scores(name: str, candidates: np.ndarray, owners: np.ndarray, copy_rows: list,
-                 projection: Projection | None, ks: Sequence[int], seed: int,
-                 seconds: float | None) -> SplitRow:
+def _copy_scores(
+    name: str,
+    candidates: np.ndarray,
+    owners: np.ndarray,
+    copy_rows: list,
+    projection: Projection | None,
+    ks: Sequence[int],
+    seed: int,
+    seconds: float | None,
+) -> SplitRow:
     """recall@k of each copy's original, an original scoring its closest vector (`owners[j]`
     is the original that candidate vector j belongs to)."""
     # the vectors are float16-rounded already (stored, or rounded as stored)
     apply: Callable[[np.ndarray], np.ndarray] = (
-        projection.apply if projection is not None
-        else lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True))
+        projection.apply
+        if projection is not None
+        else lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)
+    )
     unit = apply(candidates)
     n_originals = int(owners.max()) + 1
     rows = [(i, v) for i, _, v in copy_rows if v is not None]
     copies = apply(np.stack([v for _, v in rows]))
-    hits = {k: [] for k in ks}
+    hits: dict[int, list[float]] = {k: [] for k in ks}
     for (index, _), vector in zip(rows, copies, strict=True):
         best = np.full(n_originals, -np.inf, dtype=np.float32)
         np.maximum.at(best, owners, unit @ vector)
@@ -197,6 +254,7 @@ def _copy_scores(name: str, candidates: np.ndarray, owners: np.ndarray, copy_row
         relevant[index] = True
         r = metrics.rank(best, relevant, tolerance=TIE_TOLERANCE)
         for k in ks:
-            hits[k].append(metrics.recall_at_k(r, k))
-    return SplitRow(name, unit.shape[1],
-                    {f"recall@{k}": bootstrap(np.asarray(hits[k]), seed) for k in ks}, seconds)
+            hits[k].append(metrics.defined(metrics.recall_at_k(r, k)))
+    return SplitRow(
+        name, unit.shape[1], {f"recall@{k}": bootstrap(np.asarray(hits[k]), seed) for k in ks}, seconds
+    )

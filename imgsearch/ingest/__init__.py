@@ -1,5 +1,6 @@
 """Ingest: reader (files, manifests) -> pipeline (read, decode, encode) -> writer (PostgreSQL)."""
 
-from imgsearch.ingest.pipeline import Failure, IngestReport, ingest
+from imgsearch.ingest.pipeline import IngestReport, ingest
+from imgsearch.sources import Failure
 
 __all__ = ["Failure", "IngestReport", "ingest"]

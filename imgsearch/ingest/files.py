@@ -8,14 +8,27 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from imgsearch.sources import Rejected, display_path
+from imgsearch.sources import Failure, display_path
 
-IMAGE_EXTENSIONS = frozenset([
-    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
-    ".heic", ".heif", ".avif",
-])
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00",
-          b"MM\x00*")
+IMAGE_EXTENSIONS = frozenset(
+    [
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".webp",
+        ".gif",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".heic",
+        ".heif",
+        ".avif",
+    ]
+)
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
 
 def looks_like_image(path: Path) -> bool:
@@ -40,9 +53,9 @@ def find_images(paths: Iterable[str | Path], follow_symlinks: bool = False) -> I
     return (item for item in walk(paths, follow_symlinks) if isinstance(item, Path))
 
 
-def walk(paths: Iterable[str | Path], follow_symlinks: bool = False) -> Iterator[Path | Rejected]:
+def walk(paths: Iterable[str | Path], follow_symlinks: bool = False) -> Iterator[Path | Failure]:
     """Absolute paths of the images under `paths` (files are taken as given), sorted per
-    folder, and a `Rejected` for each folder that cannot be listed and, with
+    folder, and a `Failure` for each folder that cannot be listed and, with
     `follow_symlinks`, each link that loops or leads nowhere.
 
     Hidden files and folders (names starting with '.') are skipped; so are symbolic links
@@ -59,12 +72,13 @@ def walk(paths: Iterable[str | Path], follow_symlinks: bool = False) -> Iterator
             raise FileNotFoundError(f"{display_path(str(root))}: no such file or folder")
 
 
-def _rejected(path: str, kind: str, message: str) -> Rejected:
-    return Rejected(display_path(path), kind, message)
+def _rejected(path: str, kind: str, message: str) -> Failure:
+    return Failure(display_path(path), kind, message)
 
 
-def _walk(folder: Path, follow_symlinks: bool, seen: set[tuple[int, int]],
-          ancestors: frozenset[tuple[int, int]]) -> Iterator[Path | Rejected]:
+def _walk(
+    folder: Path, follow_symlinks: bool, seen: set[tuple[int, int]], ancestors: frozenset[tuple[int, int]]
+) -> Iterator[Path | Failure]:
     try:
         st = folder.stat()
     except OSError as exc:
@@ -72,8 +86,9 @@ def _walk(folder: Path, follow_symlinks: bool, seen: set[tuple[int, int]],
         return
     key = (st.st_dev, st.st_ino)
     if key in ancestors:
-        yield _rejected(str(folder), "symlink_loop",
-                        "a symbolic link to a folder that contains it; not walked again")
+        yield _rejected(
+            str(folder), "symlink_loop", "a symbolic link to a folder that contains it; not walked again"
+        )
         return
     if key in seen:
         return  # reached before through another link

@@ -30,8 +30,14 @@ class Loaded:
     extra_vectors: list = field(default_factory=list)
 
 
-def load(source: Source, known: store.KnownImage | None, preprocess: Preprocess,
-         min_decode_size: int, limits: DecodeLimits | None = None, augment: int = 0) -> Loaded:
+def load(
+    source: Source,
+    known: store.KnownImage | None,
+    preprocess: Preprocess,
+    min_decode_size: int,
+    limits: DecodeLimits | None = None,
+    augment: int = 0,
+) -> Loaded:
     """Read, hash, decode and preprocess one source, and `augment` random edits of it
     (seeded by its content, so a re-run makes the same ones)."""
     mtime = None
@@ -41,19 +47,24 @@ def load(source: Source, known: store.KnownImage | None, preprocess: Preprocess,
         except OSError as exc:
             raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}", "unreadable") from exc
     data = fetch(source.location)
-    row = store.ImageRow(location=source.location, sha256=hashlib.sha256(data).hexdigest(),
-                         byte_size=len(data), width=None, height=None, format=None, mtime=mtime,
-                         metadata=source.metadata)
+    row = store.ImageRow(
+        location=source.location,
+        sha256=hashlib.sha256(data).hexdigest(),
+        byte_size=len(data),
+        width=None,
+        height=None,
+        format=None,
+        mtime=mtime,
+        metadata=source.metadata,
+    )
     if known is not None and known.has_vector and known.sha256 == row.sha256:
         return Loaded(source, row, None, existed=True)
     # augmented crops keep detail when the picture is decoded at twice the model's input size
-    decoded = decode_image(data, min_size=min_decode_size * (2 if augment else 1),
-                           limits=limits)
+    decoded = decode_image(data, min_size=min_decode_size * (2 if augment else 1), limits=limits)
     row.width, row.height, row.format = decoded.width, decoded.height, decoded.format
     extras = []
     if augment:
         from imgsearch.encoding.edits import augmented_copies
 
         extras = [preprocess(copy) for copy in augmented_copies(decoded.image, augment, row.sha256)]
-    return Loaded(source, row, preprocess(decoded.image), existed=known is not None,
-                  extras=extras)
+    return Loaded(source, row, preprocess(decoded.image), existed=known is not None, extras=extras)

@@ -3,7 +3,7 @@ label files (`path,label`), read by one reader with one set of rules.
 
 Every row is checked on its own: a row that cannot be used (a cell that is not UTF-8 or holds
 a NUL character, a cell over the size limit, an unsupported URL scheme, no location) becomes
-a `Rejected` item with its reason and line number, and the other rows go on. Relative paths
+a `Failure` item with its reason and line number, and the other rows go on. Relative paths
 are taken relative to a base folder the caller names (a manifest's own folder, say).
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgsearch.errors import ImageDecodeError, ImgsearchError
-from imgsearch.sources import Rejected, Source, check_location, display_path, is_url
+from imgsearch.sources import Failure, Source, check_location, display_path, is_url
 
 MAX_CELL_CHARS = 131_072  # Python's csv field limit; a larger cell rejects its row
 
@@ -28,14 +28,15 @@ class Row:
     cells: dict[str, str]  # the other non-empty cells, by column
 
 
-def read_manifest(csv_path: str | Path) -> Iterator[Source | Rejected]:
+def read_manifest(csv_path: str | Path) -> Iterator[Source | Failure]:
     """Sources of a manifest, in order; relative paths are relative to the CSV's folder."""
     for row in read_table(csv_path, ("path", "url"), Path(csv_path).parent):
-        yield row if isinstance(row, Rejected) else Source(row.location, row.cells)
+        yield row if isinstance(row, Failure) else Source(row.location, row.cells)
 
 
-def read_table(csv_path: str | Path, location_columns: Sequence[str], base: str | Path,
-               required: Sequence[str] = ()) -> Iterator[Row | Rejected]:
+def read_table(
+    csv_path: str | Path, location_columns: Sequence[str], base: str | Path, required: Sequence[str] = ()
+) -> Iterator[Row | Failure]:
     """Rows of a CSV whose header has one of `location_columns` (the first present is used)
     and every column in `required` (a row with an empty required cell is rejected)."""
     csv_path = Path(csv_path)
@@ -43,8 +44,7 @@ def read_table(csv_path: str | Path, location_columns: Sequence[str], base: str 
         # surrogateescape: a path cell keeps the exact bytes of a file name that is not UTF-8
         handle = csv_path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
     except OSError as exc:
-        raise ImgsearchError(f"Cannot read {display_path(str(csv_path))}: "
-                             f"{exc.strerror or exc}") from exc
+        raise ImgsearchError(f"Cannot read {display_path(str(csv_path))}: {exc.strerror or exc}") from exc
     with handle:
         reader = csv.reader(handle)
         header, key = _header(reader, csv_path, location_columns, required)
@@ -54,8 +54,11 @@ def read_table(csv_path: str | Path, location_columns: Sequence[str], base: str 
             except StopIteration:
                 return
             except csv.Error as exc:
-                reason = (f"a cell is over the limit of {MAX_CELL_CHARS:,} characters"
-                          if "field limit" in str(exc) else f"unreadable CSV row ({exc})")
+                reason = (
+                    f"a cell is over the limit of {MAX_CELL_CHARS:,} characters"
+                    if "field limit" in str(exc)
+                    else f"unreadable CSV row ({exc})"
+                )
                 yield _rejected(csv_path, reader.line_num, reason)
                 continue
             if not any(cells):
@@ -65,8 +68,9 @@ def read_table(csv_path: str | Path, location_columns: Sequence[str], base: str 
             yield _rejected(csv_path, reader.line_num, f"no {missing[0]}") if missing else row
 
 
-def _header(reader, csv_path: Path, location_columns: Sequence[str],
-            required: Sequence[str]) -> tuple[list[str], int]:
+def _header(
+    reader, csv_path: Path, location_columns: Sequence[str], required: Sequence[str]
+) -> tuple[list[str], int]:
     name = display_path(str(csv_path))
     try:
         header = next(reader)
@@ -75,8 +79,7 @@ def _header(reader, csv_path: Path, location_columns: Sequence[str],
     except csv.Error as exc:
         raise ImgsearchError(f"{name}: unreadable header row ({exc}).") from None
     if any(_problem(column) for column in header):
-        raise ImgsearchError(f"{name}: the header row is not valid UTF-8 text; "
-                             "save the file as UTF-8.")
+        raise ImgsearchError(f"{name}: the header row is not valid UTF-8 text; save the file as UTF-8.")
     header = [column.strip() for column in header]
     needs = [f"a {' or '.join(f'`{c}`' for c in location_columns)} column"]
     needs += [f"a `{c}` column" for c in required]
@@ -100,8 +103,9 @@ def _problem(cell: str) -> str | None:
     return None
 
 
-def _row(csv_path: Path, line: int, header: list[str], key: int, cells: list[str],
-         base: Path) -> Row | Rejected:
+def _row(
+    csv_path: Path, line: int, header: list[str], key: int, cells: list[str], base: Path
+) -> Row | Failure:
     location = cells[key].strip() if key < len(cells) else ""
     if not location:
         return _rejected(csv_path, line, f"no {header[key]}")
@@ -124,5 +128,5 @@ def _row(csv_path: Path, line: int, header: list[str], key: int, cells: list[str
     return Row(line, location, metadata)
 
 
-def _rejected(csv_path: Path, line: int, message: str, kind: str = "manifest") -> Rejected:
-    return Rejected(f"{display_path(os.path.abspath(csv_path))}:{line}", kind, message)
+def _rejected(csv_path: Path, line: int, message: str, kind: str = "manifest") -> Failure:
+    return Failure(f"{display_path(os.path.abspath(csv_path))}:{line}", kind, message)

@@ -26,7 +26,7 @@ from imgsearch.encoding.derived import ingest_encoder
 from imgsearch.encoding.encoder import Encoder
 from imgsearch.errors import DatabaseUnavailable, ImgsearchError, first_line
 from imgsearch.ingest.reader import sources
-from imgsearch.ingest.report import Failure, IngestReport  # noqa: F401  (re-exported)
+from imgsearch.ingest.report import IngestReport
 from imgsearch.ingest.run import Run
 from imgsearch.progress import ProgressCallback
 
@@ -38,12 +38,23 @@ def default_batch_size(encoder: Encoder) -> int:
     return GPU_BATCH_SIZE if encoder.device_type == "cuda" else CPU_BATCH_SIZE
 
 
-def ingest(paths: Iterable[str | Path] = (), *, encoder: Encoder,
-           manifest: str | Path | None = None, batch_size: int | None = None,
-           workers: int | None = None, follow_symlinks: bool = False, rehash: bool = False,
-           prune_gone: bool = False, augment: int = 0, database: Database | str | None = None,
-           progress: ProgressCallback | None = None, stop: threading.Event | None = None,
-           engine: str = "local", address: str | None = None) -> IngestReport:
+def ingest(
+    paths: Iterable[str | Path] = (),
+    *,
+    encoder: Encoder,
+    manifest: str | Path | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    follow_symlinks: bool = False,
+    rehash: bool = False,
+    prune_gone: bool = False,
+    augment: int = 0,
+    database: Database | str | None = None,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+    engine: str = "local",
+    address: str | None = None,
+) -> IngestReport:
     """Index the images under `paths` (and/or a manifest) with `encoder`.
 
     `rehash` re-reads files whose size and mtime are unchanged and re-encodes those whose
@@ -59,8 +70,16 @@ def ingest(paths: Iterable[str | Path] = (), *, encoder: Encoder,
     paths = list(paths)
     db = as_database(database)
     encoder = ingest_encoder(encoder)  # a derived encoder's vectors follow its base's
-    args = (db, encoder, batch_size or default_batch_size(encoder),
-            workers or os.cpu_count() or 2, progress, stop or threading.Event(), rehash, augment)
+    args = (
+        db,
+        encoder,
+        batch_size or default_batch_size(encoder),
+        workers or os.cpu_count() or 2,
+        progress,
+        stop or threading.Event(),
+        rehash,
+        augment,
+    )
     if engine == "ray":
         from imgsearch.ingest.ray_engine import RayRun
 
@@ -84,7 +103,8 @@ def ingest(paths: Iterable[str | Path] = (), *, encoder: Encoder,
             ) from exc
         raise DatabaseUnavailable(
             f"Lost the connection to the database ({first_line(exc)}); the {written} images written "
-            "before are kept: run the same command again to continue.") from exc
+            "before are kept: run the same command again to continue."
+        ) from exc
     return run.report
 
 

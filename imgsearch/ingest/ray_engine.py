@@ -10,6 +10,7 @@ the encoding actors when both need the same resources (one CPU each).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -25,9 +26,8 @@ from imgsearch.encoding.decode import DecodeLimits
 from imgsearch.encoding.encoder import Encoder, Preprocessor
 from imgsearch.errors import ImgsearchError
 from imgsearch.ingest.loading import Loaded, load
-from imgsearch.ingest.report import Failure
 from imgsearch.ingest.run import Run, failure
-from imgsearch.sources import Source
+from imgsearch.sources import Failure, Source
 
 DECODE_BATCH = 16
 
@@ -41,8 +41,7 @@ def start_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # its C++ notices on stderr
     warnings.filterwarnings("ignore", message=".*concurrent actors.*")
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     import ray.data
 
     for name in ("ray", "ray.data"):
@@ -67,18 +66,28 @@ class RayRun(Run):
             return
         start_ray(self.address)
         gpus = int(ray.cluster_resources().get("GPU", 0)) if self.encoder.device_type == "cuda" else 0
-        spec = {"name": self.encoder.name, "device": "cuda" if gpus else "cpu",
-                "weights": self.encoder.weights_path,
-                "backend": "torch" if gpus else None, "identity": self.encoder.identity}
-        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(
-            math.ceil(len(rows) / DECODE_BATCH), 10_000)))
-        ds = ds.map_batches(_decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
-                            fn_kwargs={"preprocessor": self.encoder.preprocessor(),
-                                       "limits": self.limits, "augment": self.augment})
-        ds = ds.map_batches(_EncodeActor, batch_size=self.batch_size, batch_format="numpy",
-                            fn_constructor_kwargs={"spec": spec},
-                            compute=ray.data.ActorPoolStrategy(size=max(1, gpus or self.workers)),
-                            num_gpus=1 if gpus else 0)
+        spec = {
+            "name": self.encoder.name,
+            "device": "cuda" if gpus else "cpu",
+            "weights": self.encoder.weights_path,
+            "backend": "torch" if gpus else None,
+            "identity": self.encoder.identity,
+        }
+        ds: ray.data.Dataset = ray.data.from_items(
+            rows, override_num_blocks=max(1, min(math.ceil(len(rows) / DECODE_BATCH), 10_000))
+        )
+        decode = functools.partial(
+            _decode_batch, preprocessor=self.encoder.preprocessor(), limits=self.limits, augment=self.augment
+        )
+        ds = ds.map_batches(decode, batch_size=DECODE_BATCH, batch_format="numpy")
+        ds = ds.map_batches(
+            _EncodeActor,
+            batch_size=self.batch_size,
+            batch_format="numpy",
+            fn_constructor_kwargs={"spec": spec},
+            compute=ray.data.ActorPoolStrategy(size=max(1, gpus or self.workers)),
+            num_gpus=1 if gpus else 0,
+        )
         for batch in ds.iter_batches(batch_size=self.batch_size, batch_format="numpy"):
             for i in range(len(batch["location"])):
                 self.add(self._item({key: column[i] for key, column in batch.items()}))
@@ -89,59 +98,109 @@ class RayRun(Run):
         source = Source(str(r["location"]), json.loads(str(r["metadata"])))
         if r["error_kind"]:
             return Failure(str(r["display"]), str(r["error_kind"]), str(r["error_message"]))
-        row = store.ImageRow(source.location, str(r["sha256"]), int(r["byte_size"]),
-                             _positive(r["width"]), _positive(r["height"]),
-                             str(r["format"]) or None,
-                             None if math.isnan(r["mtime"]) else float(r["mtime"]),
-                             source.metadata)
+        row = store.ImageRow(
+            source.location,
+            str(r["sha256"]),
+            int(r["byte_size"]),
+            _positive(r["width"]),
+            _positive(r["height"]),
+            str(r["format"]) or None,
+            None if math.isnan(r["mtime"]) else float(r["mtime"]),
+            source.metadata,
+        )
         if not r["needs_encode"]:
             return Loaded(source, row, None, existed=True)
         self.report.encoded += 1
-        return Loaded(source, row, (), existed=bool(r["existed"]),
-                      vector=np.asarray(r["vector"], np.float32),
-                      extra_vectors=list(np.asarray(r["extra_vectors"], np.float32)))
+        return Loaded(
+            source,
+            row,
+            (),
+            existed=bool(r["existed"]),
+            vector=np.asarray(r["vector"], np.float32),
+            extra_vectors=list(np.asarray(r["extra_vectors"], np.float32)),
+        )
 
 
 def _planned_row(source: Source, known: store.KnownImage | None) -> dict[str, Any]:
-    return {"location": source.location, "metadata": json.dumps(source.metadata),
-            "known_sha256": known.sha256 if known else "",
-            "known_has_vector": bool(known and known.has_vector), "known": known is not None}
+    return {
+        "location": source.location,
+        "metadata": json.dumps(source.metadata),
+        "known_sha256": known.sha256 if known else "",
+        "known_has_vector": bool(known and known.has_vector),
+        "known": known is not None,
+    }
 
 
-def _decode_batch(batch: dict[str, np.ndarray], preprocessor: Preprocessor,
-                  limits: DecodeLimits | None, augment: int) -> dict[str, np.ndarray]:
+def _decode_batch(
+    batch: dict[str, np.ndarray], preprocessor: Preprocessor, limits: DecodeLimits | None, augment: int
+) -> dict[str, np.ndarray]:
     """Ray task: the local engine's decode stage over a batch of planned rows. Inputs are
     fixed-shape uint8 columns (zeros where nothing is to be encoded)."""
     from imgsearch.sources import display_path
 
     n = len(batch["location"])
-    out: dict[str, list] = {key: [] for key in (
-        "location", "metadata", "display", "error_kind", "error_message", "needs_encode",
-        "existed", "sha256", "byte_size", "width", "height", "format", "mtime")}
+    out: dict[str, list] = {
+        key: []
+        for key in (
+            "location",
+            "metadata",
+            "display",
+            "error_kind",
+            "error_message",
+            "needs_encode",
+            "existed",
+            "sha256",
+            "byte_size",
+            "width",
+            "height",
+            "format",
+            "mtime",
+        )
+    }
     inputs = [np.zeros((n, *shape), np.uint8) for shape in preprocessor.shapes]
     extras = [np.zeros((n, augment, *shape), np.uint8) for shape in preprocessor.shapes]
     for i in range(n):
         location = str(batch["location"][i])
         source = Source(location, json.loads(str(batch["metadata"][i])))
-        known = (store.KnownImage(0, 0, None, str(batch["known_sha256"][i]),
-                                  bool(batch["known_has_vector"][i]), {})
-                 if batch["known"][i] else None)
-        values = {"location": location, "metadata": str(batch["metadata"][i]),
-                  "display": display_path(location), "error_kind": "", "error_message": "",
-                  "needs_encode": False, "existed": known is not None, "sha256": "",
-                  "byte_size": 0, "width": -1, "height": -1, "format": "", "mtime": math.nan}
+        known = (
+            store.KnownImage(
+                0, 0, None, str(batch["known_sha256"][i]), bool(batch["known_has_vector"][i]), {}
+            )
+            if batch["known"][i]
+            else None
+        )
+        values = {
+            "location": location,
+            "metadata": str(batch["metadata"][i]),
+            "display": display_path(location),
+            "error_kind": "",
+            "error_message": "",
+            "needs_encode": False,
+            "existed": known is not None,
+            "sha256": "",
+            "byte_size": 0,
+            "width": -1,
+            "height": -1,
+            "format": "",
+            "mtime": math.nan,
+        }
         try:
-            loaded = load(source, known, preprocessor, preprocessor.min_decode_size,
-                          limits, augment)
+            loaded = load(source, known, preprocessor, preprocessor.min_decode_size, limits, augment)
         except Exception as exc:  # one bad file costs only itself
             f = failure(source, exc)
             values.update(error_kind=f.kind, error_message=f.message)
         else:
             row = loaded.row
-            values.update(sha256=row.sha256, byte_size=row.byte_size, width=row.width or -1,
-                          height=row.height or -1, format=row.format or "",
-                          mtime=math.nan if row.mtime is None else row.mtime,
-                          existed=loaded.existed, needs_encode=loaded.inputs is not None)
+            values.update(
+                sha256=row.sha256,
+                byte_size=row.byte_size,
+                width=row.width or -1,
+                height=row.height or -1,
+                format=row.format or "",
+                mtime=math.nan if row.mtime is None else row.mtime,
+                existed=loaded.existed,
+                needs_encode=loaded.inputs is not None,
+            )
             for j, part in enumerate(loaded.inputs or ()):
                 inputs[j][i] = part
             for v, copy in enumerate(loaded.extras):
@@ -161,11 +220,12 @@ class _EncodeActor:
     def __init__(self, spec: dict[str, Any]) -> None:
         from imgsearch.encoding.registry import get_encoder
 
-        self.encoder: Encoder = get_encoder(spec["name"], spec["device"], spec["weights"],
-                                            spec["backend"])
+        self.encoder: Encoder = get_encoder(spec["name"], spec["device"], spec["weights"], spec["backend"])
         if self.encoder.identity != spec["identity"]:
-            raise ImgsearchError(f"A Ray worker's {spec['name']} is not the driver's: "
-                                 f"{self.encoder.identity} vs {spec['identity']}.")
+            raise ImgsearchError(
+                f"A Ray worker's {spec['name']} is not the driver's: "
+                f"{self.encoder.identity} vs {spec['identity']}."
+            )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n, dim = len(batch["location"]), self.encoder.dimension
@@ -179,8 +239,7 @@ class _EncodeActor:
             vectors[todo] = self.encoder.encode_batch(tuple(batch[p][todo] for p in parts))
             if augment:
                 flat = tuple(batch[p][todo].reshape(-1, *batch[p].shape[2:]) for p in extra_parts)
-                extra_vectors[todo] = self.encoder.encode_batch(flat).reshape(len(todo), augment,
-                                                                              dim)
+                extra_vectors[todo] = self.encoder.encode_batch(flat).reshape(len(todo), augment, dim)
         result = {k: v for k, v in batch.items() if k not in parts and k not in extra_parts}
         result["vector"] = vectors
         result["extra_vectors"] = extra_vectors

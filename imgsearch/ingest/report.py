@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-@dataclass
-class Failure:
-    location: str  # display form
-    kind: str
-    message: str
+from imgsearch.sources import Failure
 
 
 @dataclass

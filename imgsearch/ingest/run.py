@@ -25,18 +25,26 @@ from imgsearch.encoding.encoder import Encoder, collate
 from imgsearch.errors import ImageDecodeError
 from imgsearch.ingest.loading import Loaded, load
 from imgsearch.ingest.reader import unchanged
-from imgsearch.ingest.report import Failure, IngestReport
+from imgsearch.ingest.report import IngestReport
 from imgsearch.ingest.writer import write
 from imgsearch.progress import Progress, ProgressCallback
-from imgsearch.sources import Rejected, Source, display_path
+from imgsearch.sources import Failure, Source, display_path
 
 PLAN_CHUNK = 512
 
 
 class Run:
-    def __init__(self, db: Database, encoder: Encoder, batch_size: int, workers: int,
-                 progress: ProgressCallback | None, stop: threading.Event, rehash: bool,
-                 augment: int = 0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        encoder: Encoder,
+        batch_size: int,
+        workers: int,
+        progress: ProgressCallback | None,
+        stop: threading.Event,
+        rehash: bool,
+        augment: int = 0,
+    ) -> None:
         self.db, self.encoder, self.batch_size, self.workers = db, encoder, batch_size, workers
         self.progress, self.stop, self.rehash, self.augment = progress, stop, rehash, augment
         self.report = IngestReport(model=encoder.name)
@@ -48,7 +56,7 @@ class Run:
         self.errors: list[Failure] = []
         self.limits = DecodeLimits.from_settings()  # read once, not per image
 
-    def execute(self, items: Iterator[Source | Rejected]) -> None:
+    def execute(self, items: Iterator[Source | Failure]) -> None:
         with connect(self.db, autocommit=True) as conn:
             self.conn = conn
             self.enc_id = store.encoder_id(conn, self.encoder.identity)
@@ -70,9 +78,20 @@ class Run:
             for source, known in planned:
                 if self.stop.is_set():
                     break
-                pending.append((source, pool.submit(load, source, known, self.encoder.preprocess,
-                                                      self.encoder.min_decode_size, self.limits,
-                                                      self.augment)))
+                pending.append(
+                    (
+                        source,
+                        pool.submit(
+                            load,
+                            source,
+                            known,
+                            self.encoder.preprocess,
+                            self.encoder.min_decode_size,
+                            self.limits,
+                            self.augment,
+                        ),
+                    )
+                )
                 self._drain(pending, keep=window - 1)
             self.finding = False
             self._drain(pending, keep=0)
@@ -102,27 +121,25 @@ class Run:
             if remove:
                 self.report.pruned = prune.delete_images(conn, gone)
 
-    def _plan(self, items: Iterator[Source | Rejected]
-              ) -> Iterator[tuple[Source, store.KnownImage | None]]:
+    def _plan(self, items: Iterator[Source | Failure]) -> Iterator[tuple[Source, store.KnownImage | None]]:
         """Yield what needs work; count and refresh what is indexed and unchanged."""
         seen: set[int] = set()
         while chunk := list(itertools.islice(items, PLAN_CHUNK)):
             self.found += len(chunk)
             fresh = []
             for item in chunk:
-                if isinstance(item, Rejected):
-                    self.errors.append(Failure(item.location, item.kind, item.message))
+                if isinstance(item, Failure):
+                    self.errors.append(item)
                 elif hash(item.location) in seen:  # the same file named twice
                     self.found -= 1
                 else:
                     seen.add(hash(item.location))
                     fresh.append(item)
-            known = store.known_images(self.conn, self.enc_id, [s.location for s in fresh],
-                                       self.augment)
+            known = store.known_images(self.conn, self.enc_id, [s.location for s in fresh], self.augment)
             stale_metadata = []
             for source in fresh:
                 entry = known.get(source.location)
-                if unchanged(source, entry, self.rehash):
+                if entry is not None and unchanged(source, entry, self.rehash):
                     self.report.unchanged += 1
                     if source.metadata and source.metadata != entry.metadata:
                         stale_metadata.append(_metadata_row(source, entry))
@@ -146,9 +163,15 @@ class Run:
             return
         to_write = [item for item in self.batch if item.inputs is not None]
         refreshed = [item.row for item in self.batch if item.inputs is None]
-        written = write(self.conn, self.enc_id, [item.row for item in to_write],
-                        self._vectors(to_write), refreshed, derived=self.derived,
-                        augmented=self._augmented(to_write))
+        written = write(
+            self.conn,
+            self.enc_id,
+            [item.row for item in to_write],
+            self._vectors(to_write),
+            refreshed,
+            derived=self.derived,
+            augmented=self._augmented(to_write),
+        )
         for location, reason in written.failed.items():
             self.errors.append(Failure(display_path(location), "database", reason))
         for item in to_write:
@@ -187,7 +210,8 @@ class Run:
             elif item.row.sha256 not in vectors:
                 first_of.setdefault(item.row.sha256, item)
         if first_of:
-            encoded = self.encoder.encode_batch(collate([i.inputs for i in first_of.values()]))
+            inputs = [i.inputs for i in first_of.values() if i.inputs is not None]  # all of them
+            encoded = self.encoder.encode_batch(collate(inputs))
             vectors.update(zip(first_of, np.asarray(encoded), strict=True))
             self.report.encoded += len(first_of)
         return [vectors[item.row.sha256] for item in items]
@@ -197,8 +221,9 @@ class Run:
         if self.progress is None or (not force and now - self._last_progress < 0.2):
             return
         self._last_progress = now
-        self.progress(Progress("ingest", self.report.done, None if self.finding else self.found,
-                               now - self.started))
+        self.progress(
+            Progress("ingest", self.report.done, None if self.finding else self.found, now - self.started)
+        )
 
 
 def failure(source: Source, exc: Exception) -> Failure:
@@ -209,6 +234,13 @@ def failure(source: Source, exc: Exception) -> Failure:
 
 
 def _metadata_row(source: Source, known: store.KnownImage) -> store.ImageRow:
-    return store.ImageRow(location=source.location, sha256=known.sha256,
-                          byte_size=known.byte_size, width=None, height=None, format=None,
-                          mtime=known.mtime, metadata=source.metadata)
+    return store.ImageRow(
+        location=source.location,
+        sha256=known.sha256,
+        byte_size=known.byte_size,
+        width=None,
+        height=None,
+        format=None,
+        mtime=known.mtime,
+        metadata=source.metadata,
+    )

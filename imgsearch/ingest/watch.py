@@ -30,20 +30,38 @@ class WatchEvent:
     paths: list[str] = field(default_factory=list)  # the changed paths, as displayed
 
 
-def watch(paths: Iterable[str | Path], *, encoder: Encoder, database: Database,
-          stop: threading.Event, on_event: Callable[[WatchEvent], None] | None = None,
-          first_pass: bool = True) -> IngestReport | None:
+def watch(
+    paths: Iterable[str | Path],
+    *,
+    encoder: Encoder,
+    database: Database,
+    stop: threading.Event,
+    on_event: Callable[[WatchEvent], None] | None = None,
+    first_pass: bool = True,
+) -> IngestReport | None:
     """Keep the index in step with `paths` until `stop` is set; the first pass's report."""
     import watchfiles
 
     roots = [str(Path(p).expanduser().absolute()) for p in paths]
     first = ingest(roots, encoder=encoder, database=database, prune_gone=True) if first_pass else None
-    for changes in watchfiles.watch(*roots, stop_event=stop, step=SETTLE_MS, debounce=MAX_WAIT_MS,
-                                    watch_filter=_not_hidden, raise_interrupt=False):
+    for changes in watchfiles.watch(
+        *roots,
+        stop_event=stop,
+        step=SETTLE_MS,
+        debounce=MAX_WAIT_MS,
+        watch_filter=_not_hidden,
+        raise_interrupt=False,
+    ):
         # A folder that appears (made, or moved in) is walked: files moved into it before
         # the watch on it began send no events of their own.
-        changed = sorted({p for kind, p in changes if kind != watchfiles.Change.deleted
-                          and (os.path.isdir(p) or os.path.isfile(p) and looks_like_image(Path(p)))})
+        changed = sorted(
+            {
+                p
+                for kind, p in changes
+                if kind != watchfiles.Change.deleted
+                and (os.path.isdir(p) or os.path.isfile(p) and looks_like_image(Path(p)))
+            }
+        )
         gone = sorted({p for _, p in changes if not os.path.exists(p)})
         event = WatchEvent(None, paths=[display_path(p) for p in sorted({p for _, p in changes})])
         if changed:

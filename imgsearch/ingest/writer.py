@@ -11,33 +11,40 @@ import psycopg
 from imgsearch.db import store
 from imgsearch.encoding.projection import Projection
 from imgsearch.errors import first_line
-from imgsearch.ingest.report import Failure
+from imgsearch.sources import Failure
 
 
-def write(conn: psycopg.Connection, enc_id: int, rows: Sequence[store.ImageRow],
-          vectors: Sequence[np.ndarray], refreshed: Sequence[store.ImageRow] = (),
-          errors: Sequence[Failure] = (),
-          derived: Sequence[tuple[int, Projection]] = (),
-          augmented: Sequence[Sequence[np.ndarray]] | None = None) -> store.Written:
+def write(
+    conn: psycopg.Connection,
+    enc_id: int,
+    rows: Sequence[store.ImageRow],
+    vectors: Sequence[np.ndarray],
+    refreshed: Sequence[store.ImageRow] = (),
+    errors: Sequence[Failure] = (),
+    derived: Sequence[tuple[int, Projection]] = (),
+    augmented: Sequence[Sequence[np.ndarray]] | None = None,
+) -> store.Written:
     """Write a batch (see `store.write_batch`; `derived` encoders get their vectors too,
     `augmented[i]` are row i's augmented vectors); `Written.failed` names the refused rows."""
-    error_rows = [store.ErrorRow(e.location, e.kind, e.message) for e in errors]
+    error_rows = list(errors)
     try:
-        return store.write_batch(conn, enc_id, rows, vectors, error_rows, refreshed, derived,
-                                 augmented)
+        return store.write_batch(conn, enc_id, rows, vectors, error_rows, refreshed, derived, augmented)
     except psycopg.OperationalError:
         raise
     except psycopg.Error:
         pass  # some row is refused: find it by writing each alone
     result = store.Written()
     extras = augmented if augmented is not None else [()] * len(rows)
-    singles = [([r], [v], [], [], [x]) for r, v, x in zip(rows, vectors, extras, strict=True)]
+    singles: list[tuple[list, list, list, list, list]] = [
+        ([r], [v], [], [], [x]) for r, v, x in zip(rows, vectors, extras, strict=True)
+    ]
     singles += [([], [], [r], [], []) for r in refreshed]
     singles += [([], [], [], [e], []) for e in error_rows]
     for one_row, one_vector, one_refreshed, one_error, one_extra in singles:
         try:
-            part = store.write_batch(conn, enc_id, one_row, one_vector, one_error, one_refreshed,
-                                     derived, one_extra)
+            part = store.write_batch(
+                conn, enc_id, one_row, one_vector, one_error, one_refreshed, derived, one_extra
+            )
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:

@@ -54,8 +54,9 @@ def fit_pca(vectors: np.ndarray, dim: int, whiten: bool, base: str, seed: int = 
     from sklearn.decomposition import PCA
 
     if not 1 <= dim <= min(vectors.shape):
-        raise ImgsearchError(f"--pca {dim}: must be between 1 and {min(vectors.shape)} "
-                             "(the vectors' dimension and count).")
+        raise ImgsearchError(
+            f"--pca {dim}: must be between 1 and {min(vectors.shape)} (the vectors' dimension and count)."
+        )
     pca = PCA(dim, whiten=whiten, random_state=seed).fit(as_stored(vectors))
     w = pca.components_.T.astype(np.float32)
     if whiten:
@@ -63,45 +64,49 @@ def fit_pca(vectors: np.ndarray, dim: int, whiten: bool, base: str, seed: int = 
     return Linear(base, pca.mean_.astype(np.float32), w)
 
 
-def stored_vectors(db: Database, encoder: Encoder, limit: int = PCA_SAMPLE, seed: int = 0
-                   ) -> np.ndarray:
+def stored_vectors(db: Database, encoder: Encoder, limit: int = PCA_SAMPLE, seed: int = 0) -> np.ndarray:
     """Up to `limit` of the encoder's stored vectors (a seeded sample when there are more)."""
     with connect(db) as conn:
-        enc_id = store.encoder_id(conn, encoder.identity, create=False)
+        enc_id = store.find_encoder_id(conn, encoder.identity)
         if enc_id is None:
             raise ImgsearchError(f"{encoder.name} has no vectors here: ingest images first.")
         conn.execute("SELECT setseed(%s)", (((seed % 1000) / 1000.0),))
         rows = conn.execute(
-            "SELECT embedding FROM imgsearch.embeddings WHERE encoder_id = %s"
-            " ORDER BY random() LIMIT %s", (enc_id, limit)).fetchall()
+            "SELECT embedding FROM imgsearch.embeddings WHERE encoder_id = %s ORDER BY random() LIMIT %s",
+            (enc_id, limit),
+        ).fetchall()
     return np.stack([r[0].to_numpy() for r in rows]).astype(np.float32)
 
 
-def self_supervised_head(paths: Sequence[str], originals: np.ndarray, encoder: Encoder,
-                         options: TrainOptions, copies: int = 8,
-                         progress: ProgressCallback | None = None) -> Projection:
+def self_supervised_head(
+    paths: Sequence[str],
+    originals: np.ndarray,
+    encoder: Encoder,
+    options: TrainOptions,
+    copies: int = 8,
+    progress: ProgressCallback | None = None,
+) -> Projection:
     """A head trained so that random edits of an image land next to the image."""
     from imgsearch.learning.self_supervised import edited_copy_vectors
 
     edited, owners = edited_copy_vectors(paths, encoder, copies, options.seed, progress)
     vectors = np.concatenate([originals, edited])
-    labels = np.concatenate([np.arange(len(paths)), owners]).astype(str)
-    o = replace(options, per_class=copies + 1,
-                classes_per_batch=max(options.classes_per_batch, 64))
+    labels = list(np.concatenate([np.arange(len(paths)), owners]).astype(str))
+    o = replace(options, per_class=copies + 1, classes_per_batch=max(options.classes_per_batch, 64))
     return train_head(vectors, labels, encoder.name, o)
 
 
-def register(db: Database, name: str, base: Encoder, projection: Projection,
-             details: dict) -> tuple[DerivedEncoder, int]:
+def register(
+    db: Database, name: str, base: Encoder, projection: Projection, details: dict
+) -> tuple[DerivedEncoder, int]:
     """Store the derived encoder and compute its vectors from the stored base vectors."""
     from imgsearch.encoding.registry import base_names
 
     if name in base_names() or "+" in name or not name.strip():
-        raise ImgsearchError(f"--name {name!r}: choose a name that is not a model's and has "
-                             "no '+'.")
+        raise ImgsearchError(f"--name {name!r}: choose a name that is not a model's and has no '+'.")
     encoder = DerivedEncoder(name, base, projection)
     with connect(db) as conn:
-        base_id = store.encoder_id(conn, base.identity, create=False)
+        base_id = store.find_encoder_id(conn, base.identity)
         if base_id is None:
             raise ImgsearchError(f"{base.name} has no vectors here: ingest images first.")
         enc_id = derived.register(conn, encoder.identity, base_id, projection, details)
@@ -115,35 +120,46 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - t0
 
 
-def labelled_vectors(folder: str | Path, encoder: Encoder, db: Database,
-                     labels_csv: str | Path | None = None,
-                     progress: ProgressCallback | None = None
-                     ) -> tuple[list[str], np.ndarray, list[str]]:
+def labelled_vectors(
+    folder: str | Path,
+    encoder: Encoder,
+    db: Database,
+    labels_csv: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[list[str], np.ndarray, list[str]]:
     """(paths, stored base vectors, labels) of the labelled images (ingested first)."""
     from imgsearch.ingest.labelled import from_csv, from_folders
 
     labelled = from_csv(Path(labels_csv), Path(folder)) if labels_csv else from_folders(Path(folder))
-    paths, vectors = _ingested(labelled.paths, encoder, db, progress,
-                               f"{folder}: fewer than two labelled images could be ingested "
-                               "(one sub-folder per class, or --labels CSV).")
+    paths, vectors = _ingested(
+        labelled.paths,
+        encoder,
+        db,
+        progress,
+        f"{folder}: fewer than two labelled images could be ingested "
+        "(one sub-folder per class, or --labels CSV).",
+    )
     kept = set(paths)  # `_ingested` keeps, in order, the paths that have a vector
-    return paths, vectors, [label for path, label in zip(labelled.paths, labelled.labels,
-                                                         strict=True) if path in kept]
+    return (
+        paths,
+        vectors,
+        [label for path, label in zip(labelled.paths, labelled.labels, strict=True) if path in kept],
+    )
 
 
-def unlabelled_vectors(folder: str | Path, encoder: Encoder, db: Database,
-                       progress: ProgressCallback | None = None
-                       ) -> tuple[list[str], np.ndarray]:
+def unlabelled_vectors(
+    folder: str | Path, encoder: Encoder, db: Database, progress: ProgressCallback | None = None
+) -> tuple[list[str], np.ndarray]:
     """(paths, stored base vectors) of every image under `folder` (ingested first)."""
     from imgsearch.ingest.files import find_images
 
     paths = [str(p) for p in find_images([Path(folder).expanduser().absolute()])]
-    return _ingested(paths, encoder, db, progress,
-                     f"{folder}: fewer than two images could be ingested.")
+    return _ingested(paths, encoder, db, progress, f"{folder}: fewer than two images could be ingested.")
 
 
-def _ingested(paths: Sequence[str], encoder: Encoder, db: Database,
-              progress: ProgressCallback | None, too_few: str) -> tuple[list[str], np.ndarray]:
+def _ingested(
+    paths: Sequence[str], encoder: Encoder, db: Database, progress: ProgressCallback | None, too_few: str
+) -> tuple[list[str], np.ndarray]:
     """The paths that have a stored vector after ingesting what is missing, and the vectors."""
     from imgsearch.ingest.fetch import ingest_and_fetch
 
@@ -154,10 +170,20 @@ def _ingested(paths: Sequence[str], encoder: Encoder, db: Database,
     return kept, np.stack([found[p][1] for p in kept])
 
 
-def train(db: Database, base: Encoder, name: str, *, folder: str | Path | None = None,
-          labels_csv: str | Path | None = None, pca: int | None = None, whiten: bool = False,
-          self_supervised: bool = False, copies: int = 8, options: TrainOptions | None = None,
-          progress: ProgressCallback | None = None) -> TrainReport:
+def train(
+    db: Database,
+    base: Encoder,
+    name: str,
+    *,
+    folder: str | Path | None = None,
+    labels_csv: str | Path | None = None,
+    pca: int | None = None,
+    whiten: bool = False,
+    self_supervised: bool = False,
+    copies: int = 8,
+    options: TrainOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainReport:
     """Fit a derived encoder of `base`, register it as `name` and fill its vectors.
 
     Supervised (default): a head on the labelled images under `folder`. `self_supervised`: a
@@ -166,25 +192,37 @@ def train(db: Database, base: Encoder, name: str, *, folder: str | Path | None =
     """
     o = options or TrainOptions()
     if pca is None and folder is None:
-        raise ImgsearchError("Give a FOLDER of images to train on (or --pca N to fit PCA on "
-                             "the whole collection).")
+        raise ImgsearchError(
+            "Give a FOLDER of images to train on (or --pca N to fit PCA on the whole collection)."
+        )
     if pca is not None:
-        vectors = (unlabelled_vectors(folder, base, db, progress)[1] if folder is not None
-                   else stored_vectors(db, base, seed=o.seed))
+        vectors = (
+            unlabelled_vectors(folder, base, db, progress)[1]
+            if folder is not None
+            else stored_vectors(db, base, seed=o.seed)
+        )
         projection, seconds = timed(fit_pca, vectors, pca, whiten, base.name, o.seed)
         kind, n_images, classes = ("pca-whitened" if whiten else "pca"), len(vectors), 0
+    elif folder is None:
+        raise ImgsearchError("Give a FOLDER of images to train on.")
     elif self_supervised:
         paths, vectors = unlabelled_vectors(folder, base, db, progress)
-        projection, seconds = timed(self_supervised_head, paths, vectors, base, o, copies,
-                                    progress)
+        projection, seconds = timed(self_supervised_head, paths, vectors, base, o, copies, progress)
         kind, n_images, classes = "self-supervised head", len(paths), len(paths)
     else:
         _, vectors, labels = labelled_vectors(folder, base, db, labels_csv, progress)
         projection, seconds = timed(train_head, vectors, labels, base.name, o)
         kind, n_images, classes = "head", len(vectors), len(set(labels))
-    details = {"kind": kind, "images": n_images, "classes": classes, "loss": o.loss,
-               "epochs": o.epochs, "seed": o.seed, "folder": str(folder) if folder else None}
+    details = {
+        "kind": kind,
+        "images": n_images,
+        "classes": classes,
+        "loss": o.loss,
+        "epochs": o.epochs,
+        "seed": o.seed,
+        "folder": str(folder) if folder else None,
+    }
     encoder, filled = register(db, name, base, projection, details)
-    return TrainReport(name, kind, base.name, encoder.dimension, base.dimension, n_images,
-                       classes, seconds, filled, details)
-
+    return TrainReport(
+        name, kind, base.name, encoder.dimension, base.dimension, n_images, classes, seconds, filled, details
+    )

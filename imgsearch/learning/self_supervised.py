@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
 from imgsearch.encoding.decode import decode_image
 from imgsearch.encoding.edits import random_edit
@@ -18,13 +19,20 @@ from imgsearch.progress import Progress, ProgressCallback
 ENCODE_BATCH = 32
 
 
-def edited_copy_vectors(paths: Sequence[str], encoder: Encoder, copies: int, seed: int = 0,
-                        progress: ProgressCallback | None = None
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def edited_copy_vectors(
+    paths: Sequence[str],
+    encoder: Encoder,
+    copies: int,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(vectors, row of `paths` each copy was made from): `copies` random edits per image,
     encoded like a query; images that cannot be decoded are skipped."""
     rng = random.Random(seed)
-    vectors, owners, pending, owners_pending = [], [], [], []
+    vectors: list[np.ndarray] = []
+    owners: list[int] = []
+    pending: list[Image.Image] = []
+    owners_pending: list[int] = []
     total, started = len(paths) * copies, time.monotonic()
 
     def flush() -> None:

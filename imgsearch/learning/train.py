@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,24 +32,27 @@ class TrainOptions:
     seed: int = 0
 
 
-def stratified_split(labels: Sequence[str], test_fraction: float, seed: int = 0
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: Sequence[str], test_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, test rows): each class split in the same proportion; no row in both."""
     if not 0.0 < test_fraction < 1.0:
         raise ImgsearchError("The held-out fraction must be between 0 and 1.")
     rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    train, test = [], []
-    for label in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == label))
+    names = np.asarray(labels)
+    train: list[int] = []
+    test: list[int] = []
+    for label in np.unique(names):
+        rows = rng.permutation(np.flatnonzero(names == label))
         cut = int(round(len(rows) * test_fraction))
         test.extend(rows[:cut])
         train.extend(rows[cut:])
-    return np.sort(np.array(train, dtype=int)), np.sort(np.array(test, dtype=int))
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(test, dtype=np.int64))
 
 
-def train_head(vectors: np.ndarray, labels: Sequence[str], base: str,
-               options: TrainOptions | None = None) -> Head:
+def train_head(
+    vectors: np.ndarray, labels: Sequence[str], base: str, options: TrainOptions | None = None
+) -> Head:
     """A head trained so that images of one label end up close together."""
     import torch
     import torch.nn.functional as F
@@ -63,26 +67,36 @@ def train_head(vectors: np.ndarray, labels: Sequence[str], base: str,
     rng = np.random.default_rng(o.seed)
     x = torch.from_numpy(np.asarray(vectors, np.float32))
     target = torch.from_numpy(y)
-    model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], o.hidden), torch.nn.ReLU(),
-                                torch.nn.Linear(o.hidden, o.dim))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], o.hidden), torch.nn.ReLU(), torch.nn.Linear(o.hidden, o.dim)
+    )
     optimiser = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=1e-4)
     by_class = [np.flatnonzero(y == c) for c in range(len(classes))]
     steps = max(1, len(y) // (o.classes_per_batch * o.per_class))
     for _ in range(o.epochs):
         for _ in range(steps):
             chosen = rng.choice(len(classes), min(o.classes_per_batch, len(classes)), replace=False)
-            rows = np.concatenate([rng.choice(by_class[c], o.per_class,
-                                              replace=len(by_class[c]) < o.per_class)
-                                   for c in chosen])
+            rows = np.concatenate(
+                [rng.choice(by_class[c], o.per_class, replace=len(by_class[c]) < o.per_class) for c in chosen]
+            )
             z = F.normalize(model(x[rows]), dim=1)
-            loss = (_triplet(z, target[rows], o.margin) if o.loss == "triplet"
-                    else _supcon(z, target[rows], o.temperature))
+            loss = (
+                _triplet(z, target[rows], o.margin)
+                if o.loss == "triplet"
+                else _supcon(z, target[rows], o.temperature)
+            )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-    first, second = model[0], model[2]
-    return Head(base, first.weight.detach().numpy().T.copy(), first.bias.detach().numpy().copy(),
-                second.weight.detach().numpy().T.copy(), second.bias.detach().numpy().copy())
+    first: Any = model[0]
+    second: Any = model[2]
+    return Head(
+        base,
+        first.weight.detach().numpy().T.copy(),
+        first.bias.detach().numpy().copy(),
+        second.weight.detach().numpy().T.copy(),
+        second.bias.detach().numpy().copy(),
+    )
 
 
 def _triplet(z, labels, margin: float):

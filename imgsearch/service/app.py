@@ -6,8 +6,9 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -27,13 +28,17 @@ from imgsearch.service.middleware import BodyLimit, SecurityHeaders
 log = logging.getLogger("imgsearch.service")
 RETRY_AFTER_S = 2  # what a 503 tells clients to wait
 
-QUERY_ERROR_STATUS = {"too_large": 413, "forbidden_address": 400, "unsupported_url": 400,
-                      "download": 400}
+QUERY_ERROR_STATUS = {"too_large": 413, "forbidden_address": 400, "unsupported_url": 400, "download": 400}
 
 
-def create_app(index: Index, *, api_token: str | None = None,
-               max_upload_bytes: int = 20 * 1024 * 1024, watch: list[str] | None = None,
-               query_concurrency: int = 2) -> FastAPI:
+def create_app(
+    index: Index,
+    *,
+    api_token: str | None = None,
+    max_upload_bytes: int = 20 * 1024 * 1024,
+    watch: list[str] | None = None,
+    query_concurrency: int = 2,
+) -> FastAPI:
     """The service over `index` (whose encoder is loaded before the first request); with
     `watch`, those folders are indexed and kept in step while it runs. At most
     `query_concurrency` uploaded or downloaded query images are decoded at once."""
@@ -44,8 +49,9 @@ def create_app(index: Index, *, api_token: str | None = None,
         stop = threading.Event()
         watcher = None
         if watch:
-            watcher = threading.Thread(target=index.watch, args=(watch,), kwargs={"stop": stop},
-                                       name="imgsearch-watch", daemon=True)
+            watcher = threading.Thread(
+                target=index.watch, args=(watch,), kwargs={"stop": stop}, name="imgsearch-watch", daemon=True
+            )
             watcher.start()
         yield
         stop.set()
@@ -53,8 +59,15 @@ def create_app(index: Index, *, api_token: str | None = None,
             watcher.join(timeout=10)
         index.close()
 
-    app = FastAPI(title="imgsearch", version="0.1.0", lifespan=lifespan, docs_url=None,
-                  description="Image similarity search with PostgreSQL + pgvector as the index.")
+    from imgsearch import __version__
+
+    app = FastAPI(
+        title="imgsearch",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        description="Image similarity search with PostgreSQL + pgvector as the index.",
+    )
     app.state.index = index
     app.state.api_token = api_token
     app.state.max_upload_bytes = max_upload_bytes
@@ -75,7 +88,7 @@ def create_app(index: Index, *, api_token: str | None = None,
 
     statuses = {NoVectors: 409, UnknownEncoder: 400, DatabaseUnavailable: 503, ImgsearchError: 400}
 
-    async def library_error(request: Request, exc: ImgsearchError) -> JSONResponse:
+    async def library_error(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, QueryImageError):
             return problem(QUERY_ERROR_STATUS.get(exc.kind, 422), str(exc))
         status = next(code for kind, code in statuses.items() if isinstance(exc, kind))
@@ -86,12 +99,10 @@ def create_app(index: Index, *, api_token: str | None = None,
 
     @app.exception_handler(psycopg.DataError)
     async def unusable_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
-        return problem(400, "A parameter holds a value the database cannot take "
-                            f"({first_line(exc)}).")
+        return problem(400, f"A parameter holds a value the database cannot take ({first_line(exc)}).")
 
     async def database_down(request: Request, exc: Exception) -> JSONResponse:
-        return problem(503, f"The database is not answering ({first_line(exc)}); "
-                            "try again in a few seconds.")
+        return problem(503, f"The database is not answering ({first_line(exc)}); try again in a few seconds.")
 
     for kind in (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
         app.add_exception_handler(kind, database_down)
@@ -105,8 +116,10 @@ def create_app(index: Index, *, api_token: str | None = None,
     async def invalid(request: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
-        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}",
-                             "errors": jsonable(exc.errors())}, status_code=422)
+        return JSONResponse(
+            {"detail": f"{where}: {first.get('msg', 'invalid')}", "errors": jsonable(exc.errors())},
+            status_code=422,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -147,5 +160,5 @@ def problem(status: int, detail: str, headers: Mapping[str, str] | None = None) 
 FORM_OVERHEAD = 64 * 1024  # room for a multipart request's headers and small fields
 
 
-def jsonable(errors: list) -> list:
+def jsonable(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]

@@ -7,7 +7,10 @@ from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
 _settings = config.load()
-app = create_app(Index(pool_size=8), api_token=_settings.api_token,
-                 max_upload_bytes=_settings.max_upload_bytes,
-                 watch=list(_settings.serve_watch) or None,
-                 query_concurrency=_settings.query_concurrency)
+app = create_app(
+    Index(pool_size=8),
+    api_token=_settings.api_token,
+    max_upload_bytes=_settings.max_upload_bytes,
+    watch=list(_settings.serve_watch) or None,
+    query_concurrency=_settings.query_concurrency,
+)

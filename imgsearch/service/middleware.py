@@ -8,16 +8,22 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 
 # The page loads its script, styles and images from this server only; nothing may frame it.
-PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
-               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 # Swagger UI at /docs starts itself with an inline script.
 DOCS_POLICY = PAGE_POLICY + "; script-src 'self' 'unsafe-inline'"
 # Everything else (JSON, image files, thumbnails): no script, no plugin, no framing, and an
 # image file opened on its own runs in a sandbox (an SVG or HTML body cannot act as this site).
-OTHER_POLICY = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox; " \
-               "frame-ancestors 'none'"
-COMMON = {b"x-content-type-options": b"nosniff", b"x-frame-options": b"DENY",
-          b"referrer-policy": b"no-referrer"}
+OTHER_POLICY = (
+    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
+)
+COMMON = {
+    b"x-content-type-options": b"nosniff",
+    b"x-frame-options": b"DENY",
+    b"referrer-policy": b"no-referrer",
+}
 
 
 class SecurityHeaders:
@@ -97,7 +103,11 @@ class BodyLimit:
 
 async def refuse(send: Any) -> None:
     body = b'{"detail": "The request body is too large."}'
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

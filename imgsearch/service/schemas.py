@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from imgsearch.browse import ImageRecord
 
@@ -17,7 +17,14 @@ class SearchRequest(BaseModel):
     url: str | None = Field(None, max_length=4096, description="an http(s) image URL")
     image_id: int | None = Field(None, ge=1, le=2**63 - 1, description="an indexed image")
     k: int = Field(20, ge=1, le=MAX_K)
-    min_score: float | None = Field(None, ge=-1.0, le=1.0)
+    min_similarity: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        validation_alias=AliasChoices("min_similarity", "min_score"),
+        description="results below this cosine similarity are left out (`min_score`: the "
+        "name before 0.2, still accepted)",
+    )
     folder: str | None = Field(None, max_length=4096, description="displayed path prefix")
     since: float | None = Field(None, description="file mtime at least (epoch seconds)")
     until: float | None = Field(None, description="file mtime at most (epoch seconds)")
@@ -27,14 +34,19 @@ class SearchRequest(BaseModel):
 
 
 class Result(BaseModel):
-    id: int
+    """A search hit: the same fields as `Match` in the library and `search --json`, plus its
+    thumbnail's URL."""
+
+    rank: int
+    image_id: int
     path: str
-    score: float
-    thumb_url: str
+    similarity: float  # cosine similarity, 1 - distance
+    distance: float  # cosine distance
+    metadata: dict
     width: int | None
     height: int | None
     mtime: float | None
-    metadata: dict
+    thumb_url: str
 
 
 class SearchResponse(BaseModel):

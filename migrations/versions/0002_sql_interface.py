@@ -73,10 +73,14 @@ $fn$;
 
 
 def upgrade() -> None:
-    vector_schema = op.get_bind().exec_driver_sql(
-        "SELECT n.nspname FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace"
-        " WHERE x.extname = 'vector'"
-    ).scalar_one()
+    vector_schema = (
+        op.get_bind()
+        .exec_driver_sql(
+            "SELECT n.nspname FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace"
+            " WHERE x.extname = 'vector'"
+        )
+        .scalar_one()
+    )
     op.execute(
         """
         CREATE VIEW imgsearch.image_catalog AS

@@ -41,8 +41,10 @@ def upgrade() -> None:
         """
     )
     op.execute(CATALOG.format(extra=FILE_PATH_BYTES))
-    op.execute("COMMENT ON VIEW imgsearch.image_catalog IS "
-               "'Indexed images and their metadata (stable). Open files with file_path_bytes.'")
+    op.execute(
+        "COMMENT ON VIEW imgsearch.image_catalog IS "
+        "'Indexed images and their metadata (stable). Open files with file_path_bytes.'"
+    )
 
 
 def downgrade() -> None:

@@ -57,27 +57,29 @@ async function search(push = true) {
 }
 
 function card(item, withFeedback) {
+  // a search hit (image_id, similarity) or an image of the collection (id)
+  const id = item.image_id ?? item.id;
   const div = document.createElement("div");
   div.className = "card";
   div.dataset.testid = withFeedback ? "result" : "image";
-  div.dataset.id = item.id;
-  if (state.pos.includes(item.id)) div.classList.add("positive");
-  if (state.neg.includes(item.id)) div.classList.add("negative");
+  div.dataset.id = id;
+  if (state.pos.includes(id)) div.classList.add("positive");
+  if (state.neg.includes(id)) div.classList.add("negative");
   const img = document.createElement("img");
   img.src = item.thumb_url;
   img.alt = item.path;
   img.loading = "lazy";
   img.addEventListener("click", () => {
-    Object.assign(state, { kind: "id", id: item.id, url: null, pos: [], neg: [] });
+    Object.assign(state, { kind: "id", id, url: null, pos: [], neg: [] });
     showView("search");
     search();
   });
   div.append(img);
-  if (item.score !== undefined) {
+  if (item.similarity !== undefined) {
     const score = document.createElement("div");
     score.className = "score";
     score.dataset.testid = "score";
-    score.textContent = item.score.toFixed(3);
+    score.textContent = item.similarity.toFixed(3);
     div.append(score);
   }
   const path = document.createElement("div");
@@ -90,9 +92,9 @@ function card(item, withFeedback) {
       button.textContent = label;
       button.dataset.testid = list === "pos" ? "plus" : "minus";
       button.addEventListener("click", () => {
-        state[other] = state[other].filter((id) => id !== item.id);
-        state[list] = state[list].includes(item.id)
-          ? state[list].filter((id) => id !== item.id) : [...state[list], item.id];
+        state[other] = state[other].filter((x) => x !== id);
+        state[list] = state[list].includes(id)
+          ? state[list].filter((x) => x !== id) : [...state[list], id];
         search();
       });
       div.append(button);
@@ -102,7 +104,7 @@ function card(item, withFeedback) {
 }
 
 function render() {
-  const visible = shown.filter((r) => r.score >= state.min);
+  const visible = shown.filter((r) => r.similarity >= state.min);
   $("results").replaceChildren(...visible.map((r) => card(r, true)));
   $("feedback").textContent = state.pos.length || state.neg.length
     ? `more like ${state.pos.join(", ") || "-"}; less like ${state.neg.join(", ") || "-"}` : "";
@@ -115,7 +117,7 @@ function download(name, type, text) {
   a.click();
 }
 
-function exportRows() { return shown.filter((r) => r.score >= state.min); }
+function exportRows() { return shown.filter((r) => r.similarity >= state.min); }
 
 function setFile(file) {
   if (!file) return;
@@ -167,7 +169,7 @@ function group(g) {
   const row = document.createElement("div");
   row.className = "row";
   for (const m of g.members) {
-    const c = card({ id: m.id, path: m.path, score: m.similarity,
+    const c = card({ image_id: m.id, path: m.path, similarity: m.similarity,
                      thumb_url: `/api/images/${m.id}/thumb` }, false);
     if (m.id === g.keep) c.classList.add("keep");
     row.append(c);
@@ -260,7 +262,7 @@ document.addEventListener("paste", (e) => {
 $("export-json").addEventListener("click", () =>
   download("imgsearch-results.json", "application/json", JSON.stringify(exportRows(), null, 1)));
 $("export-csv").addEventListener("click", () => download("imgsearch-results.csv", "text/csv",
-  ["id,path,score", ...exportRows().map((r) => `${r.id},"${r.path.replaceAll('"', '""')}",${r.score}`)].join("\n")));
+  ["image_id,path,similarity", ...exportRows().map((r) => `${r.image_id},"${r.path.replaceAll('"', '""')}",${r.similarity}`)].join("\n")));
 document.querySelectorAll("nav a").forEach((a) => a.addEventListener("click", (e) => {
   e.preventDefault(); showView(a.dataset.view);
 }));

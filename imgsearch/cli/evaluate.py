@@ -1,0 +1,142 @@
+"""`imgsearch evaluate`: retrieval quality on labelled images, copy detection, and both on
+held-out images against encoders fitted on the rest (`--split`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imgsearch.cli.app import BackendOption, DeviceOption, app, echo_err, open_index
+
+
+@app.command("evaluate")
+def evaluate_command(
+    folder: Annotated[
+        Path,
+        typer.Argument(help="One sub-folder per class (or any folder with --labels / --near-duplicates)."),
+    ],
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Encoder to evaluate; repeat to compare several."),
+    ] = None,
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "1,5,10",
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="CSV with path,label columns (paths relative to FOLDER).")
+    ] = None,
+    near_duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--near-duplicates",
+            help="Copy detection instead: edited copies must find their original (no labels needed).",
+        ),
+    ] = False,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Skip the ANN index check (quality is always ranked exactly).")
+    ] = False,
+    sample: Annotated[
+        int | None,
+        typer.Option("--sample", min=1, help="Query with a seeded random subset of this many images."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    split: Annotated[
+        float | None,
+        typer.Option(
+            "--split",
+            min=0.05,
+            max=0.95,
+            help="Hold out this fraction (class-stratified), fit a "
+            "head and PCA on the rest, score base vs fitted on the held-out images only, with "
+            "bootstrap 95% intervals (with --near-duplicates: a self-supervised head).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="With --split: the split and training seed.")] = 0,
+    loss: Annotated[str, typer.Option("--loss", help="With --split: supcon or triplet.")] = "supcon",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, max=1000, help="With --split.")] = 60,
+    pca: Annotated[
+        list[int] | None,
+        typer.Option("--pca", min=1, max=4096, help="With --split: PCA dimensions to compare (repeatable)."),
+    ] = None,
+    tta: Annotated[
+        bool,
+        typer.Option("--tta", help="With --split --near-duplicates: also query with test-time augmentation."),
+    ] = False,
+    augment: Annotated[
+        int,
+        typer.Option(
+            "--augment",
+            min=0,
+            max=16,
+            help="With --split --near-duplicates: also score with N "
+            "index-augmentation vectors per original (as `ingest --augment N` stores).",
+        ),
+    ] = 0,
+    copies: Annotated[
+        int,
+        typer.Option(
+            "--copies",
+            min=1,
+            max=32,
+            help="With --split --near-duplicates: edits per training image for the self-supervised head.",
+        ),
+    ] = 8,
+    device: DeviceOption = None,
+    backend: BackendOption = None,
+) -> None:
+    """Measure retrieval quality on your own images: leave-one-out P@k, R@k, mAP, MRR."""
+    from imgsearch.cli.display import progress_display
+
+    try:
+        ks = [int(v) for v in k.split(",") if v.strip()]
+    except ValueError:
+        echo_err(f"--k {k!r}: expected comma-separated integers such as 1,5,10")
+        raise typer.Exit(2) from None
+    from imgsearch.evaluation.tables import evaluation_table, near_duplicates_table
+
+    index = open_index(device=device, backend=backend)
+    models = model or [index.model]
+    for name in models:
+        index.encoder(name)  # every model loads before any work, so a missing one fails early
+    with progress_display() as show:
+        if split is not None:
+            from imgsearch.evaluation.tables import split_table
+            from imgsearch.learning.train import TrainOptions
+
+            options = TrainOptions(loss=loss, epochs=epochs, seed=seed)
+            if near_duplicates:
+                result = index.near_duplicates_split(
+                    folder,
+                    model=models[0],
+                    test_fraction=split,
+                    seed=seed,
+                    ks=ks,
+                    options=options,
+                    copies=copies,
+                    tta=tta,
+                    augment=augment,
+                    progress=show,
+                )
+            else:
+                result = index.evaluate_split(
+                    folder,
+                    model=models[0],
+                    test_fraction=split,
+                    seed=seed,
+                    ks=ks,
+                    labels_csv=labels,
+                    options=options,
+                    pca=pca or [64],
+                    progress=show,
+                )
+            text = split_table(result)
+        elif near_duplicates:
+            result = index.near_duplicates(folder, models=models, ks=ks, sample=sample, progress=show)
+            text = near_duplicates_table(result)
+        else:
+            result = index.evaluate(
+                folder, models=models, ks=ks, labels_csv=labels, exact=exact, sample=sample, progress=show
+            )
+            text = evaluation_table(result)
+    typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else text)

@@ -46,6 +46,7 @@ def test_lite0_vectors_agree(lite0, lite0_torch) -> None:
     assert _worst_cosine(lite0.encode(_photos()), lite0_torch.encode(_photos())) >= MIN_COSINE
 
 
+@pytest.mark.slow
 def test_torchvision_resnet_vectors_agree(resnet18_pair) -> None:
     torch_encoder, onnx_encoder = resnet18_pair
     assert onnx_encoder.identity == torch_encoder.identity

@@ -248,6 +248,7 @@ def server_without_pgvector():
         shutil.rmtree(top, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_server_without_pgvector_gets_one_clear_sentence(server_without_pgvector: str) -> None:
     with pytest.raises(PgvectorMissing, match="does not have the pgvector extension"):
         open_database(server_without_pgvector)

@@ -159,6 +159,7 @@ def test_self_supervised_split_and_test_time_augmentation_run(index, db, labelle
     assert Path(hit.path) == folder / "0.jpg" and hit.similarity > 0.95
 
 
+@pytest.mark.slow
 def test_train_and_drop_encoder_commands(db, labelled, monkeypatch) -> None:
     monkeypatch.setenv("IMGSEARCH_DATABASE_URL", db.url)
     runner = CliRunner()

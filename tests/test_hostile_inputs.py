@@ -231,6 +231,7 @@ def test_a_dripping_server_fails_within_the_deadline(server) -> None:
     assert time.monotonic() - started < 10  # the deadline is 2 s; it used to hang for minutes
 
 
+@pytest.mark.slow
 def test_manifest_urls_are_checked_one_by_one(db, lite0, server, tmp_path) -> None:
     base, _ = server
     manifest = tmp_path / "urls.csv"

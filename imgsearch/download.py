@@ -188,7 +188,7 @@ def download(url: str) -> bytes:
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         if deadline.expired:
             raise ImageDecodeError(
-                f"download took longer than {deadline.seconds:g} s (IMGSEARCH_DOWNLOAD_TIMEOUT_S)", "download"
+                f"download took longer than {deadline.seconds:g} s (IMGSEARCH_DOWNLOAD_TIMEOUT_S)", "timeout"
             ) from exc
         reason = getattr(exc, "reason", None) or exc
         if isinstance(reason, ImageDecodeError):
@@ -198,7 +198,7 @@ def download(url: str) -> bytes:
         deadline.cancel()
     if deadline.expired:
         raise ImageDecodeError(
-            f"download took longer than {deadline.seconds:g} s (IMGSEARCH_DOWNLOAD_TIMEOUT_S)", "download"
+            f"download took longer than {deadline.seconds:g} s (IMGSEARCH_DOWNLOAD_TIMEOUT_S)", "timeout"
         )
     if len(data) > limit:
         raise ImageDecodeError(f"larger than {limit:,} bytes", "too_large")

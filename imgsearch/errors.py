@@ -21,6 +21,10 @@ class UnknownEncoder(ImgsearchError):
     """No encoder of that name is registered."""
 
 
+class ImageNotFound(ImgsearchError):
+    """No indexed image has the id asked for."""
+
+
 class ImageDecodeError(ImgsearchError):
     """An image could not be read; `kind` classifies the reason for reports."""
 

@@ -17,7 +17,7 @@ from imgsearch.db.connection import Database, connect, one, scalar
 from imgsearch.db.schema import as_database
 from imgsearch.encoding.decode import decode_image
 from imgsearch.encoding.encoder import Encoder
-from imgsearch.errors import ImageDecodeError, ImgsearchError
+from imgsearch.errors import ImageDecodeError, ImageNotFound, ImgsearchError
 from imgsearch.sources import display_path, fetch, location_of
 
 MAX_K = 10_000
@@ -80,7 +80,7 @@ def parse_image_id(query: str) -> int | None:
     except ValueError as exc:
         raise ImgsearchError(f"{query!r}: expected id:<image id>, for example id:42") from exc
     if not 1 <= image_id < 2**63:
-        raise ImgsearchError(f"No indexed image has id {image_id}.")
+        raise ImageNotFound(f"No indexed image has id {image_id}.")
     return image_id
 
 
@@ -221,8 +221,12 @@ def _require_vectors(conn: psycopg.Connection, enc_id: int | None, name: str) ->
 def _indexed_vector(conn: psycopg.Connection, image_id: int, name: str) -> tuple[int, int, HalfVector]:
     """(encoder id, dimension, stored vector) of an indexed image for the encoder `name`."""
     if conn.execute("SELECT 1 FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone() is None:
-        raise ImgsearchError(f"No indexed image has id {image_id}.")
+        raise ImageNotFound(f"No indexed image has id {image_id}.")
     enc = store.encoder_by_name(conn, name)
+    if enc is None:
+        from imgsearch.encoding.registry import dimension_of
+
+        dimension_of(name)  # an encoder imgsearch does not know is UnknownEncoder, as for uploads
     row = (
         enc
         and conn.execute(

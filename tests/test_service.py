@@ -177,7 +177,7 @@ def test_relevance_feedback_changes_the_order(client) -> None:
         ({"json": {"url": "http://10.0.0.1/x.jpg"}}, 400),
         ({"json": {"url": "http://127.0.0.1:9/x.jpg"}}, 400),
         ({"json": {"url": "file:///etc/passwd"}}, 400),
-        ({"json": {"image_id": 123456789}}, 400),
+        ({"json": {"image_id": 123456789}}, 404),
         ({"json": {"url": "http://example.org/a.jpg", "image_id": 1}}, 422),
         ({"json": {"image_id": 1, "k": 100000}}, 422),
         ({"json": {"image_id": 1, "min_score": 5}}, 422),

@@ -59,8 +59,13 @@ class BodyLimit:
     """Refuse (413) any request body over `limit` bytes, declared or streamed (chunked), before
     it is read into memory or onto disk."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, shown_limit: int | None = None) -> None:
         self.app, self.limit = app, limit
+        shown = shown_limit or limit
+        self.message = (
+            f'{{"detail": "The request body is over the limit of {shown:,} bytes '
+            f'(IMGSEARCH_MAX_UPLOAD_BYTES)."}}'
+        ).encode()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -68,7 +73,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > self.limit:
-            await refuse(send)
+            await refuse(send, self.message)
             return
         received = 0
         over = started = False
@@ -98,11 +103,10 @@ class BodyLimit:
             if not over:  # the app's failure on a cut-off body is no failure of the app
                 raise
         if over and not started:
-            await refuse(send)
+            await refuse(send, self.message)
 
 
-async def refuse(send: Any) -> None:
-    body = b'{"detail": "The request body is too large."}'
+async def refuse(send: Any, body: bytes) -> None:
     await send(
         {
             "type": "http.response.start",

@@ -21,6 +21,7 @@ from imgsearch.browse import MAX_PAGE, ImageInfo
 from imgsearch.errors import ImageDecodeError, ImgsearchError
 from imgsearch.library import Index
 from imgsearch.search import QueryOptions, SearchResult
+from imgsearch.service.problems import describe
 from imgsearch.service.schemas import (
     MAX_K,
     Health,
@@ -224,7 +225,7 @@ async def search(request: Request) -> SearchResponse:
         try:
             fields = SearchRequest.model_validate_json(await request.body())
         except ValidationError as exc:
-            raise HTTPException(422, _first_error(exc)) from exc
+            raise HTTPException(422, describe(exc.errors())) from exc
         if (fields.url is None) == (fields.image_id is None):
             raise HTTPException(422, "Give exactly one of `url`, `image_id` (or upload a file).")
         query, kind = (fields.url, "url") if fields.url else (f"id:{fields.image_id}", "id")
@@ -291,13 +292,8 @@ async def _upload(request: Request) -> tuple[bytes, SearchRequest, str]:
     try:
         fields = SearchRequest.model_validate(values)
     except ValidationError as exc:
-        raise HTTPException(422, _first_error(exc)) from exc
+        raise HTTPException(422, describe(exc.errors())) from exc
     return data, fields, "upload"
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
 
 
 @router.post(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from dataclasses import asdict, dataclass
 
 import psycopg
@@ -156,6 +157,65 @@ def list_images(
     page = [_info(row[:-1]) for row in rows[:limit]]
     cursor = _encode_cursor(rows[limit - 1][-1], rows[limit - 1][0]) if len(rows) > limit else None
     return ImagePage(page, cursor)
+
+
+@dataclass
+class Folder:
+    path: str  # displayed absolute path
+    name: str  # relative to the collection's root folder ("" for the root itself)
+    images: int  # images in it and below it
+    depth: int  # folders between it and the root
+
+
+def collection_root(conn: psycopg.Connection) -> str | None:
+    """The deepest folder that holds every indexed local file (None when there is none): the
+    common prefix of the smallest and the largest path holds for every path between them."""
+    first, last = one(
+        conn.execute(
+            "SELECT min(path), max(path) FROM imgsearch.images"
+            " WHERE path NOT LIKE 'http://%%' AND path NOT LIKE 'https://%%'"
+        )
+    )
+    if first is None:
+        return None
+    prefix = os.path.commonprefix([first, last])
+    return prefix[: prefix.rfind("/")] or "/"
+
+
+def resolve_folder(conn: psycopg.Connection, folder: str | None) -> str | None:
+    """A folder filter as given (absolute, or a URL prefix), or relative to the collection's
+    root folder (`2024/summer`)."""
+    if not folder or folder.startswith("/") or "://" in folder:
+        return folder
+    root = collection_root(conn)
+    return f"{root.rstrip('/')}/{folder.strip('/')}" if root else folder
+
+
+def folders(conn: psycopg.Connection) -> list[Folder]:
+    """Every folder that holds indexed files (directly or below), with the number of images in
+    and below it, in path order; names are relative to the collection's root folder."""
+    direct: dict[str, int] = dict(
+        conn.execute(
+            r"""SELECT regexp_replace(path, '/[^/]*$', ''), count(*) FROM imgsearch.images
+                WHERE path NOT LIKE 'http://%%' AND path NOT LIKE 'https://%%' GROUP BY 1"""
+        ).fetchall()
+    )
+    root = collection_root(conn)
+    if root is None:
+        return []
+    totals: dict[str, int] = {}
+    for folder, count in direct.items():
+        path = folder or "/"
+        while True:
+            totals[path] = totals.get(path, 0) + count
+            if path == root or len(path) <= len(root):
+                break
+            path = path[: path.rfind("/")] or "/"
+    shown = []
+    for path in sorted(totals):
+        name = path[len(root) :].strip("/")
+        shown.append(Folder(path, name, totals[path], name.count("/") + 1 if name else 0))
+    return shown
 
 
 def get_image(conn: psycopg.Connection, image_id: int) -> ImageInfo | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgsearch import config
-from imgsearch.collection.cache import ResultCache
+from imgsearch.collection.cache import LookCache, ResultCache
 from imgsearch.db.connection import Database, connect
 from imgsearch.db.reading import ReadConnections
 from imgsearch.db.schema import open_database
@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     import psycopg
     from PIL import Image
 
-    from imgsearch.browse import CollectionStats, ImageInfo, ImagePage
+    from imgsearch.browse import CollectionStats, Folder, ImageInfo, ImagePage
     from imgsearch.collection.clusters import Clustering, ClusterMember
-    from imgsearch.collection.duplicates import Group
+    from imgsearch.collection.duplicates import DuplicatePage, Group
     from imgsearch.collection.maps import Point
     from imgsearch.db.store import EncoderRow
     from imgsearch.encoding.encoder import Encoder
@@ -75,6 +75,7 @@ class Index:
         self._encoders_lock = threading.RLock()  # a derived encoder loads its base
         self._reads = ReadConnections(self.db, pool_size)
         self._duplicate_groups: ResultCache[list[Group]] = ResultCache()
+        self._looks = LookCache()  # how duplicate candidates look, by content
 
     # --- encoders -------------------------------------------------------------------------
 
@@ -233,13 +234,14 @@ class Index:
 
         def once() -> SearchResult:
             with self.reading() as conn:
+                opts = _with_folder(conn, options)
                 return search(
                     query,
                     k,
                     encoder=encoder,
                     model=model or self.model,
                     min_similarity=min_similarity,
-                    options=options,
+                    options=opts,
                     conn=conn,
                 )
 
@@ -262,12 +264,12 @@ class Index:
         limit: int = 100,
     ) -> ImagePage:
         """A page of the collection, with the cursor of the next page (see browse)."""
-        from imgsearch.browse import list_images
+        from imgsearch.browse import list_images, resolve_folder
 
         with self.reading() as conn:
             return list_images(
                 conn,
-                folder=folder,
+                folder=resolve_folder(conn, folder),
                 since=since,
                 until=until,
                 sort=sort,
@@ -275,6 +277,13 @@ class Index:
                 after=after,
                 limit=limit,
             )
+
+    def folders(self) -> list[Folder]:
+        """Folders holding indexed files, with image counts, relative to the collection's root."""
+        from imgsearch.browse import folders
+
+        with self.reading() as conn:
+            return folders(conn)
 
     def image(self, image_id: int) -> ImageInfo | None:
         """One indexed image's record, or None."""
@@ -300,30 +309,59 @@ class Index:
     # --- collection tools -----------------------------------------------------------------
 
     def duplicates(
-        self, threshold: float | None = None, *, folder: str | None = None, model: str | None = None
-    ) -> list[Group]:
-        """Groups of near-identical images, largest first (see collection.duplicates); computed
-        once per state of the collection, and shared by callers asking at once."""
+        self,
+        threshold: float | None = None,
+        *,
+        folder: str | None = None,
+        model: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> DuplicatePage:
+        """Groups of near-identical images, largest first (see collection.duplicates), a page at
+        a time, each with its suggested keeper (collection.keeper). The groups are computed once
+        per state of the collection and shared by callers asking at once; the keepers of the
+        page asked for are chosen when it is asked for."""
+        from imgsearch.browse import resolve_folder
         from imgsearch.collection.cache import collection_version
-        from imgsearch.collection.duplicates import DEFAULT_THRESHOLD, find_groups
+        from imgsearch.collection.duplicates import DEFAULT_THRESHOLD, DuplicatePage, find_groups, suggest
 
-        limit = threshold or DEFAULT_THRESHOLD
+        at = threshold or DEFAULT_THRESHOLD
         with self.reading() as conn:
             enc = self._indexed_encoder(conn, model)
             version = collection_version(conn, enc.id)
+            folder = resolve_folder(conn, folder)
 
         def compute() -> list[Group]:
             with self.reading() as conn:
-                return find_groups(conn, enc.id, enc.dimension, limit, folder)
+                return find_groups(conn, enc.id, enc.dimension, at, folder)
 
-        return self._duplicate_groups.get((enc.id, limit, folder, version), compute)
+        groups = self._duplicate_groups.get((enc.id, at, folder, version), compute)
+        page = groups[offset : None if limit is None else offset + limit]
+        with self.reading() as conn:
+            suggested = [suggest(conn, enc.id, enc.dimension, g, self._looks.look) for g in page]
+        return DuplicatePage(suggested, len(groups), at)
 
-    def decide(self, image_ids: Sequence[int], decision: str, keep: int | None = None) -> int:
-        """Record `keep` (with the image to keep) or `not-duplicates` for these images."""
+    def decide(
+        self, image_ids: Sequence[int], decision: str, keep: int | None = None, exclude: Sequence[int] = ()
+    ) -> int:
+        """Record `keep` (with the image to keep) or `not-duplicates` for a group's images;
+        `exclude`: images that are not duplicates of the rest of the group."""
         from imgsearch.collection.duplicates import decide
 
         with connect(self.db, autocommit=True) as conn:
-            return decide(conn, list(image_ids), decision, keep)
+            return decide(conn, list(image_ids), decision, keep, exclude)
+
+    def keep_query(self, data: bytes) -> str:
+        """Keep an uploaded query image for a while; its sha256, to search with it again."""
+        from imgsearch import kept_queries
+
+        return kept_queries.keep(data)
+
+    def kept_query(self, digest: str) -> bytes | None:
+        """A kept query image by its sha256 (None when unknown or expired)."""
+        from imgsearch import kept_queries
+
+        return kept_queries.kept(digest)
 
     def resolve_duplicates(self) -> int:
         """Forget the images that `keep` decisions rank below another; how many."""
@@ -336,11 +374,12 @@ class Index:
         self, n: int | None = None, *, folder: str | None = None, model: str | None = None
     ) -> Clustering:
         """K-Means over the stored vectors (n None: chosen by silhouette), stored as a run."""
+        from imgsearch.browse import resolve_folder
         from imgsearch.collection import clusters
 
         with self.reading() as conn:
             enc = self._indexed_encoder(conn, model)
-            result = clusters.run(conn, enc.id, enc.name, n, folder)
+            result = clusters.run(conn, enc.id, enc.name, n, resolve_folder(conn, folder))
             conn.commit()
             return result
 
@@ -559,6 +598,17 @@ class Index:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _with_folder(conn: psycopg.Connection, options: QueryOptions | None) -> QueryOptions | None:
+    """The options with a relative folder filter resolved against the collection's root."""
+    if options is None or not options.folder:
+        return options
+    from dataclasses import replace
+
+    from imgsearch.browse import resolve_folder
+
+    return replace(options, folder=resolve_folder(conn, options.folder))
 
 
 def open(

@@ -47,41 +47,41 @@ def _names(group) -> set[str]:
 
 
 def test_copies_group_with_their_originals(index) -> None:
-    groups = index.duplicates()
+    groups = index.duplicates().groups
     assert len(groups) == 3
     for group in groups:
         assert len(group.members) == 1 + len(EDITS)
         assert len(_names(group)) == 1  # one photo and its copies, nothing unrelated
         kept = next(m for m in group.members if m.id == group.keep)
-        pixels = [m.width * m.height for m in group.members]
-        assert kept.width * kept.height == max(pixels)  # largest first (then bytes, then oldest)
+        assert Path(kept.path).suffix == ".jpg"  # the original, not a copy
+        assert group.reasons  # and why
         assert group.members[0].id == group.keep and kept.similarity == pytest.approx(1, abs=1e-3)
     grouped = set().union(*(_names(g) for g in groups))
     assert grouped == {"astronaut", "chelsea", "coffee"}
 
 
 def test_not_duplicates_survives_a_second_run_and_a_reingest(index, db) -> None:
-    group = index.duplicates()[0]
+    group = index.duplicates().groups[0]
     index.decide([m.id for m in group.members], "not-duplicates")
-    assert group.id not in {g.id for g in index.duplicates()}
-    assert len(index.duplicates()) == 2
+    assert group.id not in {g.id for g in index.duplicates().groups}
+    assert index.duplicates().total == 2
     rows_before = rows(db, "SELECT count(*) FROM imgsearch.duplicate_decisions")
     with index.reading() as conn:
         conn.execute("DELETE FROM imgsearch.images")
         conn.commit()
     index.ingest([index.folder])  # every image comes back with a new id
-    assert len(index.duplicates()) == 2
+    assert index.duplicates().total == 2
     assert rows(db, "SELECT count(*) FROM imgsearch.duplicate_decisions") == rows_before
 
 
 def test_keep_then_resolve_forgets_the_others(index, db) -> None:
-    group = index.duplicates()[0]
+    group = index.duplicates().groups[0]
     index.decide([m.id for m in group.members], "keep", keep=group.keep)
     removed = index.resolve_duplicates()
     assert removed == len(group.members) - 1
     assert index.image(group.keep) is not None
     assert all(index.image(m.id) is None for m in group.members if m.id != group.keep)
-    assert len(index.duplicates()) == 2
+    assert index.duplicates().total == 2
     for file in (m.path for m in group.members):
         assert os.path.exists(file)  # the files themselves are untouched
 
@@ -99,7 +99,7 @@ def test_cli_json_shape_and_api(index, db) -> None:
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
     group = data["groups"][0]
-    assert set(group) == {"id", "keep", "members"}
+    assert set(group) == {"id", "keep", "reasons", "members"}
     assert set(group["members"][0]) == {
         "id",
         "path",

@@ -38,7 +38,7 @@ def duplicates_command(
         return
     from imgsearch.tables import render, table
 
-    groups = open_index(model).duplicates(threshold, folder=folder)
+    groups = open_index(model).duplicates(threshold, folder=folder).groups
     if as_json:
         typer.echo(json.dumps({"groups": [g.to_json() for g in groups]}, ensure_ascii=False))
         return
@@ -59,7 +59,8 @@ def duplicates_command(
         ]
         typer.echo(
             render(
-                f"group {g.id}: {len(g.members)} images",
+                f"group {g.id}: {len(g.members)} images"
+                + (f"; keep {g.keep}: {', '.join(g.reasons)}" if g.reasons else ""),
                 table(
                     ["", "id", "similarity", "size", "bytes", "path"],
                     rows,

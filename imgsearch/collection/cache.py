@@ -1,16 +1,20 @@
 """Results of costly collection queries (duplicate groups), computed once per state of the
 collection and shared: callers asking at once wait for one computation, which holds one
-database connection, instead of each running its own."""
+database connection, instead of each running its own; and how duplicate candidates look (one
+read of each file)."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import replace
 from typing import Generic, TypeVar
 
 import psycopg
 
+from imgsearch.collection.duplicates import Member
+from imgsearch.collection.keeper import Look, look
 from imgsearch.db.connection import one
 
 T = TypeVar("T")
@@ -53,3 +57,33 @@ class ResultCache(Generic[T]):
                 while len(self._results) > KEEP:
                     self._results.popitem(last=False)
             return result
+
+
+class LookCache:
+    """How duplicate candidates look to the keeper choice, by content (sha256): each file is
+    read once, however often its group is shown."""
+
+    def __init__(self, keep: int = 20_000) -> None:
+        self._looks: OrderedDict[str, Look | None] = OrderedDict()
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def look(self, member: Member) -> Look | None:
+        with self._lock:
+            if member.sha256 in self._looks:
+                found = self._looks[member.sha256]
+                return None if found is None else replace(found, id=member.id, mtime=member.mtime)
+        found = look(
+            member.id,
+            member.location,
+            member.sha256,
+            member.byte_size,
+            member.width,
+            member.height,
+            member.mtime,
+        )
+        with self._lock:
+            self._looks[member.sha256] = found
+            while len(self._looks) > self._keep:
+                self._looks.popitem(last=False)
+        return found

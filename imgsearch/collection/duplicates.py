@@ -8,11 +8,14 @@ Decisions are stored per pair of contents (sha256), so a re-ingest (new image id
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 
 import psycopg
 
+from imgsearch.collection.keeper import Look, choose
 from imgsearch.errors import ImgsearchError
+from imgsearch.sources import location_of
 
 DEFAULT_THRESHOLD = 0.85  # cosine similarity, chosen by benchmarks/collection.py (README)
 NEIGHBOURS = 16  # neighbours looked at per image
@@ -27,17 +30,34 @@ class Member:
     height: int | None
     mtime: float | None
     sha256: str
-    similarity: float  # to the suggested image (1.0 for itself)
+    location: str = field(default="", repr=False)  # to open the file (see sources)
+    similarity: float = 1.0  # to the suggested keeper (1.0 for itself)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "location"}
 
 
 @dataclass
 class Group:
     id: int  # the smallest image id in the group (stable while the group is)
-    keep: int  # suggested image to keep: most pixels, then largest file, then oldest
     members: list[Member] = field(default_factory=list)
+    keep: int | None = None  # the suggested keeper (`suggest`)
+    reasons: list[str] = field(default_factory=list)  # why that one
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {
+            "id": self.id,
+            "keep": self.keep,
+            "reasons": self.reasons,
+            "members": [m.to_json() for m in self.members],
+        }
+
+
+@dataclass
+class DuplicatePage:
+    groups: list[Group]  # this page's, each with its suggested keeper
+    total: int  # groups in all
+    threshold: float
 
 
 def _links(
@@ -92,44 +112,58 @@ def find_groups(
     members: dict[int, list[int]] = {}
     for image in parent:
         members.setdefault(root(image), []).append(image)
-    groups = [_group(conn, enc_id, dim, ids) for ids in members.values() if len(ids) > 1]
+    groups = [_group(conn, ids) for ids in members.values() if len(ids) > 1]
     return sorted(groups, key=lambda g: (-len(g.members), g.id))
 
 
-def _group(conn: psycopg.Connection, enc_id: int, dim: int, ids: list[int]) -> Group:
+def _group(conn: psycopg.Connection, ids: list[int]) -> Group:
     rows = conn.execute(
-        "SELECT id, path, byte_size, width, height, mtime, sha256 FROM imgsearch.images WHERE id = ANY(%s)",
+        "SELECT id, path, byte_size, width, height, mtime, sha256, path_bytes FROM imgsearch.images"
+        " WHERE id = ANY(%s) ORDER BY id",
         (ids,),
     ).fetchall()
-    keep = max(rows, key=lambda r: ((r[3] or 0) * (r[4] or 0), r[2], -(r[5] or 0), -r[0]))[0]
+    members = [
+        Member(image_id, path, size, width, height, mtime, sha256, location_of(path, exact))
+        for image_id, path, size, width, height, mtime, sha256, exact in rows
+    ]
+    return Group(min(ids), members)
+
+
+def suggest(
+    conn: psycopg.Connection, enc_id: int, dim: int, group: Group, look: Callable[[Member], Look | None]
+) -> Group:
+    """The group with its suggested keeper (`keeper.choose` over the members that can be read;
+    all of them when none can), its reasons, and each member's similarity to it, keeper first."""
+    looks = [found for m in group.members if (found := look(m)) is not None]
+    if looks:
+        keep, reasons = choose(looks)
+    else:
+        keep, reasons = max(group.members, key=lambda m: ((m.width or 0) * (m.height or 0), -m.id)).id, []
     similarity: dict[int, float] = dict(
         conn.execute(
             f"""SELECT e.image_id, 1 - ((e.embedding::halfvec({dim})) <=> (k.embedding::halfvec({dim})))
             FROM imgsearch.embeddings e JOIN imgsearch.embeddings k
               ON k.image_id = %s AND k.encoder_id = e.encoder_id
             WHERE e.encoder_id = %s AND e.image_id = ANY(%s)""",
-            (keep, enc_id, ids),
+            (keep, enc_id, [m.id for m in group.members]),
         ).fetchall()
     )
-    members = [
-        Member(
-            image_id,
-            path,
-            size,
-            width,
-            height,
-            mtime,
-            sha256,
-            similarity=float(similarity.get(image_id, 0.0)),
-        )
-        for image_id, path, size, width, height, mtime, sha256 in rows
-    ]
+    members = [replace(m, similarity=float(similarity.get(m.id, 0.0))) for m in group.members]
     members.sort(key=lambda m: (m.id != keep, -m.similarity, m.id))
-    return Group(min(ids), keep, members)
+    return Group(group.id, members, keep, reasons)
 
 
-def decide(conn: psycopg.Connection, image_ids: list[int], decision: str, keep: int | None = None) -> int:
-    """Record a decision about these images; the number of pairs recorded."""
+def decide(
+    conn: psycopg.Connection,
+    image_ids: list[int],
+    decision: str,
+    keep: int | None = None,
+    exclude: Sequence[int] = (),
+) -> int:
+    """Record a decision about a group's images; the number of pairs recorded.
+
+    `keep`: keep `keep` over the others; `not-duplicates`: none of them are duplicates of each
+    other. Images in `exclude` are not duplicates of the rest of the group (with either)."""
     if decision not in ("keep", "not-duplicates"):
         raise ImgsearchError("A decision is `keep` or `not-duplicates`.")
     shas: dict[int, str] = dict(
@@ -139,24 +173,32 @@ def decide(conn: psycopg.Connection, image_ids: list[int], decision: str, keep: 
     )
     if len(shas) != len(set(image_ids)) or len(shas) < 2:
         raise ImgsearchError("A decision needs two or more indexed images.")
-    if decision == "keep" and keep not in shas:
-        raise ImgsearchError("The image to keep must be one of the group's images.")
+    if not set(exclude) <= set(shas):
+        raise ImgsearchError("The images left out must be among the group's images.")
+    if decision == "keep" and (keep not in shas or keep in exclude):
+        raise ImgsearchError("The image to keep must be one of the group's images (not one left out).")
+    pairs: set[tuple[str, str, str]] = set()
+    rest = [i for i in shas if i not in exclude]
+    for left_out in exclude:
+        pairs |= {(shas[left_out], shas[i], "not-duplicates") for i in shas if i != left_out}
     if decision == "keep" and keep is not None:
-        pairs = [(shas[keep], shas[i]) for i in shas if i != keep and shas[i] != shas[keep]]
-    else:
-        values = sorted(set(shas.values()))
-        pairs = [(a, b) for i, a in enumerate(values) for b in values[i + 1 :]]
+        pairs |= {(shas[keep], shas[i], "keep") for i in rest if i != keep}
+    elif decision == "not-duplicates":
+        pairs |= {(shas[a], shas[b], "not-duplicates") for a in rest for b in rest if a < b}
+    pairs = {(a, b, d) for a, b, d in pairs if a != b}
     with conn.transaction():
-        for a, b in pairs:
+        for a, b, what in sorted(pairs):
             conn.execute(
                 "DELETE FROM imgsearch.duplicate_decisions WHERE (a_sha256, b_sha256)"
                 " IN ((%s, %s), (%s, %s))",
                 (a, b, b, a),
             )
+            if what == "not-duplicates":  # stored in order: the pair's key is symmetric
+                a, b = min(a, b), max(a, b)
             conn.execute(
                 "INSERT INTO imgsearch.duplicate_decisions (a_sha256, b_sha256, decision)"
                 " VALUES (%s, %s, %s)",
-                (a, b, decision),
+                (a, b, what),
             )
     return len(pairs)
 

@@ -73,10 +73,10 @@ def create_app(
 
     problems.install(app)
 
-    from imgsearch.service import collection_routes, page, routes
+    from imgsearch.service import api_admin, api_collection, api_images, api_search, page
 
-    app.include_router(routes.router)
-    app.include_router(collection_routes.router)
+    for module in (api_search, api_images, api_collection, api_admin):
+        app.include_router(module.router)
     page.mount(app)
     app.add_middleware(BodyLimit, limit=max_upload_bytes + FORM_OVERHEAD, shown_limit=max_upload_bytes)
     app.add_middleware(SecurityHeaders)

@@ -12,10 +12,14 @@ MAX_K = 1000  # the service's bound on k (the library allows more)
 
 
 class SearchRequest(BaseModel):
-    """One of `url` or `image_id` (an upload is a multipart request with a `file` part)."""
+    """One of `url`, `image_id` or `upload` (an upload is a multipart request with a `file`
+    part; its answer's `query.upload` repeats it later)."""
 
     url: str | None = Field(None, max_length=4096, description="an http(s) image URL")
     image_id: int | None = Field(None, ge=1, le=2**63 - 1, description="an indexed image")
+    upload: str | None = Field(
+        None, pattern="^[0-9a-f]{64}$", description="an earlier upload, by the sha256 its answer gave"
+    )
     k: int = Field(20, ge=1, le=MAX_K)
     min_similarity: float | None = Field(
         None,
@@ -49,10 +53,111 @@ class Result(BaseModel):
     thumb_url: str
 
 
+class SearchQuery(BaseModel):
+    """What was searched for: `kind` is id, url or upload, with the matching field."""
+
+    kind: str
+    image_id: int | None = None
+    url: str | None = None
+    upload: str | None = None  # sha256: GET /api/queries/{upload} shows it, `upload` repeats it
+
+
 class SearchResponse(BaseModel):
     results: list[Result]
     took_ms: float
     model: str
+    query: SearchQuery
+
+
+class EncoderCount(BaseModel):
+    name: str
+    dimension: int
+    vectors: int
+
+
+class Stats(BaseModel):
+    images: int
+    encoders: list[EncoderCount]
+    ann_indexes: list[str]
+    last_indexed_at: float | None  # epoch seconds
+    model: str  # the service's default encoder
+
+
+class Folder(BaseModel):
+    path: str  # absolute, as displayed; the `folder` filters take it (or `name`)
+    name: str  # relative to the collection's root folder ("" for the root)
+    images: int  # in it and below it
+    depth: int
+
+
+class FolderList(BaseModel):
+    root: str | None  # the collection's root folder (None: no local files)
+    folders: list[Folder]
+
+
+class DuplicateMember(BaseModel):
+    id: int
+    path: str
+    byte_size: int
+    width: int | None
+    height: int | None
+    mtime: float | None
+    sha256: str
+    similarity: float  # to the suggested keeper (1.0 for itself)
+    thumb_url: str
+
+
+class DuplicateGroup(BaseModel):
+    id: int  # its smallest image id
+    keep: int  # the suggested keeper
+    reasons: list[str]  # why that one (the checks the others failed)
+    members: list[DuplicateMember]
+
+
+class DuplicatePage(BaseModel):
+    groups: list[DuplicateGroup]
+    total: int  # groups
+    next_offset: int | None
+    threshold: float
+
+
+class ClusterImage(BaseModel):
+    id: int
+    path: str
+    distance: float  # to the cluster's centre
+    thumb_url: str
+
+
+class ClusterSummary(BaseModel):
+    cluster: int
+    size: int
+    nearest: list[ClusterImage]
+
+
+class Clustering(BaseModel):
+    id: int
+    model: str
+    clusters: int
+    images: int
+    method: str
+    clusters_found: list[ClusterSummary]
+
+
+class ClusterPage(BaseModel):
+    cluster: int
+    images: list[ClusterImage]
+
+
+class MapPoint(BaseModel):
+    id: int
+    x: float  # 0..1
+    y: float  # 0..1
+    path: str
+    thumb_url: str
+
+
+class MapPoints(BaseModel):
+    points: list[MapPoint]
 
 
 @dataclass

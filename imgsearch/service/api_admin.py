@@ -1,0 +1,93 @@
+"""Health, statistics, Prometheus metrics, and ingest jobs (a write: behind the token)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+
+from imgsearch.errors import ImgsearchError
+from imgsearch.service.common import ERRORS, WRITE_ERRORS, index_of, require_token
+from imgsearch.service.schemas import EncoderCount, Health, IngestJob, IngestRequest, Problem, Stats
+
+router = APIRouter()
+
+
+@router.get("/health", response_model=Health, responses={503: {"model": Problem}})
+def health(request: Request) -> Health:
+    """Whether the service and its database answer, with versions (no paths, no URLs)."""
+    from imgsearch import __version__
+
+    index = index_of(request)
+    postgresql, pgvector = index.server_versions()
+    return Health(
+        status="ok",
+        database="up",
+        postgresql=postgresql,
+        pgvector=pgvector,
+        model=index.model,
+        version=__version__,
+    )
+
+
+@router.get("/api/stats", response_model=Stats, responses={503: {"model": Problem}})
+def stats(request: Request) -> Stats:
+    """Images, encoders with their vector counts, ANN indexes, when the last image was indexed."""
+    index = index_of(request)
+    s = index.stats()
+    return Stats(
+        images=s.images,
+        encoders=[EncoderCount(name=e.name, dimension=e.dimension, vectors=e.vectors) for e in s.encoders],
+        ann_indexes=s.ann_indexes,
+        last_indexed_at=s.last_indexed_at,
+        model=index.model,
+    )
+
+
+@router.post(
+    "/api/ingest",
+    status_code=202,
+    response_model=IngestJob,
+    dependencies=[Depends(require_token)],
+    responses=WRITE_ERRORS,
+)
+def start_ingest(request: Request, body: IngestRequest) -> IngestJob:
+    """Index a folder on the server (an absolute path), in the background; poll
+    GET /api/ingest/{id}."""
+    if not os.path.isabs(body.path):
+        raise HTTPException(422, "path: give an absolute path (a folder on the server).")
+    if not os.path.isdir(body.path):
+        raise HTTPException(404, "No such folder on the server.")
+    job = IngestJob(id=uuid.uuid4().hex, path=body.path, state="running")
+    request.app.state.jobs[job.id] = job
+    index = index_of(request)
+
+    def run() -> None:
+        try:
+            report = index.ingest([body.path])
+            job.new, job.updated, job.unchanged = report.new, report.updated, report.unchanged
+            job.failed, job.state = report.failed, "done"
+        except (ImgsearchError, OSError) as exc:
+            job.state, job.error = "failed", str(exc)
+
+    threading.Thread(target=run, name=f"ingest-{job.id}", daemon=True).start()
+    return job
+
+
+@router.get("/api/ingest/{job_id}", response_model=IngestJob, responses=ERRORS)
+def ingest_job(request: Request, job_id: str) -> IngestJob:
+    job = request.app.state.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, "No such ingest job.")
+    return job
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    app_metrics = request.app.state.metrics
+    app_metrics.images.set(index_of(request).stats().images)
+    return Response(generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,150 @@
+"""The collection tools over HTTP: duplicate groups (paged, with a suggested keeper) and
+decisions, clusters, the map."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from imgsearch.collection.clusters import Cluster, ClusterMember
+from imgsearch.collection.duplicates import DEFAULT_THRESHOLD, Group
+from imgsearch.service.common import ERRORS, WRITE_ERRORS, index_of, require_token
+from imgsearch.service.schemas import (
+    ClusterImage,
+    Clustering,
+    ClusterPage,
+    ClusterSummary,
+    DuplicateGroup,
+    DuplicateMember,
+    DuplicatePage,
+    MapPoint,
+    MapPoints,
+)
+
+router = APIRouter()
+ImageId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+def _thumb(image_id: int) -> str:
+    return f"/api/images/{image_id}/thumb"
+
+
+class Decision(BaseModel):
+    decision: str = Field(..., pattern="^(keep|not-duplicates)$")
+    image_ids: list[ImageId] = Field(..., min_length=2, max_length=1000)
+    keep: ImageId | None = Field(None, description="with `keep`: the one kept")
+    exclude: list[ImageId] = Field(
+        default_factory=list, max_length=1000, description="images that are not duplicates of the others"
+    )
+
+
+class DecisionResult(BaseModel):
+    group: int
+    decision: str
+    pairs: int  # decisions recorded (per pair of contents)
+
+
+def _group(g: Group) -> DuplicateGroup:
+    return DuplicateGroup(
+        id=g.id,
+        keep=g.keep if g.keep is not None else g.id,
+        reasons=g.reasons,
+        members=[DuplicateMember(**m.to_json(), thumb_url=_thumb(m.id)) for m in g.members],
+    )
+
+
+@router.get("/api/duplicates", response_model=DuplicatePage, responses=ERRORS)
+def duplicates(
+    request: Request,
+    threshold: Annotated[float, Query(ge=0.5, le=1.0)] = DEFAULT_THRESHOLD,
+    folder: Annotated[str | None, Query(max_length=4096)] = None,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> DuplicatePage:
+    """Duplicate groups, largest first, a page at a time, each with the image to keep
+    suggested and why (the groups are computed once per state of the collection)."""
+    page = index_of(request).duplicates(threshold, folder=folder, offset=offset, limit=limit)
+    return DuplicatePage(
+        groups=[_group(g) for g in page.groups],
+        total=page.total,
+        next_offset=offset + limit if offset + limit < page.total else None,
+        threshold=page.threshold,
+    )
+
+
+@router.post(
+    "/api/duplicates/{group_id}/decision",
+    response_model=DecisionResult,
+    dependencies=[Depends(require_token)],
+    responses=WRITE_ERRORS,
+)
+def decide(request: Request, group_id: int, body: Decision) -> DecisionResult:
+    """Record `keep` (with the image kept) or `not-duplicates` for a group's images; images
+    in `exclude` are recorded as not duplicates of the others."""
+    if group_id not in body.image_ids:
+        raise HTTPException(422, "The group id is its smallest image id: list it in image_ids.")
+    pairs = index_of(request).decide(body.image_ids, body.decision, body.keep, body.exclude)
+    return DecisionResult(group=group_id, decision=body.decision, pairs=pairs)
+
+
+class ClusterRequest(BaseModel):
+    n: int | None = Field(None, ge=2, le=10_000, description="clusters; none: chosen by silhouette")
+    folder: str | None = Field(None, max_length=4096)
+
+
+def _image(m: ClusterMember) -> ClusterImage:
+    return ClusterImage(id=m.id, path=m.path, distance=m.distance, thumb_url=_thumb(m.id))
+
+
+def _summary(c: Cluster) -> ClusterSummary:
+    return ClusterSummary(cluster=c.cluster, size=c.size, nearest=[_image(m) for m in c.nearest])
+
+
+@router.get("/api/clusters", response_model=Clustering, responses=ERRORS)
+def clusters(request: Request) -> Clustering:
+    """The latest clustering run: clusters by size, each with the images nearest its centre."""
+    result = index_of(request).latest_clusters()
+    if result is None:
+        raise HTTPException(404, "No clustering yet: POST /api/clusters or `imgsearch clusters`.")
+    return Clustering(
+        id=result.id,
+        model=result.model,
+        clusters=result.clusters,
+        images=result.images,
+        method=result.method,
+        clusters_found=[_summary(c) for c in result.clusters_found],
+    )
+
+
+@router.post(
+    "/api/clusters", response_model=Clustering, dependencies=[Depends(require_token)], responses=WRITE_ERRORS
+)
+def run_clusters(request: Request, body: ClusterRequest) -> Clustering:
+    """Cluster the collection now (K-Means) and keep the run."""
+    index_of(request).clusters(body.n, folder=body.folder)
+    return clusters(request)
+
+
+@router.get("/api/clusters/{cluster}/images", response_model=ClusterPage, responses=ERRORS)
+def cluster_images(
+    request: Request,
+    cluster: Annotated[int, Path(ge=0, le=10_000)],
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ClusterPage:
+    """One cluster of the latest run, nearest its centre first."""
+    images = index_of(request).cluster_members(cluster, limit=limit, offset=offset)
+    return ClusterPage(cluster=cluster, images=[_image(m) for m in images])
+
+
+@router.get("/api/map", response_model=MapPoints, responses=ERRORS)
+def map_points(request: Request) -> MapPoints:
+    """The latest map: each image's place (0..1 on both axes)."""
+    pts = index_of(request).map_points()
+    if not pts:
+        raise HTTPException(404, "No map yet: `imgsearch map --out map.html` makes one.")
+    return MapPoints(
+        points=[MapPoint(id=p.id, x=p.x, y=p.y, path=p.path, thumb_url=_thumb(p.id)) for p in pts]
+    )

@@ -1,0 +1,36 @@
+"""What the routes share: the library object of the app, the token check, error responses."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import Header, HTTPException, Request
+
+from imgsearch.library import Index
+from imgsearch.service.schemas import Problem
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (400, 404, 409, 413, 415, 422)
+}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 403: {"model": Problem}, **ERRORS}
+
+
+def index_of(request: Request) -> Index:
+    """The service's library object."""
+    index: Index = request.app.state.index
+    return index
+
+
+def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    """Writes need `Authorization: Bearer $IMGSEARCH_API_TOKEN` (compared in constant time)."""
+    token = request.app.state.api_token
+    if not token:
+        raise HTTPException(403, "Writes are disabled: start the server with IMGSEARCH_API_TOKEN.")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(
+            401,
+            "A valid `Authorization: Bearer <token>` header is needed.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

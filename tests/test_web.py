@@ -1,4 +1,6 @@
-"""The web page in headless Chromium (Debian's, driven by Playwright) against a live server."""
+"""The web page in headless Chromium (Debian's, driven by Playwright) against a live server:
+every view at a phone's and a desktop's width (axe, no sideways scrolling), searches that race,
+the viewer, feedback, browsing by folder, duplicates decisions, clusters, the map, the docs."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -32,6 +35,15 @@ LAUNCH_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+AXE_RULES = {
+    "runOnly": {
+        "type": "tag",
+        "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"],
+    }
+}
+VIEWS = ["search", "browse", "duplicates", "clusters", "map"]
 
 
 def _need_browser() -> None:
@@ -52,19 +64,46 @@ def chromium_browser():
         browser.close()
 
 
+class Delays:
+    """Make the service's library object slow for chosen calls (to let searches race)."""
+
+    def __init__(self, index: Index) -> None:
+        self.rules: list[tuple[str, object, float]] = []
+        for name in ("search", "images"):
+            real = getattr(index, name)
+            setattr(index, name, self._slowed(name, real))
+
+    def _slowed(self, name, real):
+        def call(*args, **kwargs):
+            for rule in list(self.rules):
+                method, match, seconds = rule
+                if method == name and match(args, kwargs):
+                    self.rules.remove(rule)
+                    time.sleep(seconds)
+            return real(*args, **kwargs)
+
+        return call
+
+    def once(self, method: str, match, seconds: float) -> None:
+        self.rules.append((method, match, seconds))
+
+
 @pytest.fixture
 def server(db, lite0, tmp_path_factory):
     import uvicorn
 
     photos = tmp_path_factory.mktemp("web-photos")
-    for name, img in sample_photos().items():
-        img.save(photos / f"{name}.jpg", quality=90)
-        img.transpose(0).save(photos / f"{name}-mirror.jpg", quality=90)  # near twins
-        img.rotate(90, expand=True).save(photos / f"{name}-turned.jpg", quality=90)
+    (photos / "sub").mkdir()
+    for i, (name, img) in enumerate(sample_photos().items()):
+        folder = photos / "sub" if i % 3 == 0 else photos
+        img.save(folder / f"{name}.jpg", quality=90)
+        img.transpose(0).save(folder / f"{name}-mirror.jpg", quality=90)  # near twins
+        img.rotate(12).save(folder / f"{name}_rot12.png")  # rotation padding: black corners
     index = Index(db.url, device="cpu", pool_size=4, encoders=[lite0])
     index.ingest([photos])
     index.clusters(4)
     index.map()
+    delays = Delays(index)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -78,53 +117,372 @@ def server(db, lite0, tmp_path_factory):
     while not uv.started:
         assert time.monotonic() < deadline and thread.is_alive()
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", photos
+    yield f"http://127.0.0.1:{port}", photos, index, delays
     uv.should_exit = True
     thread.join(timeout=30)
     index.close()
 
 
+def _page(browser, request, tmp_path, viewport=DESKTOP):
+    context = browser.new_context(accept_downloads=True, viewport=viewport)
+    page = context.new_page()
+    page.problems = []
+    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
+    return context, page
+
+
 @pytest.fixture
 def web_page(chromium_browser, server, tmp_path, request):
-    # Playwright's wait_for_function compiles its predicate in the page, which the page's CSP
-    # forbids (no eval): these tests bypass it; test_the_page_works_under_its_own_csp does not.
-    context = chromium_browser.new_context(
-        accept_downloads=True, bypass_csp=True, viewport={"width": 1280, "height": 900}
-    )
-    page = context.new_page()
+    context, page = _page(chromium_browser, request, tmp_path)
     yield page
     page.screenshot(path=str(tmp_path / f"{request.node.name}.png"), full_page=True)
     context.close()
 
 
-def _open(page, server, view: str):
-    page.goto(server[0])
-    page.get_by_test_id(f"nav-{view}").click()
-    return page
+def _expect():
+    from playwright.sync_api import expect
+
+    return expect
 
 
-def _upload(page, path) -> None:
-    page.get_by_test_id("file").set_input_files(str(path))
-    page.wait_for_function("document.querySelectorAll('[data-testid=result]').length > 0")
+def _results(page):
+    return page.locator("[data-testid=result]")
 
 
 def _ids(page) -> list[str]:
-    return page.eval_on_selector_all("[data-testid=result]", "els => els.map(e => e.dataset.id)")
+    return [li.get_attribute("data-id") for li in _results(page).all()]
 
 
-def _scores(page) -> list[float]:
-    return [
-        float(s)
-        for s in page.eval_on_selector_all("[data-testid=score]", "els => els.map(e => e.textContent)")
+def _id_of(index: Index, name: str) -> int:
+    page = index.images(limit=500)
+    return next(i.id for i in page.images if Path(i.path).name == name)
+
+
+# --- every view, both widths ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_every_view_passes_axe_and_fits_the_screen(
+    chromium_browser, server, tmp_path, request, viewport
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    base, _, index, _ = server
+    context, page = _page(chromium_browser, request, tmp_path, viewport)
+    expect = _expect()
+    chelsea = _id_of(index, "chelsea.jpg")
+    urls = {
+        "search": f"?view=search&id={chelsea}",
+        "browse": "?view=browse",
+        "duplicates": "?view=duplicates",
+        "clusters": "?view=clusters&cluster=0",
+        "map": "?view=map",
+    }
+    found = {}
+    for view in VIEWS:
+        page.goto(base + "/" + urls[view])
+        expect(page.get_by_test_id(f"nav-{view}")).to_have_attribute("aria-current", "page")
+        ready = {
+            "search": _results(page).first,
+            "browse": page.locator("[data-testid=image]").first,
+            "duplicates": page.locator("[data-testid=dup-group]").first,
+            "clusters": page.locator("[data-testid=cluster-image]").first,
+            "map": page.locator("[data-testid=map-point]").first,
+        }[view]
+        expect(ready).to_be_visible(timeout=30_000)
+        violations = Axe().run(page, options=AXE_RULES).response["violations"]
+        found[view] = [
+            (v["id"], v["impact"], len(v["nodes"]))
+            for v in violations
+            if v["impact"] in ("critical", "serious")
+        ]
+        wider = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert wider <= 0, f"{view} is {wider}px wider than a {viewport['width']}px screen"
+        page.screenshot(path=str(tmp_path / f"{view}-{viewport['width']}.png"))
+    context.close()
+    assert found == {view: [] for view in VIEWS}
+    assert page.problems == []
+
+
+def test_two_result_columns_and_big_targets_on_a_phone(chromium_browser, server, tmp_path, request) -> None:
+    base, _, index, _ = server
+    context, page = _page(chromium_browser, request, tmp_path, PHONE)
+    page.goto(f"{base}/?view=search&id={_id_of(index, 'coffee.jpg')}")
+    _expect()(_results(page).nth(3)).to_be_visible()
+    boxes = [_results(page).nth(i).bounding_box() for i in range(2)]
+    assert boxes[0]["y"] == boxes[1]["y"] and boxes[1]["x"] > boxes[0]["x"]  # side by side
+    for button in ("plus", "minus"):
+        box = page.locator(f"[data-testid={button}]").first.bounding_box()
+        assert box["width"] >= 44 and box["height"] >= 44
+    header = page.locator("header.top").bounding_box()
+    assert header["height"] <= 110  # brand and views: two lines at most
+    context.close()
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+def test_upload_shows_the_query_its_results_and_a_link_repeats_it(web_page, server) -> None:
+    base, photos, _, _ = server
+    page, expect = web_page, _expect()
+    page.goto(base)
+    page.get_by_test_id("k").fill("5")
+    page.get_by_test_id("k").dispatch_event("change")
+    page.get_by_test_id("file").set_input_files(str(photos / "chelsea.jpg"))
+    expect(_results(page)).to_have_count(5)
+    expect(page).to_have_url(re.compile(r"upload=[0-9a-f]{64}"))
+    expect(page.get_by_test_id("query")).to_be_visible()
+    assert page.get_by_test_id("query-image").get_attribute("src")
+    first = _results(page).first
+    assert first.locator(".name").inner_text() == "chelsea.jpg"  # a short name...
+    assert first.locator(".name").get_attribute("title").endswith("/chelsea.jpg")  # ...the path on hover
+    scores = [float(s) for s in page.get_by_test_id("score").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0.95
+    ids = _ids(page)
+    page.reload()  # the upload is kept on the server under its sha256
+    expect(_results(page)).to_have_count(5)
+    assert _ids(page) == ids
+    expect(page.get_by_test_id("query-image")).to_have_attribute(
+        "src", re.compile(r"/api/queries/[0-9a-f]{64}")
+    )
+
+
+def test_a_slow_earlier_search_never_replaces_a_newer_one(web_page, server) -> None:
+    base, photos, index, delays = server
+    page, expect = web_page, _expect()
+    rocket = _id_of(index, "rocket.jpg")
+    delays.once("search", lambda args, kwargs: args[0] == f"id:{rocket}", 3.0)
+    page.goto(f"{base}/?view=search&id={rocket}")  # slow
+    expect(page.get_by_test_id("message")).to_have_class(re.compile("busy"))
+    expect(page.get_by_test_id("search")).to_be_disabled()
+    page.get_by_test_id("file").set_input_files(str(photos / "coffee.jpg"))  # fast, and later
+    expect(_results(page).first.locator(".name")).to_have_text("coffee.jpg")
+    page.wait_for_timeout(3500)  # the slow answer would have arrived by now
+    expect(_results(page).first.locator(".name")).to_have_text("coffee.jpg")
+    expect(page).to_have_url(re.compile(r"upload="))
+    expect(page.get_by_test_id("search")).to_be_enabled()
+
+
+def test_the_viewer_shows_an_image_and_leads_to_more_like_it(web_page, server) -> None:
+    base, _, index, _ = server
+    page, expect = web_page, _expect()
+    page.goto(f"{base}/?view=search&id={_id_of(index, 'astronaut.jpg')}")
+    _results(page).nth(1).locator("button.open").click()
+    viewer = page.get_by_test_id("viewer")
+    expect(viewer).to_be_visible()
+    second = _ids(page)[1]
+    expect(page.get_by_test_id("viewer-details")).to_contain_text("px")
+    expect(page.get_by_test_id("viewer-original")).to_have_attribute("href", f"/api/images/{second}/file")
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_test_id("viewer-position")).to_have_text(re.compile(r"^3 of "))
+    page.keyboard.press("ArrowLeft")
+    expect(page.get_by_test_id("viewer-position")).to_have_text(re.compile(r"^2 of "))
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    _results(page).nth(1).locator("button.open").click()
+    page.get_by_test_id("viewer-similar").click()
+    expect(page).to_have_url(re.compile(rf"id={second}"))
+    expect(page.get_by_test_id("query-text")).to_contain_text(f"image {second}")
+    page.go_back()
+    expect(page).to_have_url(re.compile(rf"id={_id_of(index, 'astronaut.jpg')}"))
+    expect(page.get_by_test_id("query-text")).to_contain_text("astronaut.jpg")
+
+
+def test_feedback_can_be_undone_and_cleared(web_page, server) -> None:
+    base, _, index, _ = server
+    page, expect = web_page, _expect()
+    page.goto(f"{base}/?view=search&id={_id_of(index, 'coffee.jpg')}&k=8")
+    expect(_results(page)).to_have_count(8)
+    last = _ids(page)[-1]
+    page.locator(f"[data-testid=result][data-id='{last}'] [data-testid=plus]").click()
+    expect(page).to_have_url(re.compile(rf"pos={last}"))
+    expect(page.get_by_test_id("positive")).to_contain_text(f"#{last}")
+    assert _ids(page).index(last) < 7  # pulled up
+    marked = _ids(page)[1]
+    page.locator(f"[data-testid=result][data-id='{marked}'] [data-testid=minus]").click()
+    expect(page).to_have_url(re.compile(rf"neg={marked}"))
+    chip = page.get_by_test_id("negative").locator("button")
+    expect(chip).to_have_attribute("aria-label", f"Stop showing less like image {marked}")
+    chip.click()  # a card pushed away by − can still be un-marked
+    expect(page).not_to_have_url(re.compile("neg="))
+    expect(page.locator(f"[data-testid=result][data-id='{marked}']")).to_be_visible()
+    page.get_by_test_id("clear-feedback").click()
+    expect(page).not_to_have_url(re.compile("pos="))
+    expect(page.get_by_test_id("feedback")).to_be_hidden()
+
+
+def test_min_similarity_filters_without_history_and_says_why(web_page, server, tmp_path) -> None:
+    base, _, index, _ = server
+    page, expect = web_page, _expect()
+    page.goto(f"{base}/?view=search&id={_id_of(index, 'chelsea.jpg')}")
+    expect(_results(page).first).to_be_visible()
+    before = page.evaluate("() => history.length")
+    page.get_by_test_id("min-score").fill("")
+    page.get_by_test_id("min-score").press_sequentially("0.875")
+    expect(page).to_have_url(re.compile(r"min=0.875"))
+    assert page.evaluate("() => history.length") == before
+    scores = [float(s) for s in page.get_by_test_id("score").all_inner_texts()]
+    assert scores and min(scores) >= 0.875
+    kept = _ids(page)
+    with page.expect_download() as download:
+        page.get_by_test_id("export-json").click()
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert [str(r["image_id"]) for r in exported] == kept and {"similarity", "path"} <= set(exported[0])
+    with page.expect_download() as download:
+        page.get_by_test_id("export-csv").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert [r["image_id"] for r in rows] == kept
+    page.get_by_test_id("min-score").fill("0.9999")
+    expect(page.get_by_test_id("message")).to_contain_text("the best is")
+    page.get_by_test_id("min-score").fill("2")
+    expect(page.get_by_test_id("message")).to_have_class(re.compile("error"))
+    expect(page.get_by_test_id("message")).to_contain_text("from -1 to 1")
+
+
+def test_failures_are_said_and_nothing_stale_stays(web_page, server) -> None:
+    base, _, index, _ = server
+    page, expect = web_page, _expect()
+    page.goto(base)
+    page.get_by_test_id("search").click()  # nothing chosen
+    expect(page.get_by_test_id("message")).to_have_class(re.compile("error"))
+    expect(page.get_by_test_id("message")).to_contain_text("first")
+    page.route(
+        "**/api/search",
+        lambda route: route.fulfill(status=502, body="<html>Bad Gateway</html>", content_type="text/html"),
+    )
+    page.goto(f"{base}/?view=search&id={_id_of(index, 'rocket.jpg')}")
+    expect(page.get_by_test_id("message")).to_contain_text("502")
+    expect(_results(page)).to_have_count(0)
+    page.unroute("**/api/search")
+    page.route("**/api/search", lambda route: route.abort())
+    page.get_by_test_id("url").fill("https://example.org/a.jpg")
+    page.get_by_test_id("search").click()
+    expect(page.get_by_test_id("message")).to_contain_text("cannot be reached")
+    assert not any("Uncaught" in p for p in page.problems)
+
+
+# --- browse, duplicates, clusters, map, docs -----------------------------------------------
+
+
+def test_browse_by_folder_races_and_loads_more(web_page, server) -> None:
+    base, _, _, delays = server
+    page, expect = web_page, _expect()
+    page.goto(f"{base}/?view=browse")
+    expect(page.locator("[data-testid=image]")).to_have_count(24)
+    options = page.get_by_test_id("folder").locator("option").all_inner_texts()
+    assert any(re.fullmatch(r"sub \(\d+\)", o.strip()) for o in options)
+    delays.once("images", lambda args, kwargs: kwargs.get("folder") == "sub", 3.0)
+    page.get_by_test_id("folder").select_option("sub")  # slow
+    page.get_by_test_id("folder").select_option("")  # fast, and later
+    page.wait_for_timeout(3500)
+    expect(page.get_by_test_id("folder")).to_have_value("")
+    expect(page).to_have_url(re.compile(r"view=browse$"))
+    paths = [
+        t for t in page.locator("[data-testid=image] .name").evaluate_all("els => els.map(e => e.title)")
     ]
+    assert any("/sub/" not in p for p in paths)  # the whole collection, not only sub/
+    page.get_by_test_id("folder").select_option("sub")
+    expect(page).to_have_url(re.compile(r"folder=sub"))
+    expect(page.locator("[data-testid=image]").first).to_be_visible()
+    paths = page.locator("[data-testid=image] .name").evaluate_all("els => els.map(e => e.title)")
+    assert paths and all("/sub/" in p for p in paths)
+    page.get_by_test_id("folder").press("Enter")  # no reload to /? (an empty search)
+    expect(page).to_have_url(re.compile(r"view=browse"))
+    page.get_by_test_id("folder").select_option("")
+    total = 3 * len(sample_photos())
+    for _ in range(20):
+        if page.locator("[data-testid=image]").count() == total:
+            break
+        page.mouse.wheel(0, 5000)
+        page.wait_for_timeout(200)
+    expect(page.locator("[data-testid=image]")).to_have_count(total)
+    expect(page.get_by_test_id("browse-message")).to_contain_text(f"{total} images.")
 
 
-def test_the_page_works_under_its_own_csp(chromium_browser, server) -> None:
-    """Search by upload, click a result, browse: nothing the page does is blocked by the
+def test_duplicates_suggest_the_original_and_decide_per_image(web_page, server) -> None:
+    base, _, index, _ = server
+    page, expect = web_page, _expect()
+    page.goto(f"{base}/?view=duplicates")
+    groups = page.locator("[data-testid=dup-group]")
+    expect(groups.first).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("duplicates-message")).not_to_have_class(re.compile("error"))
+    for group in groups.all():
+        kept = group.locator(".card.keep .name").inner_text()
+        assert "_rot12" not in kept, kept  # never the copy with black corners
+    page.get_by_test_id("token").fill(TOKEN)
+    page.reload()  # the token is kept once typed, not only after a search
+    expect(page.get_by_test_id("token")).to_have_value(TOKEN)
+    first = groups.first
+    group_id = int(first.get_attribute("data-id"))
+    members = first.locator("[data-testid=dup-member]")
+    expect(members.nth(2)).to_be_visible()
+    members.nth(1).locator("[data-testid=dup-keep-choice]").check()  # another keeper
+    members.nth(2).locator("[data-testid=dup-exclude]").check()  # and one that is no duplicate
+    kept_id = int(members.nth(1).get_attribute("data-id"))
+    left_out = int(members.nth(2).get_attribute("data-id"))
+    first.get_by_test_id("dup-keep").click()
+    expect(page.get_by_test_id("duplicates-message")).to_contain_text(f"Saved for group {group_id}")
+    with index.reading() as conn:
+        decisions = conn.execute(
+            "SELECT decision, count(*) FROM imgsearch.duplicate_decisions GROUP BY 1"
+        ).fetchall()
+    assert dict(decisions)["keep"] >= 1 and dict(decisions)["not-duplicates"] >= 1
+    page_ids = {
+        int(i)
+        for i in page.locator("[data-testid=dup-member]").evaluate_all("els => els.map(e => e.dataset.id)")
+    }
+    assert left_out not in page_ids or kept_id in page_ids
+
+
+def test_clusters_open_in_the_url(web_page, server) -> None:
+    base, _, _, _ = server
+    page, expect = web_page, _expect()
+    page.goto(f"{base}/?view=clusters")
+    clusters = page.get_by_test_id("cluster")
+    expect(clusters).to_have_count(4)
+    clusters.first.click()
+    expect(page).to_have_url(re.compile(r"cluster=\d"))
+    expect(page.get_by_test_id("cluster-title")).to_have_text(re.compile(r"Cluster \d+: \d+ images?"))
+    expect(page.locator("[data-testid=cluster-image]").first).to_be_visible()
+    expect(clusters.first).to_have_attribute("aria-pressed", "true")
+
+
+def test_map_points_stay_inside_and_open_the_viewer(web_page, server) -> None:
+    base, _, _, _ = server
+    page, expect = web_page, _expect()
+    page.goto(f"{base}/?view=map")
+    points = page.get_by_test_id("map-point")
+    expect(points).to_have_count(3 * len(sample_photos()))
+    box = page.get_by_test_id("map").bounding_box()
+    for point in points.all():
+        p = point.bounding_box()
+        assert box["x"] <= p["x"] and p["x"] + p["width"] <= box["x"] + box["width"] + 0.5
+        assert box["y"] <= p["y"] and p["y"] + p["height"] <= box["y"] + box["height"] + 0.5
+    points.first.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("viewer")).to_be_visible()
+
+
+def test_docs_and_favicon_work_offline(web_page, server) -> None:
+    base, _, _, _ = server
+    page, expect = web_page, _expect()
+    page.goto(f"{base}/docs")
+    expect(page.locator(".opblock").first).to_be_visible(timeout=30_000)
+    assert page.locator(".opblock").count() >= 15
+    assert page.locator(".opblock-summary-path", has_text="/api/search").count() >= 1
+    page.goto(f"{base}/redoc")
+    expect(page.get_by_text("imgsearch", exact=False).first).to_be_visible(timeout=30_000)
+    answer = page.request.get(f"{base}/favicon.ico")
+    assert answer.status == 200 and answer.headers["content-type"].startswith("image/svg")
+
+
+def test_the_page_works_under_its_own_csp(chromium_browser, server, tmp_path, request) -> None:
+    """Search, the viewer, browse: nothing the page does is blocked by the
     Content-Security-Policy it is served with."""
-    base, photos = server
-    context = chromium_browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
+    base, photos, _, _ = server
+    context, page = _page(chromium_browser, request, tmp_path)
+    expect = _expect()
     violations: list[str] = []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(base)
@@ -133,145 +491,11 @@ def test_the_page_works_under_its_own_csp(chromium_browser, server) -> None:
         " console.error('Content Security Policy: ' + e.violatedDirective))"
     )
     page.get_by_test_id("file").set_input_files(str(photos / "chelsea.jpg"))
-    page.locator("[data-testid=result]").first.wait_for()
-    page.locator("[data-testid=result] img").first.wait_for()
-    page.locator("[data-testid=result]").nth(1).click()
-    page.wait_for_url("**id=*")
-    page.locator("[data-testid=result]").first.wait_for()
+    expect(_results(page).first).to_be_visible()
+    _results(page).nth(1).locator("button.open").click()
+    expect(page.get_by_test_id("viewer-image")).to_be_visible()
+    page.keyboard.press("Escape")
     page.get_by_test_id("nav-browse").click()
-    page.locator("[data-testid=image]").first.wait_for()
+    expect(page.locator("[data-testid=image]").first).to_be_visible()
     context.close()
     assert violations == []
-
-
-def test_upload_shows_k_results_with_scores(web_page, server) -> None:
-    page = web_page
-    base, photos = server
-    page.goto(base)
-    page.get_by_test_id("k").fill("5")
-    _upload(page, photos / "chelsea.jpg")
-    assert len(_ids(page)) == 5
-    scores = _scores(page)
-    assert scores == sorted(scores, reverse=True) and scores[0] > 0.99
-    assert "images" in page.get_by_test_id("stats").text_content()
-
-
-def test_click_a_result_then_back(web_page, server) -> None:
-    page = web_page
-    base, photos = server
-    page.goto(base)
-    _upload(page, photos / "coffee.jpg")
-    first = _ids(page)
-    page.locator("[data-testid=result] img").nth(1).click()
-    page.wait_for_url("**id=*")
-    page.wait_for_function(
-        "ids => [...document.querySelectorAll('[data-testid=result]')].map(e => e.dataset.id).join() !== ids",
-        arg=",".join(first),
-    )
-    neighbours = _ids(page)
-    assert neighbours and neighbours != first
-    # Back shows the upload's results again, Forward the neighbours
-    page.go_back()
-    page.wait_for_function(
-        "ids => [...document.querySelectorAll('[data-testid=result]')].map(e => e.dataset.id).join() === ids",
-        arg=",".join(first),
-    )
-    page.go_forward()
-    page.wait_for_function(
-        "ids => [...document.querySelectorAll('[data-testid=result]')].map(e => e.dataset.id).join() === ids",
-        arg=",".join(neighbours),
-    )
-    # a copied link reproduces the results, in a fresh page
-    other = page.context.new_page()
-    other.goto(page.url)
-    other.wait_for_function("document.querySelectorAll('[data-testid=result]').length > 0")
-    assert _ids(other) == neighbours
-    other.close()
-
-
-def test_plus_and_minus_change_the_order(web_page, server) -> None:
-    page = web_page
-    base, photos = server
-    page.goto(base)
-    _upload(page, photos / "astronaut.jpg")
-    before = _ids(page)
-    last = before[-1]
-    page.locator(f"[data-testid=result][data-id='{last}'] [data-testid=plus]").click()
-    page.wait_for_function(
-        f"[...document.querySelectorAll('[data-testid=result]')]"
-        f".findIndex(e => e.dataset.id === '{last}') < {len(before) - 1}"
-    )
-    assert _ids(page).index(last) < len(before) - 1
-    second = _ids(page)[1]
-    page.locator(f"[data-testid=result][data-id='{second}'] [data-testid=minus]").click()
-    page.wait_for_function(
-        f"[...document.querySelectorAll('[data-testid=result]')]"
-        f".findIndex(e => e.dataset.id === '{second}') !== 1"
-    )
-
-
-def test_min_score_hides_results_and_export_has_what_is_shown(web_page, server, tmp_path) -> None:
-    page = web_page
-    base, photos = server
-    page.goto(base)
-    _upload(page, photos / "rocket.jpg")
-    assert len(_ids(page)) > 2
-    page.get_by_test_id("min-score").fill("0.5")
-    page.get_by_test_id("min-score").dispatch_event("input")
-    kept = _ids(page)
-    assert 1 <= len(kept) < 20 and all(s >= 0.5 for s in _scores(page))
-    with page.expect_download() as download:
-        page.get_by_test_id("export-json").click()
-    exported = json.loads(Path(download.value.path()).read_text())
-    assert [str(r["image_id"]) for r in exported] == kept
-    with page.expect_download() as download:
-        page.get_by_test_id("export-csv").click()
-    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
-    assert [r["image_id"] for r in rows] == kept
-
-
-def test_browse_loads_more_on_scroll(web_page, server) -> None:
-    page = _open(web_page, server, "browse")
-    page.wait_for_function("document.querySelectorAll('[data-testid=image]').length >= 24")
-    total = 3 * len(sample_photos())
-    assert total > 24  # more than the first page
-    for _ in range(10):
-        page.mouse.wheel(0, 5000)
-        page.wait_for_timeout(200)
-        if page.locator("[data-testid=image]").count() == total:
-            break
-    assert page.locator("[data-testid=image]").count() == total
-
-
-def test_duplicates_view_decides(web_page, server) -> None:
-    page = _open(web_page, server, "duplicates")
-    page.get_by_test_id("find-duplicates").click()
-    page.wait_for_function("document.querySelectorAll('[data-testid=dup-group]').length > 0")
-    groups = page.locator("[data-testid=dup-group]").count()
-    first = page.locator("[data-testid=dup-group]").first
-    assert first.locator("[data-testid=score]").count() >= 2  # side by side, with scores
-    first.get_by_test_id("dup-not").click()  # no token yet: refused, nothing changes
-    page.wait_for_function(
-        "document.querySelector('[data-testid=duplicates-message]').textContent.includes('Bearer')"
-    )
-    page.get_by_test_id("token").fill(TOKEN)
-    page.locator("[data-testid=dup-group]").first.get_by_test_id("dup-not").click()
-    page.wait_for_function(f"document.querySelectorAll('[data-testid=dup-group]').length === {groups - 1}")
-
-
-def test_clusters_view_opens_a_cluster(web_page, server) -> None:
-    page = _open(web_page, server, "clusters")
-    page.wait_for_function("document.querySelectorAll('[data-testid=cluster]').length === 4")
-    page.locator("[data-testid=cluster]").first.click()
-    page.wait_for_function(
-        "document.querySelectorAll('[data-testid=cluster-images] [data-testid=image]').length > 0"
-    )
-
-
-def test_map_view_points_lead_to_a_search(web_page, server) -> None:
-    page = _open(web_page, server, "map")
-    total = 3 * len(sample_photos())
-    page.wait_for_function(f"document.querySelectorAll('[data-testid=map-point]').length === {total}")
-    page.locator("[data-testid=map-point]").last.click()  # drawn last: on top of any overlap
-    page.wait_for_url("**id=*")
-    page.wait_for_function("document.querySelectorAll('[data-testid=result]').length > 0")

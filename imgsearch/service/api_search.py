@@ -27,7 +27,9 @@ SEARCH_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
+            "application/json": {
+                "schema": SearchRequest.model_json_schema()
+            },  # inline: no other route uses it
             "multipart/form-data": {
                 "schema": {
                     "type": "object",

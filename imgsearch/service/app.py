@@ -9,6 +9,7 @@ import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 
 from imgsearch.library import Index
 from imgsearch.service import problems
@@ -46,11 +47,13 @@ def create_app(
 
     from imgsearch import __version__
 
-    app = FastAPI(
+    # fastapi-offline serves Swagger UI 5 (/docs) and ReDoc (/redoc) from its own files: no CDN
+    app = FastAPIOffline(
+        static_url="/docs-assets",
+        favicon_url="/favicon.ico",
         title="imgsearch",
         version=__version__,
         lifespan=lifespan,
-        docs_url=None,
         description="Image similarity search with PostgreSQL + pgvector as the index.",
     )
     app.state.index = index

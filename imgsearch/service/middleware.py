@@ -12,8 +12,13 @@ PAGE_POLICY = (
     "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# Swagger UI at /docs starts itself with an inline script.
-DOCS_POLICY = PAGE_POLICY + "; script-src 'self' 'unsafe-inline'"
+# Swagger UI (/docs) and ReDoc (/redoc) start with an inline script; ReDoc also injects styles
+# and runs a worker from a blob.
+DOCS_POLICY = (
+    PAGE_POLICY
+    + "; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; worker-src 'self' blob:"
+)
+DOCS_PATHS = ("/docs", "/redoc")
 # Everything else (JSON, image files, thumbnails): no script, no plugin, no framing, and an
 # image file opened on its own runs in a sandbox (an SVG or HTML body cannot act as this site).
 OTHER_POLICY = (
@@ -44,7 +49,7 @@ class SecurityHeaders:
                 present = {name.lower() for name, _ in headers}
                 ctype = dict(headers).get(b"content-type", b"")
                 if ctype.startswith(b"text/html"):
-                    policy = DOCS_POLICY if scope.get("path") == "/docs" else PAGE_POLICY
+                    policy = DOCS_POLICY if scope.get("path") in DOCS_PATHS else PAGE_POLICY
                 else:
                     policy = OTHER_POLICY
                 wanted = {**COMMON, b"content-security-policy": policy.encode()}

@@ -1,0 +1,56 @@
+// Talking to the API: every answer is JSON or a clear error; a request can be cancelled.
+
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export const isAbort = (error) => error && error.name === "AbortError";
+
+// GET (or another method) `url`; the JSON answer, else an ApiError whose message is one
+// sentence for the person using the page (the API's `detail`, or what went wrong).
+export async function api(url, { method = "GET", body, headers, signal } = {}) {
+  let response;
+  try {
+    response = await fetch(url, { method, body, headers, signal });
+  } catch (error) {
+    if (isAbort(error)) throw error;
+    throw new ApiError("The server cannot be reached: check the connection, then try again.", 0);
+  }
+  let data = null;
+  if ((response.headers.get("content-type") || "").includes("application/json")) {
+    try {
+      data = await response.json();
+    } catch (error) {
+      if (isAbort(error)) throw error;
+    }
+  }
+  if (!response.ok) {
+    const detail = data && typeof data.detail === "string" ? data.detail
+      : `The server answered ${response.status}${response.statusText ? ` ${response.statusText}` : ""}; try again in a moment.`;
+    throw new ApiError(detail, response.status);
+  }
+  if (data === null) throw new ApiError("The server's answer could not be read; try again.", response.status);
+  return data;
+}
+
+// One request at a time for one purpose: starting the next cancels the one before, so a slow
+// earlier answer can never replace a newer one.
+export class Latest {
+  constructor() {
+    this.controller = null;
+  }
+
+  start() {
+    this.cancel();
+    this.controller = new AbortController();
+    return this.controller.signal;
+  }
+
+  cancel() {
+    if (this.controller) this.controller.abort();
+    this.controller = null;
+  }
+}

@@ -1,0 +1,299 @@
+// Search: by an upload (drop, paste or choose), an image URL, or an indexed image; the query
+// shown beside its results; + / − refine it; the minimum similarity filters what is shown.
+import { api, isAbort, Latest } from "./api.js";
+import { $, baseName, card, el, folderOptions, plural, say } from "./dom.js";
+import { folders } from "./folders.js";
+import { go, params, record } from "./router.js";
+import { openViewer } from "./viewer.js";
+
+const request = new Latest();
+const previews = new Map(); // sha256 of an upload -> a local URL of its picture
+let shown = []; // the results of the last answer
+let shownKey = null; // the query they answer
+let lastTook = null;
+
+const list = (text) => (text || "").split(",").filter(Boolean).map(Number).filter(Number.isSafeInteger);
+
+function stateOf(p) {
+  let query = null;
+  if (p.get("id")) query = { kind: "id", image_id: Number(p.get("id")) };
+  else if (p.get("upload")) query = { kind: "upload", upload: p.get("upload") };
+  else if (p.get("url")) query = { kind: "url", url: p.get("url") };
+  const k = Math.min(1000, Math.max(1, Number(p.get("k")) || 20));
+  return { query, k, min: p.get("min") || "", pos: list(p.get("pos")), neg: list(p.get("neg")), folder: p.get("folder") || "" };
+}
+
+function paramsOf(state) {
+  const p = new URLSearchParams({ view: "search" });
+  const q = state.query;
+  if (q && q.kind === "id") p.set("id", q.image_id);
+  if (q && q.kind === "upload") p.set("upload", q.upload);
+  if (q && q.kind === "url") p.set("url", q.url);
+  if (state.k !== 20) p.set("k", state.k);
+  if (state.min !== "") p.set("min", state.min);
+  if (state.pos.length) p.set("pos", state.pos.join(","));
+  if (state.neg.length) p.set("neg", state.neg.join(","));
+  if (state.folder) p.set("folder", state.folder);
+  return p;
+}
+
+const keyOf = (state) => JSON.stringify([state.query, state.k, state.pos, state.neg, state.folder]);
+
+function busy(on) {
+  $("results").setAttribute("aria-busy", on ? "true" : "false");
+  $("search").disabled = on;
+  $("search").textContent = on ? "Searching…" : "Search";
+}
+
+// --- the query ----------------------------------------------------------------------------
+
+async function showQuery(query, signal) {
+  const panel = $("query");
+  const image = $("query-image");
+  const text = $("query-text");
+  panel.hidden = !query;
+  if (!query || (query.kind === "upload" && !query.upload)) return; // an upload on its way: its preview shows
+  image.hidden = false;
+  if (query.kind === "url") {
+    image.hidden = true; // the page loads pictures from this server only
+    text.replaceChildren("the image at ", el("a", { href: query.url, target: "_blank", rel: "noopener noreferrer" }, query.url));
+  } else if (query.kind === "upload") {
+    image.src = previews.get(query.upload) || `/api/queries/${query.upload}?size=256`;
+    image.alt = "the uploaded image";
+    text.textContent = "the uploaded image";
+  } else {
+    image.src = `/api/images/${query.image_id}/thumb?size=256`;
+    image.alt = `image ${query.image_id}`;
+    text.textContent = `image ${query.image_id}`;
+    try {
+      const info = await api(`/api/images/${query.image_id}`, { signal });
+      image.alt = baseName(info.path);
+      text.textContent = `${baseName(info.path)} (image ${query.image_id})`;
+      text.title = info.path;
+    } catch (error) {
+      if (!isAbort(error)) text.textContent = `image ${query.image_id} (${error.message})`;
+    }
+  }
+}
+
+function showFeedback(state) {
+  const box = $("feedback");
+  box.hidden = !state.pos.length && !state.neg.length;
+  for (const [testid, ids, label] of [["positive", state.pos, "more"], ["negative", state.neg, "less"]]) {
+    $(testid).replaceChildren(...ids.map((id) => {
+      const remove = el("button", { type: "button", "aria-label": `Stop showing ${label} like image ${id}` },
+        el("img", { src: `/api/images/${id}/thumb?size=128`, alt: "" }), `#${id} ×`);
+      remove.addEventListener("click", () => {
+        const next = { ...state, pos: state.pos.filter((x) => x !== id), neg: state.neg.filter((x) => x !== id) };
+        go(paramsOf(next));
+      });
+      return el("li", {}, remove);
+    }));
+  }
+}
+
+// --- results ------------------------------------------------------------------------------
+
+function minimum(state) {
+  if (state.min === "") return { value: -1 };
+  const value = Number(state.min);
+  if (!Number.isFinite(value) || value < -1 || value > 1) return { error: "The minimum similarity is a number from -1 to 1." };
+  return { value };
+}
+
+function visible(state) {
+  const { value } = minimum(state);
+  return shown.filter((r) => r.similarity >= (value ?? -1));
+}
+
+function render(state) {
+  const limit = minimum(state);
+  const rows = visible(state);
+  const ids = rows.map((r) => r.image_id);
+  $("results").replaceChildren(...rows.map((r, i) => {
+    const name = baseName(r.path);
+    const toggle = (list, label, symbol) => {
+      const pressed = state[list].includes(r.image_id);
+      const button = el("button", { type: "button", "aria-pressed": String(pressed), "aria-label": `${label} ${name}`,
+        title: `${label} this`, dataset: { testid: list === "pos" ? "plus" : "minus" } }, symbol);
+      button.addEventListener("click", () => {
+        const other = list === "pos" ? "neg" : "pos";
+        const next = { ...state, [other]: state[other].filter((x) => x !== r.image_id) };
+        next[list] = pressed ? state[list].filter((x) => x !== r.image_id) : [...state[list], r.image_id];
+        go(paramsOf(next));
+      });
+      return button;
+    };
+    const item = card(r, { testid: "result", onOpen: () => openViewer(ids, i, similarTo),
+      actions: [toggle("pos", "More like", "+"), toggle("neg", "Fewer like", "−")] });
+    if (state.pos.includes(r.image_id)) item.classList.add("positive");
+    if (state.neg.includes(r.image_id)) item.classList.add("negative");
+    return item;
+  }));
+  const took = lastTook === null ? "" : ` in ${Math.round(lastTook)} ms`;
+  if (limit.error) say($("message"), limit.error, "error");
+  else if (!shown.length) say($("message"), "No indexed image is similar to it.");
+  else if (!rows.length) say($("message"), `No result reaches similarity ${limit.value}; the best is ${shown[0].similarity.toFixed(3)}.`);
+  else if (rows.length < shown.length) say($("message"), `${rows.length} of ${plural(shown.length, "result")} at similarity ${limit.value} or more${took}.`);
+  else say($("message"), `${plural(shown.length, "result")}${took}.`);
+}
+
+export function similarTo(id) {
+  go(new URLSearchParams({ view: "search", id }));
+}
+
+async function run(state, body, headers = {}) {
+  const signal = request.start();
+  shownKey = keyOf(state);
+  busy(true);
+  say($("message"), "Searching…", "busy");
+  const shownQuery = showQuery(state.query, signal);
+  try {
+    const data = await api("/api/search", { method: "POST", body, headers, signal });
+    if (data.query.kind === "upload" && (!state.query || state.query.upload !== data.query.upload)) {
+      state = { ...state, query: { kind: "upload", upload: data.query.upload } };
+      shownKey = keyOf(state);
+      record(paramsOf(state), { push: true }); // a link, a reload and Back repeat this upload
+      showQuery(state.query, signal);
+    }
+    shown = data.results;
+    lastTook = data.took_ms;
+    await shownQuery;
+    render(state);
+  } catch (error) {
+    if (isAbort(error)) return;
+    shown = [];
+    shownKey = null;
+    $("results").replaceChildren();
+    say($("message"), error.message, "error");
+  } finally {
+    if (!signal.aborted) busy(false);
+  }
+}
+
+function jsonBody(state) {
+  const body = { k: state.k, positive_ids: state.pos, negative_ids: state.neg };
+  if (state.folder) body.folder = state.folder;
+  return JSON.stringify({ ...body, ...state.query, kind: undefined });
+}
+
+// --- the view -----------------------------------------------------------------------------
+
+export async function show(p) {
+  const state = stateOf(p);
+  $("k").value = state.k;
+  $("min-score").value = state.min === "" ? "-1" : state.min;
+  $("url").value = state.query && state.query.kind === "url" ? state.query.url : "";
+  folders().then((all) => folderOptions($("search-folder"), all, state.folder)).catch(() => {});
+  showFeedback(state);
+  if (!state.query) {
+    request.cancel();
+    busy(false);
+    shown = [];
+    shownKey = null;
+    $("results").replaceChildren();
+    showQuery(null);
+    say($("message"), "Choose, drop or paste an image, or give its URL, to find the images that look like it.");
+    return;
+  }
+  if (keyOf(state) === shownKey) { // the same question: only the filter changed
+    render(state);
+    return;
+  }
+  run(state, jsonBody(state), { "content-type": "application/json" });
+}
+
+function searchFile(file) {
+  if (!file) return;
+  if (!file.type.startsWith("image/")) {
+    say($("message"), `${file.name || "That file"} is not an image.`, "error");
+    return;
+  }
+  const state = { ...stateOf(params()), query: null, pos: [], neg: [] };
+  const form = new FormData();
+  form.append("file", file);
+  form.append("k", state.k);
+  if (state.folder) form.append("folder", state.folder);
+  const preview = URL.createObjectURL(file);
+  file.arrayBuffer().then((bytes) => crypto.subtle.digest("SHA-256", bytes)).then((digest) => {
+    const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    previews.set(hex, preview);
+  }).catch(() => {});
+  $("query").hidden = false;
+  $("query-image").hidden = false;
+  $("query-image").src = preview;
+  $("query-image").alt = file.name || "the uploaded image";
+  $("query-text").textContent = file.name || "the uploaded image";
+  $("feedback").hidden = true;
+  run({ ...state, query: { kind: "upload", upload: "" } }, form);
+}
+
+function download(name, type, text) {
+  const link = el("a", { href: URL.createObjectURL(new Blob([text], { type })), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+function csvCell(value) {
+  const text = value === null || value === undefined ? "" : typeof value === "object" ? JSON.stringify(value) : String(value);
+  return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+const FIELDS = ["rank", "image_id", "path", "similarity", "distance", "width", "height", "mtime", "metadata"];
+
+export function wire() {
+  $("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const state = stateOf(params());
+    const url = $("url").value.trim();
+    if (url) {
+      go(paramsOf({ ...state, query: { kind: "url", url }, pos: [], neg: [] }));
+    } else if ($("file").files[0]) {
+      searchFile($("file").files[0]);
+    } else if (state.query) {
+      shownKey = null;
+      show(params());
+    } else {
+      say($("message"), "Choose, drop or paste an image, or give an image URL, first.", "error");
+      $("file").focus();
+    }
+  });
+  $("file").addEventListener("change", (event) => searchFile(event.target.files[0]));
+  $("k").addEventListener("change", () => {
+    const k = Math.min(1000, Math.max(1, Number($("k").value) || 20));
+    go(paramsOf({ ...stateOf(params()), k }));
+  });
+  $("search-folder").addEventListener("change", () => go(paramsOf({ ...stateOf(params()), folder: $("search-folder").value })));
+  $("min-score").addEventListener("input", () => {
+    const value = $("min-score").value.trim();
+    const state = { ...stateOf(params()), min: value === "-1" ? "" : value };
+    if (!minimum(state).error) record(paramsOf(state)); // no new history entry per keystroke
+    if (state.query && keyOf(state) === shownKey) render(state);
+    else if (minimum(state).error) say($("message"), minimum(state).error, "error");
+  });
+  $("clear-feedback").addEventListener("click", () => go(paramsOf({ ...stateOf(params()), pos: [], neg: [] })));
+  const drop = $("drop");
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    searchFile(event.dataTransfer.files[0]);
+  });
+  document.addEventListener("paste", (event) => {
+    const item = [...(event.clipboardData ? event.clipboardData.items : [])].find((i) => i.type.startsWith("image/"));
+    if (item) {
+      if (document.getElementById("search-view").hidden) go(new URLSearchParams({ view: "search" }));
+      searchFile(item.getAsFile());
+    }
+  });
+  $("export-json").addEventListener("click", () => {
+    const rows = visible(stateOf(params())).map((r) => Object.fromEntries(FIELDS.map((f) => [f, r[f]])));
+    download("imgsearch-results.json", "application/json", JSON.stringify(rows, null, 1));
+  });
+  $("export-csv").addEventListener("click", () => {
+    const rows = visible(stateOf(params())).map((r) => FIELDS.map((f) => csvCell(r[f])).join(","));
+    download("imgsearch-results.csv", "text/csv", [FIELDS.join(","), ...rows].join("\n"));
+  });
+}

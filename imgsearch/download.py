@@ -44,9 +44,18 @@ def host_allowed_by_name(host: str, allowed: list[str]) -> bool:
     return host.lower().strip("[]") in allowed
 
 
+# IPv6 prefixes that carry an IPv4 address (NAT64, IPv4-compatible, IPv4-translated, 6to4,
+# Teredo): on a network that routes them they can reach the IPv4 address inside, so they are
+# refused like the private networks unless allow-listed.
+_IPV4_IN_IPV6 = [
+    ipaddress.ip_network(n)
+    for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96", "2002::/16", "2001::/32")
+]
+
+
 def address_allowed(address: str, allowed: list[str]) -> bool:
     """True for a global unicast address, or one inside an allow-listed address/network."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     for entry in allowed:
@@ -55,6 +64,8 @@ def address_allowed(address: str, allowed: list[str]) -> bool:
                 return True
         except ValueError:
             continue  # a host name, checked by host_allowed_by_name
+    if isinstance(ip, ipaddress.IPv6Address) and any(ip in net for net in _IPV4_IN_IPV6):
+        return False
     return ip.is_global and not ip.is_multicast
 
 
@@ -65,11 +76,14 @@ def check_url(url: str) -> None:
             f"refused {url[:200]}: only http and https URLs are fetched", "unsupported_url"
         )
     try:
-        host = urlsplit(url).hostname
+        parts = urlsplit(url)
+        host = parts.hostname
     except ValueError as exc:
         raise ImageDecodeError(f"malformed URL: {exc}", "bad_url") from exc
     if not host:
         raise ImageDecodeError("malformed URL: no host", "bad_url")
+    if "@" in parts.netloc:
+        raise ImageDecodeError("URLs with a user name or password are not fetched", "bad_url")
 
 
 class _Deadline:

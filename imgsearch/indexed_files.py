@@ -14,8 +14,9 @@ import os
 import stat
 from typing import BinaryIO
 
+from imgsearch import config
 from imgsearch.errors import ImageDecodeError
-from imgsearch.sources import fetch, is_url
+from imgsearch.sources import fetch, is_url, too_big
 
 CHUNK = 1 << 20
 
@@ -61,8 +62,29 @@ def open_indexed(location: str, sha256: str, byte_size: int) -> BinaryIO:
     return file
 
 
+def still_indexed(location: str, byte_size: int, mtime: float | None) -> bool:
+    """Cheap check (one lstat) that the file at `location` looks as it did at ingest: a regular
+    file, not a link, with the same size and modification time."""
+    if is_url(location):
+        return True
+    try:
+        st = os.lstat(location)
+    except OSError:
+        return False
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_size == byte_size
+        and mtime is not None
+        and abs(st.st_mtime - mtime) < 1e-6
+    )
+
+
 def read_indexed(location: str, sha256: str, byte_size: int) -> bytes:
-    """The bytes of an indexed file or URL, if they are still the indexed ones."""
+    """The bytes of an indexed file or URL, if they are still the indexed ones (a file bigger
+    than IMGSEARCH_MAX_DECODE_BYTES is refused unread)."""
+    limit = config.load().max_decode_bytes
+    if byte_size > limit:
+        raise too_big(byte_size, limit)
     if is_url(location):
         data = fetch(location)
     else:

@@ -351,6 +351,25 @@ class Index:
         with connect(self.db, autocommit=True) as conn:
             return decide(conn, list(image_ids), decision, keep, exclude)
 
+    def download_query(self, url: str) -> bytes:
+        """The bytes of a query image at an http(s) URL (the download rules apply: see
+        `imgsearch.download`); QueryImageError says why when it cannot be had."""
+        from imgsearch.errors import ImageDecodeError
+        from imgsearch.search import QueryImageError
+        from imgsearch.sources import fetch
+
+        try:
+            return fetch(url)
+        except ImageDecodeError as exc:
+            raise QueryImageError(f"Query {url}: {exc}", exc.kind) from exc
+
+    def indexed_models(self) -> list[str]:
+        """The encoders that have vectors in this database (what searches can use)."""
+        from imgsearch.db.store import indexed_encoder_names
+
+        with self.reading() as conn:
+            return indexed_encoder_names(conn)
+
     def keep_query(self, data: bytes) -> str:
         """Keep an uploaded query image for a while; its sha256, to search with it again."""
         from imgsearch import kept_queries

@@ -19,20 +19,27 @@ MIN_LITERAL = 3  # shorter passwords are only masked where their form shows them
 
 # key=value pairs whose value is secret, in keyword strings and URL query parameters
 _SECRET_KEYS = r"(?:ssl)?password|sslkey_?password|passphrase"
-_KEYWORD = re.compile(rf"(?i)(\b(?:{_SECRET_KEYS})\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&;]*)")
-# scheme://user:password@ : the password runs to the last '@' of the token
-_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(\S*)@")
+_KEYWORD = re.compile(rf"(?i)(\b(?:{_SECRET_KEYS})\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]*)")
+_SECRET_KEY = re.compile(rf"(?i)\s*(?:{_SECRET_KEYS})\s*")
+# a URL's query parameters, whose keys may be percent-encoded (libpq decodes `pass%77ord`)
+_QUERY = re.compile(r"([?&]([^=&\s]+)=)([^&\s]*)")
+# scheme://user:password@ : the password runs to the last '@' of the line (a malformed URL may
+# hold spaces in it)
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^:/@\s]*:)([^\n]*)@")
 
 
 def passwords_in(url: str) -> list[str]:
-    """The password(s) a connection string holds, raw and decoded (best effort, any form)."""
+    """The password(s) a connection string holds, raw and decoded, and the words of one with
+    spaces (best effort, any form; `?pass%77ord=` too, as libpq decodes it)."""
     found = [m.group(2) for m in _USERINFO.finditer(url)]
-    for m in _KEYWORD.finditer(url):
-        value = m.group(2)
-        if len(value) > 1 and value[0] == value[-1] == "'":  # quoted: \' and \\ are escapes
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        found.append(value)
+    for text in dict.fromkeys([url, unquote(url)]):
+        for m in _KEYWORD.finditer(text):
+            value = m.group(2)
+            if len(value) > 1 and value[0] == value[-1] == "'":  # quoted: \' and \\ are escapes
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            found.append(value)
     found += [unquote(p) for p in found]
+    found += [word for p in found for word in p.split()]
     return [p for p in dict.fromkeys(found) if len(p) >= MIN_LITERAL and p != MASK]
 
 
@@ -45,4 +52,7 @@ def redact(text: str, urls: Iterable[str | None] = ()) -> str:
     for secret in sorted(set(secrets), key=len, reverse=True):
         text = text.replace(secret, MASK)
     text = _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+    text = _QUERY.sub(
+        lambda m: f"{m.group(1)}{MASK}" if _SECRET_KEY.fullmatch(unquote(m.group(2))) else m.group(0), text
+    )
     return _KEYWORD.sub(lambda m: f"{m.group(1)}{MASK}", text)

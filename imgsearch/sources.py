@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from imgsearch import config
 from imgsearch.download import URL_SCHEMES, download, url_scheme
 from imgsearch.errors import ImageDecodeError
 
@@ -76,16 +76,32 @@ def location_of(path: str, exact: bytes | None) -> str:
     return os.fsdecode(bytes(exact)) if exact is not None else path
 
 
-def read_file(location: str) -> bytes:
+def too_big(size: int, limit: int) -> ImageDecodeError:
+    return ImageDecodeError(
+        f"the file is {size:,} bytes, over the limit of {limit:,} (IMGSEARCH_MAX_DECODE_BYTES)", "too_large"
+    )
+
+
+def read_file(location: str, max_bytes: int | None = None) -> bytes:
+    """A file's bytes; one larger than `max_bytes` (default IMGSEARCH_MAX_DECODE_BYTES: no image
+    worth decoding is bigger than its decoding) is refused before it is read."""
+    limit = max_bytes if max_bytes is not None else config.load().max_decode_bytes
     try:
-        return Path(location).read_bytes()
+        with open(location, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > limit:
+                raise too_big(size, limit)
+            data = file.read(limit + 1)
     except OSError as exc:
         raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}", "unreadable") from exc
+    if len(data) > limit:  # it grew while being read
+        raise too_big(len(data), limit)
+    return data
 
 
-def fetch(location: str) -> bytes:
-    """The bytes of a local file or an http(s) URL (other schemes are refused)."""
+def fetch(location: str, max_bytes: int | None = None) -> bytes:
+    """The bytes of a local file (see read_file) or an http(s) URL (other schemes are refused)."""
     check_location(location)
     if is_url(location):
         return download(location)
-    return read_file(os.path.expanduser(location))
+    return read_file(os.path.expanduser(location), max_bytes)

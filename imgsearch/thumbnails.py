@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,8 +14,9 @@ from PIL import Image
 
 from imgsearch import config
 from imgsearch.encoding.decode import decode_image
-from imgsearch.indexed_files import read_indexed
+from imgsearch.indexed_files import read_indexed, still_indexed
 
+_making = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
 SIZES = (128, 256, 512, 1024)  # a requested size is rounded up to one of these (bounded cache)
 QUALITY = 85
 
@@ -22,10 +25,18 @@ def thumbnail_size(requested: int) -> int:
     return next((s for s in SIZES if s >= requested), SIZES[-1])
 
 
-def thumbnail(location: str, sha256: str, byte_size: int, size: int) -> Path:
+def thumbnail(location: str, sha256: str, byte_size: int, mtime: float | None, size: int) -> Path:
     """A JPEG whose longer side is at most `size` (rounded up to one of SIZES) of the indexed
-    content; raises ImageDecodeError when the image cannot be read any more or has changed."""
-    return _cached(sha256, size, lambda: read_indexed(location, sha256, byte_size))
+    content; raises ImageDecodeError when the image cannot be read any more or has changed
+    (also when its thumbnail is cached: a file that does not look as indexed is read again)."""
+
+    def read() -> bytes:
+        return read_indexed(location, sha256, byte_size)
+
+    path = _cached(sha256, size, read)
+    if not still_indexed(location, byte_size, mtime):
+        read()  # full check: raises unless the content is still the indexed one
+    return path
 
 
 def thumbnail_of(data: bytes, sha256: str, size: int) -> Path:
@@ -39,12 +50,17 @@ def _cached(sha256: str, size: int, read: Callable[[], bytes]) -> Path:
     path = folder / f"{sha256}-{size}.jpg"
     if path.exists():
         return path
-    image = decode_image(read(), min_size=size).image
-    image.thumbnail((size, size), Image.Resampling.BICUBIC)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=QUALITY)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    with _making:  # a few at a time: each holds a whole file and its pixels
+        if path.exists():
+            return path
+        image = decode_image(read(), min_size=size).image
+        image.thumbnail((size, size), Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=QUALITY)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            dir=folder, prefix=f".{sha256}-", suffix=".tmp", delete=False
+        ) as tmp:
+            tmp.write(buffer.getvalue())
+        os.replace(tmp.name, path)  # each writer its own temporary file: concurrent makers never clash
     return path

@@ -35,6 +35,8 @@ def _down_answers(client: TestClient) -> None:
         assert took < FAST_S, (url, took)
     search = client.post("/api/search", json={"image_id": 1})
     assert search.status_code == 503 and search.json()["detail"]
+    write = client.delete("/api/images/1", headers={"Authorization": "Bearer t"})  # a write connects anew
+    assert write.status_code == 503 and "pgdata" not in write.text and "/" not in write.json()["detail"]
 
 
 def _comes_back(client: TestClient) -> None:
@@ -59,7 +61,7 @@ def test_database_stopped_or_killed_under_the_service(tmp_path, lite0) -> None:
         write_photos(tmp_path / "photos", 4)
         index = Index(server.url, device="cpu", pool_size=2, encoders=[lite0])
         index.ingest([tmp_path / "photos"])
-        with TestClient(create_app(index), raise_server_exceptions=False) as client:
+        with TestClient(create_app(index, api_token="t"), raise_server_exceptions=False) as client:
             _comes_back(client)
 
             embedded.stop(home)  # a clean shutdown: pooled connections get AdminShutdown

@@ -188,12 +188,19 @@ def server(monkeypatch):
         "http://224.0.0.1/a.jpg",
         "http://0.0.0.0/a.jpg",
         "http://localhost/a.jpg",
+        "http://[64:ff9b::127.0.0.1]/a.jpg",  # NAT64: an IPv4 address inside IPv6
+        "http://[::127.0.0.1]/a.jpg",  # IPv4-compatible
+        "http://[::ffff:0:127.0.0.1]/a.jpg",  # IPv4-translated
+        "http://[2002:7f00:1::1]/a.jpg",  # 6to4 of 127.0.0.1
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/a.jpg",  # Teredo
+        "http://user:pw@127.0.0.1/a.jpg",  # credentials in a URL are never sent (nor echoed)
     ],
 )
 def test_private_and_loopback_addresses_are_refused_before_connecting(url) -> None:
     with pytest.raises(ImageDecodeError) as caught:
         download(url)
-    assert caught.value.kind == "forbidden_address"
+    assert caught.value.kind == ("bad_url" if "@" in url else "forbidden_address")
+    assert "pw" not in str(caught.value)
 
 
 def test_loopback_needs_the_allow_list(server, monkeypatch) -> None:

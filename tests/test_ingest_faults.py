@@ -172,11 +172,19 @@ def test_thin_strips_are_ingested_and_over_budget_images_are_error_rows(
 
     png("strip.png", (60000, 2))
     png("big.png", (5000, 5000), "RGB")
+    with (tmp_path / "padded.jpg").open("wb") as padded:  # a small JPEG and 60 MB of zeros
+        padded.write(jpeg_bytes(3))
+        padded.truncate(60 * 2**20)
     monkeypatch.setenv("IMGSEARCH_MAX_DECODE_BYTES", str(48 * 2**20))
     report = ingest([tmp_path], encoder=lite0, database=db)
     assert report.new == 1
-    assert [(Path(f.location).name, f.kind) for f in report.failures] == [("big.png", "too_large")]
-    assert "IMGSEARCH_MAX_DECODE_BYTES" in report.failures[0].message
+    failures = sorted((Path(f.location).name, f.kind, f.message) for f in report.failures)
+    assert [(name, kind) for name, kind, _ in failures] == [
+        ("big.png", "too_large"),
+        ("padded.jpg", "too_large"),
+    ]
+    assert all("IMGSEARCH_MAX_DECODE_BYTES" in message for _, _, message in failures)
+    assert "62,914,560 bytes" in failures[1][2]  # refused by its size, before it is read
 
 
 @contextlib.contextmanager

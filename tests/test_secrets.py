@@ -32,6 +32,9 @@ FORMS = [
     f"postgresql://u:{SECRET}@[::1/d",  # malformed IPv6
     f"postgresql://u:{SECRET}@localhost:notaport/db",
     f"host=127.0.0.1 port=1 password={SECRET}x=y",  # malformed keyword string
+    f"postgresql://u@127.0.0.1:1/d?pass%77ord={SECRET}",  # a percent-encoded key (libpq decodes it)
+    f"password=ab;{SECRET} host=127.0.0.1 port=1",  # a keyword value runs to the next space
+    f"postgresql://u:pa ss {SECRET}@127.0.0.1:1/d",  # spaces in a malformed URL
 ]
 
 

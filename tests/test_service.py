@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
 from pathlib import Path
 
@@ -206,7 +207,8 @@ def test_writes_need_the_token(client, index, tmp_path, photos_dir) -> None:
     job = client.post("/api/ingest", json={"path": str(photos_dir)}, headers=auth)
     assert job.status_code == 202, job.text
     deadline = time.monotonic() + 120
-    while (state := client.get(f"/api/ingest/{job.json()['id']}").json())["state"] == "running":
+    assert client.get(f"/api/ingest/{job.json()['id']}").status_code == 401  # its errors name paths
+    while (state := client.get(f"/api/ingest/{job.json()['id']}", headers=auth).json())["state"] == "running":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert state["state"] == "done" and state["new"] == 1  # the deleted one comes back
@@ -224,3 +226,129 @@ def test_openapi_docs_work_offline(client) -> None:
     assert "cdn" not in page.text.lower()
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     assert "/api/search" in client.get("/openapi.json").json()["paths"]
+
+
+# --- one API: the same status and shape for the same situation (issue 23, finding 12) --------
+
+
+def test_a_missing_image_is_404_everywhere(client) -> None:
+    for answer in (
+        client.post("/api/search", json={"image_id": 987654}),
+        client.get("/api/images/987654/similar"),
+        client.get("/api/images/987654"),
+        client.get("/api/images/987654/thumb"),
+    ):
+        assert answer.status_code == 404 and "987654" in answer.json()["detail"]
+
+
+def test_an_unknown_model_is_400_with_an_id_or_an_upload(client) -> None:
+    """The same answer either way; and the service loads no encoder a caller names at will (an
+    anonymous reader could otherwise make it import torch, load and export models)."""
+    image_id = client.get("/api/images", params={"limit": 1}).json()["images"][0]["id"]
+    for model in ("clip", "resnet18"):
+        by_id = client.post("/api/search", json={"image_id": image_id, "model": model})
+        by_upload = client.post(
+            "/api/search", files={"file": ("a.jpg", jpeg_bytes(1), "image/jpeg")}, data={"model": model}
+        )
+        for answer in (by_id, by_upload):
+            assert answer.status_code == 400
+            assert f"No images are indexed with model '{model}'" in answer.json()["detail"]
+            assert "efficientnet-lite0" in answer.json()["detail"]
+
+
+def test_error_details_read_as_sentences(client) -> None:
+    bad_json = client.post("/api/search", content=b"{oops", headers={"content-type": "application/json"})
+    assert bad_json.status_code == 422
+    assert bad_json.json()["detail"].startswith("The body is not valid JSON")
+    too_big = client.post(
+        "/api/search", content=b"x" * 3_000_000, headers={"content-type": "application/json"}
+    )
+    assert too_big.status_code == 413 and "2,000,000 bytes" in too_big.json()["detail"]
+    relative = client.post(
+        "/api/ingest", json={"path": "photos"}, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert relative.status_code == 422 and "absolute" in relative.json()["detail"]
+
+
+def test_a_download_past_its_deadline_is_504(client, monkeypatch) -> None:
+    monkeypatch.setenv("IMGSEARCH_ALLOWED_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("IMGSEARCH_DOWNLOAD_TIMEOUT_S", "1")
+    with image_server({}) as base:
+        answer = client.post("/api/search", json={"url": f"{base}/drip.jpg"})
+    assert answer.status_code == 504 and "IMGSEARCH_DOWNLOAD_TIMEOUT_S" in answer.json()["detail"]
+
+
+def test_every_answer_has_a_schema(client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/stats", "/api/folders", "/api/duplicates", "/api/clusters", "/api/map", "/health"):
+        schema = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert "$ref" in schema, path
+
+
+def test_folders_and_relative_filters(client, photos_dir) -> None:
+    listing = client.get("/api/folders").json()
+    assert listing["root"] == str(photos_dir)
+    sub = next(f for f in listing["folders"] if f["name"] == "sub")
+    assert sub["images"] == len(list((photos_dir / "sub").iterdir())) and sub["depth"] == 1
+    relative = client.get("/api/images", params={"folder": "sub"}).json()["images"]
+    absolute = client.get("/api/images", params={"folder": str(photos_dir / "sub")}).json()["images"]
+    assert [i["id"] for i in relative] == [i["id"] for i in absolute] and len(relative) == sub["images"]
+
+
+def test_an_upload_is_kept_and_can_be_searched_again(client) -> None:
+    cat = _jpeg(sample_photos()["chelsea"], (300, 200))
+    first = client.post("/api/search", files={"file": ("q.jpg", cat, "image/jpeg")}, data={"k": "3"}).json()
+    upload = first["query"]["upload"]
+    assert first["query"]["kind"] == "upload" and len(upload) == 64
+    again = client.post("/api/search", json={"upload": upload, "k": 3}).json()
+    assert [r["image_id"] for r in again["results"]] == [r["image_id"] for r in first["results"]]
+    shown = client.get(f"/api/queries/{upload}")
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+    assert client.get(f"/api/queries/{'0' * 64}").status_code == 404
+    assert client.post("/api/search", json={"upload": "0" * 64}).status_code == 404
+    assert client.post("/api/search", json={"upload": "../../etc/passwd"}).status_code == 422
+
+
+def test_slow_downloads_do_not_hold_the_decode_slots(index, photos_dir, monkeypatch) -> None:
+    """A query URL on a server that drips its bytes waits for a download slot, not a decode
+    slot: uploads meanwhile are answered."""
+    from imgsearch.service import api_search
+
+    index.ingest([photos_dir])
+    monkeypatch.setattr(api_search, "QUERY_WAIT_S", 1.0)
+    monkeypatch.setenv("IMGSEARCH_ALLOWED_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("IMGSEARCH_DOWNLOAD_TIMEOUT_S", "4")
+    app = create_app(index, max_upload_bytes=2_000_000, query_concurrency=1)
+    with TestClient(app) as client, image_server({}) as base:
+        slow = threading.Thread(target=lambda: client.post("/api/search", json={"url": f"{base}/drip.jpg"}))
+        slow.start()
+        time.sleep(0.5)  # the drip has begun
+        upload = client.post("/api/search", files={"file": ("a.jpg", jpeg_bytes(2), "image/jpeg")})
+        slow.join(timeout=30)
+    assert upload.status_code == 200, upload.text
+
+
+def test_first_thumbnails_asked_for_at_once_never_fail(client) -> None:
+    image_id = client.get("/api/images", params={"limit": 1}).json()["images"][0]["id"]
+    answers: list[int] = []
+
+    def ask() -> None:
+        answers.append(client.get(f"/api/images/{image_id}/thumb", params={"size": 1024}).status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answers == [200] * 20
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_at_once(client) -> None:
+    """A 1 MB progressive JPEG whose scan is repeated 10,000 times cost 89 s of CPU per upload."""
+    buf = io.BytesIO()
+    Image.new("L", (800, 800), 128).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    scan = data[data.rfind(b"\xff\xda") : data.rfind(b"\xff\xd9")]
+    bomb = data[: data.rfind(b"\xff\xd9")] + scan * 5000 + b"\xff\xd9"
+    answer = client.post("/api/search", files={"file": ("bomb.jpg", bomb, "image/jpeg")})
+    assert answer.status_code == 413 and "scans" in answer.json()["detail"]

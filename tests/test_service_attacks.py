@@ -62,11 +62,13 @@ def test_a_file_swapped_for_a_symlink_is_not_served(client, folder) -> None:
     served = client.get(f"/api/images/{victim}/file")
     assert served.status_code == 200 and served.content == original
     assert served.headers["content-type"] == "image/jpeg"
+    assert client.get(f"/api/images/{victim}/thumb").status_code == 200  # now cached
 
     (folder / "victim.jpg").rename(folder / "moved.jpg")
     (folder / "victim.jpg").symlink_to("/etc/passwd")
     answer = client.get(f"/api/images/{victim}/file")
     assert answer.status_code == 404 and "root:" not in answer.text
+    assert client.get(f"/api/images/{victim}/thumb").status_code == 404  # the cached one too
     assert client.get(f"/api/images/{victim}/thumb", params={"size": 1024}).status_code == 404
 
     (folder / "victim.jpg").unlink()  # a link to another image is refused as well

@@ -22,7 +22,7 @@ from imgsearch.indexed_files import read_indexed
 
 SAMPLE_SIDE = 96  # pictures are judged at about this size
 FLAT = 3.0  # a strip or corner this uniform (std of 0..255 values) is padding, not photo
-GREY = 2.0  # mean channel spread below this: no colour
+GREY = 8.0  # channels this close in (almost) every pixel: no colour
 # the IJG luminance quantisation table at quality 50, in zigzag order as Pillow gives it
 _IJG_LUMA = np.array(
     [
@@ -121,13 +121,28 @@ def jpeg_quality(img: Image.Image) -> int | None:
     return int(round(min(100, max(1, quality))))
 
 
+def _band(pixels: np.ndarray) -> bool:
+    """Rows at the top (of `pixels`) that are mostly one colour (a caption bar's text leaves
+    most of it alone) and end at a sharp edge: a bar added to a picture, not a smooth sky."""
+    edge_colour = np.median(pixels[0], axis=0)
+    rows = 0
+    limit = int(len(pixels) * 0.4)
+    while rows < limit and np.mean(np.abs(pixels[rows] - edge_colour).max(axis=1) <= 8) >= 0.8:
+        rows += 1
+    if rows < 2 or rows >= limit:
+        return False
+    return float(np.abs(pixels[rows] - pixels[rows - 1]).mean()) > 15
+
+
 def is_padded(pixels: np.ndarray) -> bool:
-    """A flat strip along a whole side (a border, a caption bar) or flat corners on both ends of
-    a diagonal (rotation padding)."""
+    """A flat strip along a whole side (a border), a bar of one colour at the top or bottom (a
+    caption bar) or flat corners on both ends of a diagonal (rotation padding)."""
     h, w = pixels.shape[:2]
     edge = max(1, min(h, w) // 24)
     sides = [pixels[:edge], pixels[-edge:], pixels[:, :edge], pixels[:, -edge:]]
     if any(side.std(axis=(0, 1)).max() < FLAT for side in sides):
+        return True
+    if _band(pixels) or _band(pixels[::-1]):
         return True
     cw, ch = max(2, w // 10), max(2, h // 10)
     flat = [
@@ -157,7 +172,8 @@ def look(
         return None
     picture.thumbnail((SAMPLE_SIDE * 2, SAMPLE_SIDE * 2))
     pixels = np.asarray(picture, dtype=np.float32)
-    grey = float(np.abs(pixels - pixels.mean(axis=2, keepdims=True)).mean()) < GREY
+    spread = np.abs(pixels - pixels.mean(axis=2, keepdims=True)).max(axis=2)
+    grey = float(np.percentile(spread, 99.5)) < GREY  # no colour anywhere, JPEG noise aside
     return Look(image_id, is_padded(pixels), grey, quality, (width or 0) * (height or 0), exif, mtime)
 
 

@@ -106,6 +106,18 @@ def encoder_by_name(conn: psycopg.Connection, name: str) -> EncoderRow | None:
     return EncoderRow(*row) if row else None
 
 
+def indexed_encoder_names(conn: psycopg.Connection) -> list[str]:
+    """Names of the encoders that have at least one stored vector."""
+    return [
+        name
+        for (name,) in conn.execute(
+            """SELECT DISTINCT c.name FROM imgsearch.encoders c
+               WHERE EXISTS (SELECT 1 FROM imgsearch.embeddings e WHERE e.encoder_id = c.id)
+               ORDER BY c.name"""
+        )
+    ]
+
+
 def known_images(
     conn: psycopg.Connection, enc_id: int, locations: Sequence[str], augment: int = 0
 ) -> dict[str, KnownImage]:

@@ -25,6 +25,7 @@ from imgsearch.errors import ImageDecodeError
 from imgsearch.sources import read_file
 
 DECODE_VERSION = 1  # bump whenever the pixels produced for a given file would change
+MAX_JPEG_SCANS = 100  # progressive JPEGs have about 10 (libjpeg) to 15 (mozjpeg)
 
 
 @cache
@@ -74,6 +75,12 @@ def decode_image(
         source = read_file(str(source))
     if not source:
         raise ImageDecodeError("empty file (0 bytes)", "empty")
+    if source[:2] == b"\xff\xd8" and (scans := source.count(b"\xff\xda")) > MAX_JPEG_SCANS:
+        # each scan of a progressive JPEG is decoded over the whole picture: thousands of tiny
+        # scans cost minutes of CPU for a 1 MB file (a scan marker cannot occur in coded data)
+        raise ImageDecodeError(
+            f"a JPEG of {scans:,} scans, over the limit of {MAX_JPEG_SCANS} (a decoding bomb?)", "too_large"
+        )
     heif_available()
     try:
         with warnings.catch_warnings():

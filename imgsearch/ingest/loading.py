@@ -46,7 +46,7 @@ def load(
             mtime = os.stat(source.location).st_mtime
         except OSError as exc:
             raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}", "unreadable") from exc
-    data = fetch(source.location)
+    data = fetch(source.location, limits.bytes if limits else None)
     row = store.ImageRow(
         location=source.location,
         sha256=hashlib.sha256(data).hexdigest(),

@@ -9,7 +9,7 @@ import uuid
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from imgsearch.errors import ImgsearchError
-from imgsearch.service.common import ERRORS, WRITE_ERRORS, index_of, require_token
+from imgsearch.service.common import WRITE_ERRORS, index_of, require_token
 from imgsearch.service.schemas import EncoderCount, Health, IngestJob, IngestRequest, Problem, Stats
 
 router = APIRouter()
@@ -76,8 +76,14 @@ def start_ingest(request: Request, body: IngestRequest) -> IngestJob:
     return job
 
 
-@router.get("/api/ingest/{job_id}", response_model=IngestJob, responses=ERRORS)
+@router.get(
+    "/api/ingest/{job_id}",
+    response_model=IngestJob,
+    dependencies=[Depends(require_token)],
+    responses=WRITE_ERRORS,
+)
 def ingest_job(request: Request, job_id: str) -> IngestJob:
+    """An ingest job's state and counts (its errors can name server paths: behind the token)."""
     job = request.app.state.jobs.get(job_id)
     if job is None:
         raise HTTPException(404, "No such ingest job.")

@@ -80,7 +80,7 @@ def thumbnail(
 
     info = found(request, image_id)
     try:
-        path = make(info.location, info.sha256, info.byte_size, size)
+        path = make(info.location, info.sha256, info.byte_size, info.mtime, size)
     except ImageDecodeError as exc:
         raise HTTPException(404, f"The image cannot be read any more: {exc}") from exc
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})

@@ -79,6 +79,16 @@ async def search(request: Request) -> SearchResponse:
             'Send JSON ({"url": ...}, {"image_id": ...} or {"upload": ...}) or a multipart upload '
             "with a `file` part.",
         )
+    if fields.model and fields.model != index.model and fields.model not in index.indexed_models():
+        # the service loads no encoder a caller names at will: only those the index uses
+        raise HTTPException(
+            400,
+            f"No images are indexed with model {fields.model!r}: this service searches with "
+            f"{', '.join(index.indexed_models()) or index.model}.",
+        )
+    if shown.kind == "url" and isinstance(query, str):
+        async with _slot(request.app.state.download_slots, "downloads"):
+            query = await run_in_threadpool(index.download_query, query)
     options = QueryOptions(
         folder=fields.folder,
         since=fields.since,
@@ -87,7 +97,7 @@ async def search(request: Request) -> SearchResponse:
         negative_ids=fields.negative_ids,
     )
     started = time.perf_counter()
-    async with _decode_slot(request, needed=shown.kind != "id"):
+    async with _slot(request.app.state.query_slots, "image queries", needed=shown.kind != "id"):
         result = await run_in_threadpool(
             index.search,
             query,
@@ -118,17 +128,18 @@ def _json_query(request: Request, fields: SearchRequest) -> tuple[str | bytes, S
 
 
 @asynccontextmanager
-async def _decode_slot(request: Request, needed: bool) -> AsyncIterator[None]:
-    """At most `query_slots` images decoded at once (each within IMGSEARCH_MAX_DECODE_BYTES),
-    so that memory stays bounded; a request that waits too long gets a 503."""
+async def _slot(slots: asyncio.Semaphore, what: str, needed: bool = True) -> AsyncIterator[None]:
+    """One of a few slots: at most `query_slots` images decoded at once (each within
+    IMGSEARCH_MAX_DECODE_BYTES, so memory stays bounded), at most `download_slots` query URLs
+    downloaded at once (a slow server cannot hold the decode slots); a request that waits too
+    long gets a 503."""
     if not needed:
         yield
         return
-    slots: asyncio.Semaphore = request.app.state.query_slots
     try:
         await asyncio.wait_for(slots.acquire(), timeout=QUERY_WAIT_S)
     except asyncio.TimeoutError:
-        raise HTTPException(503, "Too many image queries at once; try again in a moment.") from None
+        raise HTTPException(503, f"Too many {what} at once; try again in a moment.") from None
     try:
         yield
     finally:

@@ -62,6 +62,7 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.jobs = {}
     app.state.query_slots = asyncio.Semaphore(query_concurrency)
+    app.state.download_slots = asyncio.Semaphore(DOWNLOAD_CONCURRENCY)
 
     @app.middleware("http")
     async def measure(request: Request, call_next):
@@ -86,4 +87,5 @@ def create_app(
     return app
 
 
+DOWNLOAD_CONCURRENCY = 8  # query URLs downloaded at once
 FORM_OVERHEAD = 64 * 1024  # room for a multipart request's headers and small fields

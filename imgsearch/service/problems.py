@@ -22,6 +22,7 @@ from imgsearch.search import NoVectors, QueryImageError
 
 log = logging.getLogger("imgsearch.service")
 RETRY_AFTER_S = 2  # what a 503 tells clients to wait
+DOWN = "The database is not answering; try again in a few seconds."
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 # the status of a library error, by class (the first that matches)
@@ -81,6 +82,9 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, QueryImageError):
             return problem(QUERY_STATUS.get(exc.kind, 422), str(exc))
         status = next(code for kind, code in LIBRARY_STATUS.items() if isinstance(exc, kind))
+        if status == 503:  # the operator's details (where the server is) stay in the log
+            log.warning("database unavailable: %s", redact(str(exc)))
+            return problem(503, DOWN)
         return problem(status, str(exc))
 
     for kind in (QueryImageError, *LIBRARY_STATUS):
@@ -92,7 +96,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(psycopg.DataError, unusable_value)
 
     async def database_down(request: Request, exc: Exception) -> JSONResponse:
-        return problem(503, f"The database is not answering ({first_line(exc)}); try again in a few seconds.")
+        log.warning("database unavailable: %s", redact(first_line(exc)))
+        return problem(503, DOWN)
 
     for kind in (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
         app.add_exception_handler(kind, database_down)

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG"
@@ -99,7 +99,9 @@ def main() -> None:
             folder.mkdir()
             files = write_group(folder, buf.getvalue(), made)
             for scenario, sign in scenarios.items():
-                ages = {name: 1_700_000_000.0 + sign * (0 if name == "original" else 3600) for name, _ in files}
+                ages = {
+                    name: 1_700_000_000.0 + sign * (0 if name == "original" else 3600) for name, _ in files
+                }
                 new, old = judge(files, ages)
                 totals[scenario][0] += new
                 totals[scenario][1] += old

@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--distractors", type=int, default=300)
     parser.add_argument("--scale", type=int, default=10_000)
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.80, 0.85, 0.90, 0.95])
+    parser.add_argument("--duplicates-only", action="store_true", help="skip clusters and the 10,000")
     args = parser.parse_args()
 
     import imgsearch
@@ -96,14 +97,19 @@ def main() -> None:
             f"{args.distractors} elpv distractors"
         )
         for threshold in args.thresholds:
-            groups = index.duplicates(threshold)
+            groups = index.duplicates(threshold).groups
             precision, recall, found, true = pair_scores(groups, labels)
             photo_precision, _, photo_found, _ = pair_scores(groups, labels, photos_only=True)
+            largest = max((len(g.members) for g in groups), default=0)
             print(
                 f"  threshold {threshold:.2f}: recall {recall:.3f}, precision {precision:.3f} "
                 f"({found} pairs found, {true} true); pairs with a photo: precision "
-                f"{photo_precision:.3f} ({photo_found} found)"
+                f"{photo_precision:.3f} ({photo_found} found); {len(groups)} groups, the largest "
+                f"{largest} images"
             )
+        if args.duplicates_only:
+            index.close()
+            return
         photo_paths = [p for p, label in labels.items() if not label.startswith("elpv")]
         _clusters(index, photo_paths, labels, "photos + copies")
         index.close()
@@ -197,12 +203,12 @@ def _scale(url: str, n: int) -> None:
     create_index(index.db, encoder.name)
     built = time.perf_counter() - t0
     t0 = time.perf_counter()
-    groups = index.duplicates()
+    groups = index.duplicates(limit=20)  # the grouping, and the keepers of a first page
     seconds = time.perf_counter() - t0
     print(
         f"duplicates among {n:,} images (synthetic vectors, 4 near-copies of each of "
         f"{len(base):,}): {seconds:.1f} s with the HNSW index (built in {built:.1f} s), "
-        f"{len(groups):,} groups"
+        f"{groups.total:,} groups"
     )
     index.close()
 

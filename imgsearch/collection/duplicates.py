@@ -1,5 +1,5 @@
 """Duplicate groups: each image's nearest neighbours within a similarity threshold (served by
-the encoder's ANN index), joined into connected groups; decisions that last.
+the encoder's ANN index), gathered around centres (`_stars`); decisions that last.
 
 Decisions are stored per pair of contents (sha256), so a re-ingest (new image ids) keeps them:
 `not-duplicates` pairs are never linked again; `keep` marks which image of a pair to keep, and
@@ -98,22 +98,29 @@ def find_groups(
     """Groups of two or more images, largest first."""
     if not 0.0 < threshold <= 1.0:
         raise ImgsearchError("The duplicate threshold must be a similarity in (0, 1].")
-    parent: dict[int, int] = {}
-
-    def root(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b, _ in _links(conn, enc_id, dim, threshold, folder):
-        parent[root(a)] = root(b)
-    members: dict[int, list[int]] = {}
-    for image in parent:
-        members.setdefault(root(image), []).append(image)
-    groups = [_group(conn, ids) for ids in members.values() if len(ids) > 1]
+    links = _links(conn, enc_id, dim, threshold, folder)
+    groups = [_group(conn, ids) for ids in _stars(links)]
     return sorted(groups, key=lambda g: (-len(g.members), g.id))
+
+
+def _stars(links: list[tuple[int, int, float]]) -> list[list[int]]:
+    """Groups around a centre: the image linked to the most others takes them all, then the
+    next among those left, and so on. Every member is at or above the threshold to its group's
+    centre, so images that only chain through others (A~B~C, A not ~C) are not lumped together."""
+    near: dict[int, set[int]] = {}
+    for a, b, _ in links:
+        near.setdefault(a, set()).add(b)
+        near.setdefault(b, set()).add(a)
+    taken: set[int] = set()
+    groups = []
+    for centre in sorted(near, key=lambda x: (-len(near[x]), x)):
+        if centre in taken:
+            continue
+        members = [centre, *sorted(n for n in near[centre] if n not in taken)]
+        if len(members) > 1:
+            taken.update(members)
+            groups.append(members)
+    return groups
 
 
 def _group(conn: psycopg.Connection, ids: list[int]) -> Group:

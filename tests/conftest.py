@@ -48,6 +48,13 @@ def migrated_template(pg_admin_url: str):
         yield urlsplit(url).path.lstrip("/")
 
 
+@pytest.fixture(scope="module")
+def module_db(pg_admin_url: str, migrated_template: str):
+    """One database for a module's tests that only read what its fixture wrote."""
+    with pg.scratch_database(pg_admin_url, template=migrated_template) as url:
+        yield open_database(url)
+
+
 @pytest.fixture
 def db(pg_admin_url: str, migrated_template: str):
     """An isolated database with pgvector and the schema at head."""

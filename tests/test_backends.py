@@ -54,6 +54,7 @@ def test_torchvision_resnet_vectors_agree(resnet18_pair) -> None:
     assert _worst_cosine(got, torch_encoder.encode(_photos())) >= MIN_COSINE
 
 
+@pytest.mark.slow
 def test_ensemble_vectors_agree(lite0, lite0_torch, resnet18_pair) -> None:
     torch_resnet, onnx_resnet = resnet18_pair
     on_torch = EnsembleEncoder([lite0_torch, torch_resnet])
@@ -151,6 +152,7 @@ def test_the_first_export_says_so_in_one_line(db, tmp_path) -> None:
     assert again.returncode == 0 and "ONNX" not in again.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_gives_the_same_precision_with_either_backend(
     pg_admin_url, lite0, lite0_torch, tmp_path
 ) -> None:

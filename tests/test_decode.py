@@ -135,6 +135,7 @@ def decompression_bomb() -> bytes:
     return _png(Image.new("1", (40000, 40000)), optimize=True)
 
 
+@pytest.mark.slow
 def test_decompression_bomb_is_refused_before_decoding() -> None:
     data = decompression_bomb()
     assert len(data) < 1_000_000

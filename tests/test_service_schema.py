@@ -26,6 +26,7 @@ def api_schema(db, lite0, tmp_path):
     index.close()
 
 
+@pytest.mark.slow
 def test_api_never_fails_and_keeps_its_schema(api_schema) -> None:
     """Each operation of the schema, 30 generated requests. Driven through schemathesis's
     Python API (operations as Hypothesis strategies) rather than its pytest integration, whose

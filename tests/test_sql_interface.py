@@ -182,6 +182,7 @@ def test_the_lookup_role_cannot_choose_vectors(synthetic_db) -> None:
             conn.execute("SET ROLE imgsearch_lookup")
 
 
+@pytest.mark.slow
 def test_ivfflat_lists_and_drop(synthetic_db) -> None:
     db, enc_id, _ = synthetic_db
     assert default_lists(20_000) == 20 and default_lists(4_000_000) == 2000

@@ -10,6 +10,14 @@ from typing import Annotated
 import typer
 
 from imgsearch.cli.app import BackendOption, DeviceOption, app, echo_err, open_index
+from imgsearch.cli.learning import (
+    FinetuneFlag,
+    FirstBlockOption,
+    LrOption,
+    RotationsFlag,
+    SizeOption,
+    finetune_options,
+)
 
 
 @app.command("evaluate")
@@ -82,6 +90,14 @@ def evaluate_command(
             help="With --split --near-duplicates: edits per training image for the self-supervised head.",
         ),
     ] = 8,
+    finetune: FinetuneFlag = False,
+    finetune_epochs: Annotated[
+        int, typer.Option("--finetune-epochs", min=1, max=1000, help="With --split --finetune.")
+    ] = 15,
+    first_block: FirstBlockOption = 8,
+    size: SizeOption = 224,
+    rotations: RotationsFlag = False,
+    lr: LrOption = 3e-4,
     device: DeviceOption = None,
     backend: BackendOption = None,
 ) -> None:
@@ -105,6 +121,11 @@ def evaluate_command(
             from imgsearch.learning.train import TrainOptions
 
             options = TrainOptions(loss=loss, epochs=epochs, seed=seed)
+            tuning = (
+                finetune_options(finetune_epochs, first_block, size, rotations, lr, seed)
+                if finetune
+                else None
+            )
             if near_duplicates:
                 result = index.near_duplicates_split(
                     folder,
@@ -116,6 +137,7 @@ def evaluate_command(
                     copies=copies,
                     tta=tta,
                     augment=augment,
+                    finetune=tuning,
                     progress=show,
                 )
             else:
@@ -128,6 +150,7 @@ def evaluate_command(
                     labels_csv=labels,
                     options=options,
                     pca=pca or [64],
+                    finetune=tuning,
                     progress=show,
                 )
             text = split_table(result)

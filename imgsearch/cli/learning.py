@@ -3,11 +3,56 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from imgsearch.cli.app import BackendOption, DeviceOption, app, open_index
+
+if TYPE_CHECKING:
+    from imgsearch.learning.finetune import FinetuneOptions
+
+FinetuneFlag = Annotated[
+    bool,
+    typer.Option(
+        "--finetune",
+        help="Fine-tune EfficientNet-Lite0's last stages on the images (CPU, minutes): "
+        "a whole new encoder, ingested and searched like any (see the README).",
+    ),
+]
+FirstBlockOption = Annotated[
+    int,
+    typer.Option(
+        "--first-block",
+        min=1,
+        max=15,
+        help="With --finetune: the first of the 16 blocks trained (8: the last three stages).",
+    ),
+]
+SizeOption = Annotated[
+    int,
+    typer.Option("--size", min=96, max=640, help="With --finetune: input side in pixels."),
+]
+RotationsFlag = Annotated[
+    bool,
+    typer.Option(
+        "--rotations",
+        help="With --finetune: also train on upside-down and 90°-turned views "
+        "(images with no 'up': cells, microscopy, satellite).",
+    ),
+]
+LrOption = Annotated[float, typer.Option("--lr", min=1e-6, max=1.0, help="With --finetune: learning rate.")]
+
+
+def finetune_options(
+    epochs: int | None, first_block: int, size: int, rotations: bool, lr: float, seed: int
+) -> FinetuneOptions:
+    from imgsearch.learning.finetune import FinetuneOptions
+
+    o = FinetuneOptions(first_block=first_block, size=size, rotations=rotations, lr=lr, seed=seed)
+    if epochs is not None:
+        o.epochs = epochs
+    return o
 
 
 @app.command("train")
@@ -35,7 +80,9 @@ def train_command(
         ),
     ] = None,
     dim: Annotated[int, typer.Option("--dim", min=2, max=4096, help="Head output dimension.")] = 256,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, max=1000)] = 60,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, max=1000, help="Default 60 (a head), 15 (--finetune).")
+    ] = None,
     loss: Annotated[str, typer.Option("--loss", help="supcon or triplet (batch-hard).")] = "supcon",
     seed: Annotated[int, typer.Option("--seed", help="Seeds sampling and initialisation.")] = 0,
     labels: Annotated[
@@ -63,6 +110,11 @@ def train_command(
     copies: Annotated[
         int, typer.Option("--copies", min=1, max=32, help="With --self-supervised: edits per image.")
     ] = 8,
+    finetune: FinetuneFlag = False,
+    first_block: FirstBlockOption = 8,
+    size: SizeOption = 224,
+    rotations: RotationsFlag = False,
+    lr: LrOption = 3e-4,
     device: DeviceOption = None,
     backend: BackendOption = None,
 ) -> None:
@@ -71,8 +123,9 @@ def train_command(
     from imgsearch.learning.train import TrainOptions
 
     index = open_index(base, device, backend)
-    name = name or _default_name(folder, pca, whiten, self_supervised)
-    options = TrainOptions(dim=dim, epochs=epochs, loss=loss, seed=seed)
+    name = name or _default_name(folder, pca, whiten, self_supervised, finetune)
+    options = TrainOptions(dim=dim, epochs=epochs or 60, loss=loss, seed=seed)
+    tuning = finetune_options(epochs, first_block, size, rotations, lr, seed) if finetune else None
     with progress_display() as show:
         report = index.train(
             name,
@@ -84,8 +137,24 @@ def train_command(
             self_supervised=self_supervised,
             copies=copies,
             options=options,
+            finetune=tuning,
             progress=show,
         )
+    if tuning is not None:
+        d = report.details
+        typer.echo(
+            f"{report.name}: {report.kind} {report.base} (blocks {tuning.first_block}-15, "
+            f"{tuning.size} px), {report.images} images, {d['views']} views cached, "
+            f"{tuning.epochs} epochs in {report.seconds:.0f} s on {d['threads']} threads"
+        )
+        typer.echo(
+            f"  weights kept in the database (sha256 {d.get('sha256', '')[:12]}); "
+            "vectors come from ingesting:"
+        )
+        typer.echo(
+            f"  imgsearch ingest DIR --model {report.name}   then: imgsearch search IMG --model {report.name}"
+        )
+        return
     saved = 1 - report.bytes_per_vector / report.base_bytes_per_vector
     what = f"{report.classes} classes, " if report.kind == "head" else ""
     typer.echo(
@@ -103,8 +172,12 @@ def train_command(
     )
 
 
-def _default_name(folder: Path | None, pca: int | None, whiten: bool, self_supervised: bool) -> str:
+def _default_name(
+    folder: Path | None, pca: int | None, whiten: bool, self_supervised: bool, finetune: bool = False
+) -> str:
     stem = folder.absolute().name if folder else "collection"
+    if finetune:
+        return f"{stem}-{'ssl-' if self_supervised else ''}finetuned"
     if pca is not None:
         return f"{stem}-pca{pca}{'w' if whiten else ''}"
     return f"{stem}-{'ssl' if self_supervised else 'head'}"

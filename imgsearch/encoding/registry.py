@@ -129,6 +129,33 @@ def _single(name: str, device: Any, weights: str | Path | None, backend: str | N
     return onnx_export.export(torch_models.build(name, "cpu", weights), key, onnx_device)
 
 
+def finetuned_encoder(
+    name: str, weights: Path, size: int, device: Any = None, backend: str | None = None
+) -> Encoder:
+    """An EfficientNet-Lite0 fine-tuned on a collection (`imgsearch train --finetune`): its
+    state-dict file, called `name`, fed `size`-pixel crops; ONNX Runtime or torch like any."""
+    device = device if device is not None else config.load().device
+    if resolve_backend(backend, str(device)) == "torch":
+        from imgsearch.encoding import torch_models
+
+        encoder: Encoder = torch_models.build_efficientnet_lite0(device, weights, name=name, size=size)
+    else:
+        from imgsearch.encoding.onnx_runtime import load_cached
+
+        onnx_device = "cpu" if str(device) in ("auto", "cpu") else str(device)
+        key = f"{export_key(name, weights)}.size{size}"
+        cached = load_cached(key, onnx_device)
+        if cached is None:
+            log.warning("imgsearch: exporting %s to ONNX once (this needs torch)", name)
+            from imgsearch.encoding import onnx_export, torch_models
+
+            built = torch_models.build_efficientnet_lite0("cpu", weights, name=name, size=size)
+            cached = onnx_export.export(built, key, onnx_device)
+        encoder = cached
+    encoder.weights_path = str(weights)
+    return encoder
+
+
 def weights_present(name: str) -> tuple[bool, str]:
     """Whether `name`'s weights can be loaded now without network, and from where."""
     results = []

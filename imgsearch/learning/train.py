@@ -6,7 +6,8 @@ the batch) or supervised contrastive (Khosla et al. 2020). Batches hold P classe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,20 @@ from imgsearch.encoding.projection import Head
 from imgsearch.errors import ImgsearchError
 
 LOSSES = ("triplet", "supcon")
+TRAIN_THREADS = 2  # fixed: how every sum is split between threads, hence the weights, depends on it
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int = TRAIN_THREADS) -> Iterator[None]:
+    """Run torch on exactly `n` threads (whatever the cores or OMP_NUM_THREADS), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -53,7 +68,13 @@ def stratified_split(
 def train_head(
     vectors: np.ndarray, labels: Sequence[str], base: str, options: TrainOptions | None = None
 ) -> Head:
-    """A head trained so that images of one label end up close together."""
+    """A head trained so that images of one label end up close together (on `TRAIN_THREADS`
+    threads, so the same at any thread count)."""
+    with fixed_threads():
+        return _train_head(vectors, labels, base, options)
+
+
+def _train_head(vectors: np.ndarray, labels: Sequence[str], base: str, options: TrainOptions | None) -> Head:
     import torch
     import torch.nn.functional as F
 

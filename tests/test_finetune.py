@@ -46,6 +46,7 @@ def _paths_labels(root: Path) -> tuple[list[str], list[str]]:
     return paths, [Path(p).parent.name for p in paths]
 
 
+@pytest.mark.slow
 def test_fine_tuning_learns_and_is_the_same_at_any_thread_count(labelled: Path) -> None:
     paths, labels = _paths_labels(labelled)
     result = finetune(paths, labels, TINY)
@@ -124,3 +125,20 @@ def test_a_fine_tuned_encoder_is_kept_ingested_searched_and_runs_on_onnx(
     assert result.exit_code == 0, result.output
     with connect(db) as conn:
         assert finetuned.by_name(conn, "tuned") is None
+
+
+@pytest.mark.slow
+def test_held_out_evaluation_has_fine_tuned_rows(db, lite0, labelled: Path) -> None:
+    from dataclasses import replace
+
+    from imgsearch.evaluation.split import split_evaluate, split_near_duplicates
+
+    result = split_evaluate(labelled, encoder=lite0, database=db, ks=(1, 3), pca=(), finetune=TINY)
+    row = result.rows[-1]
+    assert row.encoder.startswith("fine-tuned (blocks 14-15, 96 px)") and row.dimension == 1280
+    assert 0.0 <= row.scores["P@3"].low <= row.scores["P@3"].mean <= row.scores["P@3"].high <= 1.0
+    copies = split_near_duplicates(
+        labelled, encoder=lite0, database=db, ks=(1,), finetune=replace(TINY, edits=2)
+    )
+    row = copies.rows[-1]
+    assert row.encoder.startswith("fine-tuned on edits") and row.scores["recall@1"].mean > 0.0

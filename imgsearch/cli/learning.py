@@ -108,8 +108,11 @@ def train_command(
         ),
     ] = False,
     copies: Annotated[
-        int, typer.Option("--copies", min=1, max=32, help="With --self-supervised: edits per image.")
-    ] = 8,
+        int | None,
+        typer.Option(
+            "--copies", min=1, max=32, help="With --self-supervised: edits per image (8; 4 with --finetune)."
+        ),
+    ] = None,
     finetune: FinetuneFlag = False,
     first_block: FirstBlockOption = 8,
     size: SizeOption = 224,
@@ -126,6 +129,8 @@ def train_command(
     name = name or _default_name(folder, pca, whiten, self_supervised, finetune)
     options = TrainOptions(dim=dim, epochs=epochs or 60, loss=loss, seed=seed)
     tuning = finetune_options(epochs, first_block, size, rotations, lr, seed) if finetune else None
+    if tuning is not None and copies is not None:
+        tuning.edits = copies
     with progress_display() as show:
         report = index.train(
             name,
@@ -135,7 +140,7 @@ def train_command(
             pca=pca,
             whiten=whiten,
             self_supervised=self_supervised,
-            copies=copies,
+            copies=copies or 8,
             options=options,
             finetune=tuning,
             progress=show,

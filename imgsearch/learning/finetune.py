@@ -47,7 +47,7 @@ class FinetuneOptions:
     batch: int = 64
     weight_decay: float = 1e-4
     rotations: bool = False  # views also flipped upside down and turned 90° (no "up")
-    edits: int = 8  # self-supervised: random edits per image
+    edits: int = 4  # self-supervised: random edits per image
     seed: int = 0
 
     def preprocessing(self) -> Preprocessing:
@@ -84,9 +84,9 @@ def _network() -> Any:
         return EfficientNet.from_pretrained(EFFICIENTNET_LITE0, weights_path=str(path))
 
 
-def _views(array: np.ndarray, rotations: bool) -> list[np.ndarray]:
+def _views(array: np.ndarray, rotations: bool, mirror: bool = True) -> list[np.ndarray]:
     """The picture and its mirror image (and, with `rotations`, the other six symmetries)."""
-    views = [array, array[:, ::-1]]
+    views = [array, array[:, ::-1]] if mirror or rotations else [array]
     if rotations:
         views += [array[::-1], array[::-1, ::-1]]
         views += [v.transpose(1, 0, 2) for v in views[:4]]
@@ -188,7 +188,7 @@ def finetune(
         if len(kept) < 2:
             raise ImgsearchError("Fine-tuning needs at least two readable images.")
         stages = _Stages(_network(), o.first_block, preprocessing)
-        cache, owners = _cache(stages, pictures, target, o, progress, started)
+        cache, owners = _cache(stages, pictures, o, supervised, progress, started)
         params = stages.parameters()
         optimiser = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
         rng = np.random.default_rng(o.seed)
@@ -223,15 +223,16 @@ def finetune(
     return FinetuneResult(buffer.getvalue(), details)
 
 
-def _cache(stages: _Stages, pictures, target, o: FinetuneOptions, progress, started):
-    """The frozen stages' output for every view (float16), and the image of each view."""
+def _cache(stages: _Stages, pictures, o: FinetuneOptions, supervised: bool, progress, started):
+    """The frozen stages' output for every view (float16), and the image of each view (the
+    random edits of self-supervised training mirror pictures already)."""
     import torch
 
     parts, owners = [], []
     batch: list[np.ndarray] = []
     batch_owners: list[int] = []
     budget = MAX_CACHE_BYTES
-    done, total = 0, len(pictures)
+    total = len(pictures)
 
     def flush() -> None:
         parts.append(stages.frozen(np.stack(batch)))
@@ -241,7 +242,7 @@ def _cache(stages: _Stages, pictures, target, o: FinetuneOptions, progress, star
 
     for image, views in enumerate(pictures):
         for view in views:
-            for flipped in _views(view, o.rotations):
+            for flipped in _views(view, o.rotations, mirror=supervised):
                 batch.append(flipped)
                 batch_owners.append(image)
         if len(batch) >= 32:
@@ -253,10 +254,8 @@ def _cache(stages: _Stages, pictures, target, o: FinetuneOptions, progress, star
                     "Fine-tuning would cache more than 3 GiB of activations: use fewer images, "
                     "a later --first-block or a smaller --size."
                 )
-        done = image
     if batch:
         flush()
-    del done
     return torch.cat(parts), np.asarray(owners)
 
 

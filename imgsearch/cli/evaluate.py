@@ -97,7 +97,7 @@ def evaluate_command(
     first_block: FirstBlockOption = 8,
     size: SizeOption = 224,
     rotations: RotationsFlag = False,
-    lr: LrOption = 3e-4,
+    lr: LrOption = 1e-4,
     device: DeviceOption = None,
     backend: BackendOption = None,
 ) -> None:

@@ -3,8 +3,9 @@
 The stages before `first_block` stay frozen, so their output for every training view is
 computed once and cached (float16); each epoch then runs only the trained stages (the last
 blocks and the 1x1 head convolution; BatchNorm statistics and affine weights stay frozen). The
-loss is supervised contrastive (Khosla et al. 2020) on the mean-pooled, normalised output:
-images of one label pull together. Without labels (`self_supervised`), each image is its own
+loss is supervised contrastive (Khosla et al. 2020) on the mean-pooled, normalised output
+(images of one label pull together) plus the cross-entropy of a linear classifier on it, used
+during training only. Without labels (`self_supervised`), each image is its own
 label and its views are random edits (crop, rotation, border, caption, JPEG, colour, ...): a
 copy detector in the SSCD spirit, trained on the collection itself.
 
@@ -40,10 +41,11 @@ MAX_CACHE_BYTES = 3 << 30  # cached activations, at most (views are dropped beyo
 @dataclass
 class FinetuneOptions:
     epochs: int = 15
-    lr: float = 3e-4
+    lr: float = 1e-4
     first_block: int = 8  # the last three stages (blocks 8-15) are trained
     size: int = 224  # input side (the centre crop); the resize keeps 256/224 of it
     temperature: float = 0.1
+    classify: float = 1.0  # weight of a cross-entropy term (a linear classifier, labelled only)
     batch: int = 64
     weight_decay: float = 1e-4
     rotations: bool = False  # views also flipped upside down and turned 90° (no "up")
@@ -190,6 +192,9 @@ def finetune(
         stages = _Stages(_network(), o.first_block, preprocessing)
         cache, owners = _cache(stages, pictures, o, supervised, progress, started)
         params = stages.parameters()
+        classifier = torch.nn.Linear(1280, int(target.max()) + 1) if supervised and o.classify else None
+        if classifier is not None:  # a training aid only: the encoder is the pooled features
+            params += list(classifier.parameters())
         optimiser = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
         rng = np.random.default_rng(o.seed)
         by_owner = [np.flatnonzero(owners == i) for i in range(len(kept))]
@@ -199,8 +204,11 @@ def finetune(
             total = 0.0
             for rows in _batches(rng, by_owner, target, o.batch, supervised):
                 x = cache[torch.from_numpy(rows)].float()
-                z = F.normalize(stages.trained(x), dim=1)
-                loss = supcon(z, y[owners[rows]], o.temperature)
+                features = stages.trained(x)
+                labels_of_rows = y[owners[rows]]
+                loss = supcon(F.normalize(features, dim=1), labels_of_rows, o.temperature)
+                if classifier is not None:
+                    loss = loss + o.classify * F.cross_entropy(classifier(features), labels_of_rows)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()

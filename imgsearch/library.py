@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from imgsearch.browse import CollectionStats, Folder, ImageInfo, ImagePage
+    from imgsearch.collection.calibration import Calibration
     from imgsearch.collection.clusters import Clustering, ClusterMember
     from imgsearch.collection.duplicates import DuplicatePage, Group
     from imgsearch.collection.maps import Point
@@ -318,28 +319,62 @@ class Index:
         limit: int | None = None,
     ) -> DuplicatePage:
         """Groups of near-identical images, largest first (see collection.duplicates), a page at
-        a time, each with its suggested keeper (collection.keeper). The groups are computed once
-        per state of the collection and shared by callers asking at once; the keepers of the
-        page asked for are chosen when it is asked for."""
+        a time, each with its suggested keeper (collection.keeper). Without `threshold`, the
+        contrast rule with the encoder's calibrated margin (`calibrate_duplicates`; the default
+        margin until there is one); with it, the global rule. The groups are computed once per
+        state of the collection and rule and shared by callers asking at once; the keepers of
+        the page asked for are chosen when it is asked for."""
         from imgsearch.browse import resolve_folder
         from imgsearch.collection.cache import collection_version
-        from imgsearch.collection.duplicates import DEFAULT_THRESHOLD, DuplicatePage, find_groups, suggest
+        from imgsearch.collection.calibration import stored_calibration
+        from imgsearch.collection.duplicates import DEFAULT_MARGIN, DuplicatePage, find_groups, suggest
 
-        at = threshold or DEFAULT_THRESHOLD
+        margin: float | None = None
         with self.reading() as conn:
             enc = self._indexed_encoder(conn, model)
             version = collection_version(conn, enc.id)
             folder = resolve_folder(conn, folder)
+            if threshold is not None:
+                rule = "threshold"
+            elif (calibration := stored_calibration(conn, enc.id)) is not None:
+                rule, margin = "calibrated", calibration.margin
+            else:
+                rule, margin = "default margin", DEFAULT_MARGIN
 
         def compute() -> list[Group]:
             with self.reading() as conn:
-                return find_groups(conn, enc.id, enc.dimension, at, folder)
+                return find_groups(conn, enc.id, enc.dimension, threshold, folder, margin)
 
-        groups = self._duplicate_groups.get((enc.id, at, folder, version), compute)
+        groups = self._duplicate_groups.get((enc.id, threshold, margin, folder, version), compute)
         page = groups[offset : None if limit is None else offset + limit]
         with self.reading() as conn:
             suggested = [suggest(conn, enc.id, enc.dimension, g, self._looks.look) for g in page]
-        return DuplicatePage(suggested, len(groups), at)
+        return DuplicatePage(suggested, len(groups), threshold, margin, rule)
+
+    def calibrate_duplicates(
+        self, model: str | None = None, *, sample: int = 200, target: float = 0.99, seed: int = 0
+    ) -> Calibration:
+        """Measure the duplicate margin on edited copies of a sample of the collection, store it
+        for the encoder and return it (see collection.calibration)."""
+        from imgsearch.collection.calibration import calibrate, store_calibration
+
+        with self.reading() as conn:
+            enc = self._indexed_encoder(conn, model)
+        encoder = self.encoder(enc.name)
+        with connect(self.db) as conn:
+            calibration = calibrate(
+                conn, encoder, enc.id, enc.dimension, sample=sample, target=target, seed=seed
+            )
+            store_calibration(conn, enc.id, calibration)
+            conn.commit()
+        return calibration
+
+    def duplicate_calibration(self, model: str | None = None) -> Calibration | None:
+        """The encoder's latest stored duplicate calibration, if any."""
+        from imgsearch.collection.calibration import stored_calibration
+
+        with self.reading() as conn:
+            return stored_calibration(conn, self._indexed_encoder(conn, model).id)
 
     def decide(
         self, image_ids: Sequence[int], decision: str, keep: int | None = None, exclude: Sequence[int] = ()

@@ -1,4 +1,5 @@
-"""Duplicate groups on real photos and their edited copies; decisions that last."""
+"""Duplicate groups on real photos and their edited copies; decisions that last; the contrast
+rule among look-alike images, its calibration, the CLI's and the API's account of the rule."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import skimage.data
 from fastapi.testclient import TestClient
-from PIL import ImageOps
+from PIL import Image, ImageOps
+from typer.testing import CliRunner
 
+from imgsearch.cli import app
+from imgsearch.collection.calibration import GRID
+from imgsearch.collection.duplicates import DEFAULT_MARGIN
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
@@ -98,6 +104,9 @@ def test_cli_json_shape_and_api(index, db) -> None:
     )
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
+    assert set(data) == {"rule", "margin", "threshold", "groups"}
+    assert data["rule"] == "calibrated" and data["threshold"] is None  # calibrated on first use
+    assert "calibrated on 19 images: margin" in run.stderr
     group = data["groups"][0]
     assert set(group) == {"id", "keep", "reasons", "members"}
     assert set(group["members"][0]) == {
@@ -113,6 +122,7 @@ def test_cli_json_shape_and_api(index, db) -> None:
     with TestClient(create_app(index, api_token="t")) as client:
         page = client.get("/api/duplicates", params={"limit": 2}).json()
         assert page["total"] == 3 and len(page["groups"]) == 2 and page["next_offset"] == 2
+        assert (page["rule"], page["margin"]) == ("calibrated", data["margin"])
         ids = [m["id"] for m in page["groups"][0]["members"]]
         body = {"decision": "not-duplicates", "image_ids": ids}
         url = f"/api/duplicates/{page['groups'][0]['id']}/decision"
@@ -120,3 +130,114 @@ def test_cli_json_shape_and_api(index, db) -> None:
         done = client.post(url, json=body, headers={"Authorization": "Bearer t"})
         assert done.status_code == 200, done.text
         assert client.get("/api/duplicates").json()["total"] == 2
+
+
+# --- the contrast rule and its calibration ------------------------------------------------
+
+LOOKALIKE_PHOTOS = ["chelsea", "coffee", "astronaut"]
+HEAVY_EDITS = {
+    "crop70": lambda img: center_crop(img, 0.7),
+    "rot15": lambda img: img.rotate(15, resample=Image.Resampling.BILINEAR),
+    "grey": lambda img: ImageOps.grayscale(img).convert("RGB"),
+    "border": lambda img: ImageOps.expand(img, border=min(img.size) // 10, fill=(255, 255, 255)),
+}
+
+
+def _tiles() -> list[Image.Image]:
+    """64 different 64x64 tiles of one gravel photo: look-alikes, not copies of each other
+    (their nearest neighbours reach 0.9 and more with efficientnet-lite0)."""
+    gravel = skimage.data.gravel()
+    return [
+        Image.fromarray(gravel[y : y + 64, x : x + 64]).convert("RGB")
+        for y in range(0, 512, 64)
+        for x in range(0, 512, 64)
+    ]
+
+
+@pytest.fixture
+def lookalikes(db, lite0, tmp_path):
+    """Three photos with four heavy edits each, two single photos, among 64 gravel tiles."""
+    for i, tile in enumerate(_tiles()):
+        tile.save(tmp_path / f"gravel{i:02d}.png")
+    for name in [*LOOKALIKE_PHOTOS, "rocket", "grace_hopper"]:
+        img = sample_photos()[name]
+        img.save(tmp_path / f"{name}.jpg", quality=92)
+        if name in LOOKALIKE_PHOTOS:
+            for edit, make in HEAVY_EDITS.items():
+                make(img).save(tmp_path / f"{name}.{edit}.png")
+    index = Index(db.url, device="cpu", encoders=[lite0])
+    index.ingest([tmp_path])
+    yield index
+    index.close()
+
+
+def test_contrast_rule_groups_copies_among_lookalikes_where_a_threshold_cannot(lookalikes) -> None:
+    page = lookalikes.duplicates()  # nothing calibrated: the default margin
+    assert (page.rule, page.margin, page.threshold) == ("default margin", DEFAULT_MARGIN, None)
+    assert sorted(sorted(_names(g)) for g in page.groups) == [[name] for name in sorted(LOOKALIKE_PHOTOS)]
+    assert all(len(g.members) == 1 + len(HEAVY_EDITS) for g in page.groups)  # every copy found
+    # one similarity for the whole collection: the gravel tiles group with one another
+    old = lookalikes.duplicates(0.85)
+    assert (old.rule, old.margin, old.threshold) == ("threshold", None, 0.85)
+    tiles = [g for g in old.groups if any(name.startswith("gravel") for name in _names(g))]
+    assert tiles and max(len(g.members) for g in tiles) >= 3
+    with TestClient(create_app(lookalikes)) as client:
+        auto = client.get("/api/duplicates").json()
+        assert (auto["rule"], auto["margin"], auto["threshold"], auto["total"]) == (
+            "default margin",
+            DEFAULT_MARGIN,
+            None,
+            len(LOOKALIKE_PHOTOS),
+        )
+        asked = client.get("/api/duplicates", params={"threshold": 0.85}).json()
+        assert (asked["rule"], asked["margin"], asked["threshold"]) == ("threshold", None, 0.85)
+        assert asked["total"] == old.total
+
+
+def test_calibration_is_stored_used_and_explained(lookalikes, db, monkeypatch) -> None:
+    calibration = lookalikes.calibrate_duplicates(sample=24, seed=1)
+    assert calibration.margin in GRID and 0 < calibration.images <= 24
+    assert calibration.copies == 4 * calibration.images
+    assert [row["margin"] for row in calibration.table] == list(GRID)
+    chosen = next(row for row in calibration.table if row["margin"] == calibration.margin)
+    assert chosen["negatives"] <= 0.01 or calibration.margin == GRID[-1]
+    assert (calibration.recall, calibration.negatives) == (chosen["recall"], chosen["negatives"])
+    stored = rows(db, "SELECT threshold, details->>'images' FROM imgsearch.duplicate_calibrations")
+    assert stored == [(pytest.approx(calibration.margin), str(calibration.images))]
+    page = lookalikes.duplicates()
+    assert (page.rule, page.margin) == ("calibrated", calibration.margin)
+
+    monkeypatch.setenv("IMGSEARCH_DATABASE_URL", db.url)
+    monkeypatch.setenv("IMGSEARCH_DEVICE", "cpu")
+    runner = CliRunner()
+    explained = runner.invoke(app, ["duplicates", "--explain"])
+    assert explained.exit_code == 0, explained.output
+    assert f"rule: calibrated margin {calibration.margin:.2f}" in explained.output
+    assert f"sample: {calibration.images} images, {calibration.copies} edited copies" in explained.output
+    assert f"expected recall {calibration.recall:.3f}" in explained.output
+    assert "0.50" in explained.output  # the per-margin table
+    asked = runner.invoke(app, ["duplicates", "--explain", "--threshold", "0.9"])
+    assert "rule: threshold: similarity 0.9 or more" in asked.output
+    listed = runner.invoke(app, ["duplicates", "--json"])
+    assert listed.exit_code == 0, listed.output
+    data = json.loads(listed.stdout)
+    assert (data["rule"], data["margin"], data["threshold"]) == ("calibrated", calibration.margin, None)
+    assert "calibrated on" not in listed.output  # a calibration was stored: none made
+    listed = json.loads(runner.invoke(app, ["duplicates", "--json", "--threshold", "0.85"]).stdout)
+    assert (listed["rule"], listed["margin"], listed["threshold"]) == ("threshold", None, 0.85)
+    assert len(listed["groups"]) == lookalikes.duplicates(0.85).total
+
+
+def test_cli_calibrates_the_first_time_and_explains_without_one(lookalikes, db, monkeypatch) -> None:
+    monkeypatch.setenv("IMGSEARCH_DATABASE_URL", db.url)
+    monkeypatch.setenv("IMGSEARCH_DEVICE", "cpu")
+    runner = CliRunner()
+    explained = runner.invoke(app, ["duplicates", "--explain"])
+    assert explained.exit_code == 0, explained.output
+    assert "rule: default margin 0.20" in explained.output
+    assert "imgsearch duplicates --calibrate" in explained.output
+    listed = runner.invoke(app, ["duplicates"])
+    assert listed.exit_code == 0, listed.output
+    assert "calibrated on 81 images: margin" in listed.stderr
+    assert rows(db, "SELECT count(*) FROM imgsearch.duplicate_calibrations") == [(1,)]
+    assert "groups (calibrated margin" in listed.stdout

@@ -407,6 +407,9 @@ def test_duplicates_suggest_the_original_and_decide_per_image(web_page, server) 
     groups = page.locator("[data-testid=dup-group]")
     expect(groups.first).to_be_visible(timeout=30_000)
     expect(page.get_by_test_id("duplicates-message")).not_to_have_class(re.compile("error"))
+    # no threshold asked: the contrast rule (nothing calibrated here, so its default margin)
+    expect(page.get_by_test_id("threshold")).to_have_value("")
+    expect(page.get_by_test_id("duplicates-message")).to_contain_text("by the default rule (margin 0.20")
     for group in groups.all():
         kept = group.locator(".card.keep .name").inner_text()
         assert "_rot12" not in kept, kept  # never the copy with black corners

@@ -25,12 +25,22 @@ def duplicates_command(
             "--threshold",
             min=0.5,
             max=1.0,
-            help="Cosine similarity at or above which two images "
-            "are duplicates (default 0.85, see the README).",
+            help="Cosine similarity at or above which two images are duplicates, for the whole "
+            "collection (default: the calibrated rule, see --explain and the README).",
         ),
     ] = None,
     folder: Annotated[str | None, typer.Option("--folder", help="Only images under this folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Measure the margin on edited copies of a sample of the collection and store it.",
+        ),
+    ] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show the rule in use and the stored calibration.")
+    ] = False,
     model: ModelOption = None,
 ) -> None:
     """List duplicate groups, largest first, each with a suggested image to keep."""
@@ -38,12 +48,42 @@ def duplicates_command(
         return
     from imgsearch.tables import render, table
 
-    groups = open_index(model).duplicates(threshold, folder=folder).groups
+    index = open_index(model)
+    if calibrate:
+        calibration = index.calibrate_duplicates(model)
+        if as_json:
+            typer.echo(json.dumps(calibration.to_json(), ensure_ascii=False))
+        else:
+            typer.echo(_calibrated(calibration))
+            typer.echo(render(_margin_table(calibration)))
+        return
+    if explain:
+        typer.echo(_explain(index, model, threshold))
+        return
+    if threshold is None and index.duplicate_calibration(model) is None:
+        from imgsearch.errors import ImgsearchError
+
+        try:
+            echo_err(_calibrated(index.calibrate_duplicates(model)))
+        except ImgsearchError as exc:
+            echo_err(f"not calibrated ({exc}); the default margin is used")
+    page = index.duplicates(threshold, folder=folder)
+    groups = page.groups
     if as_json:
-        typer.echo(json.dumps({"groups": [g.to_json() for g in groups]}, ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                {
+                    "rule": page.rule,
+                    "margin": page.margin,
+                    "threshold": page.threshold,
+                    "groups": [g.to_json() for g in groups],
+                },
+                ensure_ascii=False,
+            )
+        )
         return
     if not groups:
-        typer.echo("no duplicates")
+        typer.echo(f"no duplicates ({_rule(page)})")
         return
     for g in groups:
         rows = [
@@ -70,9 +110,87 @@ def duplicates_command(
             + "\n"
         )
     typer.echo(
-        f"{len(groups)} groups; decide with `imgsearch duplicates decide`, then "
+        f"{len(groups)} groups ({_rule(page)}); decide with `imgsearch duplicates decide`, then "
         "`imgsearch duplicates resolve`"
     )
+
+
+def _rule(page) -> str:
+    """How a page's groups were found, in a few words."""
+    if page.rule == "threshold":
+        return f"similarity {page.threshold:g} or more"
+    return f"{'calibrated' if page.rule == 'calibrated' else 'default'} margin {page.margin:.2f}"
+
+
+def _calibrated(c) -> str:
+    return (
+        f"calibrated on {c.images} images: margin {c.margin:.2f} "
+        f"(expected recall {c.recall:.3f} at precision {c.target:g})"
+    )
+
+
+def _margin_table(c):
+    from imgsearch.tables import table
+
+    return table(
+        ["margin", "copies linked (recall)", "linked to an unrelated image"],
+        [
+            (
+                ("* " if row["margin"] == c.margin else "") + f"{row['margin']:.2f}",
+                f"{row['recall']:.3f}",
+                f"{row['negatives']:.3f}",
+            )
+            for row in c.table
+        ],
+        right=["margin", "copies linked (recall)", "linked to an unrelated image"],
+    )
+
+
+def _explain(index, model: str | None, threshold: float | None) -> str:
+    """The rule `imgsearch duplicates` uses with these options, and the stored calibration."""
+    from imgsearch.collection.duplicates import BACKGROUND, DEFAULT_MARGIN, FALLBACK_THRESHOLD, NEIGHBOURS
+    from imgsearch.tables import render
+
+    calibration = index.duplicate_calibration(model)
+    contrast = (
+        f"each image's {NEIGHBOURS} nearest neighbours are duplicates when their similarity "
+        f"exceeds both images' background (the median similarity of their neighbours ranked "
+        f"{BACKGROUND[0] + 1} to {BACKGROUND[1]}) by the margin; an image with fewer than "
+        f"{BACKGROUND[1]} neighbours needs similarity {FALLBACK_THRESHOLD} or more"
+    )
+    if threshold is not None:
+        lines = [
+            f"rule: threshold: similarity {threshold:g} or more to one of an image's {NEIGHBOURS} "
+            "nearest neighbours (--threshold overrides the calibration)"
+        ]
+    elif calibration is not None:
+        lines = [f"rule: calibrated margin {calibration.margin:.2f}: {contrast}"]
+    else:
+        lines = [f"rule: default margin {DEFAULT_MARGIN:.2f}: {contrast}"]
+    if calibration is None:
+        name = model or index.model
+        lines.append(
+            f"no calibration stored for {name}: `imgsearch duplicates --calibrate` measures one "
+            "(a plain `imgsearch duplicates` does so the first time)"
+        )
+        return "\n".join(lines)
+    when = calibration.created_at.strftime("%Y-%m-%d %H:%M %Z") if calibration.created_at else "?"
+    p = calibration.percentiles
+    lines += [
+        f"calibration of {calibration.encoder}: margin {calibration.margin:.2f}, measured {when} "
+        f"in {calibration.seconds:g} s",
+        f"sample: {calibration.images} images, {calibration.copies} edited copies (seed {calibration.seed})",
+        f"expected recall {calibration.recall:.3f}; copies linked to an unrelated image "
+        f"{calibration.negatives:.3f} (target precision {calibration.target:g})",
+    ]
+    for key, words in (
+        ("copy_contrast", "copy to its original, over the background"),
+        ("unrelated_contrast", "copy to the nearest unrelated image, over the background"),
+        ("copy_similarity", "copy to its original, similarity"),
+    ):
+        if p.get(key):
+            lines.append(f"percentiles 5/25/50/75/95, {words}: " + " ".join(f"{v:.3f}" for v in p[key]))
+    return "\n".join(lines) + "\n" + render(_margin_table(calibration))
 
 
 @duplicates_app.command("decide")

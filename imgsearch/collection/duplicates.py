@@ -1,5 +1,15 @@
-"""Duplicate groups: each image's nearest neighbours within a similarity threshold (served by
-the encoder's ANN index), gathered around centres (`_stars`); decisions that last.
+"""Duplicate groups: each image linked to its nearest neighbours (served by the encoder's ANN
+index) that stand out from the images around it, gathered around centres (`_stars`); decisions
+that last.
+
+The rule (`find_groups`): a neighbour j of i is linked when their similarity exceeds both
+images' background by a margin. An image's background is the median similarity of its
+neighbours ranked 17th to 32nd: among look-alike images (solar cells, say) unrelated nearest
+neighbours reach 0.96 and the background is high, while a photo's copies stand well above a
+low one, so one margin fits both where one similarity threshold fits neither. The margin is
+measured on the collection (`calibration`); an image with fewer than 32 neighbours has no
+background and is held to FALLBACK_THRESHOLD instead. An explicit `threshold` keeps the older
+global rule (similarity at or above it).
 
 Decisions are stored per pair of contents (sha256), so a re-ingest (new image ids) keeps them:
 `not-duplicates` pairs are never linked again; `keep` marks which image of a pair to keep, and
@@ -8,17 +18,23 @@ Decisions are stored per pair of contents (sha256), so a re-ingest (new image id
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import psycopg
 
 from imgsearch.collection.keeper import Look, choose
+from imgsearch.db.connection import scalar
 from imgsearch.errors import ImgsearchError
 from imgsearch.sources import location_of
 
-DEFAULT_THRESHOLD = 0.85  # cosine similarity, chosen by benchmarks/collection.py (README)
-NEIGHBOURS = 16  # neighbours looked at per image
+FALLBACK_THRESHOLD = 0.85  # the contrast rule's bar for an image without a background
+DEFAULT_MARGIN = 0.2  # over the background, when no calibration is stored (benchmarks/duplicates.py)
+NEIGHBOURS = 16  # neighbours that can be linked, per image
+BACKGROUND = (16, 32)  # ranks (0-based, end excluded) whose median similarity is the background
+EF_SEARCH = 64  # HNSW candidates for the 32 neighbours
+RULES = ("calibrated", "default margin", "threshold")  # how a page's groups were found
 
 
 @dataclass
@@ -57,7 +73,9 @@ class Group:
 class DuplicatePage:
     groups: list[Group]  # this page's, each with its suggested keeper
     total: int  # groups in all
-    threshold: float
+    threshold: float | None  # the global rule's similarity (rule "threshold"), else None
+    margin: float | None = None  # over the background (the contrast rule), else None
+    rule: str = "threshold"  # one of RULES
 
 
 def _links(
@@ -92,21 +110,127 @@ def find_groups(
     conn: psycopg.Connection,
     enc_id: int,
     dim: int,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     folder: str | None = None,
+    margin: float | None = None,
 ) -> list[Group]:
-    """Groups of two or more images, largest first."""
-    if not 0.0 < threshold <= 1.0:
-        raise ImgsearchError("The duplicate threshold must be a similarity in (0, 1].")
-    links = _links(conn, enc_id, dim, threshold, folder)
+    """Groups of two or more images, largest first: with `threshold`, the global rule
+    (similarity at or above it); else the contrast rule with `margin` (DEFAULT_MARGIN)."""
+    if threshold is not None:
+        if not 0.0 < threshold <= 1.0:
+            raise ImgsearchError("The duplicate threshold must be a similarity in (0, 1].")
+        links = _links(conn, enc_id, dim, threshold, folder)
+    else:
+        margin = DEFAULT_MARGIN if margin is None else margin
+        if not 0.0 < margin < 1.0:
+            raise ImgsearchError("The duplicate margin must be in (0, 1).")
+        links = _contrast_links(conn, enc_id, dim, margin, folder)
     groups = [_group(conn, ids) for ids in _stars(links)]
     return sorted(groups, key=lambda g: (-len(g.members), g.id))
 
 
+Neighbours = list[tuple[int, float, bool]]  # (image, similarity, under the folder asked), nearest first
+
+
+def neighbour_lists(
+    conn: psycopg.Connection,
+    enc_id: int,
+    dim: int,
+    ids: Sequence[int] | None = None,
+    folder: str | None = None,
+) -> dict[int, Neighbours]:
+    """Each image's BACKGROUND[1] nearest neighbours (ANN), for the images `ids` (all of the
+    encoder's by default) under `folder` (all by default)."""
+    use_ann(conn)
+    prefix = folder.rstrip("/") + "/" if folder else None
+    rows = conn.execute(
+        f"""SELECT a.image_id, n.image_id, 1 - n.distance,
+                   %(folder)s::text IS NULL OR starts_with(ib.path, %(folder)s::text)
+            FROM imgsearch.embeddings a JOIN imgsearch.images ia ON ia.id = a.image_id
+            CROSS JOIN LATERAL (
+                SELECT b.image_id, (b.embedding::halfvec({dim})) <=> (a.embedding::halfvec({dim}))
+                       AS distance
+                FROM imgsearch.embeddings b
+                WHERE b.encoder_id = {int(enc_id)} AND b.image_id <> a.image_id
+                ORDER BY (b.embedding::halfvec({dim})) <=> (a.embedding::halfvec({dim}))
+                LIMIT {BACKGROUND[1]}) n
+            JOIN imgsearch.images ib ON ib.id = n.image_id
+            WHERE a.encoder_id = {int(enc_id)}
+              AND (%(ids)s::bigint[] IS NULL OR a.image_id = ANY(%(ids)s::bigint[]))
+              AND (%(folder)s::text IS NULL OR starts_with(ia.path, %(folder)s::text))""",
+        {"ids": None if ids is None else list(ids), "folder": prefix},
+    ).fetchall()
+    lists: dict[int, Neighbours] = {}
+    for a, b, similarity, inside in rows:
+        lists.setdefault(a, []).append((b, float(similarity), bool(inside)))
+    for found in lists.values():
+        found.sort(key=lambda n: (-n[1], n[0]))
+    return lists
+
+
+def use_ann(conn: psycopg.Connection) -> None:
+    """For this transaction: EF_SEARCH HNSW candidates, and no exact scan-and-sort where the
+    encoder has an ANN index (without statistics, right after a large ingest, the planner
+    takes 32 neighbours of 10,000 images by sorting all of them: 97 s instead of 13)."""
+    conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(EF_SEARCH),))
+    conn.execute("SELECT set_config('enable_sort', 'off', true)")
+
+
+def background(similarities: Sequence[float]) -> float | None:
+    """The median of the similarities (nearest first) at the ranks BACKGROUND; None when there
+    are fewer than BACKGROUND[1]."""
+    if len(similarities) < BACKGROUND[1]:
+        return None
+    return float(statistics.median(similarities[BACKGROUND[0] : BACKGROUND[1]]))
+
+
+def bar(background_similarity: float | None, margin: float) -> float:
+    """The similarity an image's neighbour must reach: its background plus the margin, or
+    FALLBACK_THRESHOLD without a background. A pair is linked at or above both images' bars."""
+    return FALLBACK_THRESHOLD if background_similarity is None else background_similarity + margin
+
+
+def _contrast_links(
+    conn: psycopg.Connection, enc_id: int, dim: int, margin: float, folder: str | None
+) -> list[tuple[int, int, float]]:
+    """(image, neighbour, similarity) pairs linked by the contrast rule, minus not-duplicates."""
+    lists = neighbour_lists(conn, enc_id, dim, folder=folder)
+    bars = {image: bar(background([s for _, s, _ in found]), margin) for image, found in lists.items()}
+    links = [
+        (image, other, similarity)
+        for image, found in lists.items()
+        for other, similarity, inside in found[:NEIGHBOURS]
+        if inside and similarity >= max(bars[image], bars.get(other, FALLBACK_THRESHOLD))
+    ]
+    blocked = _not_duplicates(conn, [(a, b) for a, b, _ in links])
+    return [link for link in links if (link[0], link[1]) not in blocked]
+
+
+def _not_duplicates(conn: psycopg.Connection, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The pairs (as given) that a stored `not-duplicates` decision keeps apart."""
+    if not pairs or not scalar(
+        conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM imgsearch.duplicate_decisions WHERE decision = 'not-duplicates')"
+        )
+    ):
+        return set()
+    rows = conn.execute(
+        """SELECT x.a, x.b FROM unnest(%s::bigint[], %s::bigint[]) AS x(a, b)
+           JOIN imgsearch.images ia ON ia.id = x.a JOIN imgsearch.images ib ON ib.id = x.b
+           WHERE EXISTS (
+               SELECT 1 FROM imgsearch.duplicate_decisions d
+               WHERE d.decision = 'not-duplicates'
+                 AND d.a_sha256 = least(ia.sha256, ib.sha256)
+                 AND d.b_sha256 = greatest(ia.sha256, ib.sha256))""",
+        ([a for a, _ in pairs], [b for _, b in pairs]),
+    ).fetchall()
+    return {(int(a), int(b)) for a, b in rows}
+
+
 def _stars(links: list[tuple[int, int, float]]) -> list[list[int]]:
     """Groups around a centre: the image linked to the most others takes them all, then the
-    next among those left, and so on. Every member is at or above the threshold to its group's
-    centre, so images that only chain through others (A~B~C, A not ~C) are not lumped together."""
+    next among those left, and so on. Every member is linked to its group's centre, so images
+    that only chain through others (A~B~C, A not ~C) are not lumped together."""
     near: dict[int, set[int]] = {}
     for a, b, _ in links:
         near.setdefault(a, set()).add(b)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from imgsearch.collection.clusters import Cluster, ClusterMember
-from imgsearch.collection.duplicates import DEFAULT_THRESHOLD, Group
+from imgsearch.collection.duplicates import Group
 from imgsearch.service.common import ERRORS, WRITE_ERRORS, index_of, require_token
 from imgsearch.service.schemas import (
     ClusterImage,
@@ -58,19 +58,26 @@ def _group(g: Group) -> DuplicateGroup:
 @router.get("/api/duplicates", response_model=DuplicatePage, responses=ERRORS)
 def duplicates(
     request: Request,
-    threshold: Annotated[float, Query(ge=0.5, le=1.0)] = DEFAULT_THRESHOLD,
+    threshold: Annotated[
+        float | None,
+        Query(ge=0.5, le=1.0, description="similarity for the whole collection; absent: the calibrated rule"),
+    ] = None,
     folder: Annotated[str | None, Query(max_length=4096)] = None,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> DuplicatePage:
     """Duplicate groups, largest first, a page at a time, each with the image to keep
-    suggested and why (the groups are computed once per state of the collection)."""
+    suggested and why (the groups are computed once per state of the collection). Without
+    `threshold`: the contrast rule with the calibrated margin (`imgsearch duplicates
+    --calibrate`; the default margin until then); `rule` says which was used."""
     page = index_of(request).duplicates(threshold, folder=folder, offset=offset, limit=limit)
     return DuplicatePage(
         groups=[_group(g) for g in page.groups],
         total=page.total,
         next_offset=offset + limit if offset + limit < page.total else None,
         threshold=page.threshold,
+        margin=page.margin,
+        rule=page.rule,
     )
 
 

@@ -118,7 +118,9 @@ class DuplicatePage(BaseModel):
     groups: list[DuplicateGroup]
     total: int  # groups
     next_offset: int | None
-    threshold: float
+    threshold: float | None  # the similarity asked for (rule "threshold"), else null
+    margin: float | None  # over the background (the contrast rule), else null
+    rule: str  # "calibrated", "default margin" or "threshold"
 
 
 class ClusterImage(BaseModel):

@@ -12,17 +12,19 @@ const TOKEN = "imgsearch-token";
 const request = new Latest();
 let key = null;
 
+// No threshold: the server's calibrated rule (each image's neighbours that stand out from
+// those around it by the margin measured on the collection); a threshold: one similarity for all.
 function stateOf(p) {
-  const threshold = Number(p.get("threshold"));
+  const threshold = p.get("threshold") ? Number(p.get("threshold")) : null;
   return {
-    threshold: threshold >= 0.5 && threshold <= 1 ? threshold : 0.85,
+    threshold: threshold >= 0.5 && threshold <= 1 ? threshold : null,
     offset: Math.max(0, Number.parseInt(p.get("offset") || "0", 10) || 0),
   };
 }
 
 function paramsOf(state) {
   const p = new URLSearchParams({ view: "duplicates" });
-  if (state.threshold !== 0.85) p.set("threshold", state.threshold);
+  if (state.threshold !== null) p.set("threshold", state.threshold);
   if (state.offset) p.set("offset", state.offset);
   return p;
 }
@@ -91,6 +93,14 @@ function groupView(group) {
     list, more, el("div", { className: "decide" }, keepChosen, none));
 }
 
+function ruleText(page) {
+  if (page.rule === "threshold") return `at similarity ${page.threshold} or more`;
+  const margin = Number(page.margin).toFixed(2);
+  return page.rule === "calibrated"
+    ? `by the calibrated rule (margin ${margin} over the images around them)`
+    : `by the default rule (margin ${margin}; \`imgsearch duplicates --calibrate\` measures one for this collection)`;
+}
+
 async function load(state) {
   const signal = request.start();
   const message = $("duplicates-message");
@@ -98,7 +108,8 @@ async function load(state) {
   $("duplicates").setAttribute("aria-busy", "true");
   $("find-duplicates").disabled = true;
   try {
-    const q = new URLSearchParams({ threshold: state.threshold, offset: state.offset, limit: PAGE });
+    const q = new URLSearchParams({ offset: state.offset, limit: PAGE });
+    if (state.threshold !== null) q.set("threshold", state.threshold);
     const page = await api(`/api/duplicates?${q}`, { signal });
     $("duplicates").replaceChildren(...page.groups.map(groupView));
     const pager = $("duplicates-pager");
@@ -107,9 +118,8 @@ async function load(state) {
     $("dup-page").textContent = `Groups ${first}–${state.offset + page.groups.length} of ${page.total}`;
     $("dup-prev").disabled = state.offset === 0;
     $("dup-next").disabled = page.next_offset === null;
-    say(message, page.total
-      ? `${plural(page.total, "group")} of near-identical images at similarity ${page.threshold} or more.`
-      : `No duplicates at similarity ${page.threshold} or more.`);
+    const rule = ruleText(page);
+    say(message, page.total ? `${plural(page.total, "group")} of near-identical images ${rule}.` : `No duplicates ${rule}.`);
   } catch (error) {
     if (isAbort(error)) return;
     $("duplicates").replaceChildren();
@@ -124,7 +134,7 @@ async function load(state) {
 
 export function show(p) {
   const state = stateOf(p);
-  $("threshold").value = state.threshold;
+  $("threshold").value = state.threshold === null ? "" : state.threshold;
   const next = JSON.stringify(state);
   if (next === key) return;
   key = next;
@@ -136,9 +146,10 @@ export function wire() {
   $("token").addEventListener("input", () => sessionStorage.setItem(TOKEN, $("token").value));
   document.getElementById("duplicates-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const threshold = Number($("threshold").value);
-    if (!(threshold >= 0.5 && threshold <= 1)) {
-      say($("duplicates-message"), "The threshold is a similarity from 0.5 to 1.", "error");
+    const typed = $("threshold").value.trim();
+    const threshold = typed === "" ? null : Number(typed);
+    if (threshold !== null && !(threshold >= 0.5 && threshold <= 1)) {
+      say($("duplicates-message"), "The threshold is a similarity from 0.5 to 1, or empty for the calibrated rule.", "error");
       return;
     }
     key = null;

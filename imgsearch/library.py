@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from imgsearch.ingest.report import IngestReport
     from imgsearch.ingest.watch import WatchEvent
     from imgsearch.learning.derive import TrainReport
+    from imgsearch.learning.finetune import FinetuneOptions
     from imgsearch.learning.train import TrainOptions
     from imgsearch.progress import ProgressCallback
     from imgsearch.search import QueryOptions, SearchResult
@@ -101,12 +102,27 @@ class Index:
 
             with self.reading() as conn:
                 found = by_name(conn, name)
+                tuned = self._finetuned(conn, name) if found is None else None
+            if tuned is not None:
+                return tuned
             if found is None:
                 raise UnknownEncoder(
                     f"{exc} No trained encoder of that name in this database either (`imgsearch train`)."
                 ) from None
             row, projection = found
             return DerivedEncoder(name, self.encoder(row.base_name), projection)
+
+    def _finetuned(self, conn, name: str) -> Encoder | None:
+        """The fine-tuned encoder `name` (`imgsearch train --finetune`), if this database has one."""
+        from imgsearch.db import finetuned
+        from imgsearch.encoding.onnx_runtime import cache_dir
+        from imgsearch.encoding.registry import finetuned_encoder
+
+        row = finetuned.by_name(conn, name)
+        if row is None:
+            return None
+        path = finetuned.weights_file(conn, row, cache_dir() / "finetuned")
+        return finetuned_encoder(name, path, row.size, self.device, self.backend)
 
     def encode(
         self, images: Sequence[Image.Image | bytes | str | Path], model: str | None = None
@@ -554,10 +570,27 @@ class Index:
         self_supervised: bool = False,
         copies: int = 8,
         options: TrainOptions | None = None,
+        finetune: FinetuneOptions | None = None,
         progress: ProgressCallback | None = None,
     ) -> TrainReport:
-        """Fit and register a derived encoder of `base` (see learning.derive.train)."""
-        from imgsearch.learning.derive import train
+        """Fit and register a derived encoder of `base` (see learning.derive.train), or, with
+        `finetune` options, a fine-tuned network (learning.derive.finetune_and_register)."""
+        from imgsearch.learning.derive import finetune_and_register, train
+
+        if finetune is not None:
+            if folder is None:
+                from imgsearch.errors import ImgsearchError
+
+                raise ImgsearchError("Fine-tuning needs a FOLDER of images.")
+            return finetune_and_register(
+                self.db,
+                name,
+                folder,
+                labels_csv=labels_csv,
+                self_supervised=self_supervised,
+                options=finetune,
+                progress=progress,
+            )
 
         return train(
             self.db,
@@ -584,9 +617,11 @@ class Index:
         labels_csv: str | Path | None = None,
         options: TrainOptions | None = None,
         pca: Sequence[int] = (64,),
+        finetune: FinetuneOptions | None = None,
         progress: ProgressCallback | None = None,
     ) -> SplitEvaluation:
-        """Base vs a head fitted on one part vs PCA, scored on the held-out rest."""
+        """Base vs a head fitted on one part vs PCA (vs a network fine-tuned on that part),
+        scored on the held-out rest."""
         from imgsearch.evaluation.split import split_evaluate
 
         return split_evaluate(
@@ -599,6 +634,7 @@ class Index:
             labels_csv=labels_csv,
             options=options,
             pca=pca,
+            finetune=finetune,
             progress=progress,
         )
 
@@ -614,6 +650,7 @@ class Index:
         copies: int = 8,
         tta: bool = False,
         augment: int = 0,
+        finetune: FinetuneOptions | None = None,
         progress: ProgressCallback | None = None,
     ) -> SplitEvaluation:
         """Copy detection on held-out images: base vs a self-supervised head fitted on the
@@ -631,6 +668,7 @@ class Index:
             copies=copies,
             tta=tta,
             augment=augment,
+            finetune=finetune,
             progress=progress,
         )
 

@@ -368,18 +368,18 @@ class Index:
         return DuplicatePage(suggested, len(groups), threshold, margin, rule)
 
     def calibrate_duplicates(
-        self, model: str | None = None, *, sample: int = 200, target: float = 0.99, seed: int = 0
+        self, model: str | None = None, *, sample: int = 200, target: float | None = None, seed: int = 0
     ) -> Calibration:
         """Measure the duplicate margin on edited copies of a sample of the collection, store it
-        for the encoder and return it (see collection.calibration)."""
-        from imgsearch.collection.calibration import calibrate, store_calibration
+        for the encoder and return it (see collection.calibration; `target` default 0.995)."""
+        from imgsearch.collection.calibration import TARGET, calibrate, store_calibration
 
         with self.reading() as conn:
             enc = self._indexed_encoder(conn, model)
         encoder = self.encoder(enc.name)
         with connect(self.db) as conn:
             calibration = calibrate(
-                conn, encoder, enc.id, enc.dimension, sample=sample, target=target, seed=seed
+                conn, encoder, enc.id, enc.dimension, sample=sample, target=target or TARGET, seed=seed
             )
             store_calibration(conn, enc.id, calibration)
             conn.commit()

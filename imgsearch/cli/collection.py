@@ -180,7 +180,9 @@ def _explain(index, model: str | None, threshold: float | None) -> str:
         f"calibration of {calibration.encoder}: margin {calibration.margin:.2f}, measured {when} "
         f"in {calibration.seconds:g} s",
         f"sample: {calibration.images} images, {calibration.copies} edited copies (seed {calibration.seed})",
-        f"expected recall {calibration.recall:.3f}; copies linked to an unrelated image "
+        f"expected recall {calibration.recall:.3f} (the sample's random copies that reach the margin: "
+        "low where many images look alike, whose copies no margin can tell apart); "
+        f"copies linked to an unrelated image "
         f"{calibration.negatives:.3f} (target precision {calibration.target:g})",
     ]
     for key, words in (

@@ -222,3 +222,25 @@ def test_readme_python_example_runs(db) -> None:
     lines = run.stdout.splitlines()
     assert lines[0].startswith("1 ") and lines[0].endswith("chelsea.jpg")  # the cat finds itself
     assert lines[-1].startswith("{1: ")
+
+
+@pytest.mark.parametrize("k", [100, 200, 1000])
+def test_sql_functions_return_k_rows_through_the_index(synthetic_db, k: int) -> None:
+    """An HNSW scan stops at ef_search (40) candidates unless iterative scans are on."""
+    db, enc_id, vectors = synthetic_db
+    create_index(db, "synthetic-64")
+    with connect(db, autocommit=True) as conn:
+        conn.execute("ANALYZE imgsearch.embeddings, imgsearch.images")  # so the planner picks HNSW
+        conn.execute("SET ROLE imgsearch_reader")
+        rows = conn.execute(
+            "SELECT image_id, similarity FROM imgsearch.similar_to_vector(%s, %s, 'synthetic-64')",
+            (HalfVector(vectors[N + 1]), k),
+        ).fetchall()
+        assert len(rows) == k
+        similarities = [r[1] for r in rows]
+        assert similarities == sorted(similarities, reverse=True)
+        assert len({r[0] for r in rows}) == k
+        by_image = conn.execute(
+            "SELECT count(*) FROM imgsearch.similar_to_image(7, %s, 'synthetic-64')", (k,)
+        ).fetchone()[0]
+        assert by_image == k

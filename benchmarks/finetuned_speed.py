@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -44,7 +45,7 @@ def main() -> None:
     for label in sorted(p.name for p in cells.iterdir()):
         (small / label).mkdir(parents=True)
         for path in sorted((cells / label).glob("*.png"))[:16]:
-            (small / label / path.name).symlink_to(path)
+            shutil.copyfile(path, small / label / path.name)
     chosen = sorted(cells.glob("*/*.png"))[: args.images]
     server = embedded.start(home)
     try:

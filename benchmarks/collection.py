@@ -4,7 +4,8 @@ find duplicate groups among 10,000 images, and clusters against labels (adjusted
     python benchmarks/collection.py [--distractors 300] [--scale 10000]
 
 Duplicates: the 11 sample photos, 4 edited copies of each (centre crop 80%, half size, JPEG
-quality 30, mirror), and `--distractors` elpv solar-cell photos (pip install -e '.[bench]').
+quality 30, mirror), and `--distractors` elpv solar-cell photos (pip install -e '.[bench]'),
+grouped with the calibrated rule (the default) and at each `--thresholds` similarity.
 A true pair is two images made from the same photo; a found pair is two images in one group.
 Clusters: K-Means with k = the number of labels on (a) the photos and their copies (11 labels)
 and (b) all 2,624 elpv cells by module type (2 labels), next to a shuffled assignment.
@@ -96,13 +97,16 @@ def main() -> None:
             f"duplicates: {len(sample_photos())} photos x {1 + len(EDITS)} versions + "
             f"{args.distractors} elpv distractors"
         )
-        for threshold in args.thresholds:
+        calibration = index.calibrate_duplicates()
+        print(f"  calibrated: margin {calibration.margin:.2f} (expected recall {calibration.recall:.3f})")
+        for threshold in [None, *args.thresholds]:
             groups = index.duplicates(threshold).groups
             precision, recall, found, true = pair_scores(groups, labels)
             photo_precision, _, photo_found, _ = pair_scores(groups, labels, photos_only=True)
             largest = max((len(g.members) for g in groups), default=0)
             print(
-                f"  threshold {threshold:.2f}: recall {recall:.3f}, precision {precision:.3f} "
+                f"  {'calibrated margin' if threshold is None else f'threshold {threshold:.2f}'}: "
+                f"recall {recall:.3f}, precision {precision:.3f} "
                 f"({found} pairs found, {true} true); pairs with a photo: precision "
                 f"{photo_precision:.3f} ({photo_found} found); {len(groups)} groups, the largest "
                 f"{largest} images"

@@ -132,3 +132,23 @@ def test_a_killed_ray_job_leaves_no_partial_rows_and_a_rerun_completes(
     rerun = ingest([folder], encoder=lite0, database=db, engine="ray")
     assert (rerun.new, rerun.unchanged, rerun.failed) == (total - images, images, 0)
     assert len(_rows(db)) == total
+
+
+def test_ray_ingests_with_a_fine_tuned_encoder(local_ray, photos, db, second_db, tmp_path) -> None:
+    """A fine-tuned encoder is no registered model: Ray workers build it from its weights."""
+    from imgsearch.encoding.registry import finetuned_encoder
+    from imgsearch.learning.finetune import FinetuneOptions, finetune
+
+    paths = sorted(str(p) for p in photos.glob("*.jpg") if p.name != "corrupt.jpg")
+    labels = [Path(p).stem.split("-")[0] for p in paths]
+    options = FinetuneOptions(epochs=1, first_block=15, size=96, batch=8)
+    weights = tmp_path / "tuned.pt"
+    weights.write_bytes(finetune(paths, labels, options).weights)
+    tuned = finetuned_encoder("tuned", weights, 96, "cpu", "onnx")
+    report = ingest([photos], encoder=tuned, database=db, engine="ray")
+    assert (report.new, report.failed) == (len(paths), 1)
+    local = ingest([photos], encoder=tuned, database=second_db)
+    assert local.new == len(paths)
+    by_ray, by_local = _rows(db), _rows(second_db)
+    for path, (*_, vector) in by_ray.items():
+        assert float(vector @ by_local[path][5]) >= 0.9999 * np.linalg.norm(vector) ** 2

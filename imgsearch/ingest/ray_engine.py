@@ -17,6 +17,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,7 @@ class RayRun(Run):
             "weights": self.encoder.weights_path,
             "backend": "torch" if gpus else None,
             "identity": self.encoder.identity,
+            "finetuned_size": _finetuned_size(self.encoder),
         }
         ds: ray.data.Dataset = ray.data.from_items(
             rows, override_num_blocks=max(1, min(math.ceil(len(rows) / DECODE_BATCH), 10_000))
@@ -214,13 +216,30 @@ def _decode_batch(
     return result
 
 
+def _finetuned_size(encoder: Encoder) -> int | None:
+    """The input size of a fine-tuned encoder (`train --finetune`: not a registered model, so a
+    worker builds it from its weights file), else None."""
+    from imgsearch.encoding.registry import base_names
+
+    if encoder.name in base_names() or "+" in encoder.name or encoder.weights_path is None:
+        return None
+    crop = getattr(getattr(encoder, "preprocessing", None), "crop", None)
+    return int(crop) if crop else None
+
+
 class _EncodeActor:
     """Ray actor: loads the encoder once and encodes the rows that need it."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        from imgsearch.encoding.registry import get_encoder
+        from imgsearch.encoding.registry import finetuned_encoder, get_encoder
 
-        self.encoder: Encoder = get_encoder(spec["name"], spec["device"], spec["weights"], spec["backend"])
+        self.encoder: Encoder = (
+            finetuned_encoder(
+                spec["name"], Path(spec["weights"]), spec["finetuned_size"], spec["device"], spec["backend"]
+            )
+            if spec.get("finetuned_size")
+            else get_encoder(spec["name"], spec["device"], spec["weights"], spec["backend"])
+        )
         if self.encoder.identity != spec["identity"]:
             raise ImgsearchError(
                 f"A Ray worker's {spec['name']} is not the driver's: "

@@ -168,19 +168,22 @@ def _elpv_clusters(url: str, home: Path) -> None:
     index.close()
 
 
-def _scale(url: str, n: int) -> None:
+def synthetic_collection(url: str, n: int) -> tuple[str, str, int]:
+    """A database `dup_scale` on the server of `url` holding n synthetic vectors of the default
+    encoder, 4 near-copies of each of n/4 (no ANN index yet); (its URL, the encoder's name, the
+    number of originals)."""
     import psycopg
 
     import imgsearch
     from imgsearch.db import store
     from imgsearch.db.connection import Database, connect
-    from imgsearch.db.indexes import create_index
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE DATABASE dup_scale")
     scale_url = url.replace("/imgsearch?", "/dup_scale?")
     index = imgsearch.open(scale_url, device="cpu")
     encoder = index.encoder()
+    index.close()
     rng = np.random.default_rng(0)
     base = np.maximum(rng.normal(size=(n // 4, encoder.dimension)), 0)
     with connect(Database(scale_url), autocommit=True) as conn:
@@ -203,15 +206,24 @@ def _scale(url: str, n: int) -> None:
                     )
                 )
             store.write_batch(conn, enc_id, rows, vectors)
+    return scale_url, encoder.name, len(base)
+
+
+def _scale(url: str, n: int) -> None:
+    import imgsearch
+    from imgsearch.db.indexes import create_index
+
+    scale_url, encoder_name, originals = synthetic_collection(url, n)
+    index = imgsearch.open(scale_url, device="cpu")
     t0 = time.perf_counter()
-    create_index(index.db, encoder.name)
+    create_index(index.db, encoder_name)
     built = time.perf_counter() - t0
     t0 = time.perf_counter()
     groups = index.duplicates(limit=20)  # the grouping, and the keepers of a first page
     seconds = time.perf_counter() - t0
     print(
         f"duplicates among {n:,} images (synthetic vectors, 4 near-copies of each of "
-        f"{len(base):,}): {seconds:.1f} s with the HNSW index (built in {built:.1f} s), "
+        f"{originals:,}): {seconds:.1f} s with the HNSW index (built in {built:.1f} s), "
         f"{groups.total:,} groups"
     )
     index.close()

@@ -234,43 +234,15 @@ def run_set(
 
 
 def _scale(url: str, n: int) -> None:
-    import hashlib
-
-    import psycopg
-
     import imgsearch
-    from imgsearch.db import store
-    from imgsearch.db.connection import Database, connect
     from imgsearch.db.indexes import create_index
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE dup_scale")
-    scale_url = url.replace("/imgsearch?", "/dup_scale?")
+    sys.path.insert(0, str(HERE))
+    from collection import synthetic_collection
+
+    scale_url, encoder_name, _ = synthetic_collection(url, n)
     index = imgsearch.open(scale_url, device="cpu")
-    encoder = index.encoder()
-    rng = np.random.default_rng(0)
-    base = np.maximum(rng.normal(size=(n // 4, encoder.dimension)), 0)
-    with connect(Database(scale_url), autocommit=True) as conn:
-        enc_id = store.encoder_id(conn, encoder.identity)
-        for start in range(0, n, 1000):
-            rows, vectors = [], []
-            for i in range(start, min(n, start + 1000)):
-                v = base[i % len(base)] + 0.3 * np.abs(rng.normal(size=encoder.dimension))
-                vectors.append((v / np.linalg.norm(v)).astype(np.float32))
-                rows.append(
-                    store.ImageRow(
-                        location=f"/synthetic/{i:06d}.jpg",
-                        sha256=hashlib.sha256(str(i).encode()).hexdigest(),
-                        byte_size=1000,
-                        width=640,
-                        height=480,
-                        format="JPEG",
-                        mtime=0.0,
-                        metadata={},
-                    )
-                )
-            store.write_batch(conn, enc_id, rows, vectors)
-    create_index(index.db, encoder.name)
+    create_index(index.db, encoder_name)
     index.close()
     for threshold in (None, 0.85, None, 0.85):  # twice each, in turn: the first call warms the cache
         index = imgsearch.open(scale_url, device="cpu")  # no groups cached

@@ -78,6 +78,28 @@ class DuplicatePage:
     rule: str = "threshold"  # one of RULES
 
 
+# a pair of images (ia, ib) that a stored decision keeps apart
+_KEPT_APART = """EXISTS (
+    SELECT 1 FROM imgsearch.duplicate_decisions d
+    WHERE d.decision = 'not-duplicates'
+      AND d.a_sha256 = least(ia.sha256, ib.sha256)
+      AND d.b_sha256 = greatest(ia.sha256, ib.sha256))"""
+
+
+def _nearest(enc_id: int, dim: int, limit: int) -> str:
+    """FROM clause: each embedding `a` of the encoder (image `ia`) with its `limit` nearest
+    others `n` (ANN-served; image `ib`, `n.distance` the cosine distance)."""
+    return f"""FROM imgsearch.embeddings a JOIN imgsearch.images ia ON ia.id = a.image_id
+            CROSS JOIN LATERAL (
+                SELECT b.image_id, (b.embedding::halfvec({dim})) <=> (a.embedding::halfvec({dim}))
+                       AS distance
+                FROM imgsearch.embeddings b
+                WHERE b.encoder_id = {int(enc_id)} AND b.image_id <> a.image_id
+                ORDER BY (b.embedding::halfvec({dim})) <=> (a.embedding::halfvec({dim}))
+                LIMIT {int(limit)}) n
+            JOIN imgsearch.images ib ON ib.id = n.image_id"""
+
+
 def _links(
     conn: psycopg.Connection, enc_id: int, dim: int, threshold: float, folder: str | None
 ) -> list[tuple[int, int, float]]:
@@ -85,23 +107,11 @@ def _links(
     conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(40, NEIGHBOURS)),))
     return conn.execute(
         f"""SELECT a.image_id, n.image_id, 1 - n.distance
-            FROM imgsearch.embeddings a JOIN imgsearch.images ia ON ia.id = a.image_id
-            CROSS JOIN LATERAL (
-                SELECT b.image_id, (b.embedding::halfvec({dim})) <=> (a.embedding::halfvec({dim}))
-                       AS distance
-                FROM imgsearch.embeddings b
-                WHERE b.encoder_id = {int(enc_id)} AND b.image_id <> a.image_id
-                ORDER BY (b.embedding::halfvec({dim})) <=> (a.embedding::halfvec({dim}))
-                LIMIT {NEIGHBOURS}) n
-            JOIN imgsearch.images ib ON ib.id = n.image_id
+            {_nearest(enc_id, dim, NEIGHBOURS)}
             WHERE a.encoder_id = {int(enc_id)} AND n.distance <= %(max_distance)s
               AND (%(folder)s::text IS NULL OR (starts_with(ia.path, %(folder)s::text)
                                                 AND starts_with(ib.path, %(folder)s::text)))
-              AND NOT EXISTS (
-                  SELECT 1 FROM imgsearch.duplicate_decisions d
-                  WHERE d.decision = 'not-duplicates'
-                    AND d.a_sha256 = least(ia.sha256, ib.sha256)
-                    AND d.b_sha256 = greatest(ia.sha256, ib.sha256))""",
+              AND NOT {_KEPT_APART}""",
         {"max_distance": 1.0 - threshold, "folder": folder.rstrip("/") + "/" if folder else None},
     ).fetchall()
 
@@ -146,15 +156,7 @@ def neighbour_lists(
     rows = conn.execute(
         f"""SELECT a.image_id, n.image_id, 1 - n.distance,
                    %(folder)s::text IS NULL OR starts_with(ib.path, %(folder)s::text)
-            FROM imgsearch.embeddings a JOIN imgsearch.images ia ON ia.id = a.image_id
-            CROSS JOIN LATERAL (
-                SELECT b.image_id, (b.embedding::halfvec({dim})) <=> (a.embedding::halfvec({dim}))
-                       AS distance
-                FROM imgsearch.embeddings b
-                WHERE b.encoder_id = {int(enc_id)} AND b.image_id <> a.image_id
-                ORDER BY (b.embedding::halfvec({dim})) <=> (a.embedding::halfvec({dim}))
-                LIMIT {BACKGROUND[1]}) n
-            JOIN imgsearch.images ib ON ib.id = n.image_id
+            {_nearest(enc_id, dim, BACKGROUND[1])}
             WHERE a.encoder_id = {int(enc_id)}
               AND (%(ids)s::bigint[] IS NULL OR a.image_id = ANY(%(ids)s::bigint[]))
               AND (%(folder)s::text IS NULL OR starts_with(ia.path, %(folder)s::text))""",
@@ -217,11 +219,8 @@ def _not_duplicates(conn: psycopg.Connection, pairs: list[tuple[int, int]]) -> s
     rows = conn.execute(
         """SELECT x.a, x.b FROM unnest(%s::bigint[], %s::bigint[]) AS x(a, b)
            JOIN imgsearch.images ia ON ia.id = x.a JOIN imgsearch.images ib ON ib.id = x.b
-           WHERE EXISTS (
-               SELECT 1 FROM imgsearch.duplicate_decisions d
-               WHERE d.decision = 'not-duplicates'
-                 AND d.a_sha256 = least(ia.sha256, ib.sha256)
-                 AND d.b_sha256 = greatest(ia.sha256, ib.sha256))""",
+           WHERE """
+        + _KEPT_APART,
         ([a for a, _ in pairs], [b for _, b in pairs]),
     ).fetchall()
     return {(int(a), int(b)) for a, b in rows}

@@ -21,7 +21,7 @@ import contextlib
 import io
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from imgsearch.encoding.decode import decode_image
 from imgsearch.encoding.edits import random_edit
 from imgsearch.encoding.preprocess import Preprocessing
 from imgsearch.errors import ImageDecodeError, ImgsearchError
-from imgsearch.learning.train import TRAIN_THREADS, fixed_threads
+from imgsearch.learning.train import TRAIN_THREADS, fixed_threads, supcon
 from imgsearch.progress import Progress, ProgressCallback
 
 BLOCKS = 16  # EfficientNet-Lite0's MBConv blocks; stages start at 0, 1, 3, 5, 8, 11, 15
@@ -145,11 +145,10 @@ class _Stages:
 
 def _pictures(
     paths: Sequence[str], preprocessing: Preprocessing, edits: int, seed: int
-) -> tuple[list[list[np.ndarray]], list[int]]:
-    """Per readable image: its preprocessed array (and `edits` random edits of it); the rows
-    of `paths` that were read."""
+) -> Iterator[tuple[int, list[np.ndarray]]]:
+    """(row of `paths`, its preprocessed array and `edits` random edits of it) per readable
+    image, one at a time (the frozen stages consume them as they come)."""
     rng = random.Random(seed)
-    arrays, kept = [], []
     for row, path in enumerate(paths):
         try:
             picture = decode_image(path, min_size=2 * preprocessing.crop).image
@@ -157,9 +156,7 @@ def _pictures(
             continue
         views = [preprocessing(picture)]
         views += [preprocessing(random_edit(picture, rng)) for _ in range(edits)]
-        arrays.append(views)
-        kept.append(row)
-    return arrays, kept
+        yield row, views
 
 
 def finetune(
@@ -179,18 +176,20 @@ def finetune(
     preprocessing = o.preprocessing()
     with fixed_threads():
         torch.manual_seed(o.seed)
-        pictures, kept = _pictures(paths, preprocessing, 0 if supervised else o.edits, o.seed)
-        if supervised:
-            assert labels is not None  # noqa: S101 (for the type checker)
-            classes, target = np.unique(np.asarray([labels[r] for r in kept]), return_inverse=True)
-            if len(classes) < 2:
-                raise ImgsearchError("Fine-tuning needs at least two labels among the readable images.")
-        else:
-            target = np.arange(len(kept))
+        too_few_labels = "Fine-tuning needs at least two labels among the readable images."
+        if labels is not None and len(set(labels)) < 2:
+            raise ImgsearchError(too_few_labels)
+        stages = _Stages(_network(), o.first_block, preprocessing)
+        pictures = _pictures(paths, preprocessing, 0 if supervised else o.edits, o.seed)
+        cache, owners, kept = _cache(stages, pictures, len(paths), o, supervised, progress, started)
         if len(kept) < 2:
             raise ImgsearchError("Fine-tuning needs at least two readable images.")
-        stages = _Stages(_network(), o.first_block, preprocessing)
-        cache, owners = _cache(stages, pictures, o, supervised, progress, started)
+        if labels is not None:
+            classes, target = np.unique(np.asarray([labels[r] for r in kept]), return_inverse=True)
+            if len(classes) < 2:
+                raise ImgsearchError(too_few_labels)
+        else:
+            target = np.arange(len(kept))
         params = stages.parameters()
         classifier = torch.nn.Linear(1280, int(target.max()) + 1) if supervised and o.classify else None
         if classifier is not None:  # a training aid only: the encoder is the pooled features
@@ -231,40 +230,46 @@ def finetune(
     return FinetuneResult(buffer.getvalue(), details)
 
 
-def _cache(stages: _Stages, pictures, o: FinetuneOptions, supervised: bool, progress, started):
-    """The frozen stages' output for every view (float16), and the image of each view (the
-    random edits of self-supervised training mirror pictures already)."""
+def _cache(stages: _Stages, pictures, total: int, o: FinetuneOptions, supervised: bool, progress, started):
+    """The frozen stages' output for every view (float16), the image (index into the rows
+    read) of each view, and the rows of `paths` read (the random edits of self-supervised
+    training mirror pictures already)."""
     import torch
 
     parts, owners = [], []
+    kept: list[int] = []
     batch: list[np.ndarray] = []
     batch_owners: list[int] = []
-    budget = MAX_CACHE_BYTES
-    total = len(pictures)
+    cached_bytes = 0
 
-    def flush() -> None:
+    def flush() -> int:
         parts.append(stages.frozen(np.stack(batch)))
         owners.extend(batch_owners)
         batch.clear()
         batch_owners.clear()
+        return parts[-1].numel() * 2
 
-    for image, views in enumerate(pictures):
+    for row, views in pictures:
+        image = len(kept)
+        kept.append(row)
         for view in views:
             for flipped in _views(view, o.rotations, mirror=supervised):
                 batch.append(flipped)
                 batch_owners.append(image)
         if len(batch) >= 32:
-            flush()
+            cached_bytes += flush()
             if progress is not None:
-                progress(Progress("frozen stages", image + 1, total, time.monotonic() - started))
-            if sum(p.numel() * 2 for p in parts) > budget:
+                progress(Progress("frozen stages", row + 1, total, time.monotonic() - started))
+            if cached_bytes > MAX_CACHE_BYTES:
                 raise ImgsearchError(
                     "Fine-tuning would cache more than 3 GiB of activations: use fewer images, "
                     "a later --first-block or a smaller --size."
                 )
     if batch:
         flush()
-    return torch.cat(parts), np.asarray(owners)
+    if not parts:
+        return torch.zeros(0), np.zeros(0, dtype=np.int64), kept
+    return torch.cat(parts), np.asarray(owners), kept
 
 
 def _batches(rng, by_owner: list[np.ndarray], target: np.ndarray, size: int, supervised: bool):
@@ -280,16 +285,3 @@ def _batches(rng, by_owner: list[np.ndarray], target: np.ndarray, size: int, sup
     for start in range(0, len(order) - half + 1, half):
         chosen = order[start : start + half]
         yield np.concatenate([rng.choice(by_owner[i], 2, replace=False) for i in chosen])
-
-
-def supcon(z, labels, temperature: float):
-    """Supervised contrastive loss of normalised rows `z` (each row's positives: same label)."""
-    import torch
-
-    logits = z @ z.T / temperature
-    eye = torch.eye(len(labels), dtype=torch.bool)
-    logits = logits.masked_fill(eye, -1e9)
-    positives = (labels[:, None] == labels[None, :]) & ~eye
-    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
-    counts = positives.sum(dim=1).clamp(min=1)
-    return -((log_prob * positives).sum(dim=1) / counts).mean()

@@ -104,7 +104,7 @@ def _train_head(vectors: np.ndarray, labels: Sequence[str], base: str, options: 
             loss = (
                 _triplet(z, target[rows], o.margin)
                 if o.loss == "triplet"
-                else _supcon(z, target[rows], o.temperature)
+                else supcon(z, target[rows], o.temperature)
             )
             optimiser.zero_grad()
             loss.backward()
@@ -131,7 +131,8 @@ def _triplet(z, labels, margin: float):
     return torch.relu(hardest_positive - hardest_negative + margin).mean()
 
 
-def _supcon(z, labels, temperature: float):
+def supcon(z, labels, temperature: float):
+    """Supervised contrastive loss of normalised rows `z` (each row's positives: same label)."""
     import torch
 
     logits = z @ z.T / temperature

@@ -151,6 +151,13 @@ class Index:
             self._encoders = {k: v for k, v in self._encoders.items() if k[0] not in dropped}
         return dropped
 
+    def prewarm(self) -> list[str]:
+        """Load the ANN indexes into the server's memory (pg_prewarm), so that the first searches
+        do not wait on the disk; the indexes loaded (none where pg_prewarm is not installed)."""
+        from imgsearch.db.indexes import prewarm
+
+        return prewarm(self.db)
+
     # --- ingest ---------------------------------------------------------------------------
 
     def ingest(

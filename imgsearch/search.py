@@ -270,6 +270,43 @@ class QueryOptions:
     augmented: bool = True  # an image's augmented vectors (ingest --augment) count too
 
 
+FILTER_EXACT_ROWS = 20_000  # a filter matching fewer rows than this is searched exactly
+
+
+@dataclass
+class _Plan:
+    """How one search runs: index settings (tuned by `index tune`, or the query's own), whether
+    the encoder's index is binary-quantised, and how many augmented vectors an image has."""
+
+    ef_search: int | None
+    probes: int | None
+    rerank: int | None
+    binary: bool
+    variants: int
+
+
+def _plan(conn: psycopg.Connection, enc_id: int, options: QueryOptions, k: int) -> _Plan:
+    ef, probes, rerank, binary, variants = one(
+        conn.execute(
+            """SELECT s.ef_search, s.probes, s.rerank,
+                      to_regclass(format('imgsearch.embeddings_hnsw_bit_enc%%s', %(enc)s::int)) IS NOT NULL,
+                      (SELECT max(variant) FROM imgsearch.augmented_embeddings WHERE encoder_id = %(enc)s)
+               FROM (SELECT 1) one LEFT JOIN imgsearch.search_settings s ON s.encoder_id = %(enc)s""",
+            {"enc": enc_id},
+        )
+    )
+    if binary:
+        rerank = max(k, options.ef_search or rerank or 100)
+        ef = rerank
+    return _Plan(
+        options.ef_search or ef,
+        options.probes or probes,
+        rerank,
+        bool(binary),
+        int(variants or 0) if options.augmented else 0,
+    )
+
+
 def nearest(
     conn: psycopg.Connection,
     enc_id: int,
@@ -282,23 +319,55 @@ def nearest(
 ) -> list[Neighbour]:
     """The k nearest vectors of one encoder (cosine distance), filtered by `options`.
 
-    The cast to halfvec(dim) matches the per-encoder expression indexes, so they serve it;
-    with a filter, pgvector's iterative index scans keep going until k rows qualify.
+    The cast to halfvec(dim) matches the per-encoder expression indexes, so they serve it, with
+    the ef_search / probes `index tune` chose (a query's own wins). A filter that matches few
+    rows (under FILTER_EXACT_ROWS) is searched exactly over those rows; otherwise pgvector's
+    iterative index scans keep going until k rows qualify, and should they still come back
+    short, the search is repeated exactly: k rows whenever k exist.
     """
     options = options or QueryOptions()
+    plan = _plan(conn, enc_id, options, k)
+    params = {
+        "v": vector,
+        "exclude": exclude_id,
+        "k": k,
+        "rerank": plan.rerank or k,
+        "max_dist": None if min_similarity is None else 1.0 - min_similarity,
+        "filter": json.dumps(options.where) if options.where else None,
+        "folder": options.folder.rstrip("/") + "/" if options.folder else None,
+        "since": options.since,
+        "until": options.until,
+    }
+    filtered = any(params[p] is not None for p in ("filter", "folder", "since", "until"))
+    exact = options.exact
+    if filtered and not exact:
+        exact = _matching_rows(conn, enc_id, params) < FILTER_EXACT_ROWS
+    rows = _run(conn, enc_id, dim, plan, exact, params)
+    if filtered and not exact and len(rows) < k and min_similarity is None:
+        rows = _run(conn, enc_id, dim, plan, True, params)  # the index scan gave up early
+    return rows
+
+
+def _run(
+    conn: psycopg.Connection, enc_id: int, dim: int, plan: _Plan, exact: bool, params: dict
+) -> list[Neighbour]:
     settings = {"hnsw.iterative_scan": "relaxed_order", "ivfflat.iterative_scan": "relaxed_order"}
-    if options.ef_search:
-        settings["hnsw.ef_search"] = str(int(options.ef_search))
-    if options.probes:
-        settings["ivfflat.probes"] = str(int(options.probes))
-    if options.exact:
+    if plan.ef_search:
+        settings["hnsw.ef_search"] = str(int(plan.ef_search))
+    if plan.probes:
+        settings["ivfflat.probes"] = str(int(plan.probes))
+    if exact:
         settings["enable_indexscan"] = "off"
-    for name, value in settings.items():
-        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
-    variants = _augmented_variants(conn, enc_id) if options.augmented else 0
-    candidates = _candidates("imgsearch.embeddings", enc_id, dim, "%(k)s")
-    if variants:  # each image once, at the distance of its closest vector
-        augmented = _candidates("imgsearch.augmented_embeddings", enc_id, dim, f"%(k)s * {int(variants)}")
+    conn.execute(
+        "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in settings),
+        [item for pair in settings.items() for item in pair],
+    )
+    binary = plan.binary and not exact
+    candidates = _candidates("imgsearch.embeddings", enc_id, dim, "%(rerank)s" if binary else "%(k)s", binary)
+    if plan.variants:  # each image once, at the distance of its closest vector
+        augmented = _candidates(
+            "imgsearch.augmented_embeddings", enc_id, dim, f"%(k)s * {int(plan.variants)}"
+        )
         candidates = f"""
             SELECT DISTINCT ON (u.id) u.* FROM (({candidates}) UNION ALL ({augmented})) u
             ORDER BY u.id, u.distance"""
@@ -308,48 +377,47 @@ def nearest(
         WHERE %(max_dist)s::float8 IS NULL OR d.distance <= %(max_dist)s::float8
         ORDER BY d.distance, d.id
         LIMIT %(k)s"""
-    max_dist = None if min_similarity is None else 1.0 - min_similarity
-    filter_json = json.dumps(options.where) if options.where else None
-    folder = options.folder.rstrip("/") + "/" if options.folder else None
-    rows = conn.execute(
-        sql,
-        {
-            "v": vector,
-            "exclude": exclude_id,
-            "k": k,
-            "max_dist": max_dist,
-            "filter": filter_json,
-            "folder": folder,
-            "since": options.since,
-            "until": options.until,
-        },
-    ).fetchall()
-    return [Neighbour(*row) for row in rows]
+    return [Neighbour(*row) for row in conn.execute(sql, params).fetchall()]
 
 
-def _augmented_variants(conn: psycopg.Connection, enc_id: int) -> int:
-    """The most augmented vectors an image of this encoder has (0: no augmentation)."""
-    return int(
-        scalar(
-            conn.execute(
-                "SELECT max(variant) FROM imgsearch.augmented_embeddings WHERE encoder_id = %s", (enc_id,)
-            )
-        )
-        or 0
-    )
-
-
-def _candidates(table: str, enc_id: int, dim: int, limit: str) -> str:
-    """The nearest rows of one vector table, filtered (the cast lets per-encoder indexes serve
-    it). An image with N vectors in `table` can fill N places, hence the caller's limit."""
-    return f"""
-        SELECT i.id, i.path, i.path_bytes, i.metadata, i.width, i.height, i.mtime,
-               (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim}) AS distance
-        FROM {table} e JOIN imgsearch.images i ON i.id = e.image_id
-        WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s
+_FILTERS = """
           AND (%(filter)s::jsonb IS NULL OR i.metadata @> %(filter)s::jsonb)
           AND (%(folder)s::text IS NULL OR starts_with(i.path, %(folder)s::text))
           AND (%(since)s::float8 IS NULL OR i.mtime >= %(since)s::float8)
-          AND (%(until)s::float8 IS NULL OR i.mtime <= %(until)s::float8)
-        ORDER BY (e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim})
+          AND (%(until)s::float8 IS NULL OR i.mtime <= %(until)s::float8)"""
+
+
+def _matching_rows(conn: psycopg.Connection, enc_id: int, params: dict) -> int:
+    """How many of the encoder's vectors pass the filters, counted up to FILTER_EXACT_ROWS."""
+    return int(
+        scalar(
+            conn.execute(
+                f"""SELECT count(*) FROM (
+                        SELECT 1 FROM imgsearch.embeddings e JOIN imgsearch.images i ON i.id = e.image_id
+                        WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s
+                        {_FILTERS}
+                        LIMIT {FILTER_EXACT_ROWS}) m""",
+                params,
+            )
+        )
+    )
+
+
+def _candidates(table: str, enc_id: int, dim: int, limit: str, binary: bool = False) -> str:
+    """The nearest rows of one vector table, filtered (the cast lets per-encoder indexes serve
+    it). An image with N vectors in `table` can fill N places, hence the caller's limit. With
+    `binary`, the rows come in Hamming order of their binary-quantised vectors (the binary index
+    serves it); the caller re-ranks them by `distance`."""
+    distance = f"(e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim})"
+    order = distance
+    if binary:
+        order = (
+            f"binary_quantize(e.embedding::halfvec({dim}))::bit({dim})"
+            f" <~> binary_quantize(%(v)s::halfvec({dim}))"
+        )
+    return f"""
+        SELECT i.id, i.path, i.path_bytes, i.metadata, i.width, i.height, i.mtime, {distance} AS distance
+        FROM {table} e JOIN imgsearch.images i ON i.id = e.image_id
+        WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s{_FILTERS}
+        ORDER BY {order}
         LIMIT {limit}"""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from imgsearch.cli.app import ModelOption, db_app, echo_err, index_app
+
+if TYPE_CHECKING:
+    from imgsearch.db.search_settings import SearchSettings
 
 
 @db_app.command("upgrade")
@@ -49,6 +52,11 @@ def db_status() -> None:
     typer.echo(f"postgresql:  {s.postgres_version}")
     typer.echo(f"pgvector:    {s.pgvector_version}")
     typer.echo(f"revision:    {s.revision or 'none'} ({head_note})")
+    settings = [
+        (n, v + (" (after a restart: `imgsearch db stop`)" if pending else ""))
+        for n, v, pending in s.settings
+    ]
+    typer.echo(render("", table(["setting", "value"], settings)))
     if s.table_rows:
         counts = [(name, f"{count:,}") for name, count in s.table_rows.items()]
         typer.echo(render("", table(["table", "rows"], counts, right=["rows"])))
@@ -89,6 +97,18 @@ def _model(model: str | None) -> str:
     return model or config.load().model
 
 
+RecallOption = Annotated[
+    float,
+    typer.Option(
+        "--recall",
+        min=0.0,
+        max=1.0,
+        help="Recall@k searches should reach: the cheapest index setting that does is measured and "
+        "kept for this encoder (0: keep pgvector's defaults).",
+    ),
+]
+
+
 @index_app.command("create")
 def index_create(
     model: ModelOption = None,
@@ -101,25 +121,80 @@ def index_create(
         int | None,
         typer.Option("--lists", min=1, max=32768, help="IVFFlat lists (default: from the row count)."),
     ] = None,
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            "--quantize",
+            help="binary: index 1 bit per dimension (a 16th of the size) and re-rank its "
+            "candidates by exact distance (HNSW only).",
+        ),
+    ] = None,
+    recall: RecallOption = 0.95,
 ) -> None:
-    """Build the encoder's ANN index (replacing any existing one)."""
+    """Build the encoder's ANN index (replacing any existing one), then tune it to --recall."""
     from imgsearch.cli.display import progress_display
     from imgsearch.db.indexes import create_index
     from imgsearch.db.schema import open_database
 
+    db = open_database()
     with progress_display() as show:
         name, warnings = create_index(
-            open_database(),
+            db,
             _model(model),
             kind,
             m=m,
             ef_construction=ef_construction,
             lists=lists,
+            quantize=quantize,
             progress=show,
         )
     for warning in warnings:
         echo_err(f"warning: {warning}")
     typer.echo(f"created index {name}")
+    if recall > 0:
+        _tune(_model(model), recall, 10, 200)
+
+
+def _tune(model: str, recall: float, k: int, queries: int) -> None:
+    from imgsearch.cli.display import progress_display
+    from imgsearch.db.schema import open_database
+    from imgsearch.evaluation.index_tuning import tune
+
+    with progress_display() as show:
+        result = tune(open_database(), model, recall, k=k, queries=queries, progress=show)
+    for step in result.steps:
+        shown = f"recall@{k} {step.recall:.3f}, p50 {step.p50_ms:.2f} ms"
+        typer.echo(f"  {result.parameter} {step.setting:>5}: {shown}")
+    chosen = result.chosen
+    setting = chosen.ef_search or chosen.probes or chosen.rerank
+    if result.reached:
+        typer.echo(
+            f"{model}: searches use {result.parameter} {setting} (recall@{k} {chosen.recall:.3f} "
+            f">= {recall}, p50 {chosen.p50_ms:.2f} ms, {chosen.queries} stored vectors as queries)"
+        )
+    else:
+        echo_err(
+            f"warning: {model}: recall@{k} {chosen.recall:.3f} at {result.parameter} {setting}, "
+            f"the most tried, is below {recall}: rebuild the index with more links "
+            "(--m, --ef-construction) or more lists, or use exact scans."
+        )
+
+
+@index_app.command("tune")
+def index_tune(
+    model: ModelOption = None,
+    recall: RecallOption = 0.95,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Recall is measured at k.")] = 10,
+    queries: Annotated[
+        int, typer.Option("--queries", min=10, max=10_000, help="Stored vectors used as queries.")
+    ] = 200,
+) -> None:
+    """Measure the index's recall@k on the collection's own vectors (against an exact scan) and
+    keep the cheapest ef_search / probes that reaches --recall; searches then use it."""
+    if recall <= 0:
+        echo_err("--recall must be above 0.")
+        raise typer.Exit(2)
+    _tune(_model(model), recall, k, queries)
 
 
 @index_app.command("drop")
@@ -150,6 +225,7 @@ def index_status_command() -> None:
             s.parameters,
             f"{s.size_bytes / 2**20:.1f} MiB",
             f"{s.rows:,}",
+            _tuning(s.tuning),
             "valid" if s.valid else "INVALID",
             "REBUILD ADVISED (table grew since build)" if s.rebuild_advised else "",
         )
@@ -158,11 +234,25 @@ def index_status_command() -> None:
     typer.echo(
         render(
             table(
-                ["encoder", "kind", "parameters", "size", "rows", "state", "advice"],
+                ["encoder", "kind", "parameters", "size", "rows", "searches use", "state", "advice"],
                 rows,
                 right=["size", "rows"],
             )
         )
+    )
+
+
+def _tuning(tuning: SearchSettings | None) -> str:
+    if tuning is None:
+        return "pgvector defaults (not tuned: `imgsearch index tune`)"
+    name, value = next(
+        (n, v)
+        for n, v in (("ef_search", tuning.ef_search), ("probes", tuning.probes), ("rerank", tuning.rerank))
+        if v is not None
+    )
+    return (
+        f"{name} {value}: recall@{tuning.k} {tuning.recall:.3f}, p50 {tuning.p50_ms:.2f} ms "
+        f"({tuning.rows_at_tuning:,} rows, {tuning.tuned_at:%Y-%m-%d})"
     )
 
 

@@ -2,7 +2,10 @@
 
 The server is started on first use and left running, so that later invocations (and psql,
 through `imgsearch db url`) reach it at once; `imgsearch db stop` stops it. A file lock in the
-data directory makes concurrent first starts safe.
+data directory makes concurrent first starts safe. It runs with settings sized to the machine
+(db.sizing), written to `imgsearch.conf` in its data directory: a server started here is
+restarted once when they change; one already running reloads them (settings that need a restart
+wait for `imgsearch db stop`, and `db status` says so).
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from filelock import FileLock
 
+from imgsearch.db import sizing
 from imgsearch.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "imgsearch"
 START_LOCK_TIMEOUT_S = 120
+SETTINGS_FILE = "imgsearch.conf"
+INCLUDE_LINE = f"include_if_exists = '{SETTINGS_FILE}'"
 
 
 @dataclass(frozen=True)
@@ -51,23 +57,68 @@ def start(home: Path) -> EmbeddedServer:
     home.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(home / "server.lock"), timeout=START_LOCK_TIMEOUT_S)
     with lock:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                # A new handle, not get_server()'s per-process cache: that cache can hold a
-                # handle to a server stopped since (by `imgsearch db stop` in another process).
-                pgdata_dir(home).mkdir(exist_ok=True)
-                server = _server_module().PostgresServer(pgdata_dir(home).resolve(), cleanup_mode=None)
-            admin_url = server.get_uri()
-        except Exception as exc:  # initdb / pg_ctl failures come as several exception types
-            log_file = pgdata_dir(home) / "log"
-            raise DatabaseUnavailable(
-                f"The embedded PostgreSQL in {pgdata_dir(home)} could not start ({exc}); "
-                f"see {log_file}, or set IMGSEARCH_DATABASE_URL to use another server."
-            ) from exc
+        settings = sizing.server_settings()
+        was_running = running_server(home) is not None
+        if not was_running and (pgdata_dir(home) / "PG_VERSION").exists():
+            _write_settings(pgdata_dir(home), settings)  # read as it starts
+        admin_url = _start_server(home)
+        if _write_settings(pgdata_dir(home), settings):  # a new data directory, or a running server
+            if was_running:
+                _reload(admin_url)
+            else:  # nobody else uses it yet: restart so that shared_buffers & co. apply
+                _pg_ctl(home, ["-w", "stop", "-m", "fast"])
+                admin_url = _start_server(home)
         embedded = EmbeddedServer(pgdata_dir(home), admin_url)
         _ensure_database(embedded)
     return embedded
+
+
+def _start_server(home: Path) -> str:
+    """Initialise the data directory if needed, start the server; its maintenance URL."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # A new handle, not get_server()'s per-process cache: that cache can hold a
+            # handle to a server stopped since (by `imgsearch db stop` in another process).
+            pgdata_dir(home).mkdir(exist_ok=True)
+            server = _server_module().PostgresServer(pgdata_dir(home).resolve(), cleanup_mode=None)
+        return server.get_uri()
+    except Exception as exc:  # initdb / pg_ctl failures come as several exception types
+        log_file = pgdata_dir(home) / "log"
+        raise DatabaseUnavailable(
+            f"The embedded PostgreSQL in {pgdata_dir(home)} could not start ({exc}); "
+            f"see {log_file}, or set IMGSEARCH_DATABASE_URL to use another server."
+        ) from exc
+
+
+def _write_settings(pgdata: Path, settings: dict[str, str]) -> bool:
+    """Write `imgsearch.conf` (and include it from postgresql.conf); False when unchanged."""
+    main_conf = pgdata / "postgresql.conf"
+    text = main_conf.read_text()
+    changed = False
+    if INCLUDE_LINE not in text:
+        main_conf.write_text(text.rstrip("\n") + f"\n{INCLUDE_LINE}\n")
+        changed = True
+    target = pgdata / SETTINGS_FILE
+    wanted = sizing.config_text(settings)
+    if not target.exists() or target.read_text() != wanted:
+        target.write_text(wanted)
+        changed = True
+    return changed
+
+
+def _reload(admin_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def _pg_ctl(home: Path, args: list[str]) -> None:
+    import os
+
+    user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    _server_module().pg_ctl(args, pgdata=pgdata_dir(home), user=user)
 
 
 def _ensure_database(server: EmbeddedServer) -> None:
@@ -92,11 +143,7 @@ def running_server(home: Path) -> EmbeddedServer | None:
 
 def stop(home: Path) -> bool:
     """Stop the embedded server below `home`; False when it was not running."""
-    import os
-
-    ep = _server_module()
     if running_server(home) is None:
         return False
-    user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
-    ep.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata_dir(home), user=user)
+    _pg_ctl(home, ["-w", "stop", "-m", "fast"])
     return True

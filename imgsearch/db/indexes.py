@@ -2,7 +2,9 @@
 
 `embedding::halfvec(dim)` with `WHERE encoder_id = n` lets encoders of different dimensions
 share one table; queries that use the same expression (imgsearch.search, the SQL functions)
-are served by the index.
+are served by the index. A binary-quantised HNSW index (`quantize="binary"`) indexes
+`binary_quantize(embedding::halfvec(dim))::bit(dim)` (1 bit a dimension: a 16th of halfvec's
+size); searches re-rank its candidates by exact distance.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-from imgsearch.db import store
+from imgsearch.db import search_settings, store
 from imgsearch.db.connection import Database, connect, scalar
 from imgsearch.errors import ImgsearchError
 from imgsearch.progress import Progress, ProgressCallback
 
 IVFFLAT_MIN_ROWS_PER_LIST = 39  # pgvector warns below this many rows per list
+NAME_KINDS = ("hnsw", "ivfflat", "hnsw_bit")  # index_name's middle part; hnsw_bit: binary-quantised
+MIN_MAINTENANCE_MEMORY = "1GB"  # an HNSW build whose graph does not fit is several times slower
 REBUILD_GROWTH = 2.0  # advise an IVFFlat rebuild when the table has doubled since the build
 
 
@@ -31,6 +35,7 @@ class IndexStatus:
     rows: int
     rows_at_build: int | None
     valid: bool
+    tuning: search_settings.SearchSettings | None = None  # what `index tune` chose and measured
 
     @property
     def rebuild_advised(self) -> bool:
@@ -41,8 +46,17 @@ class IndexStatus:
         )
 
 
-def index_name(kind: str, encoder_id: int) -> str:
-    return f"embeddings_{kind}_enc{encoder_id}"
+def index_name(kind: str, encoder_id: int, quantize: str | None = None) -> str:
+    return f"embeddings_{kind}{'_bit' if quantize == 'binary' else ''}_enc{encoder_id}"
+
+
+def existing_index(conn, enc_id: int) -> str | None:
+    """The name of the encoder's ANN index, if it has one."""
+    for part in NAME_KINDS:
+        name = f"embeddings_{part}_enc{enc_id}"
+        if scalar(conn.execute("SELECT to_regclass(%s)", (f"imgsearch.{name}",))):
+            return name
+    return None
 
 
 def default_lists(rows: int) -> int:
@@ -65,12 +79,19 @@ def create_index(
     m: int = 16,
     ef_construction: int = 64,
     lists: int | None = None,
-    maintenance_work_mem: str = "1GB",
+    quantize: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[str, list[str]]:
-    """Build (or rebuild) the encoder's index; returns its name and any warnings."""
+    """Build (or rebuild) the encoder's index; returns its name and any warnings.
+
+    Maintenance memory is raised to at least 1 GB for the build (the server's own setting when
+    larger: the embedded server sizes it to the machine); parallel workers are the server's."""
     if kind not in ("hnsw", "ivfflat"):
         raise ImgsearchError("--kind must be hnsw or ivfflat.")
+    if quantize not in (None, "binary"):
+        raise ImgsearchError("--quantize must be binary (or left out: halfvec).")
+    if quantize and kind != "hnsw":
+        raise ImgsearchError("--quantize binary needs --kind hnsw.")
     warnings: list[str] = []
     with connect(db, autocommit=True) as conn:
         enc_id, dim = _encoder(conn, encoder)
@@ -88,12 +109,19 @@ def create_index(
                     "present at build time; recall will be poor until you rebuild with more data "
                     "(HNSW has no such need)."
                 )
-        name = index_name(kind, enc_id)
-        opclass = "halfvec_cosine_ops"
-        conn.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
-        conn.execute("SET max_parallel_maintenance_workers = 2")
-        for other in ("hnsw", "ivfflat"):
-            conn.execute(f"DROP INDEX IF EXISTS imgsearch.{index_name(other, enc_id)}")
+        name = index_name(kind, enc_id, quantize)
+        expression, opclass = f"embedding::halfvec({dim})", "halfvec_cosine_ops"
+        if quantize:
+            expression, opclass = f"binary_quantize(embedding::halfvec({dim}))::bit({dim})", "bit_hamming_ops"
+        conn.execute(
+            "SELECT set_config('maintenance_work_mem', %s, false) WHERE"
+            " (SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'maintenance_work_mem')"
+            " < pg_size_bytes(%s)",
+            (MIN_MAINTENANCE_MEMORY, MIN_MAINTENANCE_MEMORY),
+        )
+        for other in NAME_KINDS:
+            conn.execute(f"DROP INDEX IF EXISTS imgsearch.embeddings_{other}_enc{enc_id}")
+        search_settings.forget(conn, enc_id)
         stop = threading.Event()
         watcher = None
         if progress is not None:
@@ -102,7 +130,7 @@ def create_index(
         try:
             conn.execute(
                 f"CREATE INDEX {name} ON imgsearch.embeddings USING {kind}"
-                f" ((embedding::halfvec({dim})) {opclass}) WITH ({options})"
+                f" (({expression}) {opclass}) WITH ({options})"
                 f" WHERE encoder_id = {enc_id}"
             )
         finally:
@@ -132,12 +160,33 @@ def drop_index(db: Database, encoder: str) -> list[str]:
     with connect(db, autocommit=True) as conn:
         enc_id, _ = _encoder(conn, encoder)
         dropped = []
-        for kind in ("hnsw", "ivfflat"):
-            name = index_name(kind, enc_id)
-            if scalar(conn.execute("SELECT to_regclass(%s)", (f"imgsearch.{name}",))):
-                conn.execute(f"DROP INDEX imgsearch.{name}")
-                dropped.append(name)
+        while name := existing_index(conn, enc_id):
+            conn.execute(f"DROP INDEX imgsearch.{name}")
+            dropped.append(name)
+        search_settings.forget(conn, enc_id)
     return dropped
+
+
+def prewarm(db: Database) -> list[str]:
+    """Load every ANN index into shared buffers (pg_prewarm), so that the first searches do not
+    read it from disk; the indexes loaded (none where pg_prewarm is missing)."""
+    with connect(db, autocommit=True, vector_types=False) as conn:
+        installed = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_prewarm')"
+        if not scalar(conn.execute(installed)):
+            return []
+        names = [
+            r[0]
+            for r in conn.execute(
+                r"""SELECT t.relid::regclass::text
+                    FROM pg_class ix JOIN pg_namespace n ON n.oid = ix.relnamespace
+                    CROSS JOIN LATERAL pg_partition_tree(ix.oid) t
+                    WHERE n.nspname = 'imgsearch' AND t.isleaf
+                      AND ix.relname ~ '^embeddings_(hnsw|ivfflat|hnsw_bit)_enc\d+$'"""
+            )
+        ]
+        for name in names:
+            conn.execute("SELECT pg_prewarm(%s::regclass)", (name,))
+    return names
 
 
 def index_status(db: Database) -> list[IndexStatus]:
@@ -148,18 +197,21 @@ def index_status(db: Database) -> list[IndexStatus]:
                                 FROM pg_partition_tree(ix.oid) t),  -- partitioned: all parts
                                pg_relation_size(ix.oid)),
                       i.indisvalid, obj_description(ix.oid, 'pg_class'),
-                      (SELECT count(*) FROM imgsearch.embeddings e WHERE e.encoder_id = c.id)
+                      (SELECT count(*) FROM imgsearch.embeddings e WHERE e.encoder_id = c.id), c.id
                FROM pg_index i
                JOIN pg_class ix ON ix.oid = i.indexrelid
                JOIN pg_am am ON am.oid = ix.relam
                JOIN pg_namespace n ON n.oid = ix.relnamespace AND n.nspname = 'imgsearch'
                JOIN imgsearch.encoders c
-                 ON ix.relname ~ '^embeddings_(hnsw|ivfflat)_enc\d+$'
+                 ON ix.relname ~ '^embeddings_(hnsw|ivfflat|hnsw_bit)_enc\d+$'
                 AND c.id = substring(ix.relname from 'enc(\d+)$')::int
                ORDER BY c.name, ix.relname"""
         ).fetchall()
-    result = []
-    for enc, name, kind, params, size, valid, comment, count in rows:
-        at_build = int(comment.split("=", 1)[1]) if comment and "=" in comment else None
-        result.append(IndexStatus(enc, name, kind, params, size, count, at_build, valid))
+        result = []
+        for enc, name, kind, params, size, valid, comment, count, enc_id in rows:
+            at_build = int(comment.split("=", 1)[1]) if comment and "=" in comment else None
+            if "_bit_" in name:
+                kind += " (binary)"
+            tuning = search_settings.load(conn, enc_id)
+            result.append(IndexStatus(enc, name, kind, params, size, count, at_build, valid, tuning))
     return result

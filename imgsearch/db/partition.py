@@ -51,7 +51,7 @@ def _ann_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
         r"""SELECT c.relname, pg_get_indexdef(c.oid)
             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
             WHERE i.indrelid = 'imgsearch.embeddings'::regclass
-              AND c.relname ~ '^embeddings_(hnsw|ivfflat)_enc\d+$'"""
+              AND c.relname ~ '^embeddings_(hnsw|ivfflat|hnsw_bit)_enc\d+$'"""
     ).fetchall()
 
 

@@ -8,6 +8,7 @@ import psycopg
 
 from imgsearch.db.connection import SCHEMA, Database, connect, one, scalar
 from imgsearch.db.migrations import current_revision, head_revision
+from imgsearch.db.sizing import SHOWN
 
 TABLES = ("encoders", "images", "embeddings", "ingest_errors")
 
@@ -29,6 +30,7 @@ class DatabaseStatus:
     head: str
     table_rows: dict[str, int] = field(default_factory=dict)
     encoders: list[EncoderCount] = field(default_factory=list)
+    settings: list[tuple[str, str, bool]] = field(default_factory=list)  # name, value, pending restart
 
     @property
     def at_head(self) -> bool:
@@ -58,6 +60,14 @@ def database_status(db: Database) -> DatabaseStatus:
             revision=revision,
             head=head_revision(db),
         )
+        status.settings = [
+            (name, value, pending)
+            for name, value, pending in conn.execute(
+                "SELECT name, current_setting(name), pending_restart FROM pg_settings"
+                " WHERE name = ANY(%s) ORDER BY array_position(%s, name)",
+                (list(SHOWN), list(SHOWN)),
+            )
+        ]
         if revision is None:
             return status
         for table in TABLES:

@@ -10,7 +10,7 @@ from pgvector import HalfVector
 
 from imgsearch.db import store
 from imgsearch.db.connection import Database, connect
-from imgsearch.db.indexes import index_name, index_status
+from imgsearch.db.indexes import existing_index, index_status
 from imgsearch.encoding.encoder import Encoder
 from imgsearch.evaluation.common import TIE_TOLERANCE
 from imgsearch.search import QueryOptions, nearest
@@ -35,8 +35,8 @@ def index_recall(
         enc_id = store.find_encoder_id(conn, encoder.identity)
         if enc_id is None:
             return None
-        names = {index_name(kind, enc_id) for kind in ("hnsw", "ivfflat")}
-        status = next((s for s in index_status(db) if s.name in names), None)
+        name = existing_index(conn, enc_id)
+        status = next((s for s in index_status(db) if s.name == name), None)
         if status is None or not status.valid:
             return None
         k_max = max(ks)

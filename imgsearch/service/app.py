@@ -4,17 +4,34 @@ the middleware (security headers, body limit) and JSON problems for every error.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi_offline import FastAPIOffline
 
+from imgsearch.errors import ImgsearchError, first_line
 from imgsearch.library import Index
 from imgsearch.service import problems
 from imgsearch.service.metrics import Metrics
 from imgsearch.service.middleware import BodyLimit, SecurityHeaders
+
+log = logging.getLogger(__name__)
+
+
+def _prewarm(index: Index) -> None:
+    """Load the ANN indexes into memory while the service starts answering (best effort)."""
+    try:
+        loaded = index.prewarm()
+    except ImgsearchError as exc:
+        log.warning("indexes not prewarmed: %s", exc)
+    except psycopg.Error as exc:
+        log.warning("indexes not prewarmed: %s", first_line(exc))
+    else:
+        log.info("prewarmed %s", ", ".join(loaded) or "no indexes")
 
 
 def create_app(
@@ -32,6 +49,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         index.encoder()  # load (or export) the model before serving
+        threading.Thread(target=_prewarm, args=(index,), name="imgsearch-prewarm", daemon=True).start()
         stop = threading.Event()
         watcher = None
         if watch:

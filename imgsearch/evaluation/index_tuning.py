@@ -1,0 +1,194 @@
+"""Recall you choose: measure an encoder's ANN index on its own vectors, keep the cheapest setting
+that reaches the target.
+
+Stored vectors (a seeded sample) are the queries, each left out of its own answer; the truth is
+an exact top-k computed with numpy in one streamed pass over the encoder's vectors; each setting
+(HNSW ef_search, IVFFlat probes, or the candidates a binary-quantised index re-ranks) is measured
+through the search path itself (`search.nearest`), so the figure is what searches will get.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import psycopg
+from pgvector import HalfVector
+
+from imgsearch.db import search_settings, store
+from imgsearch.db.connection import Database, connect, scalar
+from imgsearch.db.indexes import default_lists, existing_index
+from imgsearch.errors import ImgsearchError
+from imgsearch.progress import Progress, ProgressCallback
+from imgsearch.search import QueryOptions, nearest
+
+EF_SEARCH = (40, 64, 80, 100, 128, 160, 200, 256, 320, 400, 500, 640, 800, 1000)
+RERANK = (20, 40, 60, 80, 120, 160, 240, 320, 480, 640, 1000)
+PROBES = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128, 160, 200, 256)
+DISTANCE_TOLERANCE = 2e-4  # numpy's float32 distances vs pgvector's: a tie within this counts
+CHUNK_ROWS = 20_000
+
+
+@dataclass
+class TuningStep:
+    setting: int
+    recall: float
+    p50_ms: float
+
+
+@dataclass
+class TuningResult:
+    encoder: str
+    index_name: str
+    parameter: str  # ef_search, probes or rerank
+    target: float
+    chosen: search_settings.SearchSettings
+    steps: list[TuningStep] = field(default_factory=list)
+
+    @property
+    def reached(self) -> bool:
+        return self.chosen.recall >= self.target
+
+
+def tune(
+    db: Database,
+    encoder: str,
+    target: float = 0.95,
+    *,
+    k: int = 10,
+    queries: int = 200,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> TuningResult:
+    """Measure recall@k for increasing index settings until `target` is reached; store and
+    return the first that reaches it (or the last tried, with its recall, when none does)."""
+    if not 0 < target <= 1:
+        raise ImgsearchError(f"--recall must be above 0 and at most 1 (got {target}).")
+    with connect(db) as conn:
+        enc = store.encoder_by_name(conn, encoder)
+        if enc is None:
+            raise ImgsearchError(f"No encoder named {encoder!r} in the database: ingest with it first.")
+        name = existing_index(conn, enc.id)
+        if name is None:
+            raise ImgsearchError(
+                f"{encoder} has no ANN index: searches are exact scans (recall 1.0). "
+                f"Build one with `imgsearch index create --model {encoder}`."
+            )
+        count = "SELECT count(*) FROM imgsearch.embeddings WHERE encoder_id = %s"
+        rows = int(scalar(conn.execute(count, (enc.id,))))
+        ids, vectors = _sample(conn, enc.id, queries, seed)
+        if len(ids) == 0 or rows <= k:
+            raise ImgsearchError(f"{encoder} has {rows} vectors: too few to measure recall@{k}.")
+        truth = _exact_kth_distance(conn, enc.id, ids, vectors, k)
+        parameter, grid = _grid(conn, name, rows)
+        steps: list[TuningStep] = []
+        started = time.monotonic()
+        for setting in grid:
+            options = QueryOptions(augmented=False, **{_option(parameter): setting})
+            steps.append(_measure(conn, enc.id, enc.dimension, ids, vectors, truth, k, setting, options))
+            if progress is not None:
+                report = f"{parameter} {setting}: recall {steps[-1].recall:.3f}"
+                progress(Progress("tune", len(steps), len(grid), time.monotonic() - started, report))
+            if steps[-1].recall >= target:
+                break
+        last = steps[-1]
+        chosen = search_settings.SearchSettings(
+            index_name=name,
+            ef_search=last.setting if parameter == "ef_search" else None,
+            probes=last.setting if parameter == "probes" else None,
+            rerank=last.setting if parameter == "rerank" else None,
+            k=k,
+            target_recall=target,
+            recall=last.recall,
+            p50_ms=last.p50_ms,
+            queries=len(ids),
+            rows_at_tuning=rows,
+        )
+        search_settings.save(conn, enc.id, chosen)
+        conn.commit()
+    return TuningResult(encoder, name, parameter, target, chosen, steps)
+
+
+def _option(parameter: str) -> str:
+    # a binary index's candidates are QueryOptions.ef_search (see search._plan)
+    return "probes" if parameter == "probes" else "ef_search"
+
+
+def _grid(conn: psycopg.Connection, name: str, rows: int) -> tuple[str, tuple[int, ...]]:
+    if "_bit_" in name:
+        return "rerank", RERANK
+    if "_hnsw_" in name:
+        return "ef_search", EF_SEARCH
+    options = scalar(
+        conn.execute("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = %s", (name,))
+    )
+    lists = default_lists(rows)
+    for option in (options or "").split(","):
+        if option.startswith("lists="):
+            lists = int(option.split("=", 1)[1])
+    return "probes", tuple(p for p in PROBES if p < lists) + (lists,)
+
+
+def _sample(conn: psycopg.Connection, enc_id: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`n` stored vectors chosen by a seeded hash of their image ids (the same ones each run)."""
+    picked = conn.execute(
+        "SELECT image_id, embedding FROM imgsearch.embeddings WHERE encoder_id = %s"
+        " ORDER BY md5(image_id::text || ':' || %s::text) LIMIT %s",
+        (enc_id, seed, n),
+    ).fetchall()
+    ids = np.array([r[0] for r in picked], dtype=np.int64)
+    vectors = np.array([_unit(r[1]) for r in picked], dtype=np.float32).reshape(len(picked), -1)
+    return ids, vectors
+
+
+def _unit(vector) -> np.ndarray:
+    v = np.asarray(vector.to_numpy() if hasattr(vector, "to_numpy") else vector, dtype=np.float32)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _stream(conn: psycopg.Connection, enc_id: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(image ids, unit vectors) of the encoder, CHUNK_ROWS at a time (a server-side cursor)."""
+    with conn.cursor(name="imgsearch_tune", binary=True) as cur:
+        cur.itersize = CHUNK_ROWS
+        cur.execute("SELECT image_id, embedding FROM imgsearch.embeddings WHERE encoder_id = %s", (enc_id,))
+        while batch := cur.fetchmany(CHUNK_ROWS):
+            ids = np.array([r[0] for r in batch], dtype=np.int64)
+            yield ids, np.array([_unit(r[1]) for r in batch], dtype=np.float32)
+
+
+def _exact_kth_distance(
+    conn: psycopg.Connection, enc_id: int, ids: np.ndarray, queries: np.ndarray, k: int
+) -> np.ndarray:
+    """Per query, the cosine distance of its k-th nearest other vector (exact)."""
+    best = np.full((len(ids), k), -np.inf, dtype=np.float32)  # the k largest similarities so far
+    for chunk_ids, chunk in _stream(conn, enc_id):
+        sims = queries @ chunk.T
+        sims[ids[:, None] == chunk_ids[None, :]] = -np.inf  # not itself
+        merged = np.concatenate([best, sims], axis=1)
+        best = np.partition(merged, merged.shape[1] - k, axis=1)[:, -k:]
+    conn.commit()  # ends the cursor's transaction
+    return 1.0 - best.min(axis=1)
+
+
+def _measure(
+    conn: psycopg.Connection,
+    enc_id: int,
+    dim: int,
+    ids: np.ndarray,
+    queries: np.ndarray,
+    kth: np.ndarray,
+    k: int,
+    setting: int,
+    options: QueryOptions,
+) -> TuningStep:
+    hits = 0.0
+    timings = []
+    for image_id, query, limit in zip(ids, queries, kth, strict=True):
+        started = time.perf_counter()
+        found = nearest(conn, enc_id, dim, HalfVector(query), k, exclude_id=int(image_id), options=options)
+        timings.append(time.perf_counter() - started)
+        conn.rollback()  # the knobs are transaction-local
+        hits += sum(1 for row in found[:k] if row.distance <= limit + DISTANCE_TOLERANCE) / k
+    return TuningStep(setting, hits / len(ids), float(np.median(timings)) * 1000)

@@ -1,0 +1,239 @@
+"""Recall you choose (`index tune`), binary-quantised indexes, filters that return k rows, and the
+embedded server's sizing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector import HalfVector
+
+from imgsearch import search
+from imgsearch.db import search_settings, sizing, store
+from imgsearch.db.connection import connect
+from imgsearch.db.indexes import create_index, drop_index, index_status
+from imgsearch.encoding.encoder import EncoderIdentity
+from imgsearch.errors import ImgsearchError
+from imgsearch.evaluation.index_tuning import tune
+from imgsearch.search import QueryOptions, nearest
+
+from .test_sql_interface import clustered_vectors
+
+DIM = 64
+N = 12_000
+FAR = 120  # 1% of rows, in a region of their own, far from every query
+ENCODER = "tuning-64"
+UNIFORM = "uniform-64"  # random directions: hard for HNSW, so recall grows with ef_search
+
+
+@pytest.fixture(scope="module")
+def collection(pg_admin_url):
+    """N clustered vectors (/near/...) and FAR vectors in their own region (/far/..., shoot=far)."""
+    from imgsearch.db.schema import open_database
+
+    from . import pg
+
+    rng = np.random.default_rng(1)
+    near = clustered_vectors(N + 50, DIM, clusters=150, seed=3)
+    far_centre = -near[:N].mean(axis=0)
+    far = far_centre + 0.08 * rng.normal(size=(FAR, DIM))
+    far = (far / np.linalg.norm(far, axis=1, keepdims=True)).astype(np.float32)
+    with pg.scratch_database(pg_admin_url) as url:
+        db = open_database(url)
+        with connect(db, autocommit=True) as conn:
+            enc_id = store.encoder_id(conn, EncoderIdentity(ENCODER, DIM, "none", "none"))
+            rows = [store.ImageRow(f"/near/{i}.jpg", f"n{i}", 1, 8, 8, "JPEG", 0.0) for i in range(N)]
+            rows += [
+                store.ImageRow(f"/far/{i}.jpg", f"f{i}", 1, 8, 8, "JPEG", 0.0, {"shoot": "far"})
+                for i in range(FAR)
+            ]
+            vectors = np.concatenate([near[:N], far])
+            for start in range(0, len(rows), 2000):
+                store.write_batch(conn, enc_id, rows[start : start + 2000], vectors[start : start + 2000])
+            uniform_id = store.encoder_id(conn, EncoderIdentity(UNIFORM, DIM, "none", "none"))
+            uniform = rng.normal(size=(N, DIM)).astype(np.float32)
+            for start in range(0, N, 2000):
+                batch = [
+                    store.ImageRow(f"/uniform/{i}.jpg", f"u{i}", 1, 8, 8, "JPEG", 0.0)
+                    for i in range(start, start + 2000)
+                ]
+                store.write_batch(conn, uniform_id, batch, uniform[start : start + 2000])
+            conn.execute("ANALYZE imgsearch.embeddings, imgsearch.images")
+        yield db, enc_id, near[N:]
+
+
+def _recall(db, enc_id, queries, k=10, **options) -> float:
+    hits = 0
+    with connect(db) as conn:
+        for q in queries:
+            exact = nearest(conn, enc_id, DIM, HalfVector(q), k, options=QueryOptions(exact=True))
+            conn.rollback()
+            found = nearest(conn, enc_id, DIM, HalfVector(q), k, options=QueryOptions(**options))
+            conn.rollback()
+            kth = exact[-1].distance
+            hits += sum(1 for r in found if r.distance <= kth + 1e-6)
+    return hits / (k * len(queries))
+
+
+def _sql_recall(db, queries, k=10, encoder=ENCODER) -> float:
+    hits = 0
+    with connect(db, autocommit=True) as conn:
+        for q in queries:
+            with conn.transaction():
+                conn.execute("SET LOCAL enable_indexscan = off")
+                exact = conn.execute(
+                    "SELECT similarity FROM imgsearch.similar_to_vector(%s, %s, %s)",
+                    (HalfVector(q), k, encoder),
+                ).fetchall()
+            found = conn.execute(
+                "SELECT similarity FROM imgsearch.similar_to_vector(%s, %s, %s)", (HalfVector(q), k, encoder)
+            ).fetchall()
+            assert len(found) == k
+            hits += sum(1 for (s,) in found if s >= exact[-1][0] - 1e-6)
+    return hits / (k * len(queries))
+
+
+@pytest.mark.slow
+def test_tune_reaches_the_recall_asked_for_in_every_path(collection) -> None:
+    db, _, _ = collection
+    rng = np.random.default_rng(7)
+    queries = rng.normal(size=(40, DIM)).astype(np.float32)
+    with connect(db) as conn:
+        enc_id = store.encoder_by_name(conn, UNIFORM).id
+    create_index(db, UNIFORM, m=8, ef_construction=32)  # ef_search 40 is not enough here
+    untuned = _recall(db, enc_id, queries)
+    assert untuned < 0.95, untuned
+
+    result = tune(db, UNIFORM, 0.95, queries=100)
+    assert result.parameter == "ef_search" and result.reached
+    chosen = result.chosen
+    assert chosen.ef_search is not None and chosen.ef_search > 40 and chosen.recall >= 0.95
+    assert [s.setting for s in result.steps][-1] == chosen.ef_search
+    assert all(s.recall < 0.95 for s in result.steps[:-1])
+
+    # Searches use it: the library, and the SQL function (which restores the session's setting).
+    assert _recall(db, enc_id, queries) >= 0.93
+    assert _sql_recall(db, queries, encoder=UNIFORM) >= 0.93
+    with connect(db) as conn:
+        conn.execute("SET hnsw.ef_search = 17")
+        conn.execute(
+            "SELECT * FROM imgsearch.similar_to_vector(%s, 5, %s)", (HalfVector(queries[0]), UNIFORM)
+        )
+        assert conn.execute("SHOW hnsw.ef_search").fetchone()[0] == "17"
+        status = next(s for s in index_status(db) if s.encoder == UNIFORM)
+        assert status.tuning is not None and status.tuning.ef_search == chosen.ef_search
+
+    # A rebuilt index forgets the old tuning; so does dropping it.
+    create_index(db, UNIFORM)
+    with connect(db) as conn:
+        assert search_settings.load(conn, enc_id) is None
+    drop_index(db, UNIFORM)
+    with pytest.raises(ImgsearchError, match="no ANN index"):
+        tune(db, UNIFORM)
+
+
+@pytest.mark.slow
+def test_binary_quantised_index_reranks_to_full_recall(collection) -> None:
+    db, enc_id, queries = collection
+    create_index(db, ENCODER)
+    halfvec_size = next(s for s in index_status(db) if s.encoder == ENCODER).size_bytes
+    name, _ = create_index(db, ENCODER, quantize="binary")
+    assert name == f"embeddings_hnsw_bit_enc{enc_id}"
+    status = next(s for s in index_status(db) if s.encoder == ENCODER)
+    assert (
+        status.kind == "hnsw (binary)" and status.size_bytes < halfvec_size
+    )  # at 64-d the graph is most of it
+    with connect(db) as conn:  # the plan really uses the bit index
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                f"EXPLAIN SELECT image_id FROM imgsearch.embeddings WHERE encoder_id = {enc_id}"
+                f" ORDER BY binary_quantize(embedding::halfvec({DIM}))::bit({DIM})"
+                f" <~> binary_quantize(%s::halfvec({DIM})) LIMIT 10",
+                (HalfVector(queries[0]),),
+            )
+        )
+        assert name in plan
+    result = tune(db, ENCODER, 0.95, queries=100)
+    assert result.parameter == "rerank" and result.reached
+    assert _recall(db, enc_id, queries) >= 0.95
+    assert _sql_recall(db, queries) >= 0.95
+    drop_index(db, ENCODER)
+    with pytest.raises(ImgsearchError, match="needs --kind hnsw"):
+        create_index(db, ENCODER, "ivfflat", quantize="binary")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cap", [search.FILTER_EXACT_ROWS, 20])
+@pytest.mark.parametrize("filters", [{"where": {"shoot": "far"}}, {"folder": "/far"}])
+def test_filters_far_from_the_query_return_k_rows(collection, monkeypatch, cap: int, filters: dict) -> None:
+    """1% of rows match, all far from the query: the exact top-k of them, every time, whether the
+    planner searches them exactly (few rows) or through the index (cap 20: the index path)."""
+    db, enc_id, queries = collection
+    create_index(db, ENCODER)
+    monkeypatch.setattr(search, "FILTER_EXACT_ROWS", cap)
+    with connect(db) as conn:
+        for q in queries[:20]:
+            exact = nearest(conn, enc_id, DIM, HalfVector(q), 10, options=QueryOptions(exact=True, **filters))
+            conn.rollback()
+            found = nearest(
+                conn, enc_id, DIM, HalfVector(q), 10, options=QueryOptions(ef_search=10, **filters)
+            )
+            conn.rollback()
+            assert len(exact) == 10 and [r.image_id for r in found] == [r.image_id for r in exact]
+            assert all(r.path.startswith("/far/") for r in found)
+    drop_index(db, ENCODER)
+
+
+def test_index_tune_cli_explains_what_is_missing(collection) -> None:
+    db, _, _ = collection
+    drop_index(db, ENCODER)
+    env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url}
+    run = subprocess.run(
+        [sys.executable, "-m", "imgsearch", "index", "tune", "--model", ENCODER],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert run.returncode == 2
+    assert "no ANN index" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_server_settings_follow_the_machine() -> None:
+    small = sizing.recommended(2 * 2**30, 1)
+    big = sizing.recommended(64 * 2**30, 16)
+    assert small["shared_buffers"] == "512MB" and big["shared_buffers"] == "16384MB"
+    assert big["maintenance_work_mem"] == "4096MB" and big["max_parallel_maintenance_workers"] == "8"
+    assert small["max_parallel_maintenance_workers"] == "1" and small["jit"] == "off"
+    assert "dynamic_shared_memory_type" not in big
+    assert sizing.recommended(64 * 2**30, 16, shm_free=64 * 2**20)["dynamic_shared_memory_type"] == "mmap"
+    assert sizing.overrides("shared_buffers=2GB, work_mem=16MB") == {
+        "shared_buffers": "2GB",
+        "work_mem": "16MB",
+    }
+    for bad in ("shared_buffers", "x=1;DROP", "work_mem='1'", "a b=1"):
+        with pytest.raises(ImgsearchError, match="IMGSEARCH_SERVER_SETTINGS"):
+            sizing.overrides(bad)
+
+
+def test_embedded_server_runs_with_them_and_reloads_overrides(tmp_path, monkeypatch) -> None:
+    from imgsearch.db import embedded
+
+    monkeypatch.setenv(sizing.SETTINGS_ENV, "work_mem=7MB")
+    server = embedded.start(tmp_path)
+    try:
+        with psycopg.connect(server.admin_url) as conn:
+            assert conn.execute("SHOW work_mem").fetchone()[0] == "7MB"
+            assert conn.execute("SHOW jit").fetchone()[0] == "off"
+            wanted = sizing.recommended(sizing.machine_memory(), sizing.machine_cores())["shared_buffers"]
+            assert conn.execute("SHOW shared_buffers").fetchone()[0] == wanted
+        monkeypatch.setenv(sizing.SETTINGS_ENV, "work_mem=9MB")
+        embedded.start(tmp_path)  # already running: the change is reloaded, not restarted
+        with psycopg.connect(server.admin_url) as conn:
+            assert conn.execute("SHOW work_mem").fetchone()[0] == "9MB"
+    finally:
+        embedded.stop(tmp_path)

@@ -34,8 +34,10 @@ import numpy as np
 
 ENCODER = "knn-bench"
 TARGETS = (0.90, 0.95, 0.99)
-HNSW_EF_SEARCH = (10, 20, 40, 80, 120, 200, 400, 800, 1000)
+HNSW_EF_SEARCH = (20, 40, 64, 80, 100, 128, 160, 200, 256, 400)
 PROBES = (1, 2, 4, 8, 16, 32, 64, 100)
+FAISS_EF_SEARCH = (16, 32, 64, 96, 128, 192, 256, 512)
+RERANK = (20, 40, 60, 80, 120, 160, 240, 320, 480, 640, 1000)
 ANNOY_SEARCH_K = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000)
 
 
@@ -164,34 +166,43 @@ def load_postgres(url: str, data: np.ndarray) -> tuple[object, int]:
     return db, enc_id
 
 
-def postgres_methods(
-    db, data: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int
-) -> tuple[list[Build], list[Point]]:
+def _pg_search(conn, k: int, id_of_path: dict[int, int]) -> Callable[[np.ndarray], list[int]]:
     from pgvector import HalfVector
 
+    def search(q: np.ndarray) -> list[int]:
+        rows = conn.execute(
+            "SELECT image_id FROM imgsearch.similar_to_vector(%s, %s, %s)",
+            (HalfVector(q), k, ENCODER),
+            prepare=True,
+        ).fetchall()
+        return [id_of_path[r[0]] for r in rows]
+
+    return search
+
+
+def postgres_methods(
+    db, data: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int, skip: Sequence[str]
+) -> tuple[list[Build], list[Point]]:
+    """pgvector through imgsearch as shipped: the embedded server's own settings, indexes built by
+    `create_index`, `index tune --recall 0.95`, every query one call of `similar_to_vector`."""
+    from imgsearch.db import search_settings
     from imgsearch.db.connection import connect
     from imgsearch.db.indexes import create_index, default_lists, drop_index, index_status
+    from imgsearch.evaluation.index_tuning import tune
 
     builds: list[Build] = []
     points: list[Point] = []
     with connect(db, autocommit=True) as conn:
-        conn.execute("SET jit = off")
+        enc_id = conn.execute("SELECT id FROM imgsearch.encoders WHERE name = %s", (ENCODER,)).fetchone()[0]
         id_of_path = dict(
             conn.execute("SELECT id, substring(path from '(\\d+)')::int FROM imgsearch.images").fetchall()
         )
         table_bytes = conn.execute("SELECT pg_table_size('imgsearch.embeddings')").fetchone()[0]
         print(f"  embeddings table: {table_bytes / 2**20:.0f} MiB", flush=True)
+        search = _pg_search(conn, k, id_of_path)
 
-        def search(q: np.ndarray) -> list[int]:
-            rows = conn.execute(
-                "SELECT image_id FROM imgsearch.similar_to_vector(%s, %s, %s)",
-                (HalfVector(q), k, ENCODER),
-                prepare=True,
-            ).fetchall()
-            return [id_of_path[r[0]] for r in rows]
-
-        def setter(name: str) -> Callable[[int], None]:
-            return lambda value: conn.execute(f"SET {name} = {int(value)}")
+        def set_ef(value: int) -> None:
+            conn.execute(f"SET hnsw.ef_search = {int(value)}")
 
         def round_trip(q: np.ndarray) -> list[int]:
             conn.execute("SELECT 1", prepare=True).fetchall()
@@ -199,35 +210,77 @@ def postgres_methods(
 
         floor = measure("pg round trip", "SELECT 1", round_trip, queries, truth)
         print(f"  (the client/server round trip alone costs {floor.p50_ms:.3f} ms at p50)")
+        if "pg-exact" not in skip:  # no index yet; 100 queries are enough at ~0.2 s each
+            points.append(measure("pg exact scan", "no index", search, queries[:100], truth[:100], warmup=3))
+            builds.append(Build("pg exact scan", 0.0, 0, f"table {table_bytes / 2**20:.0f} MiB"))
 
-        # exact scan: no index exists yet
-        points.append(measure("pg exact scan", "no index", search, queries, truth, warmup=3))
-        builds.append(Build("pg exact scan", 0.0, 0, f"table {table_bytes / 2**20:.0f} MiB"))
-
-        for kind in ("hnsw", "ivfflat"):
+        def build(method: str, **options) -> str:
             t0 = time.perf_counter()
-            name, warnings = create_index(db, ENCODER, kind)
+            name, warnings = create_index(db, ENCODER, **options)
             seconds = time.perf_counter() - t0
             status = next(s for s in index_status(db) if s.name == name)
-            builds.append(Build(f"pg {kind}", seconds, status.size_bytes, status.parameters))
+            builds.append(Build(method, seconds, status.size_bytes, status.parameters))
             print(
                 f"  built {name} ({status.parameters}) in {seconds:.1f}s, "
                 f"{status.size_bytes / 2**20:.0f} MiB {'; '.join(warnings)}",
                 flush=True,
             )
-            if kind == "hnsw":
-                points += sweep(
-                    "pg hnsw", "ef_search", HNSW_EF_SEARCH, setter("hnsw.ef_search"), search, queries, truth
-                )
-            else:
-                lists = default_lists(len(data))
-                values = [p for p in PROBES if p < lists] + [lists]
-                points += sweep(
-                    "pg ivfflat", "probes", values, setter("ivfflat.probes"), search, queries, truth
-                )
-            drop_index(db, ENCODER)
+            return name
+
+        def shipped(method: str) -> None:
+            """`index tune --recall 0.95`, then queries with no setting of the client's own."""
+            t0 = time.perf_counter()
+            result = tune(db, ENCODER, 0.95)
+            chosen = result.chosen
+            value = chosen.ef_search or chosen.probes or chosen.rerank
+            print(
+                f"  index tune: {result.parameter}={value} (recall@10 on 200 stored vectors "
+                f"{chosen.recall:.3f}) in {time.perf_counter() - t0:.1f}s",
+                flush=True,
+            )
             conn.execute("RESET ALL")
-            conn.execute("SET jit = off")
+            points.append(
+                measure(f"{method} as shipped", f"tuned {result.parameter}={value}", search, queries, truth)
+            )
+
+        if "pg-hnsw" not in skip:
+            build("pg hnsw (halfvec)")
+            points.extend(
+                sweep("pg hnsw (halfvec)", "ef_search", HNSW_EF_SEARCH, set_ef, search, queries, truth)
+            )
+            shipped("pg hnsw (halfvec)")
+            conn.execute("RESET ALL")
+        if "pg-binary" not in skip:
+            build("pg hnsw (binary) + re-rank", quantize="binary")
+
+            def set_rerank(value: int) -> None:
+                search_settings.save(
+                    conn,
+                    enc_id,
+                    search_settings.SearchSettings("manual", None, None, value, k, 0, 0, 0, 0, 0),
+                )
+
+            points.extend(
+                sweep("pg hnsw (binary) + re-rank", "rerank", RERANK, set_rerank, search, queries, truth)
+            )
+            shipped("pg hnsw (binary) + re-rank")
+        if "pg-ivfflat" not in skip:
+            build("pg ivfflat", kind="ivfflat")
+            lists = default_lists(len(data))
+            values = [p for p in PROBES if p < lists] + [lists]
+            points.extend(
+                sweep(
+                    "pg ivfflat",
+                    "probes",
+                    values,
+                    lambda v: conn.execute(f"SET ivfflat.probes = {int(v)}"),
+                    search,
+                    queries,
+                    truth,
+                )
+            )
+            conn.execute("RESET ALL")
+        drop_index(db, ENCODER)
     return builds, points
 
 
@@ -291,6 +344,113 @@ def annoy_index(
     return Build("annoy", seconds, size, f"n_trees={trees}, float32"), points
 
 
+def _unit32(data: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(data / np.linalg.norm(data, axis=1, keepdims=True), dtype=np.float32)
+
+
+def _built(method: str, seconds: float, size: int, note: str) -> Build:
+    print(f"  built {method} ({note}) in {seconds:.1f}s, {size / 2**20:.0f} MiB", flush=True)
+    return Build(method, seconds, size, note)
+
+
+def faiss_hnsw(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, m: int) -> tuple[Build, list[Point]]:
+    import faiss
+
+    unit = _unit32(data)
+    t0 = time.perf_counter()
+    index = faiss.IndexHNSWFlat(unit.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    index.add(unit)
+    build = _built(
+        "faiss hnsw",
+        time.perf_counter() - t0,
+        len(faiss.serialize_index(index)),
+        f"M={m}, efConstruction=40, float32",
+    )
+    k = truth.shape[1]
+
+    def search(q: np.ndarray) -> list[int]:
+        return index.search(_unit32(q[None]), k)[1][0].tolist()
+
+    def configure(value: int) -> None:
+        index.hnsw.efSearch = value
+
+    return build, sweep("faiss hnsw", "efSearch", FAISS_EF_SEARCH, configure, search, queries, truth)
+
+
+def faiss_ivfpq_refine(
+    data: np.ndarray, queries: np.ndarray, truth: np.ndarray, nlist: int
+) -> tuple[Build, list[Point]]:
+    import faiss
+
+    unit = _unit32(data)
+    spec = f"IVF{nlist},PQ{unit.shape[1] // 20}x8,RFlat"
+    t0 = time.perf_counter()
+    index = faiss.index_factory(unit.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
+    index.train(unit)
+    index.add(unit)
+    build = _built("faiss ivfpq+refine", time.perf_counter() - t0, len(faiss.serialize_index(index)), spec)
+    ivf = faiss.extract_index_ivf(index)
+    index.k_factor = 8
+    k = truth.shape[1]
+
+    def search(q: np.ndarray) -> list[int]:
+        return index.search(_unit32(q[None]), k)[1][0].tolist()
+
+    def configure(value: int) -> None:
+        ivf.nprobe = value
+
+    values = [p for p in PROBES if p < nlist] + [nlist]
+    return build, sweep("faiss ivfpq+refine", "nprobe", values, configure, search, queries, truth)
+
+
+def hnswlib_index(
+    data: np.ndarray, queries: np.ndarray, truth: np.ndarray, m: int
+) -> tuple[Build, list[Point]]:
+    import hnswlib
+
+    unit = _unit32(data)
+    t0 = time.perf_counter()
+    index = hnswlib.Index(space="ip", dim=unit.shape[1])
+    index.init_index(max_elements=len(unit), M=m, ef_construction=64)
+    index.add_items(unit, np.arange(len(unit)))
+    size = len(unit) * (unit.shape[1] * 4 + m * 2 * 4 + 16)  # its own formula: vectors + level-0 links
+    build = _built("hnswlib", time.perf_counter() - t0, size, f"M={m}, ef_construction=64, float32")
+    k = truth.shape[1]
+
+    def search(q: np.ndarray) -> list[int]:
+        return index.knn_query(_unit32(q[None]), k=k)[0][0].tolist()
+
+    return build, sweep("hnswlib", "ef", FAISS_EF_SEARCH, index.set_ef, search, queries, truth)
+
+
+def usearch_index(
+    data: np.ndarray, queries: np.ndarray, truth: np.ndarray, m: int
+) -> tuple[Build, list[Point]]:
+    from usearch.index import Index
+
+    unit = _unit32(data)
+    t0 = time.perf_counter()
+    index = Index(ndim=unit.shape[1], metric="cos", dtype="f16", connectivity=m, expansion_add=64)
+    index.add(np.arange(len(unit)), unit)
+    build = _built(
+        "usearch (f16)",
+        time.perf_counter() - t0,
+        index.memory_usage,
+        f"connectivity={m}, expansion_add=64, f16",
+    )
+    k = truth.shape[1]
+
+    def search(q: np.ndarray) -> list[int]:
+        return index.search(_unit32(q[None])[0], k).keys.tolist()
+
+    def configure(value: int) -> None:
+        index.expansion_search = value
+
+    return build, sweep(
+        "usearch (f16)", "expansion_search", FAISS_EF_SEARCH, configure, search, queries, truth
+    )
+
+
 # --- report ----------------------------------------------------------------------------------
 
 
@@ -326,35 +486,38 @@ def print_report(args, builds: list[Build], points: list[Point]) -> None:
                 )
 
 
-def start_embedded(home: Path, shared_buffers: str) -> str:
-    """A throwaway embedded server with shared_buffers large enough to hold an index."""
-    import psycopg
-
-    from imgsearch.db import embedded
-
-    server = embedded.start(home)
-    with psycopg.connect(server.admin_url, autocommit=True) as conn:
-        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
-    embedded.stop(home)
-    return embedded.start(home).url
+METHODS = (
+    "pg-exact",
+    "pg-hnsw",
+    "pg-binary",
+    "pg-ivfflat",
+    "faiss-hnsw",
+    "faiss-ivfpq",
+    "faiss-ivfflat",
+    "hnswlib",
+    "usearch",
+    "annoy",
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=100_000, help="vectors in the index")
+    parser.add_argument("--n", type=int, default=200_000, help="vectors in the index")
     parser.add_argument("--dim", type=int, default=1280)
-    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument(
+        "--m", type=int, default=32, help="links per node of faiss's, hnswlib's and usearch's HNSW"
+    )
     parser.add_argument("--annoy-trees", type=int, default=50)
     parser.add_argument(
-        "--url",
-        help="an existing PostgreSQL database (default: a temporary "
-        "embedded server with shared_buffers=--shared-buffers)",
+        "--url", help="an existing PostgreSQL database (default: a new embedded server, as shipped)"
     )
-    parser.add_argument("--shared-buffers", default="2GB")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["postgres", "faiss", "annoy"])
+    parser.add_argument(
+        "--skip", nargs="*", default=["pg-ivfflat", "faiss-ivfflat", "annoy"], choices=METHODS
+    )
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -367,35 +530,39 @@ def main() -> None:
         flush=True,
     )
 
+    from imgsearch.db.indexes import default_lists
+
     builds: list[Build] = []
     points: list[Point] = []
     home = None
     try:
-        if "postgres" not in args.skip:
+        if any(m.startswith("pg-") and m not in args.skip for m in METHODS):
             url = args.url
             if url is None:
+                from imgsearch.db import embedded
+
                 home = Path(tempfile.mkdtemp(prefix="imgsearch-knn-"))
-                url = start_embedded(home, args.shared_buffers)
+                url = embedded.start(home).url
             t0 = time.perf_counter()
             db, _ = load_postgres(url, data)
-            print(
-                f"pgvector: loaded {args.n:,} rows through store.write_batch in "
-                f"{time.perf_counter() - t0:.1f}s",
-                flush=True,
-            )
-            b, p = postgres_methods(db, data, queries, truth, args.k)
+            seconds = time.perf_counter() - t0
+            print(f"pgvector: loaded {args.n:,} rows through store.write_batch in {seconds:.1f}s", flush=True)
+            b, p = postgres_methods(db, data, queries, truth, args.k, args.skip)
             builds += b
             points += p
-        if "faiss" not in args.skip:
-            from imgsearch.db.indexes import default_lists
-
-            b, p = faiss_ivfflat(data, queries, truth, default_lists(args.n))
-            builds.append(b)
-            points += p
-        if "annoy" not in args.skip:
-            b, p = annoy_index(data, queries, truth, args.annoy_trees)
-            builds.append(b)
-            points += p
+        in_process = {
+            "faiss-hnsw": lambda: faiss_hnsw(data, queries, truth, args.m),
+            "faiss-ivfpq": lambda: faiss_ivfpq_refine(data, queries, truth, default_lists(args.n)),
+            "faiss-ivfflat": lambda: faiss_ivfflat(data, queries, truth, default_lists(args.n)),
+            "hnswlib": lambda: hnswlib_index(data, queries, truth, args.m),
+            "usearch": lambda: usearch_index(data, queries, truth, args.m),
+            "annoy": lambda: annoy_index(data, queries, truth, args.annoy_trees),
+        }
+        for method, run in in_process.items():
+            if method not in args.skip:
+                b1, p1 = run()
+                builds.append(b1)
+                points += p1
     finally:
         if home is not None:
             from imgsearch.db import embedded

@@ -86,7 +86,7 @@ def tune(
         steps: list[TuningStep] = []
         started = time.monotonic()
         for setting in grid:
-            options = QueryOptions(augmented=False, **{_option(parameter): setting})
+            options = _options(parameter, setting)
             steps.append(_measure(conn, enc.id, enc.dimension, ids, vectors, truth, k, setting, options))
             if progress is not None:
                 report = f"{parameter} {setting}: recall {steps[-1].recall:.3f}"
@@ -111,9 +111,11 @@ def tune(
     return TuningResult(encoder, name, parameter, target, chosen, steps)
 
 
-def _option(parameter: str) -> str:
+def _options(parameter: str, setting: int) -> QueryOptions:
     # a binary index's candidates are QueryOptions.ef_search (see search._plan)
-    return "probes" if parameter == "probes" else "ef_search"
+    if parameter == "probes":
+        return QueryOptions(probes=setting, augmented=False)
+    return QueryOptions(ef_search=setting, augmented=False)
 
 
 def _grid(conn: psycopg.Connection, name: str, rows: int) -> tuple[str, tuple[int, ...]]:

@@ -33,8 +33,9 @@ DECLARE
     enc_id integer;
     dim integer;
     tuned imgsearch.search_settings%ROWTYPE;
-    old_ef text := current_setting('hnsw.ef_search');
-    old_probes text := current_setting('ivfflat.probes');
+    -- NULL until pgvector's library is loaded in this session: its defaults then
+    old_ef text := coalesce(current_setting('hnsw.ef_search', true), '40');
+    old_probes text := coalesce(current_setting('ivfflat.probes', true), '1');
     candidates integer;
 BEGIN
     SELECT c.id, c.dimension INTO enc_id, dim FROM imgsearch.encoders c

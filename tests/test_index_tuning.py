@@ -189,18 +189,39 @@ def test_filters_far_from_the_query_return_k_rows(collection, monkeypatch, cap: 
     drop_index(db, ENCODER)
 
 
+def _cli(db, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url}
+    return subprocess.run([sys.executable, "-m", "imgsearch", *args], capture_output=True, text=True, env=env)
+
+
+@pytest.mark.slow
+def test_index_create_tunes_and_status_shows_it_and_the_service_prewarms(collection) -> None:
+    from imgsearch.library import Index
+
+    db, _, _ = collection
+    run = _cli(db, "index", "create", "--model", UNIFORM, "--m", "8", "--ef-construction", "32")
+    assert run.returncode == 0, run.stderr
+    assert "searches use ef_search" in run.stdout and "recall@10" in run.stdout
+    status = _cli(db, "index", "status")
+    assert "ef_search" in status.stdout and "recall@10 0.9" in status.stdout
+    index = Index(db.url)
+    try:
+        assert "imgsearch.embeddings_hnsw_enc" in " ".join(index.prewarm())
+    finally:
+        index.close()
+    drop_index(db, UNIFORM)
+
+
 def test_index_tune_cli_explains_what_is_missing(collection) -> None:
     db, _, _ = collection
     drop_index(db, ENCODER)
-    env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url}
-    run = subprocess.run(
-        [sys.executable, "-m", "imgsearch", "index", "tune", "--model", ENCODER],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert run.returncode == 2
-    assert "no ANN index" in run.stderr and "Traceback" not in run.stderr
+    for args in (("index", "tune", "--model", ENCODER), ("index", "tune", "--model", "no-such-model")):
+        run = _cli(db, *args)
+        assert run.returncode == 2, run.stderr
+        assert "Traceback" not in run.stderr
+    assert "no ANN index" in _cli(db, "index", "tune", "--model", ENCODER).stderr
+    bad = _cli(db, "index", "create", "--model", ENCODER, "--kind", "ivfflat", "--quantize", "binary")
+    assert bad.returncode == 2 and "needs --kind hnsw" in bad.stderr
 
 
 def test_server_settings_follow_the_machine() -> None:

@@ -174,14 +174,17 @@ def prewarm(db: Database) -> list[str]:
         installed = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_prewarm')"
         if not scalar(conn.execute(installed)):
             return []
-        names = [
+        pattern = r"^embeddings_(hnsw|ivfflat|hnsw_bit)_enc\d+$"
+        names = [  # the indexes themselves, or on a partitioned table each partition's
             r[0]
             for r in conn.execute(
-                r"""SELECT t.relid::regclass::text
-                    FROM pg_class ix JOIN pg_namespace n ON n.oid = ix.relnamespace
-                    CROSS JOIN LATERAL pg_partition_tree(ix.oid) t
-                    WHERE n.nspname = 'imgsearch' AND t.isleaf
-                      AND ix.relname ~ '^embeddings_(hnsw|ivfflat|hnsw_bit)_enc\d+$'"""
+                """SELECT c.oid::regclass::text
+                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = 'imgsearch' AND c.relkind = 'i'
+                     AND (c.relname ~ %(p)s OR EXISTS (
+                          SELECT 1 FROM pg_partition_ancestors(c.oid) a JOIN pg_class up ON up.oid = a.relid
+                          WHERE up.relname ~ %(p)s))""",
+                {"p": pattern},
             )
         ]
         for name in names:

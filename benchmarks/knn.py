@@ -171,7 +171,7 @@ def _pg_search(conn, k: int, id_of_path: dict[int, int]) -> Callable[[np.ndarray
 
     def search(q: np.ndarray) -> list[int]:
         rows = conn.execute(
-            "SELECT image_id FROM imgsearch.similar_to_vector(%s, %s, %s)",
+            "SELECT image_id FROM imgsearch.similar_to_vector(%b, %s, %s)",  # the vector in binary
             (HalfVector(q), k, ENCODER),
             prepare=True,
         ).fetchall()
@@ -390,7 +390,7 @@ def faiss_ivfpq_refine(
     index.add(unit)
     build = _built("faiss ivfpq+refine", time.perf_counter() - t0, len(faiss.serialize_index(index)), spec)
     ivf = faiss.extract_index_ivf(index)
-    index.k_factor = 8
+    index.k_factor = 32
     k = truth.shape[1]
 
     def search(q: np.ndarray) -> list[int]:

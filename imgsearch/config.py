@@ -20,6 +20,7 @@ DATABASE_URL_ENV = "IMGSEARCH_DATABASE_URL"
 class Settings:
     home: Path  # imgsearch's own data: the embedded server, caches
     database_url: str | None  # None: the embedded server below `home`
+    replica_url: str | None  # a read replica that searches are sent to (None: the database itself)
     model: str  # default encoder
     device: str  # auto, cpu, cuda, cuda:N, mps
     backend: str  # auto (ONNX Runtime on a CPU, torch on a GPU), torch, onnx
@@ -73,6 +74,7 @@ def load() -> Settings:
     return Settings(
         home=_home(),
         database_url=database_url(),
+        replica_url=os.environ.get("IMGSEARCH_REPLICA_URL") or None,
         model=os.environ.get("IMGSEARCH_MODEL") or DEFAULT_MODEL,
         device=os.environ.get("IMGSEARCH_DEVICE") or "auto",
         backend=os.environ.get("IMGSEARCH_BACKEND") or "auto",

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgsearch import config
 from imgsearch.collection.cache import LookCache, ResultCache
-from imgsearch.db.connection import Database, connect
+from imgsearch.db.connection import Database, connect, libpq_url
 from imgsearch.db.reading import ReadConnections
 from imgsearch.db.schema import open_database
 from imgsearch.errors import DatabaseUnavailable
@@ -55,7 +55,8 @@ class Index:
     """An imgsearch index: a database plus a cache of loaded encoders.
 
     `encoders` are already loaded encoders to use for their names (a notebook's or a test's
-    own instance), instead of loading them again on first use.
+    own instance), instead of loading them again on first use. `replica` (default
+    IMGSEARCH_REPLICA_URL): a read replica of the database that searches are sent to.
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class Index:
         backend: str | None = None,
         pool_size: int = 0,
         encoders: Iterable[Encoder] = (),
+        replica: str | None = None,
     ) -> None:
         settings = config.load()
         self.db: Database = open_database(url)
@@ -76,6 +78,8 @@ class Index:
         self._encoders: dict[EncoderKey, Encoder] = {(e.name, None): e for e in encoders}
         self._encoders_lock = threading.RLock()  # a derived encoder loads its base
         self._reads = ReadConnections(self.db, pool_size)
+        replica = replica or settings.replica_url
+        self._replica = ReadConnections(Database(libpq_url(replica)), pool_size) if replica else None
         self._duplicate_groups: ResultCache[list[Group]] = ResultCache()
         self._looks = LookCache()  # how duplicate candidates look, by content
 
@@ -257,7 +261,7 @@ class Index:
             encoder = TestTimeAugmented(encoder)
 
         def once() -> SearchResult:
-            with self.reading() as conn:
+            with self.searching() as conn:
                 opts = _with_folder(conn, options)
                 return search(
                     query,
@@ -688,9 +692,26 @@ class Index:
         with self._reads.connection() as conn:
             yield conn
 
+    @contextmanager
+    def searching(self) -> Iterator[psycopg.Connection]:
+        """A connection for searches: the read replica when there is one (`replica`,
+        IMGSEARCH_REPLICA_URL), the database itself while the replica does not answer."""
+        with ExitStack() as stack:
+            conn = None
+            if self._replica is not None:
+                try:
+                    conn = stack.enter_context(self._replica.connection())
+                except DatabaseUnavailable:
+                    conn = None  # the replica is down: the primary answers
+            if conn is None:
+                conn = stack.enter_context(self._reads.connection())
+            yield conn
+
     def close(self) -> None:
         """Close the read connections (loaded encoders are freed with the object)."""
         self._reads.close()
+        if self._replica is not None:
+            self._replica.close()
 
     def __enter__(self) -> Index:
         return self

@@ -408,12 +408,12 @@ def _candidates(table: str, enc_id: int, dim: int, limit: str, binary: bool = Fa
     it). An image with N vectors in `table` can fill N places, hence the caller's limit. With
     `binary`, the rows come in Hamming order of their binary-quantised vectors (the binary index
     serves it); the caller re-ranks them by `distance`."""
-    distance = f"(e.embedding::halfvec({dim})) <=> %(v)s::halfvec({dim})"
+    distance = f"(e.embedding::halfvec({dim})) <=> %(v)b::halfvec({dim})"
     order = distance
     if binary:
         order = (
             f"binary_quantize(e.embedding::halfvec({dim}))::bit({dim})"
-            f" <~> binary_quantize(%(v)s::halfvec({dim}))"
+            f" <~> binary_quantize(%(v)b::halfvec({dim}))"
         )
     return f"""
         SELECT i.id, i.path, i.path_bytes, i.metadata, i.width, i.height, i.mtime, {distance} AS distance

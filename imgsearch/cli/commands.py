@@ -267,6 +267,14 @@ def serve_command(
         list[Path] | None,
         typer.Option("--watch", help="Also index this folder and keep it in step (repeatable; one worker)."),
     ] = None,
+    replica: Annotated[
+        str | None,
+        typer.Option(
+            "--replica",
+            help="A read replica's URL (PostgreSQL streaming replication): searches go there, "
+            "and to the database itself while it does not answer.",
+        ),
+    ] = None,
 ) -> None:
     """The HTTP API (OpenAPI at /docs) and the web page, on the same database as the CLI."""
     import os
@@ -282,6 +290,7 @@ def serve_command(
         ("IMGSEARCH_MODEL", model),
         ("IMGSEARCH_DEVICE", device),
         ("IMGSEARCH_BACKEND", backend),
+        ("IMGSEARCH_REPLICA_URL", replica),
     ):
         if value:
             os.environ[name] = value  # the worker processes read their settings from here

@@ -73,6 +73,40 @@ def start(home: Path) -> EmbeddedServer:
     return embedded
 
 
+def start_standby(primary: Path, home: Path) -> EmbeddedServer:
+    """A hot standby of the embedded server below `primary`, below `home`: a base backup of it
+    (pg_basebackup -R) streaming its changes, read-only (searches can be sent to it)."""
+    import os
+
+    source = start(primary)
+    target = pgdata_dir(home)
+    if not (target / "PG_VERSION").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        user = _system_user()
+        if user is not None:
+            import pwd
+
+            entry = pwd.getpwnam(user)
+            os.chown(target, entry.pw_uid, entry.pw_gid)
+        target.chmod(0o700)
+        try:
+            _server_module().pg_basebackup(
+                ["-D", str(target), "-R", "-X", "stream", "-c", "fast", "-d", source.admin_url], user=user
+            )
+        except Exception as exc:  # pg_basebackup's failure comes as CalledProcessError
+            raise DatabaseUnavailable(f"Could not copy {pgdata_dir(primary)} for a standby ({exc}).") from exc
+        for stale in target.glob(".s.PGSQL.*.lock"):  # the primary's socket lives in its data dir
+            stale.unlink()
+    return start(home)
+
+
+def _system_user() -> str | None:
+    """The user the server runs as: embedded_postgres when imgsearch runs as root."""
+    import os
+
+    return "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+
+
 def _start_server(home: Path) -> str:
     """Initialise the data directory if needed, start the server; its maintenance URL."""
     try:
@@ -115,10 +149,7 @@ def _reload(admin_url: str) -> None:
 
 
 def _pg_ctl(home: Path, args: list[str]) -> None:
-    import os
-
-    user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
-    _server_module().pg_ctl(args, pgdata=pgdata_dir(home), user=user)
+    _server_module().pg_ctl(args, pgdata=pgdata_dir(home), user=_system_user())
 
 
 def _ensure_database(server: EmbeddedServer) -> None:
@@ -126,7 +157,8 @@ def _ensure_database(server: EmbeddedServer) -> None:
 
     with psycopg.connect(server.admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
-        if not exists:
+        standby = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        if not exists and not (standby and standby[0]):  # a standby has its primary's databases
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
 

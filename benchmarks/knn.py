@@ -37,6 +37,7 @@ TARGETS = (0.90, 0.95, 0.99)
 HNSW_EF_SEARCH = (20, 40, 64, 80, 100, 128, 160, 200, 256, 400)
 PROBES = (1, 2, 4, 8, 16, 32, 64, 100)
 FAISS_EF_SEARCH = (16, 32, 64, 96, 128, 192, 256, 512)
+FAR_SHOOTS = 10  # clusters 0-9 of 1,000: the filtered shoot
 RERANK = (20, 40, 60, 80, 120, 160, 240, 320, 480, 640, 1000)
 ANNOY_SEARCH_K = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000)
 
@@ -63,16 +64,25 @@ class Build:
 
 def synthetic_vectors(n: int, dim: int, seed: int = 0, clusters: int = 1000, latent: int = 64) -> np.ndarray:
     """Clustered, non-negative, unit-length float16-rounded vectors (see the module docstring)."""
+    return synthetic_collection(n, dim, seed, clusters, latent)[0]
+
+
+def synthetic_collection(
+    n: int, dim: int, seed: int = 0, clusters: int = 1000, latent: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """synthetic_vectors and the cluster ("shoot") of each."""
     rng = np.random.default_rng(seed)
+    labels = np.empty(n, dtype=np.int64)
     projection = rng.normal(size=(latent, dim)).astype(np.float32) / np.sqrt(latent)
     centres = rng.normal(size=(clusters, latent)).astype(np.float32)
     out = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, 10_000):
         m = min(10_000, n - start)
-        z = centres[rng.integers(0, clusters, m)] + 0.6 * rng.normal(size=(m, latent))
+        labels[start : start + m] = rng.integers(0, clusters, m)
+        z = centres[labels[start : start + m]] + 0.6 * rng.normal(size=(m, latent))
         x = np.maximum(z.astype(np.float32) @ projection + 0.3 * rng.normal(size=(m, dim)), 0)
         out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return out.astype(np.float16).astype(np.float32)
+    return out.astype(np.float16).astype(np.float32), labels
 
 
 def exact_top_k(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -145,7 +155,9 @@ def sweep(
 # --- pgvector through imgsearch ---------------------------------------------------------
 
 
-def load_postgres(url: str, data: np.ndarray) -> tuple[object, int]:
+def load_postgres(url: str, data: np.ndarray, far: np.ndarray | None = None) -> tuple[object, int]:
+    """The vectors written through ingest's code path; rows marked in `far` are one shoot
+    (metadata shoot=far, folder /synthetic/far)."""
     from imgsearch.db import store
     from imgsearch.db.connection import connect
     from imgsearch.db.schema import open_database
@@ -157,7 +169,9 @@ def load_postgres(url: str, data: np.ndarray) -> tuple[object, int]:
         for start in range(0, len(data), 2000):
             stop = min(start + 2000, len(data))
             rows = [
-                store.ImageRow(f"/synthetic/{i}.jpg", f"sha{i}", 1, 8, 8, "JPEG", 0.0)
+                store.ImageRow(f"/synthetic/far/{i}.jpg", f"sha{i}", 1, 8, 8, "JPEG", 0.0, {"shoot": "far"})
+                if far is not None and far[i]
+                else store.ImageRow(f"/synthetic/{i}.jpg", f"sha{i}", 1, 8, 8, "JPEG", 0.0)
                 for i in range(start, stop)
             ]
             store.write_batch(conn, enc_id, rows, data[start:stop])
@@ -180,8 +194,61 @@ def _pg_search(conn, k: int, id_of_path: dict[int, int]) -> Callable[[np.ndarray
     return search
 
 
+def _filtered(
+    conn, enc_id: int, data: np.ndarray, queries: np.ndarray, far: np.ndarray, k: int
+) -> list[Point]:
+    """Searches filtered to one shoot far from the query (1% of rows) through the library's path
+    (`search.nearest`, the tuned HNSW index): rows returned, recall against the exact top-k of
+    the shoot, latency."""
+    from pgvector import HalfVector
+
+    from imgsearch.search import QueryOptions, nearest
+
+    rows = np.flatnonzero(far)
+    truth = rows[exact_top_k(data[rows], queries, k)]
+    points = []
+    for name, options in (
+        ("metadata shoot=far", {"where": {"shoot": "far"}}),
+        ("folder /synthetic/far", {"folder": "/synthetic/far"}),
+    ):
+        counts, hits, times = [], [], []
+        conn.execute("BEGIN")
+        for q, t in zip(queries, truth, strict=True):
+            t0 = time.perf_counter()
+            found = nearest(conn, enc_id, data.shape[1], HalfVector(q), k, options=QueryOptions(**options))
+            times.append(time.perf_counter() - t0)
+            ids = {int(r.path.rsplit("/", 1)[1].split(".")[0]) for r in found}
+            counts.append(len(found))
+            hits.append(len(ids & set(t.tolist())) / k)
+        conn.execute("ROLLBACK")
+        ms = np.array(times) * 1000
+        full = float(np.mean(np.array(counts) == k))
+        point = Point(
+            f"pg filtered to a far shoot (1%): {name}",
+            "as shipped",
+            float(np.mean(hits)),
+            float(np.percentile(ms, 50)),
+            float(np.percentile(ms, 95)),
+            len(queries) / (sum(times)),
+        )
+        print(
+            f"  {point.method}: {full:.0%} of queries got {k} rows "
+            f"(mean {np.mean(counts):.2f}), recall {point.recall:.4f}, p50 {point.p50_ms:.2f} ms",
+            flush=True,
+        )
+        points.append(point)
+    return points
+
+
 def postgres_methods(
-    db, data: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int, skip: Sequence[str]
+    db,
+    data: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    k: int,
+    skip: Sequence[str],
+    far: np.ndarray | None = None,
+    far_queries: np.ndarray | None = None,
 ) -> tuple[list[Build], list[Point]]:
     """pgvector through imgsearch as shipped: the embedded server's own settings, indexes built by
     `create_index`, `index tune --recall 0.95`, every query one call of `similar_to_vector`."""
@@ -249,6 +316,9 @@ def postgres_methods(
                 sweep("pg hnsw (halfvec)", "ef_search", HNSW_EF_SEARCH, set_ef, search, queries, truth)
             )
             shipped("pg hnsw (halfvec)")
+            conn.execute("RESET ALL")
+        if "pg-hnsw" not in skip and far is not None:
+            points.extend(_filtered(conn, enc_id, data, far_queries, far, k))
             conn.execute("RESET ALL")
         if "pg-binary" not in skip:
             build("pg hnsw (binary) + re-rank", quantize="binary")
@@ -521,9 +591,11 @@ def main() -> None:
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    vectors = synthetic_vectors(args.n + args.queries, args.dim)
+    vectors, labels = synthetic_collection(args.n + args.queries, args.dim)
     data, queries = vectors[: args.n], vectors[args.n :]
     truth = exact_top_k(data, queries, args.k)
+    far = labels[: args.n] < FAR_SHOOTS  # ~1% of rows: one "shoot" the queries are not near
+    far_queries = queries[labels[args.n :] >= FAR_SHOOTS]
     print(
         f"{args.n:,} x {args.dim} vectors and {args.queries} queries with exact top-{args.k} "
         f"in {time.perf_counter() - t0:.1f}s",
@@ -544,10 +616,10 @@ def main() -> None:
                 home = Path(tempfile.mkdtemp(prefix="imgsearch-knn-"))
                 url = embedded.start(home).url
             t0 = time.perf_counter()
-            db, _ = load_postgres(url, data)
+            db, _ = load_postgres(url, data, far)
             seconds = time.perf_counter() - t0
             print(f"pgvector: loaded {args.n:,} rows through store.write_batch in {seconds:.1f}s", flush=True)
-            b, p = postgres_methods(db, data, queries, truth, args.k, args.skip)
+            b, p = postgres_methods(db, data, queries, truth, args.k, args.skip, far, far_queries)
             builds += b
             points += p
         in_process = {

@@ -270,6 +270,7 @@ class QueryOptions:
     augmented: bool = True  # an image's augmented vectors (ingest --augment) count too
 
 
+MAX_EF_SEARCH = 1000  # pgvector's limit
 FILTER_EXACT_ROWS = 20_000  # a filter matching fewer rows than this is searched exactly
 
 
@@ -298,6 +299,8 @@ def _plan(conn: psycopg.Connection, enc_id: int, options: QueryOptions, k: int) 
     if binary:
         rerank = max(k, options.ef_search or rerank or 100)
         ef = rerank
+    if ef and not options.ef_search:
+        ef = max(ef, min(k, MAX_EF_SEARCH))  # a tuned ef_search, never below k (pgvector caps at 1000)
     return _Plan(
         options.ef_search or ef,
         options.probes or probes,

@@ -24,7 +24,7 @@ from imgsearch.errors import ImgsearchError
 from imgsearch.progress import Progress, ProgressCallback
 from imgsearch.search import QueryOptions, nearest
 
-EF_SEARCH = (40, 64, 80, 100, 128, 160, 200, 256, 320, 400, 500, 640, 800, 1000)
+EF_SEARCH = (20, 40, 64, 80, 100, 128, 160, 200, 256, 320, 400, 500, 640, 800, 1000)
 RERANK = (20, 40, 60, 80, 120, 160, 240, 320, 480, 640, 1000)
 PROBES = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128, 160, 200, 256)
 DISTANCE_TOLERANCE = 2e-4  # numpy's float32 distances vs pgvector's: a tie within this counts

@@ -3,8 +3,9 @@
 `imgsearch.search_settings` holds, per encoder, the index setting `imgsearch index tune` chose
 (HNSW ef_search, IVFFlat probes, or the candidates a binary-quantised index re-ranks) with the
 recall and latency it measured. `similar_to_vector` uses it (never less than the session's own
-ef_search / probes, so an application can still ask for more), re-ranks a binary-quantised
-index's candidates by exact distance, and restores the session's settings when it returns.
+ef_search / probes, so an application can still ask for more, and an ef_search never below k),
+re-ranks a binary-quantised index's candidates by exact distance, and restores the session's
+settings when it returns.
 pg_prewarm (a contrib extension) loads indexes into memory when the service starts; where the
 role may not create it, prewarming is skipped.
 
@@ -45,7 +46,8 @@ BEGIN
     END IF;
     SELECT * INTO tuned FROM imgsearch.search_settings s WHERE s.encoder_id = enc_id;
     IF tuned.ef_search IS NOT NULL THEN
-        PERFORM set_config('hnsw.ef_search', greatest(tuned.ef_search, old_ef::int)::text, true);
+        PERFORM set_config(
+            'hnsw.ef_search', greatest(tuned.ef_search, least(k, 1000), old_ef::int)::text, true);
     END IF;
     IF tuned.probes IS NOT NULL THEN
         PERFORM set_config('ivfflat.probes', greatest(tuned.probes, old_probes::int)::text, true);

@@ -344,7 +344,10 @@ def nearest(
     filtered = any(params[p] is not None for p in ("filter", "folder", "since", "until"))
     exact = options.exact
     if filtered and not exact:
-        exact = _matching_rows(conn, enc_id, params) < FILTER_EXACT_ROWS
+        few = _exact_if_few(conn, enc_id, dim, params)
+        if few is not None and not plan.variants:
+            return few
+        exact = few is not None  # augmented vectors count too: the exact search below has them
     rows = _run(conn, enc_id, dim, plan, exact, params)
     if filtered and not exact and len(rows) < k and min_similarity is None:
         rows = _run(conn, enc_id, dim, plan, True, params)  # the index scan gave up early
@@ -390,20 +393,31 @@ _FILTERS = """
           AND (%(until)s::float8 IS NULL OR i.mtime <= %(until)s::float8)"""
 
 
-def _matching_rows(conn: psycopg.Connection, enc_id: int, params: dict) -> int:
-    """How many of the encoder's vectors pass the filters, counted up to FILTER_EXACT_ROWS."""
-    return int(
-        scalar(
-            conn.execute(
-                f"""SELECT count(*) FROM (
-                        SELECT 1 FROM imgsearch.embeddings e JOIN imgsearch.images i ON i.id = e.image_id
-                        WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s
-                        {_FILTERS}
-                        LIMIT {FILTER_EXACT_ROWS}) m""",
-                params,
-            )
-        )
-    )
+def _exact_if_few(conn: psycopg.Connection, enc_id: int, dim: int, params: dict) -> list[Neighbour] | None:
+    """The exact k nearest of the rows that pass the filters, when fewer than FILTER_EXACT_ROWS
+    do (one statement: the matching rows are gathered once, counted, and sorted by distance);
+    None when more do."""
+    distance = f"(e.embedding::halfvec({dim})) <=> %(v)b::halfvec({dim})"
+    rows = conn.execute(
+        f"""WITH matching AS MATERIALIZED (
+                SELECT e.image_id FROM imgsearch.embeddings e JOIN imgsearch.images i ON i.id = e.image_id
+                WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s{_FILTERS}
+                LIMIT {FILTER_EXACT_ROWS}),
+            few AS (SELECT count(*) < {FILTER_EXACT_ROWS} AS ok FROM matching)
+            SELECT few.ok, d.* FROM few LEFT JOIN LATERAL (
+                SELECT i.id, i.path, i.path_bytes, i.metadata, x.distance, i.width, i.height, i.mtime
+                FROM matching m
+                JOIN imgsearch.embeddings e ON e.image_id = m.image_id AND e.encoder_id = {int(enc_id)}
+                JOIN imgsearch.images i ON i.id = m.image_id
+                CROSS JOIN LATERAL (SELECT {distance} AS distance) x
+                WHERE few.ok AND (%(max_dist)s::float8 IS NULL OR x.distance <= %(max_dist)s::float8)
+                ORDER BY x.distance + 0.0, i.id  -- + 0.0: never the ANN index, a sort of the few
+                LIMIT %(k)s) d ON true""",
+        params,
+    ).fetchall()
+    if not rows[0][0]:
+        return None
+    return [Neighbour(*row[1:]) for row in rows if row[1] is not None]
 
 
 def _candidates(table: str, enc_id: int, dim: int, limit: str, binary: bool = False) -> str:

@@ -111,13 +111,13 @@ def test_tune_reaches_the_recall_asked_for_in_every_path(collection) -> None:
     result = tune(db, UNIFORM, 0.95, queries=100)
     assert result.parameter == "ef_search" and result.reached
     chosen = result.chosen
-    assert chosen.ef_search is not None and chosen.ef_search > 40 and chosen.recall >= 0.95
+    assert chosen.ef_search is not None and chosen.ef_search > 40 and chosen.recall >= 0.975
     assert [s.setting for s in result.steps][-1] == chosen.ef_search
-    assert all(s.recall < 0.95 for s in result.steps[:-1])
+    assert all(s.recall < 0.975 for s in result.steps[:-1])  # stored vectors must reach 0.975
 
     # Searches use it: the library, and the SQL function (which restores the session's setting).
-    assert _recall(db, enc_id, queries) >= 0.93
-    assert _sql_recall(db, queries, encoder=UNIFORM) >= 0.93
+    assert _recall(db, enc_id, queries) >= 0.95  # new queries
+    assert _sql_recall(db, queries, encoder=UNIFORM) >= 0.95
     with connect(db) as conn:
         conn.execute("SET hnsw.ef_search = 17")
         conn.execute(

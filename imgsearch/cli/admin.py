@@ -169,14 +169,15 @@ def _tune(model: str, recall: float, k: int, queries: int) -> None:
     setting = chosen.ef_search or chosen.probes or chosen.rerank
     if result.reached:
         typer.echo(
-            f"{model}: searches use {result.parameter} {setting} (recall@{k} {chosen.recall:.3f} "
-            f">= {recall}, p50 {chosen.p50_ms:.2f} ms, {chosen.queries} stored vectors as queries)"
+            f"{model}: searches use {result.parameter} {setting} (recall@{k} {chosen.recall:.3f} for "
+            f"{chosen.queries} stored vectors as queries, >= {result.required:.3f} asked of them for "
+            f"{recall} on new images; p50 {chosen.p50_ms:.2f} ms)"
         )
     else:
         echo_err(
             f"warning: {model}: recall@{k} {chosen.recall:.3f} at {result.parameter} {setting}, "
-            f"the most tried, is below {recall}: rebuild the index with more links "
-            "(--m, --ef-construction) or more lists, or use exact scans."
+            f"the most tried, is below the {result.required:.3f} asked for {recall}: rebuild the index "
+            "with more links (--m, --ef-construction) or more lists, or use exact scans."
         )
 
 

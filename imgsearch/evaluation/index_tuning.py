@@ -4,7 +4,12 @@ that reaches the target.
 Stored vectors (a seeded sample) are the queries, each left out of its own answer; the truth is
 an exact top-k computed with numpy in one streamed pass over the encoder's vectors; each setting
 (HNSW ef_search, IVFFlat probes, or the candidates a binary-quantised index re-ranks) is measured
-through the search path itself (`search.nearest`), so the figure is what searches will get.
+through the search path itself (`search.nearest`).
+
+A stored vector is an easier query than a new image: it sits in the graph, linked to its own
+neighbours (benchmarks/knn.py, 200,000 vectors: at ef_search 20, recall@10 0.965 for stored
+vectors against 0.949 for held-out queries; at 40, 0.990 against 0.986-0.992). So a setting is
+chosen when stored vectors reach the target plus half of what it leaves (0.975 for 0.95).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ RERANK = (20, 40, 60, 80, 120, 160, 240, 320, 480, 640, 1000)
 PROBES = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128, 160, 200, 256)
 DISTANCE_TOLERANCE = 2e-4  # numpy's float32 distances vs pgvector's: a tie within this counts
 CHUNK_ROWS = 20_000
+STORED_QUERY_MARGIN = 0.5  # of 1 - target, asked on top of the target (see the module docstring)
 
 
 @dataclass
@@ -48,8 +54,17 @@ class TuningResult:
     steps: list[TuningStep] = field(default_factory=list)
 
     @property
+    def required(self) -> float:
+        """The recall stored vectors must reach for new queries to reach `target`."""
+        return required_recall(self.target)
+
+    @property
     def reached(self) -> bool:
-        return self.chosen.recall >= self.target
+        return self.chosen.recall >= self.required
+
+
+def required_recall(target: float) -> float:
+    return target + (1.0 - target) * STORED_QUERY_MARGIN
 
 
 def tune(
@@ -62,8 +77,9 @@ def tune(
     seed: int = 0,
     progress: ProgressCallback | None = None,
 ) -> TuningResult:
-    """Measure recall@k for increasing index settings until `target` is reached; store and
-    return the first that reaches it (or the last tried, with its recall, when none does)."""
+    """Measure recall@k for increasing index settings until stored vectors reach
+    `required_recall(target)`; store and return the first that does (or the last tried, with
+    its recall, when none does)."""
     if not 0 < target <= 1:
         raise ImgsearchError(f"--recall must be above 0 and at most 1 (got {target}).")
     with connect(db) as conn:
@@ -91,7 +107,7 @@ def tune(
             if progress is not None:
                 report = f"{parameter} {setting}: recall {steps[-1].recall:.3f}"
                 progress(Progress("tune", len(steps), len(grid), time.monotonic() - started, report))
-            if steps[-1].recall >= target:
+            if steps[-1].recall >= required_recall(target):
                 break
         last = steps[-1]
         chosen = search_settings.SearchSettings(

@@ -2,8 +2,9 @@
 
 `imgsearch.search_settings` holds, per encoder, the index setting `imgsearch index tune` chose
 (HNSW ef_search, IVFFlat probes, or the candidates a binary-quantised index re-ranks) with the
-recall and latency it measured. `similar_to_vector` uses it (never less than the session's own
-ef_search / probes, so an application can still ask for more, and an ef_search never below k),
+recall and latency it measured. `similar_to_vector` uses it (a session's own larger ef_search /
+probes wins, so an application can still ask for more; pgvector's defaults count as not set; an
+ef_search is never below k),
 re-ranks a binary-quantised index's candidates by exact distance, and restores the session's
 settings when it returns.
 pg_prewarm (a contrib extension) loads indexes into memory when the service starts; where the
@@ -45,16 +46,18 @@ BEGIN
         RAISE EXCEPTION 'imgsearch: no encoder named "%"', encoder;
     END IF;
     SELECT * INTO tuned FROM imgsearch.search_settings s WHERE s.encoder_id = enc_id;
+    -- the tuned setting; a session's own larger one wins (pgvector's defaults, 40 and 1, count
+    -- as not set); ef_search is never below k
     IF tuned.ef_search IS NOT NULL THEN
-        PERFORM set_config(
-            'hnsw.ef_search', greatest(tuned.ef_search, least(k, 1000), old_ef::int)::text, true);
+        PERFORM set_config('hnsw.ef_search', greatest(
+            tuned.ef_search, least(k, 1000), nullif(old_ef::int, 40))::text, true);
     END IF;
     IF tuned.probes IS NOT NULL THEN
-        PERFORM set_config('ivfflat.probes', greatest(tuned.probes, old_probes::int)::text, true);
+        PERFORM set_config('ivfflat.probes', greatest(tuned.probes, nullif(old_probes::int, 1))::text, true);
     END IF;
     IF to_regclass(format('imgsearch.embeddings_hnsw_bit_enc%s', enc_id)) IS NOT NULL THEN
         candidates := greatest(k, coalesce(tuned.rerank, 100));
-        PERFORM set_config('hnsw.ef_search', greatest(candidates, old_ef::int)::text, true);
+        PERFORM set_config('hnsw.ef_search', greatest(candidates, nullif(old_ef::int, 40))::text, true);
         RETURN QUERY EXECUTE format(
             'SELECT i.id, i.path, (1 - (c.embedding::halfvec(%1$s) <=> $1::halfvec(%1$s)))::float8,'
             '       i.metadata'

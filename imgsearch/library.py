@@ -23,7 +23,7 @@ from imgsearch.collection.cache import LookCache, ResultCache
 from imgsearch.db.connection import Database, connect, libpq_url
 from imgsearch.db.reading import ReadConnections
 from imgsearch.db.schema import open_database
-from imgsearch.errors import DatabaseUnavailable
+from imgsearch.errors import DatabaseUnavailable, ImgsearchError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,8 +78,7 @@ class Index:
         self._encoders: dict[EncoderKey, Encoder] = {(e.name, None): e for e in encoders}
         self._encoders_lock = threading.RLock()  # a derived encoder loads its base
         self._reads = ReadConnections(self.db, pool_size)
-        replica = replica or settings.replica_url
-        self._replica = ReadConnections(Database(libpq_url(replica)), pool_size) if replica else None
+        self._replica = _replica_connections(replica or settings.replica_url, pool_size)
         self._duplicate_groups: ResultCache[list[Group]] = ResultCache()
         self._looks = LookCache()  # how duplicate candidates look, by content
 
@@ -156,11 +155,12 @@ class Index:
         return dropped
 
     def prewarm(self) -> list[str]:
-        """Load the ANN indexes into the server's memory (pg_prewarm), so that the first searches
-        do not wait on the disk; the indexes loaded (none where pg_prewarm is not installed)."""
+        """Load the ANN indexes into the memory of the server searches go to (pg_prewarm; the
+        replica when there is one), so that the first searches do not wait on the disk; the
+        indexes loaded (none where pg_prewarm is not installed)."""
         from imgsearch.db.indexes import prewarm
 
-        return prewarm(self.db)
+        return prewarm(self._replica.db if self._replica is not None else self.db)
 
     # --- ingest ---------------------------------------------------------------------------
 
@@ -487,8 +487,6 @@ class Index:
         from imgsearch.collection import maps
 
         if out is not None and Path(out).suffix.lower() not in (".png", ".html"):
-            from imgsearch.errors import ImgsearchError
-
             raise ImgsearchError("The map is written as .png or .html.")
         with self.reading() as conn:
             map_id = maps.project(conn, self._indexed_encoder(conn, model).id, method)
@@ -590,8 +588,6 @@ class Index:
 
         if finetune is not None:
             if folder is None:
-                from imgsearch.errors import ImgsearchError
-
                 raise ImgsearchError("Fine-tuning needs a FOLDER of images.")
             return finetune_and_register(
                 self.db,
@@ -718,6 +714,35 @@ class Index:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+REPLICA_TIMEOUT_S = 0.5  # a replica that does not answer this fast is skipped ...
+REPLICA_DOWN_FOR_S = 30.0  # ... for this long: searches go to the primary meanwhile
+REPLICA_CONNECT_TIMEOUT_S = 2  # libpq's smallest useful connect timeout
+
+
+def _replica_connections(url: str | None, pool_size: int) -> ReadConnections | None:
+    """Read connections to a replica (None without one); a malformed URL is refused here."""
+    if not url:
+        return None
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(libpq_url(url))
+    except ProgrammingError as exc:
+        raise ImgsearchError(
+            "The replica URL (--replica or IMGSEARCH_REPLICA_URL) is not a PostgreSQL URL "
+            "(expected postgresql://user:password@host:port/database)."
+        ) from exc
+    return ReadConnections(
+        Database(libpq_url(url)),
+        pool_size,
+        timeout=REPLICA_TIMEOUT_S,
+        down_for=REPLICA_DOWN_FOR_S,
+        connect_timeout=REPLICA_CONNECT_TIMEOUT_S,
+        shed_when_busy=False,  # a busy replica is waited for (briefly), not skipped
+    )
 
 
 def _with_folder(conn: psycopg.Connection, options: QueryOptions | None) -> QueryOptions | None:

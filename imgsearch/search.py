@@ -271,6 +271,7 @@ class QueryOptions:
 
 
 MAX_EF_SEARCH = 1000  # pgvector's limit
+DEFAULT_EF_SEARCH, DEFAULT_PROBES = 40, 1  # pgvector's defaults
 FILTER_EXACT_ROWS = 20_000  # a filter matching fewer rows than this is searched exactly
 
 
@@ -298,7 +299,7 @@ def _plan(conn: psycopg.Connection, enc_id: int, options: QueryOptions, k: int) 
     )
     if binary:
         rerank = max(k, options.ef_search or rerank or 100)
-        ef = rerank
+        ef = min(rerank, MAX_EF_SEARCH)  # an iterative scan goes on past ef_search
     if ef and not options.ef_search:
         ef = max(ef, min(k, MAX_EF_SEARCH))  # a tuned ef_search, never below k (pgvector caps at 1000)
     return _Plan(
@@ -357,13 +358,15 @@ def nearest(
 def _run(
     conn: psycopg.Connection, enc_id: int, dim: int, plan: _Plan, exact: bool, params: dict
 ) -> list[Neighbour]:
-    settings = {"hnsw.iterative_scan": "relaxed_order", "ivfflat.iterative_scan": "relaxed_order"}
-    if plan.ef_search:
-        settings["hnsw.ef_search"] = str(int(plan.ef_search))
-    if plan.probes:
-        settings["ivfflat.probes"] = str(int(plan.probes))
-    if exact:
-        settings["enable_indexscan"] = "off"
+    # Every setting a search relies on is set each time (pgvector's defaults where none is
+    # chosen): one search's settings, transaction-local, never steer the next in its transaction.
+    settings = {
+        "hnsw.iterative_scan": "relaxed_order",
+        "ivfflat.iterative_scan": "relaxed_order",
+        "hnsw.ef_search": str(int(plan.ef_search or DEFAULT_EF_SEARCH)),
+        "ivfflat.probes": str(int(plan.probes or DEFAULT_PROBES)),
+        "enable_indexscan": "off" if exact else "on",
+    }
     conn.execute(
         "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in settings),
         [item for pair in settings.items() for item in pair],

@@ -176,7 +176,11 @@ def test_filters_far_from_the_query_return_k_rows(collection, monkeypatch, cap: 
     db, enc_id, queries = collection
     create_index(db, ENCODER)
     monkeypatch.setattr(search, "FILTER_EXACT_ROWS", cap)
+    exact_runs = []
+    run = search._run
+    monkeypatch.setattr(search, "_run", lambda *a: exact_runs.append(a[4]) or run(*a))
     with connect(db) as conn:
+        conn.execute("SET hnsw.max_scan_tuples = 100")  # the index scan gives up early: exact again
         for q in queries[:20]:
             exact = nearest(conn, enc_id, DIM, HalfVector(q), 10, options=QueryOptions(exact=True, **filters))
             conn.rollback()
@@ -186,6 +190,8 @@ def test_filters_far_from_the_query_return_k_rows(collection, monkeypatch, cap: 
             conn.rollback()
             assert len(exact) == 10 and [r.image_id for r in found] == [r.image_id for r in exact]
             assert all(r.path.startswith("/far/") for r in found)
+    if cap == 20:  # the index path was taken, came back short, and was repeated exactly
+        assert False in exact_runs and True in exact_runs
     drop_index(db, ENCODER)
 
 
@@ -241,7 +247,7 @@ def test_server_settings_follow_the_machine() -> None:
             sizing.overrides(bad)
 
 
-def test_embedded_server_runs_with_them_and_reloads_overrides(tmp_path, monkeypatch) -> None:
+def test_embedded_server_starts_with_them_and_keeps_them_while_running(tmp_path, monkeypatch) -> None:
     from imgsearch.db import embedded
 
     monkeypatch.setenv(sizing.SETTINGS_ENV, "work_mem=7MB")
@@ -251,9 +257,14 @@ def test_embedded_server_runs_with_them_and_reloads_overrides(tmp_path, monkeypa
             assert conn.execute("SHOW work_mem").fetchone()[0] == "7MB"
             assert conn.execute("SHOW jit").fetchone()[0] == "off"
             wanted = sizing.recommended(sizing.machine_memory(), sizing.machine_cores())["shared_buffers"]
-            assert conn.execute("SHOW shared_buffers").fetchone()[0] == wanted
+            same = "SELECT pg_size_bytes(current_setting('shared_buffers')) = pg_size_bytes(%s)"
+            assert conn.execute(same, (wanted,)).fetchone()[0]
         monkeypatch.setenv(sizing.SETTINGS_ENV, "work_mem=9MB")
-        embedded.start(tmp_path)  # already running: the change is reloaded, not restarted
+        server = embedded.start(tmp_path)  # running: it keeps what it started with
+        with psycopg.connect(server.admin_url) as conn:
+            assert conn.execute("SHOW work_mem").fetchone()[0] == "7MB"
+        embedded.stop(tmp_path)
+        server = embedded.start(tmp_path)  # the next start takes the new value
         with psycopg.connect(server.admin_url) as conn:
             assert conn.execute("SHOW work_mem").fetchone()[0] == "9MB"
     finally:

@@ -12,6 +12,7 @@ from imgsearch.db import embedded, store
 from imgsearch.db.connection import connect
 from imgsearch.db.schema import open_database
 from imgsearch.encoding.encoder import EncoderIdentity
+from imgsearch.errors import ImgsearchError
 from imgsearch.library import Index
 
 DIM = 32
@@ -73,12 +74,32 @@ def test_searches_go_to_the_replica_and_fall_back_to_the_primary(tmp_path) -> No
         embedded.stop(primary_home)
 
 
-def test_the_replica_comes_from_the_environment(monkeypatch, db) -> None:
-    monkeypatch.setenv("IMGSEARCH_REPLICA_URL", db.url)
+def test_a_malformed_replica_url_is_one_sentence(db) -> None:
+    with pytest.raises(ImgsearchError, match="is not a PostgreSQL URL"):
+        Index(db.url, replica="postgresql://host:notaport:/x y=")
+
+
+@pytest.mark.parametrize("pool_size", [0, 2])
+def test_a_dead_replica_costs_one_short_wait_then_nothing(db, tmp_path, pool_size: int) -> None:
+    """Searches fall back to the primary; the dead replica is skipped for a while after."""
+    _write(db, 0, 20)
+    index = Index(db.url, pool_size=pool_size, replica=f"postgresql://postgres@/imgsearch?host={tmp_path}")
+    try:
+        assert len(index.search("id:1", 3, model="replica-32").results) == 3
+        assert index._replica is not None and index._replica.known_down
+        started = time.monotonic()
+        for _ in range(5):
+            assert len(index.search("id:1", 3, model="replica-32").results) == 3
+        assert time.monotonic() - started < 0.4  # no more waits on the replica
+    finally:
+        index.close()
+
+
+def test_the_replica_comes_from_the_environment(monkeypatch, db, tmp_path) -> None:
+    replica = f"postgresql://postgres@/imgsearch?host={tmp_path}"
+    monkeypatch.setenv("IMGSEARCH_REPLICA_URL", replica)
     index = Index(db.url)
     try:
-        with index.searching() as conn:
-            assert conn.execute("SELECT 1").fetchone() == (1,)
-        assert index._replica is not None
+        assert index._replica is not None and index._replica.db.url == replica
     finally:
         index.close()

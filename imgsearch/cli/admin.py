@@ -152,7 +152,12 @@ def index_create(
         echo_err(f"warning: {warning}")
     typer.echo(f"created index {name}")
     if recall > 0:
-        _tune(_model(model), recall, 10, 200)
+        from imgsearch.errors import ImgsearchError
+
+        try:
+            _tune(_model(model), recall, 10, 200)
+        except ImgsearchError as exc:  # too few vectors to measure: the index stands
+            echo_err(f"note: not tuned: {exc}")
 
 
 def _tune(model: str, recall: float, k: int, queries: int) -> None:

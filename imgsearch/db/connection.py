@@ -69,10 +69,13 @@ def _embedded(home: Path) -> embedded.EmbeddedServer:
     return embedded.start(home)
 
 
-def connect(db: Database, *, autocommit: bool = False, vector_types: bool = True) -> psycopg.Connection:
-    """Open a connection; with `vector_types`, pgvector's types are registered for numpy arrays."""
+def connect(
+    db: Database, *, autocommit: bool = False, vector_types: bool = True, timeout: int = 10
+) -> psycopg.Connection:
+    """Open a connection (giving up after `timeout` s); with `vector_types`, pgvector's types
+    are registered for numpy arrays."""
     try:
-        conn = psycopg.connect(db.url, autocommit=autocommit, connect_timeout=10)
+        conn = psycopg.connect(db.url, autocommit=autocommit, connect_timeout=timeout)
     except psycopg.ProgrammingError as exc:
         raise DatabaseUnavailable(
             f"{db.describe()} is not a valid PostgreSQL URL ({redact(first_line(exc), [db.url])}); expected "

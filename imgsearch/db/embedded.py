@@ -2,10 +2,10 @@
 
 The server is started on first use and left running, so that later invocations (and psql,
 through `imgsearch db url`) reach it at once; `imgsearch db stop` stops it. A file lock in the
-data directory makes concurrent first starts safe. It runs with settings sized to the machine
-(db.sizing), written to `imgsearch.conf` in its data directory: a server started here is
-restarted once when they change; one already running reloads them (settings that need a restart
-wait for `imgsearch db stop`, and `db status` says so).
+data directory makes concurrent starts and stops safe. It starts with settings sized to the
+machine (db.sizing), written to `imgsearch.conf` in its data directory (a new data directory is
+restarted once to apply them); a running server keeps the settings it started with until
+`imgsearch db stop`.
 """
 
 from __future__ import annotations
@@ -52,20 +52,27 @@ def pgdata_dir(home: Path) -> Path:
     return home / "pgdata"
 
 
-def start(home: Path) -> EmbeddedServer:
-    """Start (or join) the embedded server below `home` and make sure its database exists."""
+def _lock(home: Path) -> FileLock:
     home.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(home / "server.lock"), timeout=START_LOCK_TIMEOUT_S)
-    with lock:
-        settings = sizing.server_settings()
-        was_running = running_server(home) is not None
-        if not was_running and (pgdata_dir(home) / "PG_VERSION").exists():
-            _write_settings(pgdata_dir(home), settings)  # read as it starts
-        admin_url = _start_server(home)
-        if _write_settings(pgdata_dir(home), settings):  # a new data directory, or a running server
-            if was_running:
-                _reload(admin_url)
-            else:  # nobody else uses it yet: restart so that shared_buffers & co. apply
+    return FileLock(str(home / "server.lock"), timeout=START_LOCK_TIMEOUT_S)
+
+
+def start(home: Path) -> EmbeddedServer:
+    """Start (or join) the embedded server below `home` and make sure its database exists.
+
+    A server that is not running starts with the settings sized to this machine (db.sizing);
+    one that is running keeps those it started with."""
+    with _lock(home):
+        running = running_server(home)
+        if running is not None:
+            admin_url = running.admin_url
+        else:
+            fresh = not (pgdata_dir(home) / "PG_VERSION").exists()
+            if not fresh:
+                _write_settings(pgdata_dir(home), sizing.server_settings())  # read as it starts
+            admin_url = _start_server(home)
+            if fresh:  # initdb just made the data directory: restart once with the settings
+                _write_settings(pgdata_dir(home), sizing.server_settings())
                 _pg_ctl(home, ["-w", "stop", "-m", "fast"])
                 admin_url = _start_server(home)
         embedded = EmbeddedServer(pgdata_dir(home), admin_url)
@@ -75,28 +82,32 @@ def start(home: Path) -> EmbeddedServer:
 
 def start_standby(primary: Path, home: Path) -> EmbeddedServer:
     """A hot standby of the embedded server below `primary`, below `home`: a base backup of it
-    (pg_basebackup -R) streaming its changes, read-only (searches can be sent to it)."""
+    (pg_basebackup -R) streaming its changes, read-only (searches can be sent to it). It sizes
+    itself as if it had the machine to itself: on one machine, set IMGSEARCH_SERVER_SETTINGS."""
     import os
 
     source = start(primary)
     target = pgdata_dir(home)
-    if not (target / "PG_VERSION").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        user = _system_user()
-        if user is not None:
-            import pwd
+    with _lock(home):
+        if not (target / "PG_VERSION").exists():
+            target.mkdir(parents=True, exist_ok=True)
+            user = _system_user()
+            if user is not None:
+                import pwd
 
-            entry = pwd.getpwnam(user)
-            os.chown(target, entry.pw_uid, entry.pw_gid)
-        target.chmod(0o700)
-        try:
-            _server_module().pg_basebackup(
-                ["-D", str(target), "-R", "-X", "stream", "-c", "fast", "-d", source.admin_url], user=user
-            )
-        except Exception as exc:  # pg_basebackup's failure comes as CalledProcessError
-            raise DatabaseUnavailable(f"Could not copy {pgdata_dir(primary)} for a standby ({exc}).") from exc
-        for stale in target.glob(".s.PGSQL.*.lock"):  # the primary's socket lives in its data dir
-            stale.unlink()
+                entry = pwd.getpwnam(user)
+                os.chown(target, entry.pw_uid, entry.pw_gid)
+            target.chmod(0o700)
+            try:
+                _server_module().pg_basebackup(
+                    ["-D", str(target), "-R", "-X", "stream", "-c", "fast", "-d", source.admin_url], user=user
+                )
+            except Exception as exc:  # pg_basebackup's failure comes as CalledProcessError
+                raise DatabaseUnavailable(
+                    f"Could not copy {pgdata_dir(primary)} for a standby ({exc})."
+                ) from exc
+            for stale in target.glob(".s.PGSQL.*.lock"):  # the primary's socket lives in its data dir
+                stale.unlink()
     return start(home)
 
 
@@ -125,31 +136,23 @@ def _start_server(home: Path) -> str:
         ) from exc
 
 
-def _write_settings(pgdata: Path, settings: dict[str, str]) -> bool:
-    """Write `imgsearch.conf` (and include it from postgresql.conf); False when unchanged."""
+def _write_settings(pgdata: Path, settings: dict[str, str]) -> None:
+    """Write `imgsearch.conf` (and include it from postgresql.conf) for the next start."""
     main_conf = pgdata / "postgresql.conf"
     text = main_conf.read_text()
-    changed = False
     if INCLUDE_LINE not in text:
         main_conf.write_text(text.rstrip("\n") + f"\n{INCLUDE_LINE}\n")
-        changed = True
-    target = pgdata / SETTINGS_FILE
-    wanted = sizing.config_text(settings)
-    if not target.exists() or target.read_text() != wanted:
-        target.write_text(wanted)
-        changed = True
-    return changed
-
-
-def _reload(admin_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_reload_conf()")
+    (pgdata / SETTINGS_FILE).write_text(sizing.config_text(settings))
 
 
 def _pg_ctl(home: Path, args: list[str]) -> None:
-    _server_module().pg_ctl(args, pgdata=pgdata_dir(home), user=_system_user())
+    try:
+        _server_module().pg_ctl(args, pgdata=pgdata_dir(home), user=_system_user())
+    except Exception as exc:  # pg_ctl's failure comes as CalledProcessError
+        raise DatabaseUnavailable(
+            f"pg_ctl {args[-1]} failed for the embedded PostgreSQL in {pgdata_dir(home)} ({exc}); "
+            f"see {pgdata_dir(home) / 'log'}."
+        ) from exc
 
 
 def _ensure_database(server: EmbeddedServer) -> None:
@@ -175,7 +178,8 @@ def running_server(home: Path) -> EmbeddedServer | None:
 
 def stop(home: Path) -> bool:
     """Stop the embedded server below `home`; False when it was not running."""
-    if running_server(home) is None:
-        return False
-    _pg_ctl(home, ["-w", "stop", "-m", "fast"])
+    with _lock(home):
+        if running_server(home) is None:
+            return False
+        _pg_ctl(home, ["-w", "stop", "-m", "fast"])
     return True

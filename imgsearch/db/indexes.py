@@ -21,6 +21,7 @@ from imgsearch.progress import Progress, ProgressCallback
 
 IVFFLAT_MIN_ROWS_PER_LIST = 39  # pgvector warns below this many rows per list
 NAME_KINDS = ("hnsw", "ivfflat", "hnsw_bit")  # index_name's middle part; hnsw_bit: binary-quantised
+NAME_PATTERN = rf"^embeddings_({'|'.join(NAME_KINDS)})_enc\d+$"  # every per-encoder ANN index
 MIN_MAINTENANCE_MEMORY = "1GB"  # an HNSW build whose graph does not fit is several times slower
 REBUILD_GROWTH = 2.0  # advise an IVFFlat rebuild when the table has doubled since the build
 
@@ -174,7 +175,6 @@ def prewarm(db: Database) -> list[str]:
         installed = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_prewarm')"
         if not scalar(conn.execute(installed)):
             return []
-        pattern = r"^embeddings_(hnsw|ivfflat|hnsw_bit)_enc\d+$"
         names = [  # the indexes themselves, or on a partitioned table each partition's
             r[0]
             for r in conn.execute(
@@ -184,7 +184,7 @@ def prewarm(db: Database) -> list[str]:
                      AND (c.relname ~ %(p)s OR EXISTS (
                           SELECT 1 FROM pg_partition_ancestors(c.oid) a JOIN pg_class up ON up.oid = a.relid
                           WHERE up.relname ~ %(p)s))""",
-                {"p": pattern},
+                {"p": NAME_PATTERN},
             )
         ]
         for name in names:
@@ -206,9 +206,10 @@ def index_status(db: Database) -> list[IndexStatus]:
                JOIN pg_am am ON am.oid = ix.relam
                JOIN pg_namespace n ON n.oid = ix.relnamespace AND n.nspname = 'imgsearch'
                JOIN imgsearch.encoders c
-                 ON ix.relname ~ '^embeddings_(hnsw|ivfflat|hnsw_bit)_enc\d+$'
+                 ON ix.relname ~ %(pattern)s
                 AND c.id = substring(ix.relname from 'enc(\d+)$')::int
-               ORDER BY c.name, ix.relname"""
+               ORDER BY c.name, ix.relname""",
+            {"pattern": NAME_PATTERN},
         ).fetchall()
         result = []
         for enc, name, kind, params, size, valid, comment, count, enc_id in rows:

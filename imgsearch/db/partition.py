@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import psycopg
 
 from imgsearch.db.connection import Database, connect, scalar
+from imgsearch.db.indexes import NAME_PATTERN
 from imgsearch.errors import ImgsearchError
 
 MAX_PARTITIONS = 256
@@ -48,10 +49,10 @@ def partition_count(conn: psycopg.Connection) -> int:
 def _ann_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
     """(name, definition) of the per-encoder ANN indexes on the parent table."""
     return conn.execute(
-        r"""SELECT c.relname, pg_get_indexdef(c.oid)
+        """SELECT c.relname, pg_get_indexdef(c.oid)
             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-            WHERE i.indrelid = 'imgsearch.embeddings'::regclass
-              AND c.relname ~ '^embeddings_(hnsw|ivfflat|hnsw_bit)_enc\d+$'"""
+            WHERE i.indrelid = 'imgsearch.embeddings'::regclass AND c.relname ~ %s""",
+        (NAME_PATTERN,),
     ).fetchall()
 
 

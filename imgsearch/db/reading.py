@@ -31,13 +31,29 @@ def _register_vector(conn: psycopg.Connection) -> None:
 
 
 class ReadConnections:
-    """Read connections to `db`: a pool of `pool_size`, or (0) one connection used in turn."""
+    """Read connections to `db`: a pool of `pool_size`, or (0) one connection used in turn.
+    A wait for a pooled connection gives up after `timeout` s, a connection attempt after
+    `connect_timeout` s; reads then fail at once for `down_for` s (after a wait that timed out
+    while the pool was merely busy, too, unless `shed_when_busy` is False)."""
 
-    def __init__(self, db: Database, pool_size: int = 0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        pool_size: int = 0,
+        *,
+        timeout: float = POOL_TIMEOUT_S,
+        down_for: float = DOWN_FOR_S,
+        connect_timeout: int = 10,
+        shed_when_busy: bool = True,
+    ) -> None:
         self.db = db
+        self._connect_timeout = connect_timeout
+        self._shed_when_busy = shed_when_busy
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
         self._down_until = 0.0
+        self._down_for = down_for
+        self._in_use = 0  # pooled connections handed out now
         self._pool: ConnectionPool | None = None
         if pool_size:
             from psycopg_pool import ConnectionPool
@@ -50,10 +66,10 @@ class ReadConnections:
                 max_size=pool_size,
                 open=True,
                 configure=_register_vector,
-                timeout=POOL_TIMEOUT_S,
+                timeout=timeout,
                 check=ConnectionPool.check_connection,
                 reconnect_timeout=RECONNECT_TIMEOUT_S,
-                kwargs={"connect_timeout": 10},
+                kwargs={"connect_timeout": connect_timeout},
             )
 
     @property
@@ -72,16 +88,27 @@ class ReadConnections:
 
             try:
                 with self._pool.connection() as conn:
-                    yield conn
+                    with self._lock:
+                        self._in_use += 1
+                    try:
+                        yield conn
+                    finally:
+                        with self._lock:
+                            self._in_use -= 1
             except PoolTimeout as exc:
-                self._down_until = time.monotonic() + DOWN_FOR_S
+                if self._shed_when_busy or self._in_use < self._pool.max_size:  # not busy: down
+                    self._down_until = time.monotonic() + self._down_for
                 raise DatabaseUnavailable(DOWN_MESSAGE) from exc
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 raise _broken(exc) from exc
             return
         with self._lock:
             if self._conn is None or self._conn.closed:
-                self._conn = connect(self.db)
+                try:
+                    self._conn = connect(self.db, timeout=self._connect_timeout)
+                except DatabaseUnavailable:
+                    self._down_until = time.monotonic() + self._down_for
+                    raise
             try:
                 yield self._conn
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:

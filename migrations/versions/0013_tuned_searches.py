@@ -57,7 +57,8 @@ BEGIN
     END IF;
     IF to_regclass(format('imgsearch.embeddings_hnsw_bit_enc%s', enc_id)) IS NOT NULL THEN
         candidates := greatest(k, coalesce(tuned.rerank, 100));
-        PERFORM set_config('hnsw.ef_search', greatest(candidates, nullif(old_ef::int, 40))::text, true);
+        PERFORM set_config(  -- at most pgvector's 1000: the iterative scan goes on past it
+            'hnsw.ef_search', least(greatest(candidates, nullif(old_ef::int, 40)), 1000)::text, true);
         RETURN QUERY EXECUTE format(
             'SELECT i.id, i.path, (1 - (c.embedding::halfvec(%1$s) <=> $1::halfvec(%1$s)))::float8,'
             '       i.metadata'

@@ -298,7 +298,15 @@ def test_feedback_can_be_undone_and_cleared(web_page, server) -> None:
     page.locator(f"[data-testid=result][data-id='{last}'] [data-testid=plus]").click()
     expect(page).to_have_url(re.compile(rf"pos={last}"))
     expect(page.get_by_test_id("positive")).to_contain_text(f"#{last}")
-    assert _ids(page).index(last) < 7  # pulled up
+    # pulled up, once the new results are on screen (the chip can show before they are)
+    page.wait_for_function(
+        """last => {
+            const ids = [...document.querySelectorAll('[data-testid=result]')].map(e => e.dataset.id);
+            return ids.length === 8 && ids.indexOf(last) >= 0 && ids.indexOf(last) < 7;
+        }""",
+        arg=str(last),
+        timeout=10_000,
+    )
     marked = _ids(page)[1]
     page.locator(f"[data-testid=result][data-id='{marked}'] [data-testid=minus]").click()
     expect(page).to_have_url(re.compile(rf"neg={marked}"))

@@ -99,15 +99,15 @@ $$;
 """
 
 
+def _previous():
+    """Migration 0012 (its function text for downgrade, its lookup of pgvector's schema)."""
+    from importlib import import_module
+
+    return import_module("imgsearch.migrations.versions.0012_sql_functions_return_k")
+
+
 def _vector_schema() -> str:
-    return (
-        op.get_bind()
-        .exec_driver_sql(
-            "SELECT n.nspname FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace"
-            " WHERE x.extname = 'vector'"
-        )
-        .scalar_one()
-    )
+    return _previous()._vector_schema()
 
 
 def upgrade() -> None:
@@ -138,9 +138,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from importlib import import_module
-
-    previous = import_module("imgsearch.migrations.versions.0012_sql_functions_return_k")
+    previous = _previous()
     op.execute("LOAD 'vector'")
     op.execute(previous.FUNCTION.format(vector_schema=_vector_schema(), settings=previous.ITERATIVE))
     op.execute("DROP TABLE imgsearch.search_settings")

@@ -126,6 +126,12 @@ def test_tune_reaches_the_recall_asked_for_in_every_path(collection) -> None:
         assert conn.execute("SHOW hnsw.ef_search").fetchone()[0] == "17"
         status = next(s for s in index_status(db) if s.encoder == UNIFORM)
         assert status.tuning is not None and status.tuning.ef_search == chosen.ef_search
+        assert not status.retune_advised
+        conn.execute(  # as if measured on a third of today's rows
+            "UPDATE imgsearch.search_settings SET rows_at_tuning = %s WHERE encoder_id = %s", (N // 3, enc_id)
+        )
+        conn.commit()
+        assert next(s for s in index_status(db) if s.encoder == UNIFORM).retune_advised
 
     # A rebuilt index forgets the old tuning; so does dropping it.
     create_index(db, UNIFORM)

@@ -233,7 +233,11 @@ def index_status_command() -> None:
             f"{s.rows:,}",
             _tuning(s.tuning),
             "valid" if s.valid else "INVALID",
-            "REBUILD ADVISED (table grew since build)" if s.rebuild_advised else "",
+            "REBUILD ADVISED (table grew since build)"
+            if s.rebuild_advised
+            else "RE-TUNE ADVISED (rows doubled since `index tune`)"
+            if s.retune_advised
+            else "",
         )
         for s in statuses
     ]

@@ -39,6 +39,11 @@ class IndexStatus:
     tuning: search_settings.SearchSettings | None = None  # what `index tune` chose and measured
 
     @property
+    def retune_advised(self) -> bool:
+        """The collection has doubled since `index tune` measured its recall."""
+        return self.tuning is not None and self.rows > REBUILD_GROWTH * max(self.tuning.rows_at_tuning, 1)
+
+    @property
     def rebuild_advised(self) -> bool:
         return (
             self.kind == "ivfflat"

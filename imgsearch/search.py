@@ -254,7 +254,8 @@ class Neighbour(NamedTuple):
 
 @dataclass
 class QueryOptions:
-    """Index knobs (HNSW ef_search, IVFFlat probes, an exact scan), filters (metadata, folder,
+    """Index knobs (HNSW ef_search, which for a binary-quantised index is the number of candidates
+    re-ranked; IVFFlat probes; an exact scan), filters (metadata, folder,
     modification time) and relevance feedback (images the results should be more, or less,
     like: the query becomes unit(q) + mean(positives) - mean(negatives))."""
 

@@ -733,7 +733,7 @@ def _replica_connections(url: str | None, pool_size: int) -> ReadConnections | N
     except ProgrammingError as exc:
         raise ImgsearchError(
             "The replica URL (--replica or IMGSEARCH_REPLICA_URL) is not a PostgreSQL URL "
-            "(expected postgresql://user:password@host:port/database)."
+            "(expected postgresql://user@host:port/database)."
         ) from exc
     return ReadConnections(
         Database(libpq_url(url)),

@@ -269,6 +269,10 @@ def test_embedded_server_starts_with_them_and_keeps_them_while_running(tmp_path,
         server = embedded.start(tmp_path)  # running: it keeps what it started with
         with psycopg.connect(server.admin_url) as conn:
             assert conn.execute("SHOW work_mem").fetchone()[0] == "7MB"
+        monkeypatch.setenv(sizing.SETTINGS_ENV, "work_mem")
+        with pytest.raises(ImgsearchError, match="not name=value"):  # refused even while running
+            embedded.start(tmp_path)
+        monkeypatch.setenv(sizing.SETTINGS_ENV, "work_mem=9MB")
         embedded.stop(tmp_path)
         server = embedded.start(tmp_path)  # the next start takes the new value
         with psycopg.connect(server.admin_url) as conn:

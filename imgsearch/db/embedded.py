@@ -62,6 +62,7 @@ def start(home: Path) -> EmbeddedServer:
 
     A server that is not running starts with the settings sized to this machine (db.sizing);
     one that is running keeps those it started with."""
+    settings = sizing.server_settings()  # a malformed override is an error even while running
     with _lock(home):
         running = running_server(home)
         if running is not None:
@@ -69,10 +70,10 @@ def start(home: Path) -> EmbeddedServer:
         else:
             fresh = not (pgdata_dir(home) / "PG_VERSION").exists()
             if not fresh:
-                _write_settings(pgdata_dir(home), sizing.server_settings())  # read as it starts
+                _write_settings(pgdata_dir(home), settings)  # read as it starts
             admin_url = _start_server(home)
             if fresh:  # initdb just made the data directory: restart once with the settings
-                _write_settings(pgdata_dir(home), sizing.server_settings())
+                _write_settings(pgdata_dir(home), settings)
                 _pg_ctl(home, ["-w", "stop", "-m", "fast"])
                 admin_url = _start_server(home)
         embedded = EmbeddedServer(pgdata_dir(home), admin_url)

@@ -299,7 +299,7 @@ def postgres_methods(
             t0 = time.perf_counter()
             result = tune(db, ENCODER, 0.95)
             chosen = result.chosen
-            value = chosen.ef_search or chosen.probes or chosen.rerank
+            value = chosen.setting[1]
             print(
                 f"  index tune: {result.parameter}={value} (recall@10 on 200 stored vectors "
                 f"{chosen.recall:.3f}) in {time.perf_counter() - t0:.1f}s",

@@ -397,11 +397,15 @@ _FILTERS = """
           AND (%(until)s::float8 IS NULL OR i.mtime <= %(until)s::float8)"""
 
 
+def _distance(dim: int) -> str:
+    """Cosine distance of embedding `e` to the query, in the form the ANN indexes serve."""
+    return f"(e.embedding::halfvec({dim})) <=> %(v)b::halfvec({dim})"
+
+
 def _exact_if_few(conn: psycopg.Connection, enc_id: int, dim: int, params: dict) -> list[Neighbour] | None:
     """The exact k nearest of the rows that pass the filters, when fewer than FILTER_EXACT_ROWS
     do (one statement: the matching rows are gathered once, counted, and sorted by distance);
     None when more do."""
-    distance = f"(e.embedding::halfvec({dim})) <=> %(v)b::halfvec({dim})"
     rows = conn.execute(
         f"""WITH matching AS MATERIALIZED (
                 SELECT e.image_id FROM imgsearch.embeddings e JOIN imgsearch.images i ON i.id = e.image_id
@@ -413,7 +417,7 @@ def _exact_if_few(conn: psycopg.Connection, enc_id: int, dim: int, params: dict)
                 FROM matching m
                 JOIN imgsearch.embeddings e ON e.image_id = m.image_id AND e.encoder_id = {int(enc_id)}
                 JOIN imgsearch.images i ON i.id = m.image_id
-                CROSS JOIN LATERAL (SELECT {distance} AS distance) x
+                CROSS JOIN LATERAL (SELECT {_distance(dim)} AS distance) x
                 WHERE few.ok AND (%(max_dist)s::float8 IS NULL OR x.distance <= %(max_dist)s::float8)
                 ORDER BY x.distance + 0.0, i.id  -- + 0.0: never the ANN index, a sort of the few
                 LIMIT %(k)s) d ON true""",
@@ -429,7 +433,7 @@ def _candidates(table: str, enc_id: int, dim: int, limit: str, binary: bool = Fa
     it). An image with N vectors in `table` can fill N places, hence the caller's limit. With
     `binary`, the rows come in Hamming order of their binary-quantised vectors (the binary index
     serves it); the caller re-ranks them by `distance`."""
-    distance = f"(e.embedding::halfvec({dim})) <=> %(v)b::halfvec({dim})"
+    distance = _distance(dim)
     order = distance
     if binary:
         order = (

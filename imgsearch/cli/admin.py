@@ -171,7 +171,7 @@ def _tune(model: str, recall: float, k: int, queries: int) -> None:
         shown = f"recall@{k} {step.recall:.3f}, p50 {step.p50_ms:.2f} ms"
         typer.echo(f"  {result.parameter} {step.setting:>5}: {shown}")
     chosen = result.chosen
-    setting = chosen.ef_search or chosen.probes or chosen.rerank
+    setting = chosen.setting[1]
     if result.reached:
         typer.echo(
             f"{model}: searches use {result.parameter} {setting} (recall@{k} {chosen.recall:.3f} for "
@@ -255,11 +255,7 @@ def index_status_command() -> None:
 def _tuning(tuning: SearchSettings | None) -> str:
     if tuning is None:
         return "pgvector defaults (not tuned: `imgsearch index tune`)"
-    name, value = next(
-        (n, v)
-        for n, v in (("ef_search", tuning.ef_search), ("probes", tuning.probes), ("rerank", tuning.rerank))
-        if v is not None
-    )
+    name, value = tuning.setting
     return (
         f"{name} {value}: recall@{tuning.k} {tuning.recall:.3f}, p50 {tuning.p50_ms:.2f} ms "
         f"({tuning.rows_at_tuning:,} rows, {tuning.tuned_at:%Y-%m-%d})"

@@ -58,11 +58,14 @@ def index_name(kind: str, encoder_id: int, quantize: str | None = None) -> str:
 
 def existing_index(conn, enc_id: int) -> str | None:
     """The name of the encoder's ANN index, if it has one."""
-    for part in NAME_KINDS:
-        name = f"embeddings_{part}_enc{enc_id}"
-        if scalar(conn.execute("SELECT to_regclass(%s)", (f"imgsearch.{name}",))):
-            return name
-    return None
+    names = [f"embeddings_{part}_enc{enc_id}" for part in NAME_KINDS]
+    return scalar(
+        conn.execute(
+            "SELECT min(relname) FROM pg_class WHERE relnamespace = 'imgsearch'::regnamespace"
+            " AND relkind IN ('i', 'I') AND relname = ANY(%s)",
+            (names,),
+        )
+    )
 
 
 def default_lists(rows: int) -> int:

@@ -35,6 +35,15 @@ class SearchSettings:
     rows_at_tuning: int
     tuned_at: datetime | None = None
 
+    @property
+    def setting(self) -> tuple[str, int]:
+        """The one index setting chosen: (ef_search, probes or rerank, its value)."""
+        for name in ("ef_search", "probes", "rerank"):
+            value = getattr(self, name)
+            if value is not None:
+                return name, value
+        raise ValueError("search settings without a setting")
+
 
 def load(conn: psycopg.Connection, enc_id: int) -> SearchSettings | None:
     row = conn.execute(

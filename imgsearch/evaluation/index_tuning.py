@@ -6,10 +6,10 @@ an exact top-k computed with numpy in one streamed pass over the encoder's vecto
 (HNSW ef_search, IVFFlat probes, or the candidates a binary-quantised index re-ranks) is measured
 through the search path itself (`search.nearest`).
 
-A stored vector is an easier query than a new image: it sits in the graph, linked to its own
-neighbours (benchmarks/knn.py, 200,000 vectors: at ef_search 20, recall@10 0.965 for stored
-vectors against 0.949 for held-out queries; at 40, 0.990 against 0.986-0.992). So a setting is
-chosen when stored vectors reach the target plus half of what it leaves (0.975 for 0.95).
+Stored vectors are not the new images searches will bring, and 200 of them are a small sample
+(benchmarks/knn.py, 200,000 vectors, ef_search 20: recall@10 0.965 and 0.945 for stored vectors
+on two builds, 0.949-0.951 for held-out queries). So a setting is chosen when stored vectors
+reach the target plus half of what it leaves (0.975 for 0.95), a margin of safety.
 """
 
 from __future__ import annotations
@@ -47,11 +47,18 @@ class TuningStep:
 @dataclass
 class TuningResult:
     encoder: str
-    index_name: str
-    parameter: str  # ef_search, probes or rerank
     target: float
     chosen: search_settings.SearchSettings
     steps: list[TuningStep] = field(default_factory=list)
+
+    @property
+    def parameter(self) -> str:
+        """ef_search, probes or rerank."""
+        return self.chosen.setting[0]
+
+    @property
+    def index_name(self) -> str:
+        return self.chosen.index_name
 
     @property
     def required(self) -> float:
@@ -124,7 +131,7 @@ def tune(
         )
         search_settings.save(conn, enc.id, chosen)
         conn.commit()
-    return TuningResult(encoder, name, parameter, target, chosen, steps)
+    return TuningResult(encoder, target, chosen, steps)
 
 
 def _options(parameter: str, setting: int) -> QueryOptions:

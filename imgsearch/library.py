@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from imgsearch.collection.maps import Point
     from imgsearch.db.store import EncoderRow
     from imgsearch.encoding.encoder import Encoder
+    from imgsearch.evaluation.captions import CaptionEvaluation
     from imgsearch.evaluation.evaluate import Evaluation
     from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
     from imgsearch.evaluation.split import SplitEvaluation
@@ -126,6 +127,31 @@ class Index:
             return None
         path = finetuned.weights_file(conn, row, cache_dir() / "finetuned")
         return finetuned_encoder(name, path, row.size, self.device, self.backend)
+
+    def reads_words(self, model: str | None = None) -> bool:
+        """Whether `model` (default: this index's) can be searched by words: a CLIP-style model,
+        or one trained from one (`train --captions`); known without loading it."""
+        from imgsearch.db.derived import by_name
+        from imgsearch.encoding.clip_catalog import is_clip
+
+        name = model or self.model
+        if is_clip(name):
+            return True
+        with self.reading() as conn:
+            found = by_name(conn, name)
+        return found is not None and is_clip(found[0].base_name) and found[0].kind == "joint"
+
+    def encode_text(self, texts: Sequence[str], model: str | None = None) -> np.ndarray:
+        """Vectors (n, dim) of words, in the space of a CLIP-style model's pictures (for SQL
+        applications: pass one to imgsearch.similar_to_vector)."""
+        from imgsearch.search import check_text, reads_pictures_only
+
+        for text in texts:
+            check_text(text)
+        encoder = self.encoder(model)
+        if encoder.text is None:
+            raise reads_pictures_only(encoder.name)
+        return encoder.text.encode_text(list(texts))
 
     def encode(
         self, images: Sequence[Image.Image | bytes | str | Path], model: str | None = None
@@ -240,9 +266,11 @@ class Index:
 
     def search(
         self,
-        query: str | bytes,
+        query: str | bytes | None = None,
         k: int = 5,
         *,
+        text: str | None = None,
+        text_weight: float | None = None,
         model: str | None = None,
         weights: str | Path | None = None,
         min_similarity: float | None = None,
@@ -250,11 +278,18 @@ class Index:
         tta: bool = False,
     ) -> SearchResult:
         """The k indexed images most similar to a file, an http(s) URL, image bytes or `id:<n>`
-        (`tta`: the query is the mean vector of the image, its mirror and its centre crop)."""
-        from imgsearch.search import parse_image_id, search
+        (`tta`: the query is the mean vector of the image, its mirror and its centre crop), to
+        `text` (a CLIP-style model's words), or to both (`text_weight`: the words' share, 0.5)."""
+        from imgsearch.search import DEFAULT_TEXT_WEIGHT, TextQuery, parse_image_id, search
 
+        weight = DEFAULT_TEXT_WEIGHT if text_weight is None else text_weight
+        words = None if text is None else TextQuery(text, weight)
+        if words is not None and weights is None and not self.reads_words(model):
+            from imgsearch.search import reads_pictures_only
+
+            raise reads_pictures_only(model or self.model)  # known before loading the model
         by_id = isinstance(query, str) and parse_image_id(query) is not None
-        encoder: Encoder | None = None if by_id else self.encoder(model, weights)
+        encoder: Encoder | None = None if by_id and words is None else self.encoder(model, weights)
         if tta and encoder is not None:
             from imgsearch.encoding.tta import TestTimeAugmented
 
@@ -266,6 +301,7 @@ class Index:
                 return search(
                     query,
                     k,
+                    text=words,
                     encoder=encoder,
                     model=model or self.model,
                     min_similarity=min_similarity,
@@ -544,6 +580,22 @@ class Index:
             progress=progress,
         )
 
+    def evaluate_captions(
+        self,
+        root: str | Path,
+        captions_csv: str | Path,
+        *,
+        model: str | None = None,
+        ks: Sequence[int] = (1, 5, 10),
+        progress: ProgressCallback | None = None,
+    ) -> CaptionEvaluation:
+        """Text->image and image->text recall@k of a CLIP-style model on a `path,caption` CSV."""
+        from imgsearch.evaluation.captions import evaluate_captions
+
+        return evaluate_captions(
+            root, captions_csv, encoder=self.encoder(model), database=self.db, ks=ks, progress=progress
+        )
+
     def near_duplicates(
         self,
         root: str | Path,
@@ -578,6 +630,7 @@ class Index:
         whiten: bool = False,
         self_supervised: bool = False,
         copies: int = 8,
+        captions_csv: str | Path | None = None,
         options: TrainOptions | None = None,
         finetune: FinetuneOptions | None = None,
         progress: ProgressCallback | None = None,
@@ -609,6 +662,7 @@ class Index:
             whiten=whiten,
             self_supervised=self_supervised,
             copies=copies,
+            captions_csv=captions_csv,
             options=options,
             progress=progress,
         )

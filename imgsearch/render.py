@@ -26,9 +26,24 @@ def _thumbnail(location: str) -> Image.Image:
     return tile
 
 
+def _words(text: str) -> Image.Image:
+    tile = Image.new("RGB", (TILE, TILE), (255, 255, 255))
+    lines, line = [], ""
+    for word in text.split():
+        if len(line) + len(word) > 30 and line:
+            lines.append(line)
+            line = ""
+        line = f"{line} {word}".strip()
+    lines.append(line)
+    ImageDraw.Draw(tile).multiline_text((8, 8), "\n".join(lines[:12]), fill=(0, 0, 0))
+    return tile
+
+
 def render_grid(result: SearchResult) -> Image.Image:
-    """One row: the query, then each match captioned with rank and similarity."""
-    tiles = [(_thumbnail(result.query_path or result.query), "query")]
+    """One row: the query (its picture, else its words), then each match captioned with rank
+    and similarity."""
+    query = _thumbnail(result.query_path or result.query) if result.picture else _words(result.text or "")
+    tiles = [(query, "query")]
     for m in result.results:
         caption = f"#{m.rank}  {m.similarity:.3f}"
         tiles.append((_thumbnail(m.location or m.path), caption + (f"\n{m.title[:28]}" if m.title else "")))

@@ -1,4 +1,5 @@
-"""Search: the k images most similar to a file, a URL, or an indexed image (`id:<n>`)."""
+"""Search: the k images most similar to a file, a URL, an indexed image (`id:<n>`), words (with
+a CLIP-style encoder), or a picture and words together."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from imgsearch.errors import ImageDecodeError, ImageNotFound, ImgsearchError
 from imgsearch.sources import display_path, fetch, location_of
 
 MAX_K = 10_000
+MAX_TEXT = 1_000  # characters of a text query (the model reads its first ~75 tokens anyway)
+DEFAULT_TEXT_WEIGHT = 0.5  # of words beside a picture: unit((1 - w) picture + w words)
 
 
 HIT_FIELDS = ("rank", "image_id", "path", "similarity", "distance", "metadata", "width", "height", "mtime")
@@ -54,6 +57,8 @@ class SearchResult:
     model: str
     results: list[Match]
     query_path: str | None = None  # the indexed image's path for an `id:` query
+    text: str | None = None  # the words searched by, if any
+    picture: bool = True  # whether a picture was part of the query
 
     def to_json(self) -> dict:
         """The `search --json` shape documented in the README."""
@@ -84,10 +89,32 @@ def parse_image_id(query: str) -> int | None:
     return image_id
 
 
+@dataclass(frozen=True)
+class TextQuery:
+    """Words to search by, alone or beside a picture (`weight`: their share of the query)."""
+
+    text: str
+    weight: float = DEFAULT_TEXT_WEIGHT
+
+    def __post_init__(self) -> None:
+        check_text(self.text, self.weight)
+
+
+def check_text(text: str, weight: float = DEFAULT_TEXT_WEIGHT) -> None:
+    """Refuse empty or overlong text and a weight outside 0..1."""
+    if not isinstance(text, str) or not text.strip():
+        raise ImgsearchError('The text query is empty: type a few words, e.g. "a red bicycle".')
+    if len(text) > MAX_TEXT:
+        raise ImgsearchError(f"The text query is {len(text):,} characters; at most {MAX_TEXT:,} are read.")
+    if not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
+        raise ImgsearchError(f"The text weight must be between 0 and 1 (got {weight}).")
+
+
 def search(
-    query: str | bytes,
+    query: str | bytes | None,
     k: int = 5,
     *,
+    text: TextQuery | None = None,
     encoder: Encoder | None = None,
     model: str | None = None,
     min_similarity: float | None = None,
@@ -100,33 +127,40 @@ def search(
     `query` is a file path, an http(s) URL, image bytes, or `id:<n>` (an indexed image, not re-encoded;
     the image itself is left out of its results, and `model` or `encoder.name` says whose
     vectors to use). A file or URL is encoded with `encoder` (default: `model` is loaded).
+    `text` searches by words with a CLIP-style encoder's text tower: alone (`query` None), or
+    mixed with the picture, unit((1 - w) unit(picture) + w unit(words)).
     `conn` reuses an open connection (its transaction is ended afterwards).
     """
     check_search_options(k, min_similarity)
-    image_id = None if isinstance(query, bytes) else parse_image_id(query)
-    if image_id is None and encoder is None:
+    if query is None and text is None:
+        raise ImgsearchError("Search by an image, by words (--text), or both.")
+    image_id = None if query is None or isinstance(query, bytes) else parse_image_id(query)
+    if (image_id is None or text is not None) and encoder is None:
         from imgsearch.encoding.registry import get_encoder
 
         encoder = get_encoder(model)
     if conn is None:
         with connect(as_database(database)) as own:
-            return _search(own, query, image_id, k, encoder, model, min_similarity, options)
+            return _search(own, query, image_id, text, k, encoder, model, min_similarity, options)
     try:
-        return _search(conn, query, image_id, k, encoder, model, min_similarity, options)
+        return _search(conn, query, image_id, text, k, encoder, model, min_similarity, options)
     finally:
         conn.rollback()  # the index knobs are transaction-local; nothing was written
 
 
 def _search(
     conn: psycopg.Connection,
-    query: str | bytes,
+    query: str | bytes | None,
     image_id: int | None,
+    text: TextQuery | None,
     k: int,
     encoder: Encoder | None,
     model: str | None,
     min_similarity: float | None,
     options: QueryOptions | None,
 ) -> SearchResult:
+    words = None if text is None else encode_text_query(text.text, encoder)
+    vector: HalfVector | None = None
     if image_id is not None:
         name = encoder.name if encoder is not None else (model or config.load().model)
         enc_id, dim, vector = _indexed_vector(conn, image_id, name)
@@ -135,7 +169,11 @@ def _search(
     else:
         name, dim = encoder.name, encoder.dimension
         enc_id = _require_vectors(conn, store.find_encoder_id(conn, encoder.identity), name)
-        vector = HalfVector(encode_query(query, encoder))
+        if query is not None:
+            vector = HalfVector(encode_query(query, encoder))
+    if words is not None and text is not None:
+        vector = HalfVector(words if vector is None else _mixed(vector, words, text.weight))
+    assert vector is not None
     if options is not None and (options.positive_ids or options.negative_ids):
         vector = HalfVector(_with_feedback(conn, enc_id, vector, options))
     rows = nearest(
@@ -162,7 +200,39 @@ def _search(
             *one(conn.execute("SELECT path, path_bytes FROM imgsearch.images WHERE id = %s", (image_id,)))
         )
     shown = "(uploaded image)" if isinstance(query, bytes) else query
-    return SearchResult(shown, name, matches, query_path)
+    if text is not None:
+        shown = f"{shown} + {text.text!r} ({text.weight:g})" if shown else text.text
+    said = text.text if text else None
+    return SearchResult(shown or "", name, matches, query_path, said, query is not None)
+
+
+def _mixed(picture: HalfVector, words: np.ndarray, weight: float) -> np.ndarray:
+    """unit((1 - weight) unit(picture) + weight unit(words))."""
+    p = picture.to_numpy().astype(np.float32)
+    p = p / max(float(np.linalg.norm(p)), 1e-12)
+    mixed = (1.0 - weight) * p + weight * words
+    norm = float(np.linalg.norm(mixed))
+    if norm < 1e-6:
+        raise ImgsearchError("The picture and the words cancel each other out: change the text weight.")
+    return mixed / norm
+
+
+def encode_text_query(text: str, encoder: Encoder | None) -> np.ndarray:
+    """The vector of words in `encoder`'s space (its CLIP text tower)."""
+    check_text(text)
+    if encoder is None or encoder.text is None:
+        raise reads_pictures_only(encoder.name if encoder is not None else "this encoder")
+    return encoder.text.encode_text([text])[0]
+
+
+def reads_pictures_only(name: str) -> ImgsearchError:
+    from imgsearch.encoding.clip_catalog import CLIP_MODELS
+
+    return ImgsearchError(
+        f"{name} reads pictures only: searching by words needs a model with a text tower "
+        f"({', '.join(CLIP_MODELS)}, a model of your own from `imgsearch models pull NAME --from "
+        "FOLDER`, or open-clip with --weights FOLDER)."
+    )
 
 
 def _with_feedback(conn: psycopg.Connection, enc_id: int, vector, options: QueryOptions) -> np.ndarray:

@@ -22,7 +22,9 @@ from imgsearch.cli.app import (
 WeightsOption = Annotated[
     Path | None,
     typer.Option(
-        "--weights", help="A state-dict file for the model (offline use); search with the same one."
+        "--weights",
+        help="A state-dict file for the model (offline use), or for a CLIP-style model an open_clip "
+        "checkpoint file or folder; search with the same one.",
     ),
 ]
 
@@ -167,7 +169,24 @@ def _watch(index, paths: list[Path], model: str | None) -> None:
 
 @app.command("search")
 def search_command(
-    query: Annotated[str, typer.Argument(help="Image file, http(s) URL, or id:<image id>.")],
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            help="Image file, http(s) URL, or id:<image id> (optional with --text).", show_default=False
+        ),
+    ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option(
+            "--text",
+            help='Search by words, e.g. "a red bicycle in the snow" (a CLIP-style model: '
+            "clip-vit-b-32, ...); beside QUERY, the words steer the picture.",
+        ),
+    ] = None,
+    text_weight: Annotated[
+        float,
+        typer.Option("--text-weight", min=0.0, max=1.0, help="The words' share of a picture + words query."),
+    ] = 0.5,
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=MAX_K, help="How many results.")] = 5,
     model: ModelOption = None,
     min_similarity: Annotated[
@@ -207,7 +226,7 @@ def search_command(
         ),
     ] = False,
 ) -> None:
-    """Find the indexed images most similar to QUERY."""
+    """Find the indexed images most similar to QUERY, to words (--text), or to both."""
     from imgsearch.cli.display import search_table
     from imgsearch.search import QueryOptions
 
@@ -218,9 +237,19 @@ def search_command(
             echo_err(f"--where {item!r}: expected key=value")
             raise typer.Exit(2)
         filters[key] = value
+    if query is None and text is None:
+        echo_err("Give a QUERY image, --text WORDS, or both.")
+        raise typer.Exit(2)
     options = QueryOptions(ef_search, probes, exact, filters or None)
     result = open_index(model, device, backend).search(
-        query, k, weights=weights, min_similarity=min_similarity, options=options, tta=tta
+        query,
+        k,
+        text=text,
+        text_weight=text_weight,
+        weights=weights,
+        min_similarity=min_similarity,
+        options=options,
+        tta=tta,
     )
     if grid is not None:
         from imgsearch.render import save_grid
@@ -244,13 +273,45 @@ def prune_command() -> None:
     typer.echo(f"removed {removed} image{'s' if removed != 1 else ''} whose files are gone")
 
 
-@app.command("models")
-def models_command() -> None:
+models_app = typer.Typer(
+    help="The encoders available; `models pull` fetches a CLIP-style model's checkpoint.",
+    invoke_without_command=True,
+)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback()
+def models_command(ctx: typer.Context) -> None:
     """The encoders available, their dimension, and whether their weights are here offline."""
+    if ctx.invoked_subcommand is not None:
+        return
     from imgsearch.cli.display import models_table
     from imgsearch.encoding.registry import list_models
 
     typer.echo(models_table(list_models()))
+
+
+@models_app.command("pull")
+def models_pull_command(
+    name: Annotated[
+        str, typer.Argument(help="A CLIP-style model (clip-vit-b-32, ...), or a name of yours with --from.")
+    ],
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Install a checkpoint already on this machine instead of downloading: an open_clip "
+            "checkpoint file, or a folder in the hub's layout (open_clip_config.json + weights), "
+            "which can define a model of your own under NAME.",
+        ),
+    ] = None,
+) -> None:
+    """Put a model's checkpoint into the model cache: from the Hugging Face hub (progress shown,
+    sha256 checked), or --from a file or folder; every command and the server then load it by NAME."""
+    from imgsearch.encoding import clip_catalog
+
+    folder = clip_catalog.install(name, source) if source is not None else clip_catalog.pull(name)
+    typer.echo(f"{name}: checkpoint in {folder}")
 
 
 @app.command("serve")

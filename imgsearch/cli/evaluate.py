@@ -34,6 +34,14 @@ def evaluate_command(
     labels: Annotated[
         Path | None, typer.Option("--labels", help="CSV with path,label columns (paths relative to FOLDER).")
     ] = None,
+    captions: Annotated[
+        Path | None,
+        typer.Option(
+            "--captions",
+            help="CSV with path,caption columns (paths relative to FOLDER): search by words measured "
+            "both ways, text->image and image->text recall@k (a CLIP-style model).",
+        ),
+    ] = None,
     near_duplicates: Annotated[
         bool,
         typer.Option(
@@ -116,7 +124,12 @@ def evaluate_command(
     for name in models:
         index.encoder(name)  # every model loads before any work, so a missing one fails early
     with progress_display() as show:
-        if split is not None:
+        if captions is not None:
+            from imgsearch.evaluation.tables import captions_table
+
+            result = index.evaluate_captions(folder, captions, model=models[0], ks=ks, progress=show)
+            text = captions_table(result)
+        elif split is not None:
             from imgsearch.evaluation.tables import split_table
             from imgsearch.learning.train import TrainOptions
 

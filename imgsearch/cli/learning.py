@@ -113,6 +113,14 @@ def train_command(
             "--copies", min=1, max=32, help="With --self-supervised: edits per image (8; 4 with --finetune)."
         ),
     ] = None,
+    captions: Annotated[
+        Path | None,
+        typer.Option(
+            "--captions",
+            help="CSV with path,caption columns (paths relative to FOLDER): re-align a CLIP-style "
+            "base's pictures and words on these captions (CPU, minutes).",
+        ),
+    ] = None,
     finetune: FinetuneFlag = False,
     first_block: FirstBlockOption = 8,
     size: SizeOption = 224,
@@ -126,8 +134,10 @@ def train_command(
     from imgsearch.learning.train import TrainOptions
 
     index = open_index(base, device, backend)
-    name = name or _default_name(folder, pca, whiten, self_supervised, finetune)
+    name = name or _default_name(folder, pca, whiten, self_supervised, finetune, captions is not None)
     options = TrainOptions(dim=dim, epochs=epochs or 60, loss=loss, seed=seed)
+    if captions is not None:
+        options = TrainOptions(epochs=epochs or 30, lr=1e-3, seed=seed)
     tuning = finetune_options(epochs, first_block, size, rotations, lr, seed) if finetune else None
     if tuning is not None and copies is not None:
         tuning.edits = copies
@@ -141,6 +151,7 @@ def train_command(
             whiten=whiten,
             self_supervised=self_supervised,
             copies=copies or 8,
+            captions_csv=captions,
             options=options,
             finetune=tuning,
             progress=show,
@@ -161,7 +172,9 @@ def train_command(
         )
         return
     saved = 1 - report.bytes_per_vector / report.base_bytes_per_vector
-    what = f"{report.classes} classes, " if report.kind == "head" else ""
+    what = {"head": f"{report.classes} classes, ", "joint (captions)": f"{report.classes} captions, "}.get(
+        report.kind, ""
+    )
     typer.echo(
         f"{report.name}: {report.kind} of {report.base}, {report.dimension} dimensions, "
         f"fitted on {report.images} images ({what}{report.seconds:.1f} s)"
@@ -178,9 +191,16 @@ def train_command(
 
 
 def _default_name(
-    folder: Path | None, pca: int | None, whiten: bool, self_supervised: bool, finetune: bool = False
+    folder: Path | None,
+    pca: int | None,
+    whiten: bool,
+    self_supervised: bool,
+    finetune: bool = False,
+    captions: bool = False,
 ) -> str:
     stem = folder.absolute().name if folder else "collection"
+    if captions:
+        return f"{stem}-captions"
     if finetune:
         return f"{stem}-{'ssl-' if self_supervised else ''}finetuned"
     if pca is not None:

@@ -7,9 +7,10 @@ so ingesting with it means ingesting with the base (the derived vectors follow).
 
 from __future__ import annotations
 
+import numpy as np
 from PIL import Image
 
-from imgsearch.encoding.encoder import Encoder, Inputs, Preprocessor
+from imgsearch.encoding.encoder import Encoder, Inputs, Preprocessor, TextEncoder
 from imgsearch.encoding.projection import Projection
 
 
@@ -26,6 +27,8 @@ class DerivedEncoder(Encoder):
         self.weights_id = derived_weights_id(base, projection)
         self.device = base.device
         self.n_inputs = base.n_inputs
+        if base.text is not None and projection.text(np.zeros((1, base.dimension), np.float32)) is not None:
+            self.text = ProjectedText(base.text, projection)
 
     @property
     def preprocessing_id(self) -> str:
@@ -48,3 +51,16 @@ class DerivedEncoder(Encoder):
 def ingest_encoder(encoder: Encoder) -> Encoder:
     """The encoder whose vectors ingest computes: a derived encoder's base."""
     return encoder.base if isinstance(encoder, DerivedEncoder) else encoder
+
+
+class ProjectedText(TextEncoder):
+    """A base model's text tower followed by a joint projection's word map."""
+
+    def __init__(self, base: TextEncoder, projection: Projection) -> None:
+        self.base, self.projection = base, projection
+        self.dimension, self.context_length = projection.dimension, base.context_length
+
+    def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        projected = self.projection.text(self.base.encode_tokens(tokens))
+        assert projected is not None
+        return projected

@@ -44,6 +44,25 @@ class Preprocessor:
         return [(step.crop, step.crop, 3) for step in self.steps]
 
 
+class TextEncoder:
+    """The text tower of a joint image-text (CLIP-style) model: words -> unit vectors in the
+    same space as its image encoder's."""
+
+    dimension: int
+    context_length: int  # token ids per text
+
+    def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        """(n, dimension) float32 unit rows from (n, context_length) int64 token ids."""
+        raise NotImplementedError
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        from imgsearch.encoding.clip_tokenizer import tokenizer
+
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        return self.encode_tokens(tokenizer(self.context_length)(list(texts)))
+
+
 class Encoder:
     """Base class: `preprocess` runs in workers, `encode_batch` on the device."""
 
@@ -53,6 +72,7 @@ class Encoder:
     device: Any  # where it runs (a torch.device for torch encoders)
     weights_path: str | None = None  # a --weights file, for other processes to load it too
     n_inputs: int = 1  # arrays that preprocess() returns per picture
+    text: TextEncoder | None = None  # a CLIP-style model's text tower (search by words)
 
     @property
     def device_type(self) -> str:

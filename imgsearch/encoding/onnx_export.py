@@ -7,8 +7,10 @@ its vectors are checked against torch's on a test batch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +18,19 @@ import torch
 import torch.nn.functional as F
 from filelock import FileLock
 
+from imgsearch.encoding.encoder import TextEncoder
 from imgsearch.encoding.onnx_runtime import (
     INPUT,
     OUTPUT,
+    TOKENS,
     OnnxEncoder,
+    OnnxTextEncoder,
     cache_paths,
     load_cached,
+    load_cached_text,
+    text_key,
     write_metadata,
+    write_text_metadata,
 )
 from imgsearch.encoding.torch_runtime import TorchEncoder
 from imgsearch.errors import ImgsearchError
@@ -49,7 +57,15 @@ class _Graph(torch.nn.Module):
 
 
 def export(encoder: TorchEncoder, key: str, device: str = "cpu") -> OnnxEncoder:
-    """The ONNX encoder of `key`, exported from `encoder` unless another process just did."""
+    """The ONNX encoder of `key`, exported from `encoder` unless another process just did (a
+    CLIP-style encoder's text tower too)."""
+    exported = _export_image(encoder, key, device)
+    if encoder.text is not None:
+        exported.text = export_text(encoder.text, key, device)
+    return exported
+
+
+def _export_image(encoder: TorchEncoder, key: str, device: str) -> OnnxEncoder:
     graph, _ = cache_paths(key)
     graph.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(graph.with_suffix(".lock")), timeout=600):
@@ -68,12 +84,64 @@ def export(encoder: TorchEncoder, key: str, device: str = "cpu") -> OnnxEncoder:
     return exported
 
 
+def export_text(text: TextEncoder, key: str, device: str = "cpu") -> OnnxTextEncoder:
+    """The text tower of `key` on ONNX Runtime, exported (and checked against torch) unless it
+    already is."""
+    graph, _ = cache_paths(text_key(key))
+    with FileLock(str(graph.with_suffix(".lock")), timeout=600):
+        cached = load_cached_text(key, device)
+        if cached is not None:
+            return cached
+        module = text.module.to("cpu").eval()  # type: ignore[attr-defined]
+        sample = torch.zeros(1, text.context_length, dtype=torch.long)
+        tmp = graph.with_suffix(f".onnx.{os.getpid()}.tmp")
+        try:
+            with _exporting():
+                torch.onnx.export(
+                    module,
+                    (sample,),
+                    str(tmp),
+                    input_names=[TOKENS],
+                    output_names=[OUTPUT],
+                    dynamic_axes={TOKENS: {0: "n"}, OUTPUT: {0: "n"}},
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
+            os.replace(tmp, graph)
+        finally:
+            tmp.unlink(missing_ok=True)
+        write_text_metadata(key, text.dimension, text.context_length)
+    exported = OnnxTextEncoder(graph, text.dimension, text.context_length, device)
+    from imgsearch.encoding.clip_tokenizer import tokenizer
+
+    tokens = tokenizer(text.context_length)(["a photo of a red bicycle in the snow", "x", "night"])
+    worst = float((text.encode_tokens(tokens) * exported.encode_tokens(tokens)).sum(axis=1).min())
+    if worst < MIN_COSINE:
+        for path in cache_paths(text_key(key)):
+            path.unlink(missing_ok=True)
+        raise ImgsearchError(f"The ONNX export of the text tower disagrees with torch (cosine {worst:.5f}).")
+    return exported
+
+
+@contextlib.contextmanager
+def _exporting() -> Iterator[None]:
+    """No gradients, no exporter notes on constant folding, and no fused attention kernel
+    (`_native_multi_head_attention`, which ONNX has no operator for)."""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
 def _write_graph(encoder: TorchEncoder, path: Path) -> None:
     crop = encoder.preprocessing.crop
     module = _Graph(encoder).to("cpu").eval()
     sample = torch.zeros(1, crop, crop, 3, dtype=torch.uint8)
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's notes on constant folding
+    with _exporting():
         torch.onnx.export(
             module,
             (sample,),

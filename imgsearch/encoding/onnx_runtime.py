@@ -18,7 +18,7 @@ import numpy as np
 
 from imgsearch import config
 from imgsearch.encoding.catalog import file_sha256
-from imgsearch.encoding.encoder import EncoderIdentity, Inputs, SingleModelEncoder
+from imgsearch.encoding.encoder import EncoderIdentity, Inputs, SingleModelEncoder, TextEncoder
 from imgsearch.encoding.preprocess import Preprocessing
 from imgsearch.errors import ImgsearchError
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 EXPORT_VERSION = 1  # bump when the exported graph would change for the same encoder
 INPUT, OUTPUT = "images", "vectors"
+TOKENS = "tokens"  # a text tower's input: (n, context) int64 token ids
 
 
 def cache_dir() -> Path:
@@ -49,35 +50,39 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def _session(graph: Path, device: str):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = cores()
+    options.inter_op_num_threads = 1
+    # No busy-waiting between runs: it costs a search about 1 ms but gives the ingest's
+    # decoding threads the cores back (benchmarks/ingest.py: 91 vs 83 images/s on 2 cores).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    providers = ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise ImgsearchError(
+                "This ONNX Runtime has no CUDA provider (pip install "
+                "onnxruntime-gpu), or use --backend torch on the GPU."
+            )
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(str(graph), options, providers=providers)
+
+
 class OnnxEncoder(SingleModelEncoder):
     """An exported encoder run by ONNX Runtime (CPU, or CUDA where its provider exists)."""
 
     def __init__(
         self, identity: EncoderIdentity, preprocessing: Preprocessing, graph: Path, device: str = "cpu"
     ) -> None:
-        import onnxruntime as ort
-
         self.name, self.dimension = identity.name, identity.dimension
         self.weights_id = identity.weights
         self.preprocessing = preprocessing
         self.graph = graph
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = cores()
-        options.inter_op_num_threads = 1
-        # No busy-waiting between runs: it costs a search about 1 ms but gives the ingest's
-        # decoding threads the cores back (benchmarks/ingest.py: 91 vs 83 images/s on 2 cores).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ImgsearchError(
-                    "This ONNX Runtime has no CUDA provider (pip install "
-                    "onnxruntime-gpu), or use --backend torch on the GPU."
-                )
-            providers.insert(0, "CUDAExecutionProvider")
         self.device = device
-        self.session = ort.InferenceSession(str(graph), options, providers=providers)
+        self.session = _session(graph, device)
 
     def encode_batch(self, inputs: Inputs) -> np.ndarray:
         (batch,) = inputs
@@ -125,6 +130,55 @@ def load_cached(key: str, device: str = "cpu") -> OnnxEncoder | None:
         raise
     except Exception as exc:  # a damaged or stale cache entry is rebuilt, never trusted
         log.warning("imgsearch: the cached ONNX model %s is unusable (%s); exporting it again", graph, exc)
+        for path in (meta, graph):
+            path.unlink(missing_ok=True)
+        return None
+
+
+class OnnxTextEncoder(TextEncoder):
+    """An exported text tower run by ONNX Runtime: token ids in, unit vectors out."""
+
+    def __init__(self, graph: Path, dimension: int, context_length: int, device: str = "cpu") -> None:
+        self.dimension, self.context_length, self.device = dimension, context_length, device
+        self.session = _session(graph, device)
+
+    def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        vectors = self.session.run([OUTPUT], {TOKENS: np.ascontiguousarray(tokens, dtype=np.int64)})[0]
+        return vectors.astype(np.float32, copy=False)
+
+
+def text_key(key: str) -> str:
+    """The cache key of the text tower exported beside the image graph of `key`."""
+    return f"{key}.text"
+
+
+def write_text_metadata(key: str, dimension: int, context_length: int) -> None:
+    graph, meta = cache_paths(text_key(key))
+    record = {
+        "export_version": EXPORT_VERSION,
+        "dimension": dimension,
+        "context_length": context_length,
+        "sha256": file_sha256(graph),
+    }
+    tmp = meta.with_suffix(f".json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, meta)
+
+
+def load_cached_text(key: str, device: str = "cpu") -> OnnxTextEncoder | None:
+    """The cached text tower of `key`, or None when it is missing, stale or damaged."""
+    graph, meta = cache_paths(text_key(key))
+    if not graph.exists() or not meta.exists():
+        return None
+    try:
+        record = json.loads(meta.read_text())
+        if record.get("export_version") != EXPORT_VERSION or record["sha256"] != file_sha256(graph):
+            raise ValueError("the graph does not match its record")
+        return OnnxTextEncoder(graph, int(record["dimension"]), int(record["context_length"]), device)
+    except ImgsearchError:
+        raise
+    except Exception as exc:  # rebuilt, never trusted
+        log.warning("imgsearch: the cached ONNX text model %s is unusable (%s); exporting again", graph, exc)
         for path in (meta, graph):
             path.unlink(missing_ok=True)
         return None

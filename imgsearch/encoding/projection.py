@@ -63,6 +63,10 @@ class Projection:
         np.savez(buf, allow_pickle=False, **arrays)
         return buf.getvalue()
 
+    def text(self, vectors: np.ndarray) -> np.ndarray | None:
+        """Unit-length projected text vectors, for a projection that maps words too (else None)."""
+        return None
+
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(self.to_bytes())
@@ -72,7 +76,7 @@ def from_bytes(data: bytes) -> Projection:
     """The projection `to_bytes` wrote (no pickled objects are read)."""
     with np.load(io.BytesIO(data), allow_pickle=False) as saved:
         kind = str(saved["kind"])
-        cls = {c.kind: c for c in (Head, Linear)}.get(kind)
+        cls = {c.kind: c for c in (Head, Linear, Joint)}.get(kind)
         if cls is None:
             raise ValueError(f"unknown projection kind {kind!r}")
         return cls(str(saved["base"]), *(saved[f.name] for f in fields(cls) if f.name != "base"))
@@ -114,3 +118,23 @@ class Linear(Projection):
 
     def forward(self, vectors: np.ndarray) -> np.ndarray:
         return (vectors - self.mean) @ self.w
+
+
+@dataclass
+class Joint(Projection):
+    """A CLIP-style model's two towers re-aligned on a collection's captions: pictures
+    x @ image, words t @ words (each normalised), in one space (`imgsearch train --captions`)."""
+
+    image: np.ndarray  # (base dimension, dimension)
+    words: np.ndarray  # (base dimension, dimension)
+    kind = "joint"
+
+    @property
+    def dimension(self) -> int:
+        return int(self.image.shape[1])
+
+    def forward(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors @ self.image
+
+    def text(self, vectors: np.ndarray) -> np.ndarray | None:
+        return _unit(np.asarray(vectors, np.float32) @ self.words)

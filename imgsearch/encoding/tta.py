@@ -20,6 +20,7 @@ class TestTimeAugmented(Encoder):
         self.inner = inner
         self.name, self.dimension = inner.name, inner.dimension
         self.weights_id, self.device, self.n_inputs = inner.weights_id, inner.device, inner.n_inputs
+        self.text = inner.text
 
     @property
     def preprocessing_id(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from imgsearch.evaluation.captions import CaptionEvaluation
 from imgsearch.evaluation.evaluate import Evaluation
 from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
 from imgsearch.evaluation.split import SplitEvaluation
@@ -117,3 +118,21 @@ def split_table(e: SplitEvaluation) -> str:
         "",
         "[low, high]: bootstrap 95% interval over the held-out queries",
     )
+
+
+def captions_table(e: CaptionEvaluation) -> str:
+    """Recall@k both ways, then notes."""
+    ks = list(e.text_to_image)
+    head = [f"{e.model}: {e.captions:,} captions of {e.images:,} pictures ({e.seconds:.1f}s)"]
+    if e.missing:
+        head.append(f"{e.missing} CSV rows name files that do not exist (left out)")
+    if e.rejected:
+        head.append(f"{e.rejected} CSV rows cannot be used (no caption, or a bad cell; left out)")
+    if e.failed:
+        head.append(f"{len(e.failed)} pictures could not be read (left out)")
+    rows = [
+        ("text -> image", *(f"{e.text_to_image[k]:.3f}" for k in ks)),
+        ("image -> text", *(f"{e.image_to_text[k]:.3f}" for k in ks)),
+    ]
+    body = render(table(["direction", *(f"R@{k}" for k in ks)], rows, right=[f"R@{k}" for k in ks]))
+    return "\n".join([*head, body])

@@ -50,3 +50,26 @@ def from_csv(csv_path: Path, root: Path) -> LabelledSet:
         else:
             result.missing.append(row.location)
     return result
+
+
+@dataclass
+class CaptionedSet:
+    paths: list[str]  # absolute, one per caption (an image may have several captions)
+    captions: list[str]
+    missing: list[str] = field(default_factory=list)  # listed in the CSV but not on disk
+    rejected: int = 0  # rows that cannot be used (no caption, a bad cell)
+
+
+def captions_from_csv(csv_path: Path, root: Path) -> CaptionedSet:
+    """`path,caption` rows (a header naming both); relative paths are under `root`."""
+    root = Path(root).expanduser().absolute()
+    result = CaptionedSet([], [])
+    for row in read_table(csv_path, ("path",), root, required=("caption",)):
+        if not isinstance(row, Row):
+            result.rejected += 1
+        elif Path(row.location).is_file():
+            result.paths.append(row.location)
+            result.captions.append(row.cells["caption"])
+        else:
+            result.missing.append(row.location)
+    return result

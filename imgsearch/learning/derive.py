@@ -248,6 +248,7 @@ def train(
     whiten: bool = False,
     self_supervised: bool = False,
     copies: int = 8,
+    captions_csv: str | Path | None = None,
     options: TrainOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> TrainReport:
@@ -256,6 +257,8 @@ def train(
     Supervised (default): a head on the labelled images under `folder`. `self_supervised`: a
     head on random edits of the images under `folder` (no labels). `pca`: PCA to that many
     dimensions (whitened with `whiten`) fitted on `folder`'s images, else on the collection.
+    `captions_csv` (path,caption rows under `folder`): a CLIP-style base's two towers re-aligned
+    on the captions (pictures and words keep searching each other).
     """
     o = options or TrainOptions()
     if pca is None and folder is None:
@@ -272,6 +275,14 @@ def train(
         kind, n_images, classes = ("pca-whitened" if whiten else "pca"), len(vectors), 0
     elif folder is None:
         raise ImgsearchError("Give a FOLDER of images to train on.")
+    elif captions_csv is not None:
+        from imgsearch.ingest.fetch import caption_vectors
+        from imgsearch.learning.captions import fit_joint
+
+        images, texts, image_of, _ = caption_vectors(folder, captions_csv, base, db, progress)
+        o = options or TrainOptions(lr=1e-3, epochs=30)
+        projection, seconds = timed(fit_joint, images, texts, image_of, base.name, o)
+        kind, n_images, classes = "joint (captions)", len(images), len(texts)
     elif self_supervised:
         paths, vectors = unlabelled_vectors(folder, base, db, progress)
         projection, seconds = timed(self_supervised_head, paths, vectors, base, o, copies, progress)

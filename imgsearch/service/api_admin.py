@@ -43,6 +43,7 @@ def stats(request: Request) -> Stats:
         ann_indexes=s.ann_indexes,
         last_indexed_at=s.last_indexed_at,
         model=index.model,
+        text_search=index.reads_words(),
     )
 
 

@@ -42,6 +42,8 @@ SEARCH_BODY = {
                         "model": {"type": "string"},
                         "positive_ids": {"type": "string", "description": "comma-separated image ids"},
                         "negative_ids": {"type": "string", "description": "comma-separated image ids"},
+                        "text": {"type": "string", "description": "words that steer the picture"},
+                        "text_weight": {"type": "number", "minimum": 0, "maximum": 1},
                     },
                 }
             },
@@ -58,12 +60,13 @@ def _response(result: SearchResult, started: float, query: SearchQuery) -> Searc
 
 @router.post("/api/search", response_model=SearchResponse, responses=ERRORS, openapi_extra=SEARCH_BODY)
 async def search(request: Request) -> SearchResponse:
-    """Search by an uploaded image (multipart `file`), an image URL, an indexed image id, or an
-    earlier upload (`upload`: the sha256 its answer gave), with relevance feedback:
-    positive_ids / negative_ids move the query towards / away."""
+    """Search by an uploaded image (multipart `file`), an image URL, an indexed image id, an
+    earlier upload (`upload`: the sha256 its answer gave), or words (`text`, with a CLIP-style
+    model; beside a picture they steer it, `text_weight` their share), with relevance
+    feedback: positive_ids / negative_ids move the query towards / away."""
     ctype = request.headers.get("content-type", "")
     index = index_of(request)
-    query: str | bytes
+    query: str | bytes | None
     if ctype.startswith("multipart/form-data"):
         query, fields = await _upload(request)
         shown = SearchQuery(kind="upload", upload=index.keep_query(query))
@@ -76,8 +79,8 @@ async def search(request: Request) -> SearchResponse:
     else:
         raise HTTPException(
             415,
-            'Send JSON ({"url": ...}, {"image_id": ...} or {"upload": ...}) or a multipart upload '
-            "with a `file` part.",
+            'Send JSON ({"url": ...}, {"image_id": ...}, {"upload": ...} or {"text": ...}) or a '
+            "multipart upload with a `file` part.",
         )
     if fields.model and fields.model != index.model and fields.model not in index.indexed_models():
         # the service loads no encoder a caller names at will: only those the index uses
@@ -96,12 +99,17 @@ async def search(request: Request) -> SearchResponse:
         positive_ids=fields.positive_ids,
         negative_ids=fields.negative_ids,
     )
+    if fields.text is not None:
+        shown.text, shown.text_weight = fields.text, fields.text_weight if query is not None else None
     started = time.perf_counter()
-    async with _slot(request.app.state.query_slots, "image queries", needed=shown.kind != "id"):
+    needed = shown.kind != "id" or fields.text is not None
+    async with _slot(request.app.state.query_slots, "image queries", needed=needed):
         result = await run_in_threadpool(
             index.search,
             query,
             fields.k,
+            text=fields.text,
+            text_weight=fields.text_weight,
             model=fields.model,
             min_similarity=fields.min_similarity,
             options=options,
@@ -110,11 +118,15 @@ async def search(request: Request) -> SearchResponse:
     return _response(result, started, shown)
 
 
-def _json_query(request: Request, fields: SearchRequest) -> tuple[str | bytes, SearchQuery]:
-    """The query a JSON body names, and how to show it."""
+def _json_query(request: Request, fields: SearchRequest) -> tuple[str | bytes | None, SearchQuery]:
+    """The query picture a JSON body names (None for words alone), and how to show it."""
     given = [name for name in ("url", "image_id", "upload") if getattr(fields, name) is not None]
+    if not given and fields.text is not None:
+        return None, SearchQuery(kind="text")
     if len(given) != 1:
-        raise HTTPException(422, "Give exactly one of `url`, `image_id`, `upload` (or upload a file).")
+        raise HTTPException(
+            422, "Give exactly one of `url`, `image_id`, `upload` (or upload a file), and/or `text`."
+        )
     if fields.url is not None:
         if not fields.url.lower().startswith(("http://", "https://")):
             raise HTTPException(400, "Only http and https URLs are fetched.")

@@ -13,7 +13,8 @@ MAX_K = 1000  # the service's bound on k (the library allows more)
 
 class SearchRequest(BaseModel):
     """One of `url`, `image_id` or `upload` (an upload is a multipart request with a `file`
-    part; its answer's `query.upload` repeats it later)."""
+    part; its answer's `query.upload` repeats it later), `text`, or a picture and `text`
+    together (a CLIP-style model's)."""
 
     url: str | None = Field(None, max_length=4096, description="an http(s) image URL")
     image_id: int | None = Field(None, ge=1, le=2**63 - 1, description="an indexed image")
@@ -35,6 +36,12 @@ class SearchRequest(BaseModel):
     positive_ids: list[int] = Field(default_factory=list, max_length=100)
     negative_ids: list[int] = Field(default_factory=list, max_length=100)
     model: str | None = Field(None, max_length=200)
+    text: str | None = Field(
+        None, min_length=1, max_length=1000, description="words to search by (a CLIP-style model)"
+    )
+    text_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="the words' share when a picture is given too"
+    )
 
 
 class Result(BaseModel):
@@ -54,12 +61,15 @@ class Result(BaseModel):
 
 
 class SearchQuery(BaseModel):
-    """What was searched for: `kind` is id, url or upload, with the matching field."""
+    """What was searched for: `kind` is id, url, upload or text, with the matching field (and
+    `text` beside a picture for a mixed query)."""
 
     kind: str
     image_id: int | None = None
     url: str | None = None
     upload: str | None = None  # sha256: GET /api/queries/{upload} shows it, `upload` repeats it
+    text: str | None = None
+    text_weight: float | None = None
 
 
 class SearchResponse(BaseModel):
@@ -81,6 +91,7 @@ class Stats(BaseModel):
     ann_indexes: list[str]
     last_indexed_at: float | None  # epoch seconds
     model: str  # the service's default encoder
+    text_search: bool = False  # whether it reads words too (a CLIP-style model)
 
 
 class Folder(BaseModel):

@@ -23,5 +23,6 @@ for (const link of document.querySelectorAll("nav a[data-view]")) {
 }
 api("/api/stats").then((s) => {
   $("stats").textContent = `${plural(s.images, "image")} · ${s.model}`;
+  search.setTextSearch(s.text_search);
 }).catch(() => {});
 route();

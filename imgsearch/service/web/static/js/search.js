@@ -1,5 +1,6 @@
-// Search: by an upload (drop, paste or choose), an image URL, or an indexed image; the query
-// shown beside its results; + / − refine it; the minimum similarity filters what is shown.
+// Search: by an upload (drop, paste or choose), an image URL, an indexed image, or words (with a
+// CLIP-style model; beside a picture they steer it); the query shown beside its results; + / −
+// refine it; the minimum similarity filters what is shown.
 import { api, isAbort, Latest } from "./api.js";
 import { $, baseName, card, el, folderOptions, plural, say } from "./dom.js";
 import { folders } from "./folders.js";
@@ -20,7 +21,8 @@ function stateOf(p) {
   else if (p.get("upload")) query = { kind: "upload", upload: p.get("upload") };
   else if (p.get("url")) query = { kind: "url", url: p.get("url") };
   const k = Math.min(1000, Math.max(1, Number(p.get("k")) || 20));
-  return { query, k, min: p.get("min") || "", pos: list(p.get("pos")), neg: list(p.get("neg")), folder: p.get("folder") || "" };
+  const text = (p.get("text") || "").slice(0, 1000);
+  return { query, text, k, min: p.get("min") || "", pos: list(p.get("pos")), neg: list(p.get("neg")), folder: p.get("folder") || "" };
 }
 
 function paramsOf(state) {
@@ -29,6 +31,7 @@ function paramsOf(state) {
   if (q && q.kind === "id") p.set("id", q.image_id);
   if (q && q.kind === "upload") p.set("upload", q.upload);
   if (q && q.kind === "url") p.set("url", q.url);
+  if (state.text) p.set("text", state.text);
   if (state.k !== 20) p.set("k", state.k);
   if (state.min !== "") p.set("min", state.min);
   if (state.pos.length) p.set("pos", state.pos.join(","));
@@ -37,7 +40,7 @@ function paramsOf(state) {
   return p;
 }
 
-const keyOf = (state) => JSON.stringify([state.query, state.k, state.pos, state.neg, state.folder]);
+const keyOf = (state) => JSON.stringify([state.query, state.text, state.k, state.pos, state.neg, state.folder]);
 
 function busy(on) {
   $("results").setAttribute("aria-busy", on ? "true" : "false");
@@ -47,12 +50,18 @@ function busy(on) {
 
 // --- the query ----------------------------------------------------------------------------
 
-async function showQuery(query, signal) {
+async function showQuery(query, signal, words = "") {
   const panel = $("query");
   const image = $("query-image");
   const text = $("query-text");
-  panel.hidden = !query;
-  if (!query || (query.kind === "upload" && !query.upload)) return; // an upload on its way: its preview shows
+  panel.hidden = !query && !words;
+  $("query-words").textContent = words ? `${query ? " + " : ""}“${words}”` : "";
+  if (!query) {
+    image.hidden = true;
+    text.replaceChildren();
+    return;
+  }
+  if (query.kind === "upload" && !query.upload) return; // an upload on its way: its preview shows
   image.hidden = false;
   if (query.kind === "url") {
     image.hidden = true; // the page loads pictures from this server only
@@ -138,6 +147,10 @@ function render(state) {
   else say($("message"), `${plural(shown.length, "result")}${took}.`);
 }
 
+export function setTextSearch(available) {
+  $("text-row").hidden = !available;
+}
+
 export function similarTo(id) {
   go(new URLSearchParams({ view: "search", id }));
 }
@@ -147,14 +160,14 @@ async function run(state, body, headers = {}) {
   shownKey = keyOf(state);
   busy(true);
   say($("message"), "Searching…", "busy");
-  const shownQuery = showQuery(state.query, signal);
+  const shownQuery = showQuery(state.query, signal, state.text);
   try {
     const data = await api("/api/search", { method: "POST", body, headers, signal });
     if (data.query.kind === "upload" && (!state.query || state.query.upload !== data.query.upload)) {
       state = { ...state, query: { kind: "upload", upload: data.query.upload } };
       shownKey = keyOf(state);
       record(paramsOf(state), { push: true }); // a link, a reload and Back repeat this upload
-      showQuery(state.query, signal);
+      showQuery(state.query, signal, state.text);
     }
     shown = data.results;
     lastTook = data.took_ms;
@@ -174,7 +187,8 @@ async function run(state, body, headers = {}) {
 function jsonBody(state) {
   const body = { k: state.k, positive_ids: state.pos, negative_ids: state.neg };
   if (state.folder) body.folder = state.folder;
-  return JSON.stringify({ ...body, ...state.query, kind: undefined });
+  if (state.text) body.text = state.text;
+  return JSON.stringify({ ...body, ...(state.query || {}), kind: undefined });
 }
 
 // --- the view -----------------------------------------------------------------------------
@@ -184,16 +198,19 @@ export async function show(p) {
   $("k").value = state.k;
   $("min-score").value = state.min === "" ? "-1" : state.min;
   $("url").value = state.query && state.query.kind === "url" ? state.query.url : "";
+  $("text").value = state.text;
   folders().then((all) => folderOptions($("search-folder"), all, state.folder)).catch(() => {});
   showFeedback(state);
-  if (!state.query) {
+  if (!state.query && !state.text) {
     request.cancel();
     busy(false);
     shown = [];
     shownKey = null;
     $("results").replaceChildren();
     showQuery(null);
-    say($("message"), "Choose, drop or paste an image, or give its URL, to find the images that look like it.");
+    say($("message"), $("text-row").hidden
+      ? "Choose, drop or paste an image, or give its URL, to find the images that look like it."
+      : "Describe what you are looking for, or choose, drop or paste an image, or give its URL.");
     return;
   }
   if (keyOf(state) === shownKey) { // the same question: only the filter changed
@@ -209,10 +226,11 @@ function searchFile(file) {
     say($("message"), `${file.name || "That file"} is not an image.`, "error");
     return;
   }
-  const state = { ...stateOf(params()), query: null, pos: [], neg: [] };
+  const state = { ...stateOf(params()), query: null, pos: [], neg: [], text: $("text").value.trim() };
   const form = new FormData();
   form.append("file", file);
   form.append("k", state.k);
+  if (state.text) form.append("text", state.text);
   if (state.folder) form.append("folder", state.folder);
   const preview = URL.createObjectURL(file);
   file.arrayBuffer().then((bytes) => crypto.subtle.digest("SHA-256", bytes)).then((digest) => {
@@ -224,6 +242,7 @@ function searchFile(file) {
   $("query-image").src = preview;
   $("query-image").alt = file.name || "the uploaded image";
   $("query-text").textContent = file.name || "the uploaded image";
+  $("query-words").textContent = state.text ? ` + “${state.text}”` : "";
   $("feedback").hidden = true;
   run({ ...state, query: { kind: "upload", upload: "" } }, form);
 }
@@ -247,16 +266,20 @@ export function wire() {
     event.preventDefault();
     const state = stateOf(params());
     const url = $("url").value.trim();
+    const text = $("text").value.trim();
     if (url) {
-      go(paramsOf({ ...state, query: { kind: "url", url }, pos: [], neg: [] }));
+      go(paramsOf({ ...state, query: { kind: "url", url }, text, pos: [], neg: [] }));
     } else if ($("file").files[0]) {
       searchFile($("file").files[0]);
-    } else if (state.query) {
+    } else if (text && text !== state.text) {
+      // new words: alone, or steering the picture already searched for
+      go(paramsOf({ ...state, text, pos: [], neg: [] }));
+    } else if (state.query || state.text) {
       shownKey = null;
       show(params());
     } else {
-      say($("message"), "Choose, drop or paste an image, or give an image URL, first.", "error");
-      $("file").focus();
+      say($("message"), "Describe it, or choose, drop or paste an image, or give an image URL, first.", "error");
+      ($("text-row").hidden ? $("file") : $("text")).focus();
     }
   });
   $("file").addEventListener("change", (event) => searchFile(event.target.files[0]));

@@ -1,0 +1,266 @@
+"""Joint image-text (CLIP-style) models: their registry entries and where their checkpoints live.
+
+A checkpoint lives in the model cache as a folder in the Hugging Face hub's open_clip layout
+(`open_clip_config.json` + `open_clip_model.safetensors` or `open_clip_pytorch_model.bin`),
+plus `imgsearch.json`: where it came from and its sha256, so that identifying it costs no
+hashing. `imgsearch models pull NAME` fills it from the hub; `--from PATH` from a checkpoint
+already on this machine, which is also how a model of one's own (any open_clip config) gets a
+name. Nothing here imports torch or open_clip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgsearch import config
+from imgsearch.encoding.catalog import file_sha256
+from imgsearch.errors import ImgsearchError, WeightsUnavailable
+
+CONFIG_FILE = "open_clip_config.json"
+WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pth")
+RECORD_FILE = "imgsearch.json"
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+GENERIC = "open-clip"  # any open_clip model, from --weights FOLDER
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """A registered joint image-text model: open_clip's architecture and pretrained tag."""
+
+    name: str
+    architecture: str  # open_clip's model name
+    pretrained: str  # open_clip's tag
+    hub: str  # Hugging Face hub repository of the tag's weights
+    dimension: int
+    licence: str
+    weights_file: str = WEIGHT_FILES[0]
+
+
+CLIP_MODELS: dict[str, ClipSpec] = {
+    s.name: s
+    for s in (
+        ClipSpec(
+            "clip-vit-b-32",
+            "ViT-B-32",
+            "laion2b_s34b_b79k",
+            "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+            512,
+            "MIT (weights: LAION, trained on LAION-2B)",
+        ),
+        ClipSpec(
+            "clip-vit-b-32-openai",
+            "ViT-B-32-quickgelu",
+            "openai",
+            "timm/vit_base_patch32_clip_224.openai",
+            512,
+            "MIT (OpenAI CLIP)",
+        ),
+        ClipSpec(
+            "clip-vit-b-16",
+            "ViT-B-16",
+            "laion2b_s34b_b88k",
+            "laion/CLIP-ViT-B-16-laion2B-s34B-b88K",
+            512,
+            "MIT (weights: LAION, trained on LAION-2B)",
+        ),
+        ClipSpec(
+            "mobileclip2-s0",
+            "MobileCLIP2-S0",
+            "dfndr2b",
+            "timm/MobileCLIP2-S0-OpenCLIP",
+            512,
+            "Apple Machine Learning Research Model licence (research use)",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint on disk: its config (None: the registered architecture's), weights and digest."""
+
+    folder: Path | None
+    weights: Path
+    digest: str  # sha256 prefix of the weights (and of the config, for a folder)
+    model_cfg: dict | None
+    preprocess_cfg: dict
+
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        return tuple(self.preprocess_cfg.get("mean", OPENAI_MEAN))
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        return tuple(self.preprocess_cfg.get("std", OPENAI_STD))
+
+    @property
+    def interpolation(self) -> str:
+        return str(self.preprocess_cfg.get("interpolation", "bicubic"))
+
+
+def cache_root() -> Path:
+    return config.load().home / "models" / "open_clip"
+
+
+def installed_folder(name: str) -> Path:
+    return cache_root() / name
+
+
+def installed_names() -> list[str]:
+    """Models in the cache that are not registered: the ones `models pull NAME --from` named."""
+    root = cache_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / RECORD_FILE).exists() and p.name not in CLIP_MODELS)
+
+
+def is_clip(name: str) -> bool:
+    return name in CLIP_MODELS or name == GENERIC or (installed_folder(name) / RECORD_FILE).exists()
+
+
+def _weights_in(folder: Path) -> Path | None:
+    return next((folder / f for f in WEIGHT_FILES if (folder / f).is_file()), None)
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """A checkpoint file, or a folder in the hub's open_clip layout (config + weights)."""
+    path = Path(path)
+    if path.is_file():
+        return Checkpoint(None, path, file_sha256(path)[:16], None, {})
+    if not path.is_dir():
+        raise WeightsUnavailable(f"--weights {path}: no such file or folder.")
+    weights = _weights_in(path)
+    if weights is None:
+        raise WeightsUnavailable(f"{path} has no open_clip weights ({' or '.join(WEIGHT_FILES)}).")
+    record_file = path / RECORD_FILE
+    record = json.loads(record_file.read_text()) if record_file.exists() else {}
+    config_file = path / CONFIG_FILE
+    model_cfg, preprocess_cfg = None, {}
+    if config_file.exists():
+        try:
+            saved = json.loads(config_file.read_text())
+            model_cfg = saved["model_cfg"]
+            preprocess_cfg = saved.get("preprocess_cfg", {})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise WeightsUnavailable(f"{config_file} is not an open_clip config (model_cfg): {exc}") from exc
+    digest = record.get("digest") or _folder_digest(weights, config_file)
+    return Checkpoint(path, weights, digest, model_cfg, preprocess_cfg)
+
+
+def _folder_digest(weights: Path, config_file: Path) -> str:
+    config_part = file_sha256(config_file)[:16] if config_file.exists() else ""
+    return (file_sha256(weights)[:16] + config_part)[:32]
+
+
+def checkpoint_for(name: str, weights: str | Path | None) -> Checkpoint:
+    """`--weights` if given, else the model's folder in the cache; one sentence when neither is."""
+    if weights is not None:
+        return read_checkpoint(Path(weights))
+    folder = installed_folder(name)
+    if (folder / RECORD_FILE).exists():
+        return read_checkpoint(folder)
+    if name == GENERIC:
+        raise WeightsUnavailable(
+            f"{GENERIC} is any open_clip model: pass --weights FOLDER (open_clip_config.json + weights), "
+            "or name it with `imgsearch models pull NAME --from FOLDER`."
+        )
+    spec = CLIP_MODELS[name]
+    raise WeightsUnavailable(
+        f"The {name} weights are not on this machine: run `imgsearch models pull {name}` where "
+        f"huggingface.co is reachable (hub: {spec.hub}), or pass --weights with an open_clip "
+        f"{spec.architecture} checkpoint file or folder."
+    )
+
+
+def dimension(name: str, weights: str | Path | None = None) -> int | None:
+    """The vector size of a CLIP model, when it is known without loading it."""
+    if name in CLIP_MODELS and weights is None:
+        return CLIP_MODELS[name].dimension
+    try:
+        checkpoint = checkpoint_for(name, weights)
+    except WeightsUnavailable:
+        return None
+    if checkpoint.model_cfg is not None:
+        return int(checkpoint.model_cfg["embed_dim"])
+    return CLIP_MODELS[name].dimension if name in CLIP_MODELS else None
+
+
+def install(name: str, source: Path) -> Path:
+    """Copy a checkpoint (a file for a registered model, or a hub-layout folder) into the cache
+    as `name`; a name that is not registered needs a folder with its open_clip config."""
+    if not name or "/" in name or name.startswith(".") or "+" in name or name == GENERIC:
+        raise ImgsearchError(f"{name!r} cannot name a model (no '/', '+' or leading '.').")
+    checkpoint = read_checkpoint(source)
+    if name not in CLIP_MODELS and checkpoint.model_cfg is None:
+        raise ImgsearchError(
+            f"{name} is not a registered model, so {source} must be a folder with its "
+            f"{CONFIG_FILE} (open_clip's model_cfg) beside the weights."
+        )
+    weights_name = checkpoint.weights.name if checkpoint.folder else CLIP_MODELS[name].weights_file
+    files = {weights_name: checkpoint.weights}
+    if checkpoint.folder is not None and (checkpoint.folder / CONFIG_FILE).exists():
+        files[CONFIG_FILE] = checkpoint.folder / CONFIG_FILE
+    record = {"source": f"file:{Path(source).resolve()}", "digest": checkpoint.digest}
+    return _write_folder(name, files, record, copy=True)
+
+
+def _write_folder(name: str, files: dict[str, Path], record: dict, *, copy: bool) -> Path:
+    """Fill the model's folder atomically: a temporary folder renamed into place."""
+    target = installed_folder(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{name}.{os.getpid()}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        for filename, path in files.items():
+            (shutil.copyfile if copy else shutil.move)(path, staging / filename)
+        (staging / RECORD_FILE).write_text(json.dumps(record, indent=1))
+        old = target.with_name(f".{name}.{os.getpid()}.old")
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def pull(name: str, *, endpoint: str | None = None) -> Path:
+    """Download a registered model's checkpoint from the Hugging Face hub into the cache (with
+    huggingface_hub's progress bar), checking the sha256 the hub gives for the file."""
+    if name not in CLIP_MODELS:
+        raise ImgsearchError(
+            f"{name} has no hub repository: `imgsearch models pull` knows {', '.join(CLIP_MODELS)}; "
+            "name a model of your own with --from FOLDER."
+        )
+    spec = CLIP_MODELS[name]
+    try:
+        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    except ImportError as exc:
+        raise ImgsearchError("Pulling models needs huggingface_hub: pip install open-clip-torch.") from exc
+    staging = cache_root() / f".{name}.{os.getpid()}.download"
+    files: dict[str, Path] = {}
+    try:
+        for filename in (spec.weights_file, CONFIG_FILE):
+            try:
+                meta = get_hf_file_metadata(hf_hub_url(spec.hub, filename, endpoint=endpoint))
+                path = Path(hf_hub_download(spec.hub, filename, local_dir=staging, endpoint=endpoint))
+            except Exception as exc:  # network, HTTP or hub errors all mean "not here now"
+                raise WeightsUnavailable(
+                    f"Could not download {filename} of {name} from the hub ({spec.hub}): "
+                    f"{type(exc).__name__}. Offline, copy the checkpoint here and run "
+                    f"`imgsearch models pull {name} --from FILE_OR_FOLDER`."
+                ) from exc
+            expected = (meta.etag or "").strip('"')
+            if len(expected) == 64 and file_sha256(path) != expected:
+                raise WeightsUnavailable(f"{filename} of {name} does not match the hub's sha256; not kept.")
+            files[filename] = path
+        digest = file_sha256(files[spec.weights_file])[:16]
+        return _write_folder(name, files, {"source": f"hf:{spec.hub}", "digest": digest}, copy=False)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from imgsearch import config
@@ -38,7 +38,13 @@ class ClipSpec:
     hub: str  # Hugging Face hub repository of the tag's weights
     dimension: int
     licence: str
-    weights_file: str = WEIGHT_FILES[0]
+    mean: tuple[float, float, float] = OPENAI_MEAN  # open_clip's preprocessing of the tag
+    std: tuple[float, float, float] = OPENAI_STD
+    interpolation: str = "bicubic"
+
+    @property
+    def preprocess_cfg(self) -> dict:
+        return {"mean": self.mean, "std": self.std, "interpolation": self.interpolation}
 
 
 CLIP_MODELS: dict[str, ClipSpec] = {
@@ -75,6 +81,9 @@ CLIP_MODELS: dict[str, ClipSpec] = {
             "timm/MobileCLIP2-S0-OpenCLIP",
             512,
             "Apple Machine Learning Research Model licence (research use)",
+            (0.0, 0.0, 0.0),
+            (1.0, 1.0, 1.0),
+            "bilinear",
         ),
     )
 }
@@ -158,12 +167,15 @@ def _folder_digest(weights: Path, config_file: Path) -> str:
 
 
 def checkpoint_for(name: str, weights: str | Path | None) -> Checkpoint:
-    """`--weights` if given, else the model's folder in the cache; one sentence when neither is."""
-    if weights is not None:
-        return read_checkpoint(Path(weights))
+    """`--weights` if given, else the model's folder in the cache; one sentence when neither is.
+    A registered model's preprocessing fills what the checkpoint does not say."""
     folder = installed_folder(name)
-    if (folder / RECORD_FILE).exists():
-        return read_checkpoint(folder)
+    if weights is not None or (folder / RECORD_FILE).exists():
+        checkpoint = read_checkpoint(Path(weights) if weights is not None else folder)
+        if name in CLIP_MODELS:
+            given = checkpoint.preprocess_cfg
+            checkpoint = replace(checkpoint, preprocess_cfg={**CLIP_MODELS[name].preprocess_cfg, **given})
+        return checkpoint
     if name == GENERIC:
         raise WeightsUnavailable(
             f"{GENERIC} is any open_clip model: pass --weights FOLDER (open_clip_config.json + weights), "
@@ -201,7 +213,7 @@ def install(name: str, source: Path) -> Path:
             f"{name} is not a registered model, so {source} must be a folder with its "
             f"{CONFIG_FILE} (open_clip's model_cfg) beside the weights."
         )
-    weights_name = checkpoint.weights.name if checkpoint.folder else CLIP_MODELS[name].weights_file
+    weights_name = checkpoint.weights.name if checkpoint.folder else _file_name(checkpoint.weights)
     files = {weights_name: checkpoint.weights}
     if checkpoint.folder is not None and (checkpoint.folder / CONFIG_FILE).exists():
         files[CONFIG_FILE] = checkpoint.folder / CONFIG_FILE
@@ -230,37 +242,59 @@ def _write_folder(name: str, files: dict[str, Path], record: dict, *, copy: bool
     return target
 
 
+def _file_name(weights: Path) -> str:
+    """The hub-layout name of a lone checkpoint file, by its format."""
+    return WEIGHT_FILES[0] if weights.suffix == ".safetensors" else WEIGHT_FILES[1]
+
+
 def pull(name: str, *, endpoint: str | None = None) -> Path:
     """Download a registered model's checkpoint from the Hugging Face hub into the cache (with
-    huggingface_hub's progress bar), checking the sha256 the hub gives for the file."""
+    huggingface_hub's progress bar; safetensors where the repository has them, else the
+    pickle-free-loaded .bin), checking the sha256 the hub gives for each file."""
     if name not in CLIP_MODELS:
         raise ImgsearchError(
             f"{name} has no hub repository: `imgsearch models pull` knows {', '.join(CLIP_MODELS)}; "
             "name a model of your own with --from FOLDER."
         )
     spec = CLIP_MODELS[name]
-    try:
-        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-    except ImportError as exc:
-        raise ImgsearchError("Pulling models needs huggingface_hub: pip install open-clip-torch.") from exc
     staging = cache_root() / f".{name}.{os.getpid()}.download"
     files: dict[str, Path] = {}
     try:
-        for filename in (spec.weights_file, CONFIG_FILE):
-            try:
-                meta = get_hf_file_metadata(hf_hub_url(spec.hub, filename, endpoint=endpoint))
-                path = Path(hf_hub_download(spec.hub, filename, local_dir=staging, endpoint=endpoint))
-            except Exception as exc:  # network, HTTP or hub errors all mean "not here now"
-                raise WeightsUnavailable(
-                    f"Could not download {filename} of {name} from the hub ({spec.hub}): "
-                    f"{type(exc).__name__}. Offline, copy the checkpoint here and run "
-                    f"`imgsearch models pull {name} --from FILE_OR_FOLDER`."
-                ) from exc
-            expected = (meta.etag or "").strip('"')
-            if len(expected) == 64 and file_sha256(path) != expected:
-                raise WeightsUnavailable(f"{filename} of {name} does not match the hub's sha256; not kept.")
-            files[filename] = path
-        digest = file_sha256(files[spec.weights_file])[:16]
-        return _write_folder(name, files, {"source": f"hf:{spec.hub}", "digest": digest}, copy=False)
+        for choices in (WEIGHT_FILES[:2], (CONFIG_FILE,)):
+            for filename in choices:
+                path = _download(spec, filename, staging, endpoint)
+                if path is not None:
+                    files[filename] = path
+                    break
+            else:
+                if choices != (CONFIG_FILE,):  # the config is optional: the registry knows the model
+                    raise WeightsUnavailable(f"{spec.hub} has no open_clip weights ({', '.join(choices)}).")
+        weights = next(files[f] for f in WEIGHT_FILES if f in files)
+        record = {"source": f"hf:{spec.hub}", "digest": file_sha256(weights)[:16]}
+        return _write_folder(name, files, record, copy=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _download(spec: ClipSpec, filename: str, staging: Path, endpoint: str | None) -> Path | None:
+    """One file of the hub repository, checked against its sha256; None when it has no such file."""
+    try:
+        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+        from huggingface_hub.errors import RemoteEntryNotFoundError
+    except ImportError as exc:
+        raise ImgsearchError("Pulling models needs huggingface_hub: pip install open-clip-torch.") from exc
+    try:
+        meta = get_hf_file_metadata(hf_hub_url(spec.hub, filename, endpoint=endpoint))
+        path = Path(hf_hub_download(spec.hub, filename, local_dir=staging, endpoint=endpoint))
+    except RemoteEntryNotFoundError:  # the repository has no such file (an HTTP 404)
+        return None
+    except Exception as exc:  # network, HTTP or hub errors all mean "not here now"
+        raise WeightsUnavailable(
+            f"Could not download {filename} of {spec.name} from the hub ({spec.hub}): "
+            f"{type(exc).__name__}. Offline, copy the checkpoint here and run "
+            f"`imgsearch models pull {spec.name} --from FILE_OR_FOLDER`."
+        ) from exc
+    expected = (meta.etag or "").strip('"')
+    if len(expected) == 64 and file_sha256(path) != expected:
+        raise WeightsUnavailable(f"{filename} of {spec.name} does not match the hub's sha256; not kept.")
+    return path

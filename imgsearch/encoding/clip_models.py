@@ -68,7 +68,7 @@ def load_model(name: str, checkpoint: Checkpoint) -> tuple[Any, int]:
                 architecture = CLIP_MODELS[name].architecture
                 model = open_clip.create_model(architecture, pretrained=str(checkpoint.weights))
                 model_cfg = open_clip.get_model_config(architecture)
-    except (RuntimeError, ValueError, KeyError, TypeError, OSError) as exc:
+    except Exception as exc:  # torch, safetensors and pickle each fail their own way on a bad file
         raise WeightsUnavailable(
             f"{checkpoint.folder or checkpoint.weights} is not a usable {name} checkpoint: {first_line(exc)}"
         ) from exc

@@ -147,8 +147,14 @@ function render(state) {
   else say($("message"), `${plural(shown.length, "result")}${took}.`);
 }
 
+const idle = () => ($("text-row").hidden
+  ? "Choose, drop or paste an image, or give its URL, to find the images that look like it."
+  : "Describe what you are looking for, or choose, drop or paste an image, or give its URL.");
+
 export function setTextSearch(available) {
   $("text-row").hidden = !available;
+  const state = stateOf(params());
+  if (!state.query && !state.text && !shown.length) say($("message"), idle());
 }
 
 export function similarTo(id) {
@@ -208,9 +214,7 @@ export async function show(p) {
     shownKey = null;
     $("results").replaceChildren();
     showQuery(null);
-    say($("message"), $("text-row").hidden
-      ? "Choose, drop or paste an image, or give its URL, to find the images that look like it."
-      : "Describe what you are looking for, or choose, drop or paste an image, or give its URL.");
+    say($("message"), idle());
     return;
   }
   if (keyOf(state) === shownKey) { // the same question: only the filter changed

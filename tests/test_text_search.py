@@ -316,8 +316,9 @@ def test_pull_downloads_checks_and_installs(tmp_path, monkeypatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def text_server(text_index):
-    """The tiny model's index behind a live HTTP server."""
+def text_server(text_index, module_db):
+    """The tiny model's index behind a live HTTP server (its own Index: a TestClient's exit
+    closes the one it served)."""
     import socket
     import threading
     import time
@@ -327,8 +328,9 @@ def text_server(text_index):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    index = Index(module_db.url, model=TINY, device="cpu", backend="onnx", pool_size=2)
     config = uvicorn.Config(
-        create_app(text_index, api_token="t"), host="127.0.0.1", port=port, log_level="warning"
+        create_app(index, api_token="t"), host="127.0.0.1", port=port, log_level="warning"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -340,6 +342,7 @@ def text_server(text_index):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=30)
+    index.close()
 
 
 @pytest.mark.slow
@@ -369,7 +372,7 @@ def test_the_page_searches_by_words(text_server, viewport, tmp_path) -> None:
             expect(page.get_by_test_id("query-words")).to_have_text(f"“{caption}”")
             expect(page.get_by_test_id("message")).to_contain_text("result")
             ids = [li.get_attribute("data-id") for li in page.get_by_test_id("result").all()[:5]]
-            found.append([text_server_path(page, i) for i in ids])
+            found.append([_path(text_server, page, i) for i in ids])
             assert "text=" in page.url
         assert _p5(found) >= MIN_P5
         violations = Axe().run(page, options=AXE_RULES).response["violations"]
@@ -386,7 +389,7 @@ def test_the_page_searches_by_words(text_server, viewport, tmp_path) -> None:
         browser.close()
 
 
-def text_server_path(page, image_id: str | None) -> str:
+def _path(base: str, page, image_id: str | None) -> str:
     """An indexed picture's path, as the page's API gives it."""
-    answer = page.request.get(f"/api/images/{image_id}")
+    answer = page.request.get(f"{base}/api/images/{image_id}")
     return answer.json()["path"]

@@ -27,7 +27,7 @@ class DerivedEncoder(Encoder):
         self.weights_id = derived_weights_id(base, projection)
         self.device = base.device
         self.n_inputs = base.n_inputs
-        if base.text is not None and projection.text(np.zeros((1, base.dimension), np.float32)) is not None:
+        if base.text is not None and projection.maps_words:
             self.text = ProjectedText(base.text, projection)
 
     @property

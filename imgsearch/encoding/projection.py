@@ -30,6 +30,7 @@ class Projection:
 
     base: str  # the base encoder's name
     kind = "projection"
+    maps_words = False  # whether `text` maps a CLIP-style base's words too
 
     @property
     def dimension(self) -> int:
@@ -128,6 +129,7 @@ class Joint(Projection):
     image: np.ndarray  # (base dimension, dimension)
     words: np.ndarray  # (base dimension, dimension)
     kind = "joint"
+    maps_words = True
 
     @property
     def dimension(self) -> int:

@@ -275,8 +275,8 @@ export function wire() {
       go(paramsOf({ ...state, query: { kind: "url", url }, text, pos: [], neg: [] }));
     } else if ($("file").files[0]) {
       searchFile($("file").files[0]);
-    } else if (text && text !== state.text) {
-      // new words: alone, or steering the picture already searched for
+    } else if (text !== state.text && (text || state.query)) {
+      // new words (or none now): alone, or steering the picture already searched for
       go(paramsOf({ ...state, text, pos: [], neg: [] }));
     } else if (state.query || state.text) {
       shownKey = null;

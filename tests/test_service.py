@@ -301,7 +301,8 @@ def test_a_download_past_its_deadline_is_504(reader, monkeypatch) -> None:
     monkeypatch.setenv("IMGSEARCH_DOWNLOAD_TIMEOUT_S", "1")
     with image_server({}) as base:
         answer = reader.post("/api/search", json={"url": f"{base}/drip.jpg"})
-    assert answer.status_code == 504 and "IMGSEARCH_DOWNLOAD_TIMEOUT_S" in answer.json()["detail"], answer.text
+    assert answer.status_code == 504, answer.text
+    assert "IMGSEARCH_DOWNLOAD_TIMEOUT_S" in answer.json()["detail"]
 
 
 def test_every_answer_has_a_schema(reader) -> None:

@@ -91,7 +91,12 @@ MODEL_CFG: dict = {
 }
 MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's
 STD = (0.26862954, 0.26130258, 0.27577711)
-PREPROCESS_CFG: dict = {"mean": list(MEAN), "std": list(STD), "interpolation": "bilinear", "resize_mode": "shortest"}
+PREPROCESS_CFG: dict = {
+    "mean": list(MEAN),
+    "std": list(STD),
+    "interpolation": "bilinear",
+    "resize_mode": "shortest",
+}
 
 _SUPERSAMPLE = 4
 LAST_TRAIN_STATS: dict = {}  # seconds, steps, final loss of the latest train() call
@@ -107,7 +112,12 @@ def tokenize(texts: list[str]) -> torch.Tensor:
 
 def _outline(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
     if shape == "square":
-        return [(cx - r * 0.8, cy - r * 0.8), (cx + r * 0.8, cy - r * 0.8), (cx + r * 0.8, cy + r * 0.8), (cx - r * 0.8, cy + r * 0.8)]
+        return [
+            (cx - r * 0.8, cy - r * 0.8),
+            (cx + r * 0.8, cy - r * 0.8),
+            (cx + r * 0.8, cy + r * 0.8),
+            (cx - r * 0.8, cy + r * 0.8),
+        ]
     if shape == "diamond":
         return [(cx, cy - r), (cx + r * 0.75, cy), (cx, cy + r), (cx - r * 0.75, cy)]
     if shape == "triangle":
@@ -122,8 +132,9 @@ def _outline(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, fl
     if shape == "cross":
         w = r * 0.33
         return [
-            (cx - w, cy - r), (cx + w, cy - r), (cx + w, cy - w), (cx + r, cy - w), (cx + r, cy + w), (cx + w, cy + w),
-            (cx + w, cy + r), (cx - w, cy + r), (cx - w, cy + w), (cx - r, cy + w), (cx - r, cy - w), (cx - w, cy - w),
+            (cx - w, cy - r), (cx + w, cy - r), (cx + w, cy - w), (cx + r, cy - w),
+            (cx + r, cy + w), (cx + w, cy + w), (cx + w, cy + r), (cx - w, cy + r),
+            (cx - w, cy + w), (cx - r, cy + w), (cx - r, cy - w), (cx - w, cy - w),
         ]  # fmt: skip
     raise ValueError(f"unknown shape {shape!r}")
 
@@ -168,7 +179,9 @@ def _prototypes() -> list[torch.Tensor]:
     return [q[:, edges[k] : edges[k + 1]].T.contiguous() for k in range(3)]
 
 
-def _encode_text_short(model: open_clip.CLIP, embedding: torch.nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+def _encode_text_short(
+    model: open_clip.CLIP, embedding: torch.nn.Embedding, ids: torch.Tensor
+) -> torch.Tensor:
     """model.encode_text(normalize=True) on the first ids.shape[1] positions, with a small token
     table: the same function under the causal mask (positions after <end_of_text> are unseen)."""
     n, length = ids.shape
@@ -248,8 +261,12 @@ def train(out_dir: pathlib.Path, seconds: float = 45.0, seed: int = 0) -> pathli
 
         per_combination = 64
         combo_of = np.repeat(np.arange(len(TRAINED)), per_combination)
-        pixels = _pixels([draw(*TRAINED[i], rng) for i in combo_of])  # uint8: a float copy is slow to allocate
-        attributes = torch.tensor([[SHAPES.index(s), COLOURS.index(c), BACKGROUNDS.index(b)] for s, c, b in TRAINED])
+        pixels = _pixels(
+            [draw(*TRAINED[i], rng) for i in combo_of]
+        )  # uint8: a float copy is slow to allocate
+        attributes = torch.tensor(
+            [[SHAPES.index(s), COLOURS.index(c), BACKGROUNDS.index(b)] for s, c, b in TRAINED]
+        )
 
         # The captions' tokens, on a small table of the ids they use (ordered, so <end_of_text>
         # stays the largest id and argmax pooling finds it), cut after the longest caption.
@@ -263,7 +280,14 @@ def train(out_dir: pathlib.Path, seconds: float = 45.0, seed: int = 0) -> pathli
         table.weight.data.copy_(full_table.data[used])
         with torch.no_grad():  # the shortcut is the same function as encode_text
             probe = slice(0, 4)
-            gap = (_encode_text_short(model, table, small_ids[probe]) - model.encode_text(ids[probe], normalize=True)).abs().max()
+            gap = (
+                (
+                    _encode_text_short(model, table, small_ids[probe])
+                    - model.encode_text(ids[probe], normalize=True)
+                )
+                .abs()
+                .max()
+            )
             assert gap < 1e-5, gap
 
         params = [p for n, p in model.named_parameters() if n != "token_embedding.weight"] + [table.weight]
@@ -271,7 +295,9 @@ def train(out_dir: pathlib.Path, seconds: float = 45.0, seed: int = 0) -> pathli
         no_decay = [p for p in params if p.ndim < 2]
         lr, warmup = 1e-2, 30
         opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98)
+            [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=lr,
+            betas=(0.9, 0.98),
         )
         prototypes = _prototypes()
         weights, proto_scale, contrastive_weight, batch = (3.0, 2.0, 1.0), 10.0, 2.0, 256
@@ -299,8 +325,12 @@ def train(out_dir: pathlib.Path, seconds: float = 45.0, seed: int = 0) -> pathli
             to_image = -(positives / positives.sum(1, keepdim=True) * logits.T.log_softmax(1)).sum(1).mean()
             loss = contrastive_weight * (to_text + to_image) / 2
             for k in range(3):
-                loss = loss + weights[k] * F.cross_entropy(proto_scale * image @ prototypes[k].T, attributes[combo, k])
-                loss = loss + weights[k] * F.cross_entropy(proto_scale * text @ prototypes[k].T, attributes[present, k])
+                loss = loss + weights[k] * F.cross_entropy(
+                    proto_scale * image @ prototypes[k].T, attributes[combo, k]
+                )
+                loss = loss + weights[k] * F.cross_entropy(
+                    proto_scale * text @ prototypes[k].T, attributes[present, k]
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -326,7 +356,10 @@ def train(out_dir: pathlib.Path, seconds: float = 45.0, seed: int = 0) -> pathli
                 assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
         LAST_TRAIN_STATS.clear()
         LAST_TRAIN_STATS.update(
-            seconds=round(time.monotonic() - start, 1), steps=step, loss=round(loss.item(), 4), steps_by_threads=tuner.steps_at
+            seconds=round(time.monotonic() - start, 1),
+            steps=step,
+            loss=round(loss.item(), 4),
+            steps_by_threads=tuner.steps_at,
         )
         return out_dir
     finally:
@@ -341,12 +374,19 @@ def precision_at_5(out_dir: pathlib.Path, per_combination: int = 5, seed: int = 
     labels = np.repeat(np.arange(len(ALL)), per_combination)
     pictures = [draw(*ALL[i], rng) for i in labels]
     with torch.no_grad():
-        images = torch.cat([model.encode_image(to_tensor(pictures[k : k + 512]), normalize=True) for k in range(0, len(pictures), 512)])
+        images = torch.cat(
+            [
+                model.encode_image(to_tensor(pictures[k : k + 512]), normalize=True)
+                for k in range(0, len(pictures), 512)
+            ]
+        )
         result = {}
         for name, combos in (("held_out_p5", HELD_OUT), ("trained_p5", TRAINED[::23][:12])):
             texts = model.encode_text(tokenize([caption(*c) for c in combos]), normalize=True)
             top = (texts @ images.T).topk(5, dim=1).indices.numpy()
-            result[name] = float(np.mean([(labels[top[q]] == ALL.index(c)).mean() for q, c in enumerate(combos)]))
+            result[name] = float(
+                np.mean([(labels[top[q]] == ALL.index(c)).mean() for q, c in enumerate(combos)])
+            )
     return result
 
 

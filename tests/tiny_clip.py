@@ -12,15 +12,21 @@ Recipe (what made held-out retrieval work, not just trained retrieval):
   convolutional tower learns it in ~100 steps. It has BatchNorm: use the model in eval() mode.
 - text tower: open_clip's causal transformer (width 64, 2 layers, 2 heads, argmax/EOT pooling),
   the standard CLIP BPE vocabulary (49408) and `open_clip.tokenize(texts, context_length=16)`.
-- loss: CLIP's contrastive loss (image -> all 276 trained captions, caption -> the batch's
-  images with every picture of its combination a positive) plus, during training only, a
-  cross-entropy per attribute on BOTH towers' unit embeddings against fixed orthonormal
-  prototype directions shared by the two towers (shape weighted 3x, colour 2x). The shared prototypes make
-  both embeddings ~ (shape + colour + background) directions, which composes to unseen
-  combinations. The saved model is a plain open_clip CLIP; the prototypes are discarded.
+- data: 64 pictures of each trained combination drawn up front (random size and position,
+  random left-right flips), batches of 256.
+- loss: 2 x CLIP's contrastive loss (picture -> the captions of the batch's combinations,
+  caption -> every picture of its combination in the batch) plus, during training only, a
+  cross-entropy per attribute on BOTH towers' unit embeddings (x10) against fixed orthonormal
+  prototype directions shared by the two towers (weights shape 3, colour 2, background 1).
+  The shared prototypes make both embeddings ~ (shape + colour + background) directions,
+  which compose to unseen combinations. The saved model is a plain open_clip CLIP.
+- optimiser: AdamW lr 1e-2 (30 warm-up steps, cosine to 0 over the wall-clock budget),
+  weight decay 0.1 on matrices, betas (0.9, 0.98).
 - speed: only the ~25 vocabulary rows the captions use are trained (a small embedding table
-  written back into the full 49408-row table at the end) and the text tower runs on the 10
-  leading positions (exact under the causal mask: padding after <end_of_text> cannot change it).
+  written back into the full 49408-row table at the end); the text tower runs on the 9
+  leading positions (exact under the causal mask: padding after <end_of_text> cannot change
+  it); 1 or 2 threads, whichever steps faster (2 threads on 2 busy cores are ~4x slower).
+  ~150 steps suffice for held-out P@5 >= 0.95; 45 s gives ~600 on 2 idle cores.
 """
 
 from __future__ import annotations
@@ -247,9 +253,12 @@ class _ThreadTuner:
         self.count, self.began = 0, time.monotonic()
 
 
-def train(out_dir: pathlib.Path, seconds: float = 45.0, seed: int = 0) -> pathlib.Path:
-    """Trains on TRAINED combinations for about `seconds` of wall time (as many steps as fit)
-    and writes open_clip_config.json + open_clip_model.safetensors into out_dir."""
+def train(
+    out_dir: pathlib.Path, seconds: float = 45.0, seed: int = 0, steps: int | None = None
+) -> pathlib.Path:
+    """Trains on TRAINED combinations for exactly `steps` steps, or else for about `seconds` of
+    wall time (as many steps as fit), and writes open_clip_config.json +
+    open_clip_model.safetensors into out_dir."""
     start = time.monotonic()
     out_dir = pathlib.Path(out_dir)
     threads = torch.get_num_threads()
@@ -306,8 +315,12 @@ def train(out_dir: pathlib.Path, seconds: float = 45.0, seed: int = 0) -> pathli
         deadline = start + seconds - 1.5  # leaves time to write and check the folder
         budget = max(deadline - time.monotonic(), 1e-3)
         step, loss = 0, torch.tensor(float("nan"))
-        while step == 0 or time.monotonic() < deadline:
-            done = min(1.0, 1.0 - (deadline - time.monotonic()) / budget)
+        # `steps`: exactly that many (the same model whatever the machine's load), else the time
+        while (step < steps) if steps is not None else (step == 0 or time.monotonic() < deadline):
+            if steps is not None:
+                done = step / steps
+            else:
+                done = min(1.0, 1.0 - (deadline - time.monotonic()) / budget)
             for group in opt.param_groups:
                 group["lr"] = lr * min(1.0, (step + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * done))
             pick = torch.from_numpy(rng.integers(0, len(pixels), batch))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -394,3 +395,31 @@ def _path(base: str, page, image_id: str | None) -> str:
     """An indexed picture's path, as the page's API gives it."""
     answer = page.request.get(f"{base}/api/images/{image_id}")
     return answer.json()["path"]
+
+
+def test_the_model_cache_refuses_what_it_cannot_run_faithfully(tmp_path) -> None:
+    """Built-in names stay theirs, other tokenizers are refused, a damaged folder is one
+    sentence, and one checkpoint has one identity however it was installed."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "open_clip_model.safetensors").write_bytes(b"weights")
+    cfg = {"embed_dim": 8, "text_cfg": {"vocab_size": 49408}}
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
+    with pytest.raises(ImgsearchError, match="ships"):
+        clip_catalog.install("resnet50", folder)
+    for bad in ("../up", ".hidden", "a+b", "a/b"):
+        with pytest.raises(ImgsearchError, match="cannot name a model"):
+            clip_catalog.install(bad, folder)
+        assert not clip_catalog.is_clip(bad)
+    installed = clip_catalog.install("mine-tiny", folder)
+    assert clip_catalog.read_checkpoint(installed).digest == clip_catalog.read_checkpoint(folder).digest
+    assert clip_catalog.dimension("mine-tiny") == 8
+    (installed / "imgsearch.json").write_text("{broken")
+    with pytest.raises(WeightsUnavailable, match="damaged"):
+        clip_catalog.checkpoint_for("mine-tiny", None)
+    assert clip_catalog.dimension("mine-tiny") is None  # `imgsearch models` still lists the others
+    shutil.rmtree(installed)
+    cfg["text_cfg"] = {"hf_tokenizer_name": "timm/ViT-B-16-SigLIP", "vocab_size": 32000}
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
+    with pytest.raises(WeightsUnavailable, match="another tokenizer"):
+        clip_catalog.install("siglip-mine", folder)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from imgsearch.cli.app import BackendOption, DeviceOption, app, open_index
+from imgsearch.cli.app import BackendOption, DeviceOption, app, echo_err, open_index
 
 if TYPE_CHECKING:
     from imgsearch.learning.finetune import FinetuneOptions
@@ -136,6 +136,9 @@ def train_command(
     index = open_index(base, device, backend)
     name = name or _default_name(folder, pca, whiten, self_supervised, finetune, captions is not None)
     options = TrainOptions(dim=dim, epochs=epochs or 60, loss=loss, seed=seed)
+    if captions is not None and finetune:
+        echo_err("--captions and --finetune are two different trainings: choose one.")
+        raise typer.Exit(2)
     if captions is not None:
         options = TrainOptions(epochs=epochs or 30, lr=1e-3, seed=seed)
     tuning = finetune_options(epochs, first_block, size, rotations, lr, seed) if finetune else None

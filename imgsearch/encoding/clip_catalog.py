@@ -116,7 +116,14 @@ def cache_root() -> Path:
     return config.load().home / "models" / "open_clip"
 
 
+def valid_name(name: str) -> bool:
+    """A model name that is one plain folder name in the cache (no path, no '+')."""
+    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\+\0")
+
+
 def installed_folder(name: str) -> Path:
+    if not valid_name(name):
+        raise ImgsearchError(f"{name!r} cannot name a model (no '/', '+' or leading '.').")
     return cache_root() / name
 
 
@@ -125,11 +132,17 @@ def installed_names() -> list[str]:
     root = cache_root()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / RECORD_FILE).exists() and p.name not in CLIP_MODELS)
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if valid_name(p.name) and (p / RECORD_FILE).exists() and p.name not in CLIP_MODELS
+    )
 
 
 def is_clip(name: str) -> bool:
-    return name in CLIP_MODELS or name == GENERIC or (installed_folder(name) / RECORD_FILE).exists()
+    if name in CLIP_MODELS or name == GENERIC:
+        return True
+    return valid_name(name) and (cache_root() / name / RECORD_FILE).exists()
 
 
 def _weights_in(folder: Path) -> Path | None:
@@ -147,7 +160,12 @@ def read_checkpoint(path: Path) -> Checkpoint:
     if weights is None:
         raise WeightsUnavailable(f"{path} has no open_clip weights ({' or '.join(WEIGHT_FILES)}).")
     record_file = path / RECORD_FILE
-    record = json.loads(record_file.read_text()) if record_file.exists() else {}
+    try:
+        record = json.loads(record_file.read_text()) if record_file.exists() else {}
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        raise WeightsUnavailable(f"{record_file} is damaged ({exc}): install the model again.") from exc
     config_file = path / CONFIG_FILE
     model_cfg, preprocess_cfg = None, {}
     if config_file.exists():
@@ -155,15 +173,34 @@ def read_checkpoint(path: Path) -> Checkpoint:
             saved = json.loads(config_file.read_text())
             model_cfg = saved["model_cfg"]
             preprocess_cfg = saved.get("preprocess_cfg", {})
-        except (ValueError, KeyError, TypeError) as exc:
+            if not isinstance(model_cfg, dict) or not isinstance(preprocess_cfg, dict):
+                raise TypeError("model_cfg and preprocess_cfg must be objects")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise WeightsUnavailable(f"{config_file} is not an open_clip config (model_cfg): {exc}") from exc
-    digest = record.get("digest") or _folder_digest(weights, config_file)
+    if model_cfg is not None:
+        _check_model_cfg(model_cfg, config_file)
+    # one rule everywhere (pull, --from, --weights): the weights' own sha256 prefix
+    digest = record.get("digest") or file_sha256(weights)[:16]
     return Checkpoint(path, weights, digest, model_cfg, preprocess_cfg)
 
 
-def _folder_digest(weights: Path, config_file: Path) -> str:
-    config_part = file_sha256(config_file)[:16] if config_file.exists() else ""
-    return (file_sha256(weights)[:16] + config_part)[:32]
+CLIP_VOCABULARY = 49408
+
+
+def _check_model_cfg(model_cfg: dict, config_file: Path) -> None:
+    """Refuse what imgsearch cannot run faithfully: a text tower with another tokenizer."""
+    text_cfg = model_cfg.get("text_cfg") if isinstance(model_cfg, dict) else None
+    if not isinstance(text_cfg, dict) or not isinstance(model_cfg.get("embed_dim"), int):
+        raise WeightsUnavailable(f"{config_file}: an open_clip model_cfg needs embed_dim and text_cfg.")
+    if (
+        text_cfg.get("hf_tokenizer_name")
+        or text_cfg.get("tokenizer_kwargs")
+        or text_cfg.get("vocab_size", CLIP_VOCABULARY) != CLIP_VOCABULARY
+    ):
+        raise WeightsUnavailable(
+            f"{config_file}: this model reads words with another tokenizer than CLIP's byte-pair one "
+            "(SigLIP, multilingual and similar models are not supported)."
+        )
 
 
 def checkpoint_for(name: str, weights: str | Path | None) -> Checkpoint:
@@ -191,7 +228,7 @@ def checkpoint_for(name: str, weights: str | Path | None) -> Checkpoint:
 
 def dimension(name: str, weights: str | Path | None = None) -> int | None:
     """The vector size of a CLIP model, when it is known without loading it."""
-    if name in CLIP_MODELS and weights is None:
+    if name in CLIP_MODELS and weights is None and not (installed_folder(name) / CONFIG_FILE).exists():
         return CLIP_MODELS[name].dimension
     try:
         checkpoint = checkpoint_for(name, weights)
@@ -205,8 +242,12 @@ def dimension(name: str, weights: str | Path | None = None) -> int | None:
 def install(name: str, source: Path) -> Path:
     """Copy a checkpoint (a file for a registered model, or a hub-layout folder) into the cache
     as `name`; a name that is not registered needs a folder with its open_clip config."""
-    if not name or "/" in name or name.startswith(".") or "+" in name or name == GENERIC:
+    from imgsearch.encoding.catalog import EFFICIENTNET_LITE0, TORCHVISION
+
+    if not valid_name(name) or name == GENERIC:
         raise ImgsearchError(f"{name!r} cannot name a model (no '/', '+' or leading '.').")
+    if name == EFFICIENTNET_LITE0 or name in TORCHVISION:
+        raise ImgsearchError(f"{name} is an image model imgsearch ships; give yours another name.")
     checkpoint = read_checkpoint(source)
     if name not in CLIP_MODELS and checkpoint.model_cfg is None:
         raise ImgsearchError(
@@ -235,7 +276,12 @@ def _write_folder(name: str, files: dict[str, Path], record: dict, *, copy: bool
         old = target.with_name(f".{name}.{os.getpid()}.old")
         if target.exists():
             target.rename(old)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except BaseException:
+            if old.exists() and not target.exists():
+                old.rename(target)  # the model that was there stays
+            raise
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

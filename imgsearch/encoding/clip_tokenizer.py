@@ -19,6 +19,7 @@ import numpy as np
 from imgsearch.errors import ImgsearchError
 
 VOCABULARY_FILE = "bpe_simple_vocab_16e6.txt.gz"
+CACHE_WORDS = 20_000  # merged words remembered (then forgotten all at once)
 _MERGES = 49152 - 256 - 2  # the merges CLIP's vocabulary uses
 _WORDS = r"""<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
@@ -89,9 +90,13 @@ class ClipTokenizer:
     def _word_ids(self, word: str) -> list[int]:
         if word in ("<start_of_text>", "<end_of_text>"):
             return [self._ids[word]]
-        if word not in self._cache:
-            self._cache[word] = [self._ids[part] for part in self._merge(word)]
-        return self._cache[word]
+        ids = self._cache.get(word)
+        if ids is None:
+            ids = [self._ids[part] for part in self._merge(word)]
+            if len(self._cache) >= CACHE_WORDS:  # a service's memory stays bounded
+                self._cache.clear()
+            self._cache[word] = ids
+        return ids
 
     def _merge(self, token: str) -> list[str]:
         """Byte-pair merges of one word: the lowest-ranked adjacent pair, everywhere, until none."""

@@ -181,7 +181,9 @@ def weights_present(name: str) -> tuple[bool, str]:
     results = []
     for member in name.split("+"):
         _check(member)
-        if clip_catalog.is_clip(member):
+        if member == clip_catalog.GENERIC:
+            results.append((False, "--weights FOLDER (open_clip_config.json + weights)"))
+        elif clip_catalog.is_clip(member):
             folder = clip_catalog.installed_folder(member)
             here = (folder / clip_catalog.RECORD_FILE).exists()
             results.append((here, str(folder) if here else f"imgsearch models pull {member}"))

@@ -261,6 +261,10 @@ def train(
     on the captions (pictures and words keep searching each other).
     """
     o = options or TrainOptions()
+    if captions_csv is not None and (pca is not None or self_supervised or labels_csv is not None):
+        raise ImgsearchError(
+            "--captions trains on captions alone: leave out --pca, --self-supervised and --labels."
+        )
     if pca is None and folder is None:
         raise ImgsearchError(
             "Give a FOLDER of images to train on (or --pca N to fit PCA on the whole collection)."

@@ -21,7 +21,7 @@ function stateOf(p) {
   else if (p.get("upload")) query = { kind: "upload", upload: p.get("upload") };
   else if (p.get("url")) query = { kind: "url", url: p.get("url") };
   const k = Math.min(1000, Math.max(1, Number(p.get("k")) || 20));
-  const text = (p.get("text") || "").slice(0, 1000);
+  const text = (p.get("text") || "").trim().slice(0, 1000);
   return { query, text, k, min: p.get("min") || "", pos: list(p.get("pos")), neg: list(p.get("neg")), folder: p.get("folder") || "" };
 }
 
@@ -275,8 +275,8 @@ export function wire() {
       go(paramsOf({ ...state, query: { kind: "url", url }, text, pos: [], neg: [] }));
     } else if ($("file").files[0]) {
       searchFile($("file").files[0]);
-    } else if (text !== state.text && (text || state.query)) {
-      // new words (or none now): alone, or steering the picture already searched for
+    } else if (text !== state.text) {
+      // new words (or none now): alone, steering the picture already searched for, or nothing
       go(paramsOf({ ...state, text, pos: [], neg: [] }));
     } else if (state.query || state.text) {
       shownKey = null;

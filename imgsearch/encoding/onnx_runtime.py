@@ -92,29 +92,45 @@ class OnnxEncoder(SingleModelEncoder):
         return vectors.astype(np.float32, copy=False)
 
 
-def write_metadata(key: str, identity: EncoderIdentity, preprocessing: Preprocessing) -> None:
+def _write_record(key: str, fields: dict) -> None:
     """Record a freshly written graph (atomically; the graph must be in place already)."""
     graph, meta = cache_paths(key)
-    record = {
-        "export_version": EXPORT_VERSION,
-        "identity": asdict(identity),
-        "preprocessing": asdict(preprocessing),
-        "sha256": file_sha256(graph),
-    }
+    record = {"export_version": EXPORT_VERSION, **fields, "sha256": file_sha256(graph)}
     tmp = meta.with_suffix(f".json.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, meta)
 
 
-def load_cached(key: str, device: str = "cpu") -> OnnxEncoder | None:
-    """The cached encoder of `key`, or None when it is missing, stale or damaged."""
+def _read_record(key: str) -> dict | None:
+    """The record of a cached graph; None when it is missing; ValueError when stale."""
     graph, meta = cache_paths(key)
     if not graph.exists() or not meta.exists():
         return None
+    record = json.loads(meta.read_text())
+    if record.get("export_version") != EXPORT_VERSION or record["sha256"] != file_sha256(graph):
+        raise ValueError("the graph does not match its record")
+    return record
+
+
+def _forget(key: str, exc: Exception) -> None:
+    """A damaged or stale cache entry is rebuilt, never trusted."""
+    graph, meta = cache_paths(key)
+    log.warning("imgsearch: the cached ONNX model %s is unusable (%s); exporting it again", graph, exc)
+    for path in (meta, graph):
+        path.unlink(missing_ok=True)
+
+
+def write_metadata(key: str, identity: EncoderIdentity, preprocessing: Preprocessing) -> None:
+    """Record a freshly written image graph."""
+    _write_record(key, {"identity": asdict(identity), "preprocessing": asdict(preprocessing)})
+
+
+def load_cached(key: str, device: str = "cpu") -> OnnxEncoder | None:
+    """The cached encoder of `key`, or None when it is missing, stale or damaged."""
     try:
-        record = json.loads(meta.read_text())
-        if record.get("export_version") != EXPORT_VERSION or record["sha256"] != file_sha256(graph):
-            raise ValueError("the graph does not match its record")
+        record = _read_record(key)
+        if record is None:
+            return None
         preprocessing = Preprocessing(
             **{
                 **record["preprocessing"],
@@ -125,13 +141,11 @@ def load_cached(key: str, device: str = "cpu") -> OnnxEncoder | None:
         identity = EncoderIdentity(**record["identity"])
         if preprocessing.identity != identity.preprocessing:
             raise ValueError("the preprocessing changed since the export")
-        return OnnxEncoder(identity, preprocessing, graph, device)
+        return OnnxEncoder(identity, preprocessing, cache_paths(key)[0], device)
     except ImgsearchError:
         raise
-    except Exception as exc:  # a damaged or stale cache entry is rebuilt, never trusted
-        log.warning("imgsearch: the cached ONNX model %s is unusable (%s); exporting it again", graph, exc)
-        for path in (meta, graph):
-            path.unlink(missing_ok=True)
+    except Exception as exc:
+        _forget(key, exc)
         return None
 
 
@@ -153,32 +167,20 @@ def text_key(key: str) -> str:
 
 
 def write_text_metadata(key: str, dimension: int, context_length: int) -> None:
-    graph, meta = cache_paths(text_key(key))
-    record = {
-        "export_version": EXPORT_VERSION,
-        "dimension": dimension,
-        "context_length": context_length,
-        "sha256": file_sha256(graph),
-    }
-    tmp = meta.with_suffix(f".json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, meta)
+    """Record a freshly written text graph beside the image graph of `key`."""
+    _write_record(text_key(key), {"dimension": dimension, "context_length": context_length})
 
 
 def load_cached_text(key: str, device: str = "cpu") -> OnnxTextEncoder | None:
     """The cached text tower of `key`, or None when it is missing, stale or damaged."""
-    graph, meta = cache_paths(text_key(key))
-    if not graph.exists() or not meta.exists():
-        return None
     try:
-        record = json.loads(meta.read_text())
-        if record.get("export_version") != EXPORT_VERSION or record["sha256"] != file_sha256(graph):
-            raise ValueError("the graph does not match its record")
+        record = _read_record(text_key(key))
+        if record is None:
+            return None
+        graph = cache_paths(text_key(key))[0]
         return OnnxTextEncoder(graph, int(record["dimension"]), int(record["context_length"]), device)
     except ImgsearchError:
         raise
-    except Exception as exc:  # rebuilt, never trusted
-        log.warning("imgsearch: the cached ONNX text model %s is unusable (%s); exporting again", graph, exc)
-        for path in (meta, graph):
-            path.unlink(missing_ok=True)
+    except Exception as exc:
+        _forget(text_key(key), exc)
         return None

@@ -35,21 +35,28 @@ def from_folders(root: Path) -> LabelledSet:
     return LabelledSet(paths, labels, unlabelled=unlabelled)
 
 
+def _paired(csv_path: Path, root: Path, column: str) -> tuple[list[str], list[str], list[str], int]:
+    """(paths on disk, their `column` cells, paths missing, rows rejected) of `path,column`
+    rows; relative paths are under `root`."""
+    root = Path(root).expanduser().absolute()
+    paths, values, missing, rejected = [], [], [], 0
+    for row in read_table(csv_path, ("path",), root, required=(column,)):
+        if not isinstance(row, Row):
+            rejected += 1
+        elif Path(row.location).is_file():
+            paths.append(row.location)
+            values.append(row.cells[column])
+        else:
+            missing.append(row.location)
+    return paths, values, missing, rejected
+
+
 def from_csv(csv_path: Path, root: Path) -> LabelledSet:
     """`path,label` rows (a header naming both columns); relative paths are under `root`.
 
     Rows that cannot be used (no label, a bad cell) are counted in `rejected`."""
-    root = Path(root).expanduser().absolute()
-    result = LabelledSet([], [])
-    for row in read_table(csv_path, ("path",), root, required=("label",)):
-        if not isinstance(row, Row):
-            result.rejected += 1
-        elif Path(row.location).is_file():
-            result.paths.append(row.location)
-            result.labels.append(row.cells["label"])
-        else:
-            result.missing.append(row.location)
-    return result
+    paths, labels, missing, rejected = _paired(csv_path, root, "label")
+    return LabelledSet(paths, labels, missing, rejected=rejected)
 
 
 @dataclass
@@ -62,14 +69,5 @@ class CaptionedSet:
 
 def captions_from_csv(csv_path: Path, root: Path) -> CaptionedSet:
     """`path,caption` rows (a header naming both); relative paths are under `root`."""
-    root = Path(root).expanduser().absolute()
-    result = CaptionedSet([], [])
-    for row in read_table(csv_path, ("path",), root, required=("caption",)):
-        if not isinstance(row, Row):
-            result.rejected += 1
-        elif Path(row.location).is_file():
-            result.paths.append(row.location)
-            result.captions.append(row.cells["caption"])
-        else:
-            result.missing.append(row.location)
-    return result
+    paths, captions, missing, rejected = _paired(csv_path, root, "caption")
+    return CaptionedSet(paths, captions, missing, rejected)

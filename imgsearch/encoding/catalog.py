@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
@@ -39,6 +40,14 @@ def lite0_weights_file() -> Path | None:
 
 
 def file_sha256(path: Path) -> str:
+    """The file's sha256, computed once per version of the file in this process (a CLIP
+    checkpoint is hashed for its cache key and again for its identity)."""
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with Path(path).open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

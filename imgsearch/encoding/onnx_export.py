@@ -72,12 +72,9 @@ def _export_image(encoder: TorchEncoder, key: str, device: str) -> OnnxEncoder:
         cached = load_cached(key, device)
         if cached is not None:
             return cached
-        tmp = graph.with_suffix(f".onnx.{os.getpid()}.tmp")
-        try:
-            _write_graph(encoder, tmp)
-            os.replace(tmp, graph)
-        finally:
-            tmp.unlink(missing_ok=True)
+        crop = encoder.preprocessing.crop
+        module = _Graph(encoder).to("cpu").eval()
+        _write_graph(module, torch.zeros(1, crop, crop, 3, dtype=torch.uint8), INPUT, graph)
         write_metadata(key, encoder.identity, encoder.preprocessing)
     exported = OnnxEncoder(encoder.identity, encoder.preprocessing, graph, device)
     _check_agreement(encoder, exported, graph)
@@ -93,23 +90,7 @@ def export_text(text: TextEncoder, key: str, device: str = "cpu") -> OnnxTextEnc
         if cached is not None:
             return cached
         module = text.module.to("cpu").eval()  # type: ignore[attr-defined]
-        sample = torch.zeros(1, text.context_length, dtype=torch.long)
-        tmp = graph.with_suffix(f".onnx.{os.getpid()}.tmp")
-        try:
-            with _exporting():
-                torch.onnx.export(
-                    module,
-                    (sample,),
-                    str(tmp),
-                    input_names=[TOKENS],
-                    output_names=[OUTPUT],
-                    dynamic_axes={TOKENS: {0: "n"}, OUTPUT: {0: "n"}},
-                    opset_version=OPSET,
-                    dynamo=False,
-                )
-            os.replace(tmp, graph)
-        finally:
-            tmp.unlink(missing_ok=True)
+        _write_graph(module, torch.zeros(1, text.context_length, dtype=torch.long), TOKENS, graph)
         write_text_metadata(key, text.dimension, text.context_length)
     exported = OnnxTextEncoder(graph, text.dimension, text.context_length, device)
     from imgsearch.encoding.clip_tokenizer import tokenizer
@@ -137,21 +118,24 @@ def _exporting() -> Iterator[None]:
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-def _write_graph(encoder: TorchEncoder, path: Path) -> None:
-    crop = encoder.preprocessing.crop
-    module = _Graph(encoder).to("cpu").eval()
-    sample = torch.zeros(1, crop, crop, 3, dtype=torch.uint8)
-    with _exporting():
-        torch.onnx.export(
-            module,
-            (sample,),
-            str(path),
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "n"}, OUTPUT: {0: "n"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+def _write_graph(module: torch.nn.Module, sample: torch.Tensor, input_name: str, graph: Path) -> None:
+    """Export `module` (batch size free) to a temporary file, then move it to `graph`."""
+    tmp = graph.with_suffix(f".onnx.{os.getpid()}.tmp")
+    try:
+        with _exporting():
+            torch.onnx.export(
+                module,
+                (sample,),
+                str(tmp),
+                input_names=[input_name],
+                output_names=[OUTPUT],
+                dynamic_axes={input_name: {0: "n"}, OUTPUT: {0: "n"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        os.replace(tmp, graph)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _check_agreement(torch_encoder: TorchEncoder, onnx_encoder: OnnxEncoder, graph: Path) -> None:

@@ -34,6 +34,7 @@ class Settings:
     max_upload_bytes: int  # largest image upload the HTTP service accepts
     query_concurrency: int  # query images the HTTP service decodes at once
     serve_watch: tuple[str, ...]  # folders `imgsearch serve --watch` keeps in step
+    kept_queries_bytes: int  # uploaded query images kept (with their thumbnails), in bytes
 
 
 def _number(name: str, default: float, cast=float) -> float:
@@ -87,5 +88,6 @@ def load() -> Settings:
         api_token=os.environ.get("IMGSEARCH_API_TOKEN") or None,
         max_upload_bytes=int(_number("IMGSEARCH_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, int)),
         query_concurrency=int(_number("IMGSEARCH_QUERY_CONCURRENCY", max(2, os.cpu_count() or 2), int)),
+        kept_queries_bytes=int(_number("IMGSEARCH_KEPT_QUERIES_BYTES", 256 * 2**20, int)),
         serve_watch=tuple(p for p in (os.environ.get("IMGSEARCH_SERVE_WATCH") or "").split(os.pathsep) if p),
     )

@@ -1,10 +1,12 @@
 """Reading an indexed image back, only while it is still the file that was indexed.
 
-A file served by the HTTP service, or turned into a thumbnail, is opened without following a
-symbolic link at its last component, must be a regular file, and must have the size and the
-sha256 recorded at ingest. A file swapped for a link (to `/etc/passwd`, say), a folder on the
-way swapped for a link to another tree, or an edit since the last ingest: all read as
-"changed" and are refused, so the service hands out the indexed bytes or nothing.
+A file served by the HTTP service, or turned into a thumbnail, is opened by a walk from the
+collection's root folder that follows no symbolic link at any component below it (each folder
+opened relative to the one before with O_NOFOLLOW), must be a regular file, and must have the
+size and the sha256 recorded at ingest. A file swapped for a link (to `/etc/passwd`, or to a copy
+of itself), a folder on the way swapped for a link, or an edit since the last ingest: all are
+refused, so the service hands out the indexed bytes or nothing. The root itself is opened as
+the operator named it (it may be a link they made).
 """
 
 from __future__ import annotations
@@ -19,18 +21,38 @@ from imgsearch.errors import ImageDecodeError
 from imgsearch.sources import fetch, is_url, too_big
 
 CHUNK = 1 << 20
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def _changed(what: str) -> ImageDecodeError:
     return ImageDecodeError(f"the file is not the one indexed any more ({what}); ingest again", "changed")
 
 
-def _open_regular(location: str, byte_size: int) -> BinaryIO:
-    """The file at `location` (a link at its last component refused), if it is a regular file
-    of `byte_size` bytes."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+def _walk(location: str, root: str | None) -> int:
+    """A descriptor of the file at `location`, reached from `root` (else from the folder that
+    holds it) without following a link at any component after it."""
+    base = root.rstrip("/") or "/" if root else os.path.dirname(location) or "/"
+    if location != base and not location.startswith(base.rstrip("/") + "/"):
+        base = "/"  # not under the root: every component is checked
+    parts = [p for p in location[len(base) :].split("/") if p]
+    if not parts:
+        raise OSError(21, "Is a directory")
+    folder = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fd = os.open(location, flags)
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        return os.open(parts[-1], os.O_RDONLY | NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def _open_regular(location: str, byte_size: int, root: str | None = None) -> BinaryIO:
+    """The file at `location` (no link followed below `root`, or at its last component when no
+    root is given), if it is a regular file of `byte_size` bytes."""
+    try:
+        fd = _walk(location, root)
     except OSError as exc:
         raise ImageDecodeError(f"cannot open the file: {exc.strerror or exc}", "unreadable") from exc
     file = os.fdopen(fd, "rb")
@@ -45,10 +67,11 @@ def _open_regular(location: str, byte_size: int) -> BinaryIO:
     return file
 
 
-def open_indexed(location: str, sha256: str, byte_size: int) -> BinaryIO:
-    """The indexed file at `location`, verified and positioned at its start (the caller
-    closes it). Raises ImageDecodeError (kind `unreadable` or `changed`)."""
-    file = _open_regular(location, byte_size)
+def open_indexed(location: str, sha256: str, byte_size: int, root: str | None = None) -> BinaryIO:
+    """The indexed file at `location` (reached from `root`, the collection's root folder),
+    verified and positioned at its start (the caller closes it). Raises ImageDecodeError (kind
+    `unreadable` or `changed`)."""
+    file = _open_regular(location, byte_size, root)
     try:
         digest = hashlib.sha256()
         while chunk := file.read(CHUNK):
@@ -79,16 +102,16 @@ def still_indexed(location: str, byte_size: int, mtime: float | None) -> bool:
     )
 
 
-def read_indexed(location: str, sha256: str, byte_size: int) -> bytes:
-    """The bytes of an indexed file or URL, if they are still the indexed ones (a file bigger
-    than IMGSEARCH_MAX_DECODE_BYTES is refused unread)."""
+def read_indexed(location: str, sha256: str, byte_size: int, root: str | None = None) -> bytes:
+    """The bytes of an indexed file (reached from `root` as `open_indexed` does) or URL, if they
+    are still the indexed ones (a file bigger than IMGSEARCH_MAX_DECODE_BYTES is refused unread)."""
     limit = config.load().max_decode_bytes
     if byte_size > limit:
         raise too_big(byte_size, limit)
     if is_url(location):
         data = fetch(location)
     else:
-        with _open_regular(location, byte_size) as file:
+        with _open_regular(location, byte_size, root) as file:
             data = file.read(byte_size + 1)
     if hashlib.sha256(data).hexdigest() != sha256:
         raise _changed("other content")

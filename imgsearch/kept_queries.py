@@ -1,48 +1,67 @@
 """Uploaded query images, kept for a while under their sha256, so that a search by upload can be
 repeated from a link (the page puts `?upload=<sha256>` in its URL) and its image shown again.
 
-At most MAX_KEPT images are kept, none longer than MAX_AGE_S; each is at most the upload limit.
+Only an upload that was searched (so a decodable image) is kept. At most MAX_KEPT are kept,
+none longer than MAX_AGE_S, and together with their thumbnails at most
+IMGSEARCH_KEPT_QUERIES_BYTES; the oldest go first, their thumbnails with them. Keeping is best
+effort: a full disk costs the link, never the search.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
-import re
 import time
 from pathlib import Path
 
 from imgsearch import config
+from imgsearch.safe_files import disk_full, is_digest, write_atomically
+
+log = logging.getLogger(__name__)
 
 MAX_KEPT = 256
 MAX_AGE_S = 7 * 24 * 3600
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _folder() -> Path:
     return config.load().home / "queries"
 
 
+def thumbnail_folder(digest: str) -> Path:
+    """Where the thumbnails of the content with this sha256 are cached (shared with indexed
+    images of the same content)."""
+    return config.load().home / "thumbnails" / digest[:2]
+
+
+def digest_of(data: bytes) -> str:
+    """The key a kept upload is found by: its sha256 (hex)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def keep(data: bytes) -> str:
-    """Keep an uploaded query image; its sha256 (hex), the key to find it again."""
-    digest = hashlib.sha256(data).hexdigest()
+    """Keep an uploaded query image (best effort: nothing is kept when the disk is full); its
+    sha256, the key to find it again."""
+    digest = digest_of(data)
     folder = _folder()
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / digest
-    if path.exists():
-        os.utime(path)  # recently used: kept longer
-    else:
-        tmp = folder / f".{digest}.{os.getpid()}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        _prune(folder)
+    try:
+        if path.exists():
+            os.utime(path)  # recently used: kept longer
+        else:
+            write_atomically(path, data)
+            _prune(folder)
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        log.warning("imgsearch: an upload was not kept (%s); its search goes on", exc.strerror)
     return digest
 
 
 def kept(digest: str) -> bytes | None:
     """The kept image with this sha256, or None (unknown, expired, or not a sha256)."""
-    if not _SHA256.fullmatch(digest):
+    if not is_digest(digest):
         return None
     try:
         return (_folder() / digest).read_bytes()
@@ -50,18 +69,42 @@ def kept(digest: str) -> bytes | None:
         return None
 
 
+def prune() -> None:
+    """Hold the kept uploads (and their thumbnails) to their bounds now."""
+    folder = _folder()
+    if folder.is_dir():
+        _prune(folder)
+
+
+def _thumbnails(digest: str) -> list[Path]:
+    return list(thumbnail_folder(digest).glob(f"{digest}-*.jpg"))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _prune(folder: Path) -> None:
-    """Forget the oldest beyond MAX_KEPT and any older than MAX_AGE_S."""
+    """Forget the oldest beyond MAX_KEPT, beyond the byte budget, and any older than MAX_AGE_S,
+    with their thumbnails."""
     entries = []
     for entry in os.scandir(folder):
-        if _SHA256.fullmatch(entry.name):
+        if is_digest(entry.name):
             try:
-                entries.append((entry.stat().st_mtime, entry.path))
+                entries.append((entry.stat().st_mtime, entry.name, entry.stat().st_size))
             except OSError:
                 continue
     entries.sort(reverse=True)
     cutoff = time.time() - MAX_AGE_S
-    for index, (mtime, path) in enumerate(entries):
-        if index >= MAX_KEPT or mtime < cutoff:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+    budget = config.load().kept_queries_bytes
+    used = 0
+    for index, (mtime, digest, size) in enumerate(entries):
+        thumbs = _thumbnails(digest)
+        used += size + sum(_size(t) for t in thumbs)
+        if index >= MAX_KEPT or mtime < cutoff or used > budget:
+            for path in [folder / digest, *thumbs]:
+                with contextlib.suppress(OSError):
+                    path.unlink()

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
 
-from imgsearch import config
 from imgsearch.encoding.decode import decode_image
+from imgsearch.errors import DiskFull
 from imgsearch.indexed_files import read_indexed, still_indexed
+from imgsearch.kept_queries import thumbnail_folder
+from imgsearch.safe_files import checked_digest, disk_full, inside, write_atomically
 
 _making = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
 SIZES = (128, 256, 512, 1024)  # a requested size is rounded up to one of these (bounded cache)
@@ -25,13 +26,16 @@ def thumbnail_size(requested: int) -> int:
     return next((s for s in SIZES if s >= requested), SIZES[-1])
 
 
-def thumbnail(location: str, sha256: str, byte_size: int, mtime: float | None, size: int) -> Path:
+def thumbnail(
+    location: str, sha256: str, byte_size: int, mtime: float | None, size: int, root: str | None = None
+) -> Path:
     """A JPEG whose longer side is at most `size` (rounded up to one of SIZES) of the indexed
-    content; raises ImageDecodeError when the image cannot be read any more or has changed
-    (also when its thumbnail is cached: a file that does not look as indexed is read again)."""
+    content (read from `root`, the collection's root, following no link below it); raises
+    ImageDecodeError when the image cannot be read any more or has changed (also when its
+    thumbnail is cached: a file that does not look as indexed is read again)."""
 
     def read() -> bytes:
-        return read_indexed(location, sha256, byte_size)
+        return read_indexed(location, sha256, byte_size, root)
 
     path = _cached(sha256, size, read)
     if not still_indexed(location, byte_size, mtime):
@@ -46,8 +50,8 @@ def thumbnail_of(data: bytes, sha256: str, size: int) -> Path:
 
 def _cached(sha256: str, size: int, read: Callable[[], bytes]) -> Path:
     size = thumbnail_size(size)
-    folder = config.load().home / "thumbnails" / sha256[:2]
-    path = folder / f"{sha256}-{size}.jpg"
+    sha256 = checked_digest(sha256, "The content's recorded digest")
+    path = inside(thumbnail_folder(sha256), f"{sha256}-{size}.jpg")
     if path.exists():
         return path
     with _making:  # a few at a time: each holds a whole file and its pixels
@@ -57,10 +61,10 @@ def _cached(sha256: str, size: int, read: Callable[[], bytes]) -> Path:
         image.thumbnail((size, size), Image.Resampling.BICUBIC)
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=QUALITY)
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=folder, prefix=f".{sha256}-", suffix=".tmp", delete=False
-        ) as tmp:
-            tmp.write(buffer.getvalue())
-        os.replace(tmp.name, path)  # each writer its own temporary file: concurrent makers never clash
+        try:  # each writer its own temporary file: concurrent makers never clash
+            write_atomically(path, buffer.getvalue())
+        except OSError as exc:
+            if disk_full(exc):
+                raise DiskFull(f"No room for a thumbnail in {path.parent} ({exc.strerror}).") from exc
+            raise
     return path

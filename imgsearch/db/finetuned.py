@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +13,8 @@ import psycopg
 from imgsearch.db import store
 from imgsearch.db.connection import scalar
 from imgsearch.encoding.encoder import EncoderIdentity
+from imgsearch.errors import ImgsearchError
+from imgsearch.safe_files import checked_digest, inside, write_atomically
 
 
 @dataclass
@@ -56,25 +56,26 @@ def by_name(conn: psycopg.Connection, name: str) -> FinetunedRow | None:
 
 
 def weights_file(conn: psycopg.Connection, row: FinetunedRow, folder: Path) -> Path:
-    """The weights as a file in `folder` (written from the database the first time; a file
-    whose content does not match its name is written again)."""
-    path = folder / f"{row.sha256}.pt"
-    if path.is_file() and _sha256(path) == row.sha256:
+    """The weights as a file in `folder`, named by their sha256: written from the database the
+    first time, and only when the bytes hash to the digest the row records (a row whose digest
+    is not a sha256, or whose weights do not match it, is refused: nothing is written)."""
+    digest = checked_digest(row.sha256, f"The recorded digest of the fine-tuned encoder {row.name!r}")
+    path = inside(folder, f"{digest}.pt")
+    if path.is_file() and _sha256(path) == digest:
         return path
-    data = scalar(
-        conn.execute(
-            "SELECT weights FROM imgsearch.finetuned_encoders WHERE encoder_id = %s", (row.encoder_id,)
+    data = bytes(
+        scalar(
+            conn.execute(
+                "SELECT weights FROM imgsearch.finetuned_encoders WHERE encoder_id = %s", (row.encoder_id,)
+            )
         )
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(bytes(data))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise ImgsearchError(
+            f"The weights of the fine-tuned encoder {row.name!r} in the database do not match their "
+            "recorded sha256: refused (train it again)."
+        )
+    write_atomically(path, data)
     return path
 
 

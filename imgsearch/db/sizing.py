@@ -27,6 +27,24 @@ SHOWN = (
     "jit",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_.]*$")
+# what imgsearch itself sets to run and reach its server: changing them leaves it unusable
+CONTROLLED = frozenset(
+    {
+        "port",
+        "listen_addresses",
+        "unix_socket_directories",
+        "unix_socket_group",
+        "unix_socket_permissions",
+        "data_directory",
+        "config_file",
+        "hba_file",
+        "ident_file",
+        "external_pid_file",
+        "include",
+        "include_dir",
+        "include_if_exists",
+    }
+)
 _VALUE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 MiB = 2**20
 
@@ -88,6 +106,11 @@ def overrides(raw: str | None) -> dict[str, str]:
             raise ImgsearchError(
                 f"{SETTINGS_ENV}: {item.strip()!r} is not name=value "
                 "(for example shared_buffers=2GB,work_mem=16MB)."
+            )
+        if name.lower() in CONTROLLED:
+            raise ImgsearchError(
+                f"{SETTINGS_ENV}: {name} is set by imgsearch itself (where and how its server "
+                "listens, where its files are); it cannot be overridden."
             )
         result[name] = value
     return result

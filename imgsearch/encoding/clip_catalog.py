@@ -18,7 +18,9 @@ from pathlib import Path
 
 from imgsearch import config
 from imgsearch.encoding.catalog import file_sha256
+from imgsearch.encoding.state_dicts import checkpoint_format
 from imgsearch.errors import ImgsearchError, WeightsUnavailable
+from imgsearch.safe_files import is_digest
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pth")
@@ -153,7 +155,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
     """A checkpoint file, or a folder in the hub's open_clip layout (config + weights)."""
     path = Path(path)
     if path.is_file():
-        return Checkpoint(None, path, file_sha256(path)[:16], None, {})
+        return Checkpoint(None, _checked(path), file_sha256(path)[:16], None, {})
     if not path.is_dir():
         raise WeightsUnavailable(f"--weights {path}: no such file or folder.")
     weights = _weights_in(path)
@@ -179,9 +181,22 @@ def read_checkpoint(path: Path) -> Checkpoint:
             raise WeightsUnavailable(f"{config_file} is not an open_clip config (model_cfg): {exc}") from exc
     if model_cfg is not None:
         _check_model_cfg(model_cfg, config_file)
-    # one rule everywhere (pull, --from, --weights): the weights' own sha256 prefix
-    digest = record.get("digest") or file_sha256(weights)[:16]
-    return Checkpoint(path, weights, digest, model_cfg, preprocess_cfg)
+    # one rule everywhere (pull, --from, --weights): the weights' own sha256 prefix, computed
+    # here unless the folder is one imgsearch filled itself (it recorded the digest it computed)
+    digest = record.get("digest")
+    if not (is_digest(digest, 16) and path.resolve().parent == cache_root().resolve()):
+        digest = file_sha256(weights)[:16]
+    return Checkpoint(path, _checked(weights), str(digest), model_cfg, preprocess_cfg)
+
+
+def _checked(weights: Path) -> Path:
+    """`weights`, if it is a checkpoint (safetensors or a torch.save archive); a file of any
+    other kind, which a link may point at, is never copied nor loaded."""
+    if checkpoint_format(weights) is None:
+        raise WeightsUnavailable(
+            f"{weights} is not a checkpoint (neither safetensors nor a torch.save archive): refused."
+        )
+    return weights
 
 
 CLIP_VOCABULARY = 49408

@@ -21,6 +21,7 @@ from imgsearch.encoding.catalog import file_sha256
 from imgsearch.encoding.encoder import EncoderIdentity, Inputs, SingleModelEncoder, TextEncoder
 from imgsearch.encoding.preprocess import Preprocessing
 from imgsearch.errors import ImgsearchError
+from imgsearch.safe_files import file_name, inside
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,10 @@ def cache_dir() -> Path:
 
 
 def cache_paths(key: str) -> tuple[Path, Path]:
-    """(graph, metadata) files of a cache key."""
-    folder = cache_dir()
-    return folder / f"{key}.onnx", folder / f"{key}.json"
+    """(graph, metadata) files of a cache key (a key that is not one plain file name, as a model
+    name or digest taken from a database row or a `--from` folder might be, is hashed)."""
+    folder, name = cache_dir(), file_name(key)
+    return inside(folder, f"{name}.onnx"), inside(folder, f"{name}.json")
 
 
 def cores() -> int:

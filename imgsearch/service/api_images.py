@@ -80,7 +80,8 @@ def thumbnail(
 
     info = found(request, image_id)
     try:
-        path = make(info.location, info.sha256, info.byte_size, info.mtime, size)
+        root = index_of(request).collection_root()
+        path = make(info.location, info.sha256, info.byte_size, info.mtime, size, root)
     except ImageDecodeError as exc:
         raise HTTPException(404, f"The image cannot be read any more: {exc}") from exc
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
@@ -96,7 +97,7 @@ def image_file(request: Request, image_id: int) -> StreamingResponse:
     if info.path.startswith(("http://", "https://")):
         raise HTTPException(404, "That image is a URL, not a file on this server.")
     try:
-        file = open_indexed(info.location, info.sha256, info.byte_size)
+        file = open_indexed(info.location, info.sha256, info.byte_size, index_of(request).collection_root())
     except ImageDecodeError as exc:
         raise HTTPException(
             404, "That image is not on this server as it was indexed (gone, moved or changed since)."

@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
 from imgsearch.errors import ImageDecodeError
+from imgsearch.kept_queries import digest_of
 from imgsearch.search import QueryOptions, SearchResult
 from imgsearch.service.api_images import found
 from imgsearch.service.common import ERRORS, index_of
@@ -69,7 +70,7 @@ async def search(request: Request) -> SearchResponse:
     query: str | bytes | None
     if ctype.startswith("multipart/form-data"):
         query, fields = await _upload(request)
-        shown = SearchQuery(kind="upload", upload=index.keep_query(query))
+        shown = SearchQuery(kind="upload", upload=digest_of(query))
     elif ctype.startswith("application/json"):
         try:
             fields = SearchRequest.model_validate_json(await request.body())
@@ -115,6 +116,8 @@ async def search(request: Request) -> SearchResponse:
             options=options,
         )
     request.app.state.metrics.search.labels(shown.kind).observe(time.perf_counter() - started)
+    if ctype.startswith("multipart/form-data") and isinstance(query, bytes):
+        await run_in_threadpool(index.keep_query, query)  # searched, so an image: kept for its link
     return _response(result, started, shown)
 
 
@@ -208,13 +211,10 @@ def query_image(
     request: Request, upload: str, size: Annotated[int, Query(ge=16, le=1024)] = 512
 ) -> FileResponse:
     """A thumbnail of a kept uploaded query image (by the sha256 its search answer gave)."""
-    from imgsearch.thumbnails import thumbnail_of
-
-    data = index_of(request).kept_query(upload)
-    if data is None:
-        raise HTTPException(404, "No kept upload has that sha256.")
     try:
-        path = thumbnail_of(data, upload, size)
+        path = index_of(request).kept_query_thumbnail(upload, size)
     except ImageDecodeError as exc:
         raise HTTPException(404, f"The upload cannot be shown: {exc}") from exc
+    if path is None:
+        raise HTTPException(404, "No kept upload has that sha256.")
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})

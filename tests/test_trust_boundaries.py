@@ -142,7 +142,7 @@ def test_finding2_efficientnet_weights_never_run_a_pickle(tmp_path, monkeypatch)
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     marker = tmp_path / "ran"
     evil = _evil_checkpoint(tmp_path / "evil.pt", marker)
-    with pytest.raises(WeightsUnavailable, match="not a state-dict file"):
+    with pytest.raises(WeightsUnavailable, match="not a torch state-dict file"):
         get_encoder("efficientnet-lite0", device="cpu", weights=evil, backend="torch")
     assert not marker.exists()
 
@@ -161,7 +161,7 @@ def test_finding2_a_fine_tuned_row_holding_a_pickle_never_runs_it(
     marker = tmp_path / "ran"
     data = _evil_checkpoint(tmp_path / "evil.pt", marker).read_bytes()
     _hostile_finetuned(db, "pickled", hashlib.sha256(data).hexdigest(), data)
-    with pytest.raises(WeightsUnavailable, match="not a state-dict file"):
+    with pytest.raises(WeightsUnavailable, match="not a torch state-dict file"):
         index.search(str(photos / "one.jpg"), 3, model="pickled")
     assert not marker.exists()
 

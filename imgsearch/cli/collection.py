@@ -240,7 +240,7 @@ def clusters_command(
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return
-    rows = [(c.cluster, c.size, "  ".join(m["path"] for m in c.nearest[:3])) for c in result.clusters_found]
+    rows = [(c.cluster, c.size, "  ".join(m.path for m in c.nearest[:3])) for c in result.clusters_found]
     typer.echo(
         render(
             f"clustering {result.id}: {result.images:,} images of {result.model} in "

@@ -11,6 +11,7 @@ restarted once to apply them); a running server keeps the settings it started wi
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,19 @@ def running_server(home: Path) -> EmbeddedServer | None:
     if info is None or not info.is_running():
         return None
     return EmbeddedServer(pgdata_dir(home), info.get_uri())
+
+
+def supervise(home: Path, stop_event: threading.Event, every_s: float = 1.0) -> None:
+    """Keep the embedded server below `home` running until `stop_event` is set: one that was
+    stopped (`imgsearch db stop`) or died is started again within about `every_s` seconds; a
+    start that fails is logged and tried again (a long-running service owns its server)."""
+    while not stop_event.wait(every_s):
+        try:
+            if running_server(home) is None:
+                log.warning("imgsearch: the embedded PostgreSQL in %s is not running; starting it", home)
+                start(home)
+        except Exception as exc:  # a failed start is retried at the next tick, never fatal
+            log.warning("imgsearch: the embedded PostgreSQL could not start yet: %s", exc)
 
 
 def stop(home: Path) -> bool:

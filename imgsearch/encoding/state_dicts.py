@@ -69,7 +69,7 @@ def load_state_dict(path: Path, what: str = "--weights") -> dict[str, Any]:
         else:
             raise ValueError("neither safetensors nor a torch.save archive")
     except Exception as exc:  # safetensors and torch's unpickler each fail their own way
-        raise WeightsUnavailable(f"{what} {path} is not a state-dict file: {first_line(exc)}") from exc
+        raise WeightsUnavailable(f"{what} {path} is not a torch state-dict file: {first_line(exc)}") from exc
     return _unwrapped(state, path, what)
 
 

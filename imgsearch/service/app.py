@@ -51,6 +51,9 @@ def create_app(
         index.encoder()  # load (or export) the model before serving
         threading.Thread(target=_prewarm, args=(index,), name="imgsearch-prewarm", daemon=True).start()
         stop = threading.Event()
+        threading.Thread(
+            target=index.supervise_server, args=(stop,), name="imgsearch-supervisor", daemon=True
+        ).start()
         watcher = None
         if watch:
             watcher = threading.Thread(

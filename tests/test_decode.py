@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from imgsearch.encoding.decode import decode_image, to_rgb
 from imgsearch.errors import ImageDecodeError
@@ -128,6 +130,72 @@ def test_empty_and_non_image_files() -> None:
     with pytest.raises(ImageDecodeError) as err:
         decode_image(b"this is text, not a JPEG")
     assert err.value.kind == "not_an_image"
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+def _zlib_of_zeros(n: int) -> bytes:
+    """zlib data that inflates to `n` zero bytes (made a MiB at a time)."""
+    z = zlib.compressobj(9)
+    return b"".join(z.compress(bytes(min(2**20, n - i))) for i in range(0, n, 2**20)) + z.flush()
+
+
+def _spliced(png: bytes, before_pixels: tuple[bytes, ...] = (), before_end: tuple[bytes, ...] = ()) -> bytes:
+    """`png` with chunks added before its first IDAT and before its IEND."""
+    idat, iend = png.index(b"IDAT") - 4, png.rindex(b"IEND") - 4
+    return png[:idat] + b"".join(before_pixels) + png[idat:iend] + b"".join(before_end) + png[iend:]
+
+
+HUGE_CHUNKS = {
+    "huge_icc": {"before_pixels": (_chunk(b"iCCP", b"icc\0\0" + _zlib_of_zeros(2 * 2**20)),)},
+    "huge_ztxt": {"before_pixels": (_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"x" * 2 * 2**20)),)},
+    "huge_ztxt_after_the_pixels": {
+        "before_end": (_chunk(b"zTXt", b"Comment\0\0" + _zlib_of_zeros(2 * 2**20)),)
+    },
+    "text_over_max_text_memory": {
+        "before_pixels": tuple(
+            _chunk(b"zTXt", b"k%d\0\0" % i + zlib.compress(b"x" * 10**6)) for i in range(70)
+        )
+    },
+}
+
+
+@pytest.mark.parametrize("name", HUGE_CHUNKS)
+def test_issue_32_finding_11_a_png_with_huge_text_or_icc_chunks_is_decoded_with_a_warning(name: str) -> None:
+    """Pillow refuses these as too large (MAX_TEXT_CHUNK, MAX_TEXT_MEMORY); imgsearch decodes
+    the pixels without those chunks and says so in one sentence, leaving Pillow's limits be."""
+    limits = (PngImagePlugin.MAX_TEXT_CHUNK, PngImagePlugin.MAX_TEXT_MEMORY)
+    plain = _png(Image.effect_noise((64, 48), 60).convert("RGB"))
+    decoded = decode_image(_spliced(plain, **HUGE_CHUNKS[name]))
+    assert np.array_equal(np.asarray(decoded.image), np.asarray(decode_image(plain).image))
+    assert decoded.warning is not None and "MAX_TEXT_CHUNK" in decoded.warning
+    assert "." not in decoded.warning.replace("PngImagePlugin.", "")  # one sentence
+    assert decode_image(plain).warning is None
+    assert limits == (PngImagePlugin.MAX_TEXT_CHUNK, PngImagePlugin.MAX_TEXT_MEMORY)
+
+
+def test_issue_32_finding_11_a_chunk_that_inflates_to_a_gigabyte_costs_megabytes() -> None:
+    bomb = _chunk(b"zTXt", b"Comment\0\0" + _zlib_of_zeros(2**30))  # 1 MiB stored, 1 GiB inflated
+    data = _spliced(_png(Image.new("RGB", (64, 48), (1, 2, 3))), before_pixels=(bomb,))
+    tracemalloc.start()
+    try:
+        decoded = decode_image(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert decoded.warning is not None
+    assert peak < 3 * len(data) + 8 * 2**20, f"{peak / 2**20:.0f} MiB at the peak"
+
+
+def test_issue_32_finding_11_a_truncated_png_with_a_huge_chunk_is_still_corrupt() -> None:
+    noisy = _png(Image.effect_noise((256, 256), 60).convert("RGB"))
+    data = _spliced(noisy, **HUGE_CHUNKS["huge_icc"])
+    with pytest.raises(ImageDecodeError, match="^corrupt or truncated image: ") as err:
+        decode_image(data[: len(data) - len(noisy) // 2])  # half of the pixels are gone
+    assert err.value.kind == "corrupt"
+    assert "MAX_TEXT" not in str(err.value), "the reason is the truncation, not the chunk"
 
 
 def decompression_bomb() -> bytes:

@@ -1,6 +1,7 @@
 """Ingest where the file system is odd (findings 3, 8, 9 and 10 of the attack probe): names
 that display alike, folders that cannot be listed, symlink loops, edits that keep size and
-mtime under a watch, and images whose decoding would take gigabytes."""
+mtime under a watch, and images whose decoding would take gigabytes; and findings 10 and 11 of
+issue 32 (trust boundaries): concurrent ingests of the same files, and PNGs with huge chunks."""
 
 from __future__ import annotations
 
@@ -232,3 +233,75 @@ def test_a_full_database_disk_is_one_sentence_and_a_rerun_completes(tmp_path) ->
             assert rows(server, "SELECT count(*) FROM imgsearch.embeddings") == [(150,)]
         finally:
             embedded.stop(home)
+
+
+def test_issue_32_finding_10_concurrent_ingests_encode_each_file_once(
+    db, lite0, tmp_path, monkeypatch
+) -> None:
+    """Two ingests of the same files at once (two threads, each its own Index): each file goes
+    through the model once in all, and each run's summary adds up: what the other run indexed
+    is unchanged, nothing is "updated", and the bad file is one error row."""
+    n = 40
+    folder = tmp_path / "photos"
+    write_photos(folder, n)
+    (folder / "bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    encoded: list[int] = []
+    real = lite0.encode_batch
+
+    def slow_counting(inputs):
+        encoded.append(len(inputs[0]))  # list.append is atomic
+        time.sleep(0.05)  # so that the two runs overlap
+        return real(inputs)
+
+    monkeypatch.setattr(lite0, "encode_batch", slow_counting)
+    start = threading.Barrier(2)
+    reports: list = [None, None]
+
+    def run(i: int) -> None:
+        index = Index(db.url, device="cpu", encoders=[lite0])
+        start.wait()
+        reports[i] = index.ingest([folder], batch_size=4, workers=2)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert sum(encoded) == n, f"{sum(encoded)} encodes for {n} files"
+    assert sum(r.encoded for r in reports) == n
+    assert sum(r.new for r in reports) == n and [r.updated for r in reports] == [0, 0]
+    assert [r.new + r.unchanged for r in reports] == [n, n]
+    assert [r.failed for r in reports] == [1, 1]
+    assert rows(db, "SELECT count(*) FROM imgsearch.embeddings") == [(n,)]
+    assert rows(db, "SELECT kind FROM imgsearch.ingest_errors") == [("not_an_image",)]
+
+
+def test_issue_32_finding_10_one_error_row_per_file_and_none_once_indexed(db, lite0, tmp_path) -> None:
+    """A bad file keeps one error row (its newest reason) however many runs try it, and loses
+    it once a run indexes it."""
+    write_photos(tmp_path, 2)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 not a jpeg")
+    for _ in range(3):
+        assert ingest([tmp_path], encoder=lite0, database=db).failed == 1
+    assert rows(db, "SELECT kind FROM imgsearch.ingest_errors") == [("not_an_image",)]
+    bad.write_bytes(b"")
+    assert ingest([tmp_path], encoder=lite0, database=db).failed == 1
+    assert rows(db, "SELECT kind FROM imgsearch.ingest_errors") == [("empty",)]
+    bad.write_bytes(jpeg_bytes(7))
+    report = ingest([tmp_path], encoder=lite0, database=db)
+    assert (report.new, report.unchanged, report.failed) == (1, 2, 0)
+    assert rows(db, "SELECT count(*) FROM imgsearch.ingest_errors") == [(0,)]
+
+
+def test_issue_32_finding_11_huge_icc_png_is_indexed_with_a_warning(db, lite0, tmp_path) -> None:
+    """A PNG whose ICC profile is over Pillow's MAX_TEXT_CHUNK is indexed, not an error row;
+    the report says in one sentence what was skipped."""
+    buf = io.BytesIO()
+    Image.new("RGB", (96, 72), (200, 120, 40)).save(buf, "PNG", icc_profile=bytes(2 * 2**20))
+    (tmp_path / "huge_icc.png").write_bytes(buf.getvalue())
+    report = ingest([tmp_path], encoder=lite0, database=db)
+    assert (report.new, report.failed) == (1, 0), report.failures
+    [(location, warning)] = report.warnings
+    assert location == str(tmp_path / "huge_icc.png") and "ICC profile" in warning
+    assert rows(db, "SELECT count(*) FROM imgsearch.ingest_errors") == [(0,)]

@@ -136,6 +136,10 @@ def ingest_command(
     )
     for failure in report.failures:
         typer.echo(f"  failed: {failure.location}: {failure.message} [{failure.kind}]")
+    for location, warning in report.warnings:
+        typer.echo(f"  warning: {location}: {warning}")
+    if report.waited:
+        typer.echo(f"waited {report.waited:.1f}s for another ingest with {report.model} to finish")
     if report.pruned:
         typer.echo(f"removed {report.pruned} indexed files that are gone from these folders")
     elif report.gone:

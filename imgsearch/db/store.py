@@ -77,6 +77,15 @@ def encoder_id(conn: psycopg.Connection, identity: EncoderIdentity) -> int:
     return scalar(conn.execute(_SELECT_ENCODER, (identity.name, identity.weights, identity.preprocessing)))
 
 
+INGEST_LOCK = "imgsearch:ingest"  # with the encoder id, the key of an ingest run's lock
+
+
+def take_ingest_turn(conn: psycopg.Connection, enc_id: int) -> bool:
+    """Take the lock one ingest with this encoder holds for its whole run, unless another
+    session holds it; the lock is released when this connection closes."""
+    return bool(scalar(conn.execute("SELECT pg_try_advisory_lock(hashtext(%s), %s)", (INGEST_LOCK, enc_id))))
+
+
 def _by_location(rows, locations: Sequence[str]) -> dict[str, tuple]:
     """Match rows `(path, path_bytes, ...)` to the locations they store exactly."""
     wanted = {(display_path(loc), path_bytes(loc)): loc for loc in locations}
@@ -162,7 +171,8 @@ def write_batch(
 ) -> Written:
     """One transaction (`conn` must be in autocommit mode): upsert images, replace their
     vectors (and those of the `derived` encoders computed from them, and their augmented
-    vectors: `augmented[i]` for `rows[i]`, none when not given), record errors.
+    vectors: `augmented[i]` for `rows[i]`, none when not given), record errors. A file keeps
+    one error row per encoder, its newest, and none once it is written fine.
 
     `refreshed` rows are unchanged content whose size/mtime/metadata are brought up to date.
     """
@@ -196,6 +206,12 @@ def write_batch(
                     copy_vectors(conn, target, image_ids, projection.apply(base))
         if refreshed:
             _upsert_images(conn, refreshed)
+        settled = [r.location for r in (*rows, *refreshed)] + [e.location for e in errors]
+        if settled:  # a file's older error rows: its new one follows, if any
+            conn.execute(
+                "DELETE FROM imgsearch.ingest_errors WHERE encoder_id = %s AND path = ANY(%s)",
+                (enc_id, [display_path(location) for location in settled]),
+            )
         if errors:
             with conn.cursor() as cur:
                 cur.executemany(

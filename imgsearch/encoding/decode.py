@@ -5,7 +5,8 @@ are decoded at reduced size with `draft`, animated images give their first frame
 oversized images are refused before their pixels are decoded: over `IMGSEARCH_MAX_PIXELS`,
 over the memory budget `IMGSEARCH_MAX_DECODE_BYTES` (from the header's size and mode), and in
 any case over Pillow's own hard limit (twice `PIL.Image.MAX_IMAGE_PIXELS`, which imgsearch
-leaves as the process has it).
+leaves as the process has it). A PNG whose text or ICC profile chunks hold more than Pillow
+reads is decoded without them, with a warning (`DecodedImage.warning`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from imgsearch.sources import read_file
 
 DECODE_VERSION = 1  # bump whenever the pixels produced for a given file would change
 MAX_JPEG_SCANS = 100  # progressive JPEGs have about 10 (libjpeg) to 15 (mozjpeg)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_METADATA_CHUNKS = (b"iCCP", b"tEXt", b"zTXt", b"iTXt")  # never needed for the pixels
 
 
 @cache
@@ -45,6 +48,7 @@ class DecodedImage:
     width: int  # original size, after EXIF orientation
     height: int
     format: str | None
+    warning: str | None = None  # decoded, but something in the file was ignored: why
 
 
 @dataclass(frozen=True)
@@ -82,11 +86,27 @@ def decode_image(
             f"a JPEG of {scans:,} scans, over the limit of {MAX_JPEG_SCANS} (a decoding bomb?)", "too_large"
         )
     heif_available()
+    limits = limits or DecodeLimits.from_settings()
+    try:
+        return _decode(source, min_size, limits)
+    except ImageDecodeError as exc:
+        if not (source.startswith(PNG_SIGNATURE) and "MAX_TEXT_" in str(exc.__cause__)):
+            raise
+    decoded = _decode(_without_metadata_chunks(source), min_size, limits)  # errors: its own
+    decoded.warning = (
+        "its text and ICC profile chunks hold more than Pillow reads (PngImagePlugin.MAX_TEXT_CHUNK "
+        "or MAX_TEXT_MEMORY), so they were skipped; the pixels are decoded as usual"
+    )
+    return decoded
+
+
+def _decode(data: bytes, min_size: int | None, limits: DecodeLimits) -> DecodedImage:
+    """Decode `data`; Pillow's errors become ImageDecodeError (with the error as its cause)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(source))
-            return _decode_opened(img, source, min_size, limits or DecodeLimits.from_settings())
+            img = Image.open(io.BytesIO(data))
+            return _decode_opened(img, data, min_size, limits)
     except ImageDecodeError:
         raise
     except Image.UnidentifiedImageError as exc:
@@ -101,6 +121,30 @@ def decode_image(
         raise ImageDecodeError(f"{detail} (a decompression bomb?)", "too_large") from exc
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}", "corrupt") from exc
+
+
+def _without_metadata_chunks(png: bytes) -> bytes:
+    """`png` without its iCCP, tEXt, zTXt and iTXt chunks, every other byte as it was.
+
+    Pillow refuses a PNG whose text or ICC chunk decompresses to over MAX_TEXT_CHUNK (1 MiB),
+    or whose text adds up to over MAX_TEXT_MEMORY (64 MiB), as if it were broken. Raising
+    those limits would let one file's zlib bomb cost gigabytes, and LOAD_TRUNCATED_IMAGES would
+    also accept truncated pixel data; both are process-wide. Dropping the chunks keeps the
+    limits and every other check of Pillow's: the copy costs the file's size once, and the
+    pixels do not depend on the text or the ICC profile (Pillow applies no profile). Only an
+    EXIF orientation kept in a text chunk (ImageMagick's "Raw profile type exif") is lost; an
+    eXIf chunk is kept. A truncated last chunk is kept for Pillow to judge.
+    """
+    view = memoryview(png)
+    parts = [view[: len(PNG_SIGNATURE)]]
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(png):
+        end = pos + 12 + int.from_bytes(view[pos : pos + 4], "big")  # length, type, data, CRC
+        if bytes(view[pos + 4 : pos + 8]) not in _METADATA_CHUNKS or end > len(png):
+            parts.append(view[pos:end])
+        pos = end
+    parts.append(view[pos:])
+    return b"".join(parts)
 
 
 def _decode_opened(img: Image.Image, data: bytes, min_size: int | None, limits: DecodeLimits) -> DecodedImage:

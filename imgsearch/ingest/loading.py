@@ -28,6 +28,7 @@ class Loaded:
     extras: list[Inputs] = field(default_factory=list)  # augmented copies (--augment N)
     vector: object = None  # set when another stage (the Ray engine) has encoded it already
     extra_vectors: list = field(default_factory=list)
+    warning: str | None = None  # decoded, but something in the file was ignored (decode.py)
 
 
 def load(
@@ -67,4 +68,11 @@ def load(
         from imgsearch.encoding.edits import augmented_copies
 
         extras = [preprocess(copy) for copy in augmented_copies(decoded.image, augment, row.sha256)]
-    return Loaded(source, row, preprocess(decoded.image), existed=known is not None, extras=extras)
+    return Loaded(
+        source,
+        row,
+        preprocess(decoded.image),
+        existed=known is not None,
+        extras=extras,
+        warning=decoded.warning,
+    )

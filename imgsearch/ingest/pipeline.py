@@ -65,7 +65,8 @@ def ingest(
     also stores N vectors of random edits (crop, flip, colour...) per image; images indexed
     with fewer are encoded again. `engine="ray"` decodes and encodes on a Ray cluster
     (`address`: "auto", "ray://host:10001", default a local one); planning and writing are the
-    same as the local engine's.
+    same as the local engine's. A second ingest with the same encoder waits for the first to
+    finish (`report.waited`), then skips what it indexed.
     """
     paths = list(paths)
     db = as_database(database)

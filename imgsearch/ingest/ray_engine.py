@@ -120,6 +120,7 @@ class RayRun(Run):
             existed=bool(r["existed"]),
             vector=np.asarray(r["vector"], np.float32),
             extra_vectors=list(np.asarray(r["extra_vectors"], np.float32)),
+            warning=str(r["warning"]) or None,
         )
 
 
@@ -149,6 +150,7 @@ def _decode_batch(
             "display",
             "error_kind",
             "error_message",
+            "warning",
             "needs_encode",
             "existed",
             "sha256",
@@ -177,6 +179,7 @@ def _decode_batch(
             "display": display_path(location),
             "error_kind": "",
             "error_message": "",
+            "warning": "",
             "needs_encode": False,
             "existed": known is not None,
             "sha256": "",
@@ -202,6 +205,7 @@ def _decode_batch(
                 mtime=math.nan if row.mtime is None else row.mtime,
                 existed=loaded.existed,
                 needs_encode=loaded.inputs is not None,
+                warning=loaded.warning or "",
             )
             for j, part in enumerate(loaded.inputs or ()):
                 inputs[j][i] = part

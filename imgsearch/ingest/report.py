@@ -18,13 +18,16 @@ class IngestReport:
     pruned: int = 0  # of those, removed by this run (`prune=True`)
     interrupted: bool = False
     seconds: float = 0.0
+    waited: float = 0.0  # of `seconds`, waiting for another ingest with the same encoder
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (file, what was ignored)
     model: str = ""
 
     def add(self, other: IngestReport) -> None:
         """Count another run's work in this report too."""
-        for name in ("new", "updated", "unchanged", "encoded", "gone", "pruned", "seconds"):
+        for name in ("new", "updated", "unchanged", "encoded", "gone", "pruned", "seconds", "waited"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures += other.failures
+        self.warnings += other.warnings
         self.interrupted = self.interrupted or other.interrupted
 
     @property

@@ -1,6 +1,11 @@
 """One ingest run: plan (only new or changed sources), load and encode (the engine's part),
 write each batch in one transaction, count everything in the report.
 
+Runs with the same encoder (a derived encoder's: its base's) take turns, by a PostgreSQL
+advisory lock held for the whole run (a crashed run's turn ends with its connection): a second
+run waits, then plans against what the first one wrote, so no file is encoded twice and the
+files the first run indexed are counted unchanged. Runs with other encoders go on at once.
+
 The local engine's loading (decode in worker threads, encode each batch here) is `Run`'s own;
 another engine (ingest/ray_engine.py) overrides `load_and_encode` and hands `add` items it
 has encoded already.
@@ -31,6 +36,7 @@ from imgsearch.progress import Progress, ProgressCallback
 from imgsearch.sources import Failure, Source, display_path
 
 PLAN_CHUNK = 512
+WAIT_POLL_S = 0.5  # how often a run waiting for its turn looks again (and at `stop`)
 
 
 class Run:
@@ -60,14 +66,32 @@ class Run:
         with connect(self.db, autocommit=True) as conn:
             self.conn = conn
             self.enc_id = store.encoder_id(conn, self.encoder.identity)
-            self.derived = derived.dependants(conn, self.enc_id)
-            self.load_and_encode(self._plan(items))
-            self.finding = False
-            self._flush()
-            self._fill_new_derived()
+            if self._wait_for_turn():
+                self.derived = derived.dependants(conn, self.enc_id)
+                self.load_and_encode(self._plan(items))
+                self.finding = False
+                self._flush()
+                self._fill_new_derived()
         self.report.interrupted = self.stop.is_set()
         self.report.seconds = time.monotonic() - self.started
         self._tick(force=True)
+
+    def _wait_for_turn(self) -> bool:
+        """Take this encoder's ingest lock, waiting while another run holds it (False: stopped
+        while waiting); the wait is shown as progress and counted in `report.waited`."""
+        began, waiting = time.monotonic(), False
+        while not store.take_ingest_turn(self.conn, self.enc_id):
+            waiting = True
+            if self.progress is not None:
+                note = f"another ingest with {self.encoder.name} is running: waiting for it to finish"
+                self.progress(Progress("waiting", 0, None, time.monotonic() - began, note))
+            if self.stop.wait(WAIT_POLL_S):
+                break
+        if waiting:
+            self.report.waited = time.monotonic() - began
+            if self.progress is not None:
+                self.progress(Progress("waiting", 1, 1, self.report.waited))
+        return not self.stop.is_set()
 
     def load_and_encode(self, planned: Iterator[tuple[Source, store.KnownImage | None]]) -> None:
         """The local engine: decode in worker threads; `_flush` encodes and writes each batch.
@@ -104,6 +128,8 @@ class Run:
             self.errors.append(item)
         else:
             self.batch.append(item)
+            if item.warning:
+                self.report.warnings.append((display_path(item.source.location), item.warning))
         if len(self.batch) >= self.batch_size:
             self._flush()
 

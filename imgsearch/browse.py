@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 
@@ -106,8 +107,10 @@ def _decode_cursor(cursor: str) -> tuple[object, int]:
             raise ValueError
         if not (key is None or type(key) in (str, float, int)):
             raise ValueError
+        if type(key) in (float, int) and not math.isfinite(key):  # JSON's 1e999, NaN, Infinity
+            raise ValueError
         return key, image_id
-    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError, OverflowError):
         raise ImgsearchError("That page cursor is not one this server gave out.") from None
 
 

@@ -13,6 +13,10 @@ class PgvectorMissing(DatabaseUnavailable):
     """The server lacks pgvector, or has a version that is too old."""
 
 
+class Busy(ImgsearchError):
+    """The work asked for waits on other costly work too long; try again in a moment."""
+
+
 class WeightsUnavailable(ImgsearchError):
     """An encoder's weights are not on this machine and cannot be downloaded."""
 

@@ -380,13 +380,16 @@ class Index:
         model: str | None = None,
         offset: int = 0,
         limit: int | None = None,
+        wait_s: float | None = None,
     ) -> DuplicatePage:
         """Groups of near-identical images, largest first (see collection.duplicates), a page at
         a time, each with its suggested keeper (collection.keeper). Without `threshold`, the
         contrast rule with the encoder's calibrated margin (`calibrate_duplicates`; the default
         margin until there is one); with it, the global rule. The groups are computed once per
-        state of the collection and rule and shared by callers asking at once; the keepers of
-        the page asked for are chosen when it is asked for."""
+        state of the collection and rule, one computation at a time, and shared by callers
+        asking at once (`wait_s`: how long to wait for another's computation before `Busy`;
+        None: as long as it takes); the keepers of the page asked for are chosen when it is
+        asked for."""
         from imgsearch.browse import resolve_folder
         from imgsearch.collection.cache import collection_version
         from imgsearch.collection.calibration import stored_calibration
@@ -408,7 +411,7 @@ class Index:
             with self.reading() as conn:
                 return find_groups(conn, enc.id, enc.dimension, threshold, folder, margin)
 
-        groups = self._duplicate_groups.get((enc.id, threshold, margin, folder, version), compute)
+        groups = self._duplicate_groups.get((enc.id, threshold, margin, folder, version), compute, wait_s)
         page = groups[offset : None if limit is None else offset + limit]
         with self.reading() as conn:
             suggested = [suggest(conn, enc.id, enc.dimension, g, self._looks.look) for g in page]

@@ -1,6 +1,6 @@
 """The HTTP service as an attacker meets it (findings 1, 3, 5, 6, 7 and 11 of the attack probe
-of 1ee3828): swapped files, memory bombs, floods of costly calls, oversized chunked bodies,
-crafted cursors, missing security headers."""
+of 1ee3828; findings 7 and 8c of issue 32, "Trust boundaries"): swapped files, memory bombs,
+floods of costly calls, oversized chunked bodies, crafted cursors, missing security headers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import io
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,63 @@ def test_duplicate_groups_are_computed_once_per_state(client, index, folder, mon
     assert len(computed) == 2  # the collection changed
 
 
+# --- issue 32 (trust boundaries), finding 7: one duplicates computation at a time ----------
+
+
+def test_issue_32_finding_7_duplicates_beyond_one_computation_are_503(client, monkeypatch) -> None:
+    """20 thresholds at once were computed one after another (answers up to 92 s): while one
+    computation runs, a request for other groups waits briefly, then gets a 503 with
+    Retry-After; groups already computed are answered at once."""
+    from imgsearch.collection import duplicates
+    from imgsearch.service import api_collection
+
+    monkeypatch.setattr(api_collection, "DUPLICATES_WAIT_S", 0.5)
+    computed: list[float | None] = []
+    started, release = threading.Event(), threading.Event()
+    real = duplicates.find_groups
+
+    def slow(conn, enc_id, dim, threshold=None, *args, **kwargs):
+        computed.append(threshold)
+        started.set()
+        release.wait(60)
+        return real(conn, enc_id, dim, threshold, *args, **kwargs)
+
+    monkeypatch.setattr(duplicates, "find_groups", slow)
+    release.set()
+    assert client.get("/api/duplicates", params={"threshold": 0.6}).status_code == 200
+    release.clear()
+    started.clear()
+    answers: dict = {}  # threshold: response
+
+    def ask(threshold: float) -> None:
+        answers[threshold] = client.get("/api/duplicates", params={"threshold": threshold})
+
+    running = threading.Thread(target=ask, args=(0.7,))
+    running.start()
+    try:
+        assert started.wait(30)
+        others = [threading.Thread(target=ask, args=(0.71 + i / 100,)) for i in range(20)]
+        for t in others:
+            t.start()
+        deadline = time.monotonic() + 20  # main computed them one after another
+        for t in others:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        cached = client.get("/api/duplicates", params={"threshold": 0.6, "offset": 1})
+        assert cached.status_code == 200  # while the other computation still runs
+        busy = [a for t, a in answers.items() if t != 0.7]
+        assert len(busy) == 20
+        for answer in busy:
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["retry-after"] == "2" and "try again" in answer.json()["detail"]
+    finally:
+        release.set()
+        running.join(timeout=60)
+    assert answers[0.7].status_code == 200
+    assert computed == [0.6, 0.7]
+    documented = client.get("/openapi.json").json()["paths"]["/api/duplicates"]["get"]["responses"]
+    assert "Retry-After" in documented["503"]["headers"]
+
+
 # --- finding 6: bodies over the limit, chunked or not --------------------------------------
 
 
@@ -202,6 +260,15 @@ def test_crafted_cursors_are_400(client, cursor) -> None:
     for sort in ("path", "date"):
         answer = client.get("/api/images", params={"cursor": cursor, "sort": sort})
         assert answer.status_code == 400, (cursor, answer.text)
+
+
+@pytest.mark.parametrize("key", ["1e999", "-1e999", "NaN", "Infinity", "1" + "0" * 400])
+def test_issue_32_finding_8_non_finite_numbers_in_cursors_are_400(client, key) -> None:
+    """Issue 32, finding 8c: a cursor encoding [1e999, 1] answered 200 with an empty page."""
+    cursor = base64.urlsafe_b64encode(f"[{key}, 1]".encode()).decode()
+    for sort in ("path", "date"):
+        answer = client.get("/api/images", params={"cursor": cursor, "sort": sort})
+        assert answer.status_code == 400, (key, sort, answer.text)
 
 
 JSON = st.recursive(

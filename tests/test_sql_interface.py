@@ -244,3 +244,79 @@ def test_sql_functions_return_k_rows_through_the_index(synthetic_db, k: int) -> 
             "SELECT count(*) FROM imgsearch.similar_to_image(7, %s, 'synthetic-64')", (k,)
         ).fetchone()[0]
         assert by_image == k
+
+
+# --- issue 32 (trust boundaries), finding 8: the roles' contract, any k --------------------
+
+
+def _usable(conn: psycopg.Connection, role: str) -> set[str]:
+    """The relations, sequences and functions of the imgsearch schema that `role` may use."""
+    rows = conn.execute(
+        """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'imgsearch' AND (
+               (c.relkind IN ('r', 'p', 'v', 'm', 'f') AND (
+                   has_table_privilege(%(role)s, c.oid,
+                                       'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+                   OR has_any_column_privilege(%(role)s, c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')))
+               OR (c.relkind = 'S' AND has_sequence_privilege(%(role)s, c.oid, 'USAGE, SELECT, UPDATE')))
+           UNION ALL
+           SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'imgsearch' AND has_function_privilege(%(role)s, p.oid, 'EXECUTE')""",
+        {"role": role},
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+@pytest.fixture
+def tuned_db(db):
+    """A database with 6 vectors of an 8-d encoder and a tuned search setting for it."""
+    vectors = clustered_vectors(6, 8, clusters=2)
+    with connect(db, autocommit=True) as conn:
+        enc_id = store.encoder_id(conn, EncoderIdentity("tiny-8", 8, "none", "none"))
+        rows = [store.ImageRow(f"/tiny/{i}.jpg", f"sha{i}", 1, 8, 8, "JPEG", 0.0, {}) for i in range(6)]
+        store.write_batch(conn, enc_id, rows, vectors)
+        conn.execute(
+            """INSERT INTO imgsearch.search_settings (encoder_id, index_name, ef_search, k,
+                   target_recall, recall, p50_ms, queries, rows_at_tuning)
+               VALUES (%s, 'none', 80, 10, 0.95, 1.0, 1.0, 10, 6)""",
+            (enc_id,),
+        )
+    return db, vectors
+
+
+def test_issue_32_finding_8_roles_may_use_exactly_what_the_readme_grants(tuned_db) -> None:
+    """Issue 32, finding 8a: imgsearch_reader could read search_settings and
+    duplicate_calibrations; the README grants it the view and the two functions only (and
+    imgsearch_lookup the view and similar_to_image). The functions still read the tuned
+    settings, as their owner."""
+    db, vectors = tuned_db
+    with connect(db, autocommit=True) as conn:
+        assert _usable(conn, "imgsearch_reader") == {"image_catalog", "similar_to_vector", "similar_to_image"}
+        assert _usable(conn, "imgsearch_lookup") == {"image_catalog", "similar_to_image"}
+        first = conn.execute("SELECT id FROM imgsearch.images WHERE path = '/tiny/0.jpg'").fetchone()[0]
+        conn.execute("SET ROLE imgsearch_reader")
+        for table in ("search_settings", "duplicate_calibrations", "images", "embeddings"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"SELECT * FROM imgsearch.{table}")
+        by_vector = conn.execute(
+            "SELECT image_id FROM imgsearch.similar_to_vector(%s, 3, 'tiny-8')", (HalfVector(vectors[0]),)
+        ).fetchall()
+        assert len(by_vector) == 3 and by_vector[0][0] == first
+        by_image = conn.execute("SELECT image_id FROM imgsearch.similar_to_image(%s, 3, 'tiny-8')", (first,))
+        assert len(by_image.fetchall()) == 3
+        assert conn.execute("SELECT count(*) FROM imgsearch.image_catalog").fetchone()[0] == 6
+
+
+@pytest.mark.parametrize("role", [None, "imgsearch_reader", "imgsearch_lookup"])
+def test_issue_32_finding_8_similar_to_image_takes_any_k(tuned_db, role: str | None) -> None:
+    """Issue 32, finding 8b: k = 2147483647 failed with "integer out of range"; a k beyond the
+    collection is a LIMIT like any other: every other image."""
+    db, _ = tuned_db
+    with connect(db, autocommit=True) as conn:
+        first = conn.execute("SELECT id FROM imgsearch.images WHERE path = '/tiny/0.jpg'").fetchone()[0]
+        if role:
+            conn.execute(f"SET ROLE {role}")
+        rows = conn.execute(
+            "SELECT image_id FROM imgsearch.similar_to_image(%s, 2147483647, 'tiny-8')", (first,)
+        ).fetchall()
+        assert len(rows) == 5 and first not in {r[0] for r in rows}

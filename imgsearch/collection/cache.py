@@ -1,11 +1,12 @@
 """Results of costly collection queries (duplicate groups), computed once per state of the
 collection and shared: callers asking at once wait for one computation, which holds one
-database connection, instead of each running its own; and how duplicate candidates look (one
-read of each file)."""
+database connection, instead of each running its own (or, past a deadline, are told to come
+back: `Busy`); and how duplicate candidates look (one read of each file)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import replace
@@ -16,9 +17,12 @@ import psycopg
 from imgsearch.collection.duplicates import Member
 from imgsearch.collection.keeper import Look, look
 from imgsearch.db.connection import one
+from imgsearch.errors import Busy
 
 T = TypeVar("T")
 KEEP = 16  # results kept (one per encoder, threshold and folder asked for, say)
+BUSY = "Duplicate groups are being computed for another request; try again in a few seconds."
+_IDLE = object()  # ResultCache._computing when nothing is
 
 
 def collection_version(conn: psycopg.Connection, enc_id: int) -> tuple:
@@ -35,28 +39,38 @@ def collection_version(conn: psycopg.Connection, enc_id: int) -> tuple:
 
 
 class ResultCache(Generic[T]):
-    """The last KEEP results by key; one computation at a time."""
+    """The last KEEP results by key; one computation at a time. A caller whose result is kept
+    gets it at once; the others wait for the running computation (sharing it when it is
+    theirs), at most `wait_s` seconds when given, then get `Busy`."""
 
     def __init__(self) -> None:
         self._results: OrderedDict[Hashable, T] = OrderedDict()
-        self._lock = threading.Lock()  # guards _results
-        self._computing = threading.Lock()  # one computation at a time
+        self._changed = threading.Condition()  # guards _results and _computing
+        self._computing: Hashable = _IDLE  # the key being computed
 
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
-        with self._lock:
+    def get(self, key: Hashable, compute: Callable[[], T], wait_s: float | None = None) -> T:
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        with self._changed:
+            while key not in self._results and self._computing is not _IDLE:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise Busy(BUSY)
+                self._changed.wait(left)
             if key in self._results:
                 self._results.move_to_end(key)
                 return self._results[key]
-        with self._computing:
-            with self._lock:  # computed by the caller we waited for?
-                if key in self._results:
-                    return self._results[key]
+            self._computing = key
+        try:
             result = compute()
-            with self._lock:
+            with self._changed:
                 self._results[key] = result
                 while len(self._results) > KEEP:
                     self._results.popitem(last=False)
             return result
+        finally:
+            with self._changed:
+                self._computing = _IDLE
+                self._changed.notify_all()
 
 
 class LookCache:

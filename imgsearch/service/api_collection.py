@@ -3,7 +3,7 @@ decisions, clusters, the map."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
@@ -21,9 +21,18 @@ from imgsearch.service.schemas import (
     DuplicatePage,
     MapPoint,
     MapPoints,
+    Problem,
 )
 
 router = APIRouter()
+DUPLICATES_WAIT_S = 2.0  # how long a request waits for another's duplicate groups, then 503
+BUSY: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": Problem,
+        "description": "Duplicate groups are being computed for another request: try again.",
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    }
+}
 ImageId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
@@ -55,7 +64,7 @@ def _group(g: Group) -> DuplicateGroup:
     )
 
 
-@router.get("/api/duplicates", response_model=DuplicatePage, responses=ERRORS)
+@router.get("/api/duplicates", response_model=DuplicatePage, responses={**ERRORS, **BUSY})
 def duplicates(
     request: Request,
     threshold: Annotated[
@@ -69,8 +78,12 @@ def duplicates(
     """Duplicate groups, largest first, a page at a time, each with the image to keep
     suggested and why (the groups are computed once per state of the collection). Without
     `threshold`: the contrast rule with the calibrated margin (`imgsearch duplicates
-    --calibrate`; the default margin until then); `rule` says which was used."""
-    page = index_of(request).duplicates(threshold, folder=folder, offset=offset, limit=limit)
+    --calibrate`; the default margin until then); `rule` says which was used. One computation
+    runs at a time: a request whose groups are not computed yet waits up to 2 s for the running
+    one, then gets a 503 with Retry-After."""
+    page = index_of(request).duplicates(
+        threshold, folder=folder, offset=offset, limit=limit, wait_s=DUPLICATES_WAIT_S
+    )
     return DuplicatePage(
         groups=[_group(g) for g in page.groups],
         total=page.total,

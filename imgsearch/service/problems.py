@@ -1,6 +1,7 @@
 """Every error the service answers is JSON `{"detail": "..."}` with the right status: library
-errors, validation errors, database outages (503 with Retry-After), and anything unexpected
-(500, details in the log). Database passwords never show."""
+errors, validation errors, database outages and costly work already running (503 with
+Retry-After), and anything unexpected (500, details in the log). Database passwords never
+show."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from imgsearch.errors import DatabaseUnavailable, ImageNotFound, ImgsearchError, UnknownEncoder, first_line
+from imgsearch.errors import (
+    Busy,
+    DatabaseUnavailable,
+    ImageNotFound,
+    ImgsearchError,
+    UnknownEncoder,
+    first_line,
+)
 from imgsearch.redaction import redact
 from imgsearch.search import NoVectors, QueryImageError
 
@@ -31,6 +39,7 @@ LIBRARY_STATUS = {
     NoVectors: 409,
     UnknownEncoder: 400,
     DatabaseUnavailable: 503,
+    Busy: 503,
     ImgsearchError: 400,
 }
 # the status of a query image that could not be used, by its kind
@@ -82,7 +91,7 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, QueryImageError):
             return problem(QUERY_STATUS.get(exc.kind, 422), str(exc))
         status = next(code for kind, code in LIBRARY_STATUS.items() if isinstance(exc, kind))
-        if status == 503:  # the operator's details (where the server is) stay in the log
+        if isinstance(exc, DatabaseUnavailable):  # the server's address stays in the log
             log.warning("database unavailable: %s", redact(str(exc)))
             return problem(503, DOWN)
         return problem(status, str(exc))

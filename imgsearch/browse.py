@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 
 import psycopg
 
-from imgsearch.db.connection import one
-from imgsearch.errors import ImgsearchError
+from imgsearch.db.connection import one, scalar
+from imgsearch.errors import ImgsearchError, NotFound
 from imgsearch.sources import location_of
 
 MAX_PAGE = 500
@@ -52,6 +52,7 @@ class ImagePage:
 
     images: list[ImageInfo]
     next_cursor: str | None
+    total: int | None = None  # images matching the filters (counted for the first page only)
 
 
 @dataclass
@@ -149,17 +150,30 @@ def list_images(
         cast = "text" if sort == "path" else "float8"
         page_filter = f"AND ({key_sql}, id) {op} (%(key)s::{cast}, %(id)s::bigint)"
     rows = conn.execute(
-        f"""SELECT {_COLUMNS}, {key_sql} FROM imgsearch.images
-            WHERE (%(folder)s::text IS NULL OR starts_with(path, %(folder)s::text))
-              AND (%(since)s::float8 IS NULL OR mtime >= %(since)s::float8)
-              AND (%(until)s::float8 IS NULL OR mtime <= %(until)s::float8)
+        f"""SELECT {_COLUMNS}, {key_sql} {_FILTERED}
               {page_filter}
             ORDER BY {key_sql} {order}, id {order} LIMIT %(limit)s""",
         params,
     ).fetchall()
     page = [_info(row[:-1]) for row in rows[:limit]]
     cursor = _encode_cursor(rows[limit - 1][-1], rows[limit - 1][0]) if len(rows) > limit else None
-    return ImagePage(page, cursor)
+    total = None
+    if not after:
+        total = len(page) if cursor is None else scalar(conn.execute(f"SELECT count(*) {_FILTERED}", params))
+        if total == 0 and folder and not _folder_known(conn, params["folder"]):
+            raise NotFound(f"No indexed image is in the folder {folder}.")
+    return ImagePage(page, cursor, total)
+
+
+_FILTERED = """FROM imgsearch.images
+    WHERE (%(folder)s::text IS NULL OR starts_with(path, %(folder)s::text))
+      AND (%(since)s::float8 IS NULL OR mtime >= %(since)s::float8)
+      AND (%(until)s::float8 IS NULL OR mtime <= %(until)s::float8)"""
+
+
+def _folder_known(conn: psycopg.Connection, prefix: str) -> bool:
+    query = "SELECT EXISTS (SELECT FROM imgsearch.images WHERE starts_with(path, %s))"
+    return bool(scalar(conn.execute(query, (prefix,))))
 
 
 @dataclass

@@ -25,8 +25,16 @@ class UnknownEncoder(ImgsearchError):
     """No encoder of that name is registered."""
 
 
-class ImageNotFound(ImgsearchError):
+class NotFound(ImgsearchError):
+    """What was asked for (an image, a folder, a cluster) does not exist."""
+
+
+class ImageNotFound(NotFound):
     """No indexed image has the id asked for."""
+
+
+class DiskFull(ImgsearchError):
+    """A file could not be written: the disk (or the quota) is full."""
 
 
 class ImageDecodeError(ImgsearchError):

@@ -12,6 +12,7 @@ own.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -23,7 +24,7 @@ from imgsearch.collection.cache import LookCache, ResultCache
 from imgsearch.db.connection import Database, connect, libpq_url
 from imgsearch.db.reading import ReadConnections
 from imgsearch.db.schema import open_database
-from imgsearch.errors import DatabaseUnavailable, ImgsearchError
+from imgsearch.errors import DatabaseUnavailable, ImgsearchError, first_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
     from imgsearch.search import QueryOptions, SearchResult
 
 EncoderKey = tuple[str, str | None]  # (name, weights file)
+
+
+log = logging.getLogger(__name__)
 
 
 class Index:
@@ -82,6 +86,8 @@ class Index:
         self._replica = _replica_connections(replica or settings.replica_url, pool_size)
         self._duplicate_groups: ResultCache[list[Group]] = ResultCache()
         self._looks = LookCache()  # how duplicate candidates look, by content
+        self._calibrating: set[str | None] = set()  # models whose margin is measured in the background
+        self._calibrating_lock = threading.Lock()
 
     # --- encoders -------------------------------------------------------------------------
 
@@ -356,6 +362,21 @@ class Index:
         with self.reading() as conn:
             return get_image(conn, image_id)
 
+    def supervise_server(self, stop: threading.Event) -> None:
+        """Until `stop` is set, start the embedded server this index uses again whenever it is
+        found stopped or dead (returns at once for a server given by URL)."""
+        if self.db.embedded_dir is not None:
+            from imgsearch.db import embedded
+
+            embedded.supervise(self.db.embedded_dir.parent, stop)
+
+    def collection_root(self) -> str | None:
+        """The deepest folder holding every indexed local file (None when there is none)."""
+        from imgsearch.browse import collection_root
+
+        with self.reading() as conn:
+            return collection_root(conn)
+
     def server_versions(self) -> tuple[str, str | None]:
         """The database server's PostgreSQL and pgvector versions (a cheap liveness check)."""
         from imgsearch.db.status import server_versions
@@ -381,6 +402,7 @@ class Index:
         offset: int = 0,
         limit: int | None = None,
         wait_s: float | None = None,
+        decided: bool = False,
     ) -> DuplicatePage:
         """Groups of near-identical images, largest first (see collection.duplicates), a page at
         a time, each with its suggested keeper (collection.keeper). Without `threshold`, the
@@ -389,11 +411,18 @@ class Index:
         state of the collection and rule, one computation at a time, and shared by callers
         asking at once (`wait_s`: how long to wait for another's computation before `Busy`;
         None: as long as it takes); the keepers of the page asked for are chosen when it is
-        asked for."""
+        asked for. A group whose keeper the user chose over every other member is left out
+        unless `decided`; a keeper the user chose is always the one shown."""
         from imgsearch.browse import resolve_folder
         from imgsearch.collection.cache import collection_version
         from imgsearch.collection.calibration import stored_calibration
-        from imgsearch.collection.duplicates import DEFAULT_MARGIN, DuplicatePage, find_groups, suggest
+        from imgsearch.collection.duplicates import (
+            DEFAULT_MARGIN,
+            DuplicatePage,
+            chosen_keepers,
+            find_groups,
+            suggest,
+        )
 
         margin: float | None = None
         with self.reading() as conn:
@@ -412,10 +441,14 @@ class Index:
                 return find_groups(conn, enc.id, enc.dimension, threshold, folder, margin)
 
         groups = self._duplicate_groups.get((enc.id, threshold, margin, folder, version), compute, wait_s)
-        page = groups[offset : None if limit is None else offset + limit]
         with self.reading() as conn:
-            suggested = [suggest(conn, enc.id, enc.dimension, g, self._looks.look) for g in page]
-        return DuplicatePage(suggested, len(groups), threshold, margin, rule)
+            chosen = chosen_keepers(conn, groups)
+            shown = [g for g in groups if decided or not chosen.get(g.id, (0, False))[1]]
+            page = shown[offset : None if limit is None else offset + limit]
+            suggested = [
+                suggest(conn, enc.id, enc.dimension, g, self._looks.look, chosen.get(g.id)) for g in page
+            ]
+        return DuplicatePage(suggested, len(shown), threshold, margin, rule)
 
     def calibrate_duplicates(
         self, model: str | None = None, *, sample: int = 200, target: float | None = None, seed: int = 0
@@ -434,6 +467,33 @@ class Index:
             store_calibration(conn, enc.id, calibration)
             conn.commit()
         return calibration
+
+    def calibrate_duplicates_in_background(self, model: str | None = None) -> bool:
+        """Start measuring the duplicate margin of `model` in a background thread (as the CLI
+        does on its first `duplicates`), unless it is being measured already; whether it
+        started. Failures are logged: the default margin stays in use."""
+        with self._calibrating_lock:
+            if model in self._calibrating:
+                return False
+            self._calibrating.add(model)
+
+        def run() -> None:
+            try:
+                found = self.calibrate_duplicates(model)
+                log.info("duplicates calibrated: margin %.2f on %d images", found.margin, found.images)
+            except Exception as exc:  # a background job: logged, never raised into the service
+                log.warning("duplicates not calibrated: %s", first_line(exc))
+            finally:
+                with self._calibrating_lock:
+                    self._calibrating.discard(model)
+
+        threading.Thread(target=run, name="imgsearch-calibration", daemon=True).start()
+        return True
+
+    def calibrating(self, model: str | None = None) -> bool:
+        """Whether the duplicate margin of `model` is being measured now."""
+        with self._calibrating_lock:
+            return model in self._calibrating
 
     def duplicate_calibration(self, model: str | None = None) -> Calibration | None:
         """The encoder's latest stored duplicate calibration, if any."""
@@ -472,10 +532,24 @@ class Index:
             return indexed_encoder_names(conn)
 
     def keep_query(self, data: bytes) -> str:
-        """Keep an uploaded query image for a while; its sha256, to search with it again."""
+        """Keep an uploaded query image for a while (best effort: a full disk keeps nothing);
+        its sha256, to search with it again. Keep only what was searched: an image."""
         from imgsearch import kept_queries
 
         return kept_queries.keep(data)
+
+    def kept_query_thumbnail(self, digest: str, size: int) -> Path | None:
+        """A thumbnail of a kept query image (None when it is not kept); the kept uploads stay
+        within their byte budget, thumbnails included."""
+        from imgsearch import kept_queries
+        from imgsearch.thumbnails import thumbnail_of
+
+        data = kept_queries.kept(digest)
+        if data is None:
+            return None
+        path = thumbnail_of(data, digest, size)
+        kept_queries.prune()
+        return path if path.exists() else None
 
     def kept_query(self, digest: str) -> bytes | None:
         """A kept query image by its sha256 (None when unknown or expired)."""
@@ -680,7 +754,7 @@ class Index:
         ks: Sequence[int] = (1, 10),
         labels_csv: str | Path | None = None,
         options: TrainOptions | None = None,
-        pca: Sequence[int] = (64,),
+        pca: Sequence[int] | None = None,
         finetune: FinetuneOptions | None = None,
         progress: ProgressCallback | None = None,
     ) -> SplitEvaluation:

@@ -92,6 +92,63 @@ def test_keep_then_resolve_forgets_the_others(index, db) -> None:
         assert os.path.exists(file)  # the files themselves are untouched
 
 
+def test_a_chosen_keeper_is_kept_and_its_group_leaves_the_list(index) -> None:
+    """Finding 3 of the journeys probe of 6450b97: another keeper, chosen and saved, came back
+    as the suggestion and the group stayed in the list."""
+    before = index.duplicates()
+    group = before.groups[0]
+    other = next(m.id for m in group.members if m.id != group.keep)
+    copy = next(m.id for m in group.members if m.id not in (group.keep, other))
+    # a partial decision (over one member) already shows the choice, the group stays open
+    index.decide([other, copy], "keep", keep=other)
+    partial = next(g for g in index.duplicates().groups if g.id == group.id)
+    assert partial.keep == other and partial.reasons == ["your choice"] and not partial.decided
+    index.decide([m.id for m in group.members], "keep", keep=other)
+    after = index.duplicates()
+    assert group.id not in {g.id for g in after.groups} and after.total == before.total - 1
+    shown = next(g for g in index.duplicates(decided=True).groups if g.id == group.id)
+    assert shown.keep == other and shown.decided and shown.members[0].id == other
+
+
+@pytest.mark.slow
+def test_the_service_calibrates_in_the_background_and_hides_decided_groups(index) -> None:
+    """Finding 4: the service never calibrated; finding 3 over HTTP."""
+    import time
+
+    with TestClient(create_app(index, api_token="t")) as client:
+        first = client.get("/api/duplicates").json()
+        assert first["rule"] == "default margin" and first["calibrating"] is True
+        deadline = time.monotonic() + 300
+        while (page := client.get("/api/duplicates").json())["rule"] != "calibrated":
+            assert time.monotonic() < deadline, "the service did not calibrate"
+            time.sleep(1)
+        assert page["calibrating"] is False and page["margin"] > 0
+        group = page["groups"][0]
+        other = next(m["id"] for m in group["members"] if m["id"] != group["keep"])
+        ids = [m["id"] for m in group["members"]]
+        decision = {"decision": "keep", "image_ids": ids, "keep": other}
+        auth = {"Authorization": "Bearer t"}
+        assert (
+            client.post(f"/api/duplicates/{group['id']}/decision", json=decision, headers=auth).status_code
+            == 200
+        )
+        after = client.get("/api/duplicates").json()
+        assert group["id"] not in {g["id"] for g in after["groups"]} and after["total"] == page["total"] - 1
+        listed = client.get("/api/duplicates", params={"decided": "true"}).json()
+        chosen = next(g for g in listed["groups"] if g["id"] == group["id"])
+        assert chosen["keep"] == other and chosen["decided"] and chosen["reasons"] == ["your choice"]
+
+
+def test_different_pictures_are_never_linked_below_the_floor() -> None:
+    """Finding 4: a clock and a colour wheel at 0.42-0.46 stood out from a low background by
+    the margin and were grouped; no background and margin lowers the bar under FLOOR."""
+    from imgsearch.collection.duplicates import FLOOR, bar
+
+    assert bar(0.05, DEFAULT_MARGIN) == FLOOR == 0.5
+    assert bar(0.7, DEFAULT_MARGIN) == pytest.approx(0.9)
+    assert bar(None, DEFAULT_MARGIN) == 0.85
+
+
 @pytest.mark.slow
 def test_cli_json_shape_and_api(index, db) -> None:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
@@ -108,7 +165,7 @@ def test_cli_json_shape_and_api(index, db) -> None:
     assert data["rule"] == "calibrated" and data["threshold"] is None  # calibrated on first use
     assert "calibrated on 19 images: margin" in run.stderr
     group = data["groups"][0]
-    assert set(group) == {"id", "keep", "reasons", "members"}
+    assert set(group) == {"id", "keep", "reasons", "decided", "members"}
     assert set(group["members"][0]) == {
         "id",
         "path",

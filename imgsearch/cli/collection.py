@@ -41,6 +41,9 @@ def duplicates_command(
     explain: Annotated[
         bool, typer.Option("--explain", help="Show the rule in use and the stored calibration.")
     ] = False,
+    decided: Annotated[
+        bool, typer.Option("--decided", help="Also list the groups whose image to keep you chose.")
+    ] = False,
     model: ModelOption = None,
 ) -> None:
     """List duplicate groups, largest first, each with a suggested image to keep."""
@@ -67,7 +70,7 @@ def duplicates_command(
             echo_err(_calibrated(index.calibrate_duplicates(model)))
         except ImgsearchError as exc:
             echo_err(f"not calibrated ({exc}); the default margin is used")
-    page = index.duplicates(threshold, folder=folder)
+    page = index.duplicates(threshold, folder=folder, decided=decided)
     groups = page.groups
     if as_json:
         typer.echo(

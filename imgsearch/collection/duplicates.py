@@ -30,6 +30,7 @@ from imgsearch.errors import ImgsearchError
 from imgsearch.sources import location_of
 
 FALLBACK_THRESHOLD = 0.85  # the contrast rule's bar for an image without a background
+FLOOR = 0.5  # no pair below this similarity is linked, whatever its contrast (copies: 0.6 and up)
 DEFAULT_MARGIN = 0.2  # over the background, when no calibration is stored (benchmarks/duplicates.py)
 NEIGHBOURS = 16  # neighbours that can be linked, per image
 BACKGROUND = (16, 32)  # ranks (0-based, end excluded) whose median similarity is the background
@@ -57,14 +58,16 @@ class Member:
 class Group:
     id: int  # the smallest image id in the group (stable while the group is)
     members: list[Member] = field(default_factory=list)
-    keep: int | None = None  # the suggested keeper (`suggest`)
+    keep: int | None = None  # the suggested keeper (`suggest`), or the one the user chose
     reasons: list[str] = field(default_factory=list)  # why that one
+    decided: bool = False  # the user chose the keeper over every other member
 
     def to_json(self) -> dict:
         return {
             "id": self.id,
             "keep": self.keep,
             "reasons": self.reasons,
+            "decided": self.decided,
             "members": [m.to_json() for m in self.members],
         }
 
@@ -72,7 +75,7 @@ class Group:
 @dataclass
 class DuplicatePage:
     groups: list[Group]  # this page's, each with its suggested keeper
-    total: int  # groups in all
+    total: int  # groups in all (without the decided ones unless they were asked for)
     threshold: float | None  # the global rule's similarity (rule "threshold"), else None
     margin: float | None = None  # over the background (the contrast rule), else None
     rule: str = "threshold"  # one of RULES
@@ -187,9 +190,13 @@ def background(similarities: Sequence[float]) -> float | None:
 
 
 def bar(background_similarity: float | None, margin: float) -> float:
-    """The similarity an image's neighbour must reach: its background plus the margin, or
-    FALLBACK_THRESHOLD without a background. A pair is linked at or above both images' bars."""
-    return FALLBACK_THRESHOLD if background_similarity is None else background_similarity + margin
+    """The similarity an image's neighbour must reach: its background plus the margin (never
+    under FLOOR, so two different pictures that merely stand out from a sparse background are
+    not joined), or FALLBACK_THRESHOLD without a background. A pair is linked at or above both
+    images' bars."""
+    if background_similarity is None:
+        return FALLBACK_THRESHOLD
+    return max(background_similarity + margin, FLOOR)
 
 
 def _contrast_links(
@@ -259,13 +266,45 @@ def _group(conn: psycopg.Connection, ids: list[int]) -> Group:
     return Group(min(ids), members)
 
 
+def chosen_keepers(conn: psycopg.Connection, groups: Sequence[Group]) -> dict[int, tuple[int, bool]]:
+    """Group id -> (the member the user chose to keep, whether over every other member), for the
+    groups where stored `keep` decisions rank a member over others and no member over it."""
+    shas = sorted({m.sha256 for g in groups for m in g.members})
+    if not shas:
+        return {}
+    wins: dict[str, set[str]] = {}
+    for a, b in conn.execute(
+        """SELECT a_sha256, b_sha256 FROM imgsearch.duplicate_decisions
+           WHERE decision = 'keep' AND a_sha256 = ANY(%(s)s) AND b_sha256 = ANY(%(s)s)""",
+        {"s": shas},
+    ):
+        wins.setdefault(a, set()).add(b)
+    chosen: dict[int, tuple[int, bool]] = {}
+    for g in groups:
+        contents = {m.sha256 for m in g.members}
+        for m in g.members:
+            beaten = wins.get(m.sha256, set()) & contents
+            if beaten and not any(m.sha256 in wins.get(o, set()) for o in contents - {m.sha256}):
+                chosen[g.id] = (m.id, contents - {m.sha256} <= beaten)
+                break
+    return chosen
+
+
 def suggest(
-    conn: psycopg.Connection, enc_id: int, dim: int, group: Group, look: Callable[[Member], Look | None]
+    conn: psycopg.Connection,
+    enc_id: int,
+    dim: int,
+    group: Group,
+    look: Callable[[Member], Look | None],
+    chosen: tuple[int, bool] | None = None,
 ) -> Group:
-    """The group with its suggested keeper (`keeper.choose` over the members that can be read;
-    all of them when none can), its reasons, and each member's similarity to it, keeper first."""
-    looks = [found for m in group.members if (found := look(m)) is not None]
-    if looks:
+    """The group with its keeper (the user's `chosen` one, else `keeper.choose` over the members
+    that can be read; all of them when none can), its reasons, and each member's similarity
+    to it, keeper first."""
+    looks = [found for m in group.members if (found := look(m)) is not None] if chosen is None else []
+    if chosen is not None:
+        keep, reasons = chosen[0], ["your choice"]
+    elif looks:
         keep, reasons = choose(looks)
     else:
         keep, reasons = max(group.members, key=lambda m: ((m.width or 0) * (m.height or 0), -m.id)).id, []
@@ -280,7 +319,7 @@ def suggest(
     )
     members = [replace(m, similarity=float(similarity.get(m.id, 0.0))) for m in group.members]
     members.sort(key=lambda m: (m.id != keep, -m.similarity, m.id))
-    return Group(group.id, members, keep, reasons)
+    return Group(group.id, members, keep, reasons, decided=chosen is not None and chosen[1])
 
 
 def decide(

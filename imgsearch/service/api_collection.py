@@ -60,6 +60,7 @@ def _group(g: Group) -> DuplicateGroup:
         id=g.id,
         keep=g.keep if g.keep is not None else g.id,
         reasons=g.reasons,
+        decided=g.decided,
         members=[DuplicateMember(**m.to_json(), thumb_url=_thumb(m.id)) for m in g.members],
     )
 
@@ -74,16 +75,22 @@ def duplicates(
     folder: Annotated[str | None, Query(max_length=4096)] = None,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    decided: Annotated[bool, Query(description="also the groups whose keeper was chosen")] = False,
 ) -> DuplicatePage:
     """Duplicate groups, largest first, a page at a time, each with the image to keep
     suggested and why (the groups are computed once per state of the collection). Without
     `threshold`: the contrast rule with the calibrated margin (`imgsearch duplicates
     --calibrate`; the default margin until then); `rule` says which was used. One computation
     runs at a time: a request whose groups are not computed yet waits up to 2 s for the running
-    one, then gets a 503 with Retry-After."""
-    page = index_of(request).duplicates(
-        threshold, folder=folder, offset=offset, limit=limit, wait_s=DUPLICATES_WAIT_S
+    one, then gets a 503 with Retry-After. Groups whose keeper was chosen over every other
+    member are left out unless `decided`. Without a calibration, the service starts measuring
+    the margin in the background (`calibrating`) and uses the default one meanwhile."""
+    index = index_of(request)
+    page = index.duplicates(
+        threshold, folder=folder, offset=offset, limit=limit, wait_s=DUPLICATES_WAIT_S, decided=decided
     )
+    if page.rule == "default margin":
+        index.calibrate_duplicates_in_background()
     return DuplicatePage(
         groups=[_group(g) for g in page.groups],
         total=page.total,
@@ -91,6 +98,7 @@ def duplicates(
         threshold=page.threshold,
         margin=page.margin,
         rule=page.rule,
+        calibrating=index.calibrating(),
     )
 
 
@@ -127,7 +135,9 @@ def clusters(request: Request) -> Clustering:
     """The latest clustering run: clusters by size, each with the images nearest its centre."""
     result = index_of(request).latest_clusters()
     if result is None:
-        raise HTTPException(404, "No clustering yet: POST /api/clusters or `imgsearch clusters`.")
+        raise HTTPException(
+            404, "The collection has not been grouped yet: make clusters (Clusters, or `imgsearch clusters`)."
+        )
     return Clustering(
         id=result.id,
         model=result.model,
@@ -155,7 +165,12 @@ def cluster_images(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ClusterPage:
     """One cluster of the latest run, nearest its centre first."""
-    images = index_of(request).cluster_members(cluster, limit=limit, offset=offset)
+    index = index_of(request)
+    images = index.cluster_members(cluster, limit=limit, offset=offset)
+    if not images and offset == 0:
+        latest = index.latest_clusters()
+        if latest is None or cluster not in {c.cluster for c in latest.clusters_found}:
+            raise HTTPException(404, f"The latest clustering has no cluster {cluster}.")
     return ClusterPage(cluster=cluster, images=[_image(m) for m in images])
 
 
@@ -164,7 +179,22 @@ def map_points(request: Request) -> MapPoints:
     """The latest map: each image's place (0..1 on both axes)."""
     pts = index_of(request).map_points()
     if not pts:
-        raise HTTPException(404, "No map yet: `imgsearch map --out map.html` makes one.")
+        raise HTTPException(
+            404, "There is no map of this collection yet: make one (Map, or `imgsearch map`)."
+        )
     return MapPoints(
         points=[MapPoint(id=p.id, x=p.x, y=p.y, path=p.path, thumb_url=_thumb(p.id)) for p in pts]
     )
+
+
+class MapRequest(BaseModel):
+    method: str = Field("pca", pattern="^(pca|umap)$", description="the projection")
+
+
+@router.post(
+    "/api/map", response_model=MapPoints, dependencies=[Depends(require_token)], responses=WRITE_ERRORS
+)
+def make_map(request: Request, body: MapRequest) -> MapPoints:
+    """Project the collection to 2-D now and keep the map."""
+    index_of(request).map(method=body.method)
+    return map_points(request)

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from imgsearch.browse import MAX_PAGE, ImageInfo
 from imgsearch.errors import ImageDecodeError
-from imgsearch.service.common import ERRORS, WRITE_ERRORS, index_of, require_token
+from imgsearch.service.common import ERRORS, JPEG, WRITE_ERRORS, index_of, require_token
 from imgsearch.service.schemas import Folder, FolderList, Image, ImagePage, Problem
 
 router = APIRouter()
@@ -42,7 +42,8 @@ def list_images(
     cursor: Annotated[str | None, Query(max_length=8192)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> ImagePage:
-    """A page of the collection; `next_cursor` asks for the next one."""
+    """A page of the collection; `next_cursor` asks for the next one; the first page says how
+    many images match (`total`). An unknown folder is a 404."""
     page = index_of(request).images(
         folder=folder,
         since=since,
@@ -52,7 +53,9 @@ def list_images(
         after=cursor,
         limit=limit,
     )
-    return ImagePage(images=[as_image(i) for i in page.images], next_cursor=page.next_cursor)
+    return ImagePage(
+        images=[as_image(i) for i in page.images], next_cursor=page.next_cursor, total=page.total
+    )
 
 
 @router.get("/api/folders", response_model=FolderList, responses={503: {"model": Problem}})
@@ -72,7 +75,7 @@ def get_image(request: Request, image_id: int) -> Image:
     return as_image(found(request, image_id))
 
 
-@router.get("/api/images/{image_id}/thumb", response_class=FileResponse, responses=ERRORS)
+@router.get("/api/images/{image_id}/thumb", response_class=FileResponse, responses={**ERRORS, **JPEG})
 def thumbnail(
     request: Request, image_id: int, size: Annotated[int, Query(ge=16, le=1024)] = 256
 ) -> FileResponse:
@@ -87,7 +90,17 @@ def thumbnail(
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
 
 
-@router.get("/api/images/{image_id}/file", response_class=StreamingResponse, responses=ERRORS)
+@router.get(
+    "/api/images/{image_id}/file",
+    response_class=StreamingResponse,
+    responses={
+        **ERRORS,
+        200: {
+            "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The file",
+        },
+    },
+)
 def image_file(request: Request, image_id: int) -> StreamingResponse:
     """The indexed file itself, only while it is the file that was indexed (no link followed
     at its name, same size and sha256), else 404."""

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
@@ -18,8 +19,7 @@ from imgsearch.errors import ImageDecodeError
 from imgsearch.kept_queries import digest_of
 from imgsearch.search import QueryOptions, SearchResult
 from imgsearch.service.api_images import found
-from imgsearch.service.common import ERRORS, index_of
-from imgsearch.service.problems import describe
+from imgsearch.service.common import ERRORS, JPEG, index_of
 from imgsearch.service.schemas import MAX_K, Result, SearchQuery, SearchRequest, SearchResponse
 
 router = APIRouter()
@@ -75,7 +75,7 @@ async def search(request: Request) -> SearchResponse:
         try:
             fields = SearchRequest.model_validate_json(await request.body())
         except ValidationError as exc:
-            raise HTTPException(422, describe(exc.errors())) from exc
+            raise _invalid(exc) from exc
         query, shown = _json_query(request, fields)
     else:
         raise HTTPException(
@@ -182,8 +182,15 @@ async def _upload(request: Request) -> tuple[bytes, SearchRequest]:
     try:
         fields = SearchRequest.model_validate(values)
     except ValidationError as exc:
-        raise HTTPException(422, describe(exc.errors())) from exc
+        raise _invalid(exc) from exc
     return data, fields
+
+
+def _invalid(exc: ValidationError) -> RequestValidationError:
+    """A body that does not validate, answered like FastAPI's own 422: a sentence and the fields."""
+    return RequestValidationError(
+        [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors(include_url=False)]
+    )
 
 
 @router.get("/api/images/{image_id}/similar", response_model=SearchResponse, responses=ERRORS)
@@ -206,7 +213,7 @@ def similar(
     return _response(result, started, SearchQuery(kind="id", image_id=image_id))
 
 
-@router.get("/api/queries/{upload}", response_class=FileResponse, responses=ERRORS)
+@router.get("/api/queries/{upload}", response_class=FileResponse, responses={**ERRORS, **JPEG})
 def query_image(
     request: Request, upload: str, size: Annotated[int, Query(ge=16, le=1024)] = 512
 ) -> FileResponse:

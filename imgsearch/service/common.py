@@ -11,7 +11,13 @@ from imgsearch.library import Index
 from imgsearch.service.schemas import Problem
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (400, 404, 409, 413, 415, 422)
+    code: {"model": Problem} for code in (400, 404, 409, 413, 415, 422, 503)
+}
+JPEG: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "A JPEG",
+    }
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 403: {"model": Problem}, **ERRORS}
 

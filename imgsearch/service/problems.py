@@ -20,8 +20,9 @@ from starlette.routing import compile_path
 from imgsearch.errors import (
     Busy,
     DatabaseUnavailable,
-    ImageNotFound,
+    DiskFull,
     ImgsearchError,
+    NotFound,
     UnknownEncoder,
     first_line,
 )
@@ -35,11 +36,12 @@ HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 # the status of a library error, by class (the first that matches)
 LIBRARY_STATUS = {
-    ImageNotFound: 404,
+    NotFound: 404,
     NoVectors: 409,
     UnknownEncoder: 400,
     DatabaseUnavailable: 503,
     Busy: 503,
+    DiskFull: 503,
     ImgsearchError: 400,
 }
 # the status of a query image that could not be used, by its kind
@@ -91,6 +93,9 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, QueryImageError):
             return problem(QUERY_STATUS.get(exc.kind, 422), str(exc))
         status = next(code for kind, code in LIBRARY_STATUS.items() if isinstance(exc, kind))
+        if isinstance(exc, DiskFull):
+            log.warning("disk full: %s", exc)
+            return problem(503, "The server's disk is full; try again later.")
         if isinstance(exc, DatabaseUnavailable):  # the server's address stays in the log
             log.warning("database unavailable: %s", redact(str(exc)))
             return problem(503, DOWN)

@@ -121,7 +121,8 @@ class DuplicateMember(BaseModel):
 class DuplicateGroup(BaseModel):
     id: int  # its smallest image id
     keep: int  # the suggested keeper
-    reasons: list[str]  # why that one (the checks the others failed)
+    reasons: list[str]  # why that one (the checks the others failed), or ["your choice"]
+    decided: bool = False  # the keeper was chosen over every other member (listed with ?decided=true)
     members: list[DuplicateMember]
 
 
@@ -132,6 +133,7 @@ class DuplicatePage(BaseModel):
     threshold: float | None  # the similarity asked for (rule "threshold"), else null
     margin: float | None  # over the background (the contrast rule), else null
     rule: str  # "calibrated", "default margin" or "threshold"
+    calibrating: bool = False  # the margin of this collection is being measured in the background
 
 
 class ClusterImage(BaseModel):
@@ -181,6 +183,9 @@ class Image(ImageRecord):
 class ImagePage(BaseModel):
     images: list[Image]
     next_cursor: str | None
+    total: int | None = Field(
+        None, description="images matching the filters; on the first page (no cursor) only"
+    )
 
 
 class IngestRequest(BaseModel):
@@ -207,5 +212,14 @@ class Health(BaseModel):
     version: str  # imgsearch's
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(..., description="where: `query`, `body` or `path`, then the field")
+    msg: str
+    type: str = Field(..., description="pydantic's error type, e.g. `missing`, `greater_than_equal`")
+
+
 class Problem(BaseModel):
+    """Every error: one sentence in `detail`; a 422 also lists each invalid field in `errors`."""
+
     detail: str
+    errors: list[FieldError] | None = None

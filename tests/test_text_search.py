@@ -311,7 +311,7 @@ def test_pull_downloads_checks_and_installs(tmp_path, monkeypatch) -> None:
     ):
         clip_catalog.pull("clip-vit-b-16", endpoint=url)
     assert not clip_catalog.installed_folder("clip-vit-b-16").exists()
-    with pytest.raises(WeightsUnavailable, match="Offline, copy the checkpoint"):
+    with pytest.raises(WeightsUnavailable, match="; offline, copy the checkpoint"):
         clip_catalog.pull("mobileclip2-s0", endpoint="http://127.0.0.1:9")
     with pytest.raises(ImgsearchError, match="no hub repository"):
         clip_catalog.pull("my-own")

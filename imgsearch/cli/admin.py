@@ -86,7 +86,7 @@ def db_stop() -> None:
     settings = config.load()
     if settings.database_url:
         echo_err("IMGSEARCH_DATABASE_URL is set: imgsearch does not manage that server.")
-        raise typer.Exit(1)
+        raise typer.Exit(2)
     stopped = embedded.stop(settings.home)
     typer.echo("embedded server stopped" if stopped else "embedded server was not running")
 
@@ -289,5 +289,6 @@ def db_partition(
 
     report = partition(open_database(), count)
     layout = f"{report.partitions} hash partitions" if report.partitions > 1 else "one table"
-    rebuilt = f"; rebuilt {', '.join(report.indexes)} on each" if report.indexes else ""
+    each = " on each" if report.partitions > 1 else ""
+    rebuilt = f"; rebuilt {', '.join(report.indexes)}{each}" if report.indexes else ""
     typer.echo(f"embeddings: {report.rows:,} rows in {layout}{rebuilt} ({report.seconds:.1f} s)")

@@ -113,7 +113,8 @@ def duplicates_command(
             + "\n"
         )
     typer.echo(
-        f"{len(groups)} groups ({_rule(page)}); decide with `imgsearch duplicates decide`, then "
+        f"{len(groups)} group{'s' if len(groups) != 1 else ''} ({_rule(page)}); decide with "
+        "`imgsearch duplicates decide`, then "
         "`imgsearch duplicates resolve`"
     )
 
@@ -126,9 +127,13 @@ def _rule(page) -> str:
 
 
 def _calibrated(c) -> str:
+    found = f"calibrated on {c.images} images: margin {c.margin:.2f}"
+    if c.negatives <= 1.0 - c.target + 1e-9:
+        return f"{found} (expected recall {c.recall:.3f} at precision {c.target:g})"
+    # no margin reached the target: the one chosen links the fewest copies to unrelated images
     return (
-        f"calibrated on {c.images} images: margin {c.margin:.2f} "
-        f"(expected recall {c.recall:.3f} at precision {c.target:g})"
+        f"{found} (expected recall {c.recall:.3f}; no margin reaches precision {c.target:g}: "
+        f"this one, the closest, links {c.negatives:.3f} of the copies to an unrelated image)"
     )
 
 

@@ -141,10 +141,16 @@ def ingest_command(
     if report.waited:
         typer.echo(f"waited {report.waited:.1f}s for another ingest with {report.model} to finish")
     if report.pruned:
-        typer.echo(f"removed {report.pruned} indexed files that are gone from these folders")
-    elif report.gone:
+        one = report.pruned == 1
         typer.echo(
-            f"{report.gone} indexed files under these folders are gone: `--prune` removes them from the index"
+            f"removed {report.pruned} indexed file{'' if one else 's'} that {'is' if one else 'are'} "
+            "gone from these folders"
+        )
+    elif report.gone:
+        one = report.gone == 1
+        typer.echo(
+            f"{report.gone} indexed file{'' if one else 's'} under these folders {'is' if one else 'are'} "
+            f"gone: `--prune` removes {'it' if one else 'them'} from the index"
         )
     if report.interrupted:
         typer.echo("interrupted: what was written is kept; run the same command to continue.")

@@ -73,7 +73,13 @@ def evaluate_command(
     epochs: Annotated[int, typer.Option("--epochs", min=1, max=1000, help="With --split.")] = 60,
     pca: Annotated[
         list[int] | None,
-        typer.Option("--pca", min=1, max=4096, help="With --split: PCA dimensions to compare (repeatable)."),
+        typer.Option(
+            "--pca",
+            min=1,
+            max=4096,
+            help="With --split: PCA dimensions to compare (repeatable; default 64, or fewer than "
+            "the training images).",
+        ),
     ] = None,
     tta: Annotated[
         bool,
@@ -162,7 +168,7 @@ def evaluate_command(
                     ks=ks,
                     labels_csv=labels,
                     options=options,
-                    pca=pca or [64],
+                    pca=pca or None,
                     finetune=tuning,
                     progress=show,
                 )

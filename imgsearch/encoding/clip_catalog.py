@@ -352,7 +352,7 @@ def _download(spec: ClipSpec, filename: str, staging: Path, endpoint: str | None
     except Exception as exc:  # network, HTTP or hub errors all mean "not here now"
         raise WeightsUnavailable(
             f"Could not download {filename} of {spec.name} from the hub ({spec.hub}): "
-            f"{type(exc).__name__}. Offline, copy the checkpoint here and run "
+            f"{type(exc).__name__}; offline, copy the checkpoint here and run "
             f"`imgsearch models pull {spec.name} --from FILE_OR_FOLDER`."
         ) from exc
     expected = (meta.etag or "").strip('"')

@@ -34,6 +34,7 @@ from imgsearch.learning.train import TrainOptions, stratified_split, train_head
 from imgsearch.progress import ProgressCallback
 
 BOOTSTRAP = 1000
+DEFAULT_PCA = 64  # the PCA dimensions compared when --pca is not given
 
 
 @dataclass
@@ -86,12 +87,13 @@ def split_evaluate(
     ks: Sequence[int] = (1, 10),
     labels_csv: str | Path | None = None,
     options: TrainOptions | None = None,
-    pca: Sequence[int] = (64,),
+    pca: Sequence[int] | None = None,
     finetune: FinetuneOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> SplitEvaluation:
-    """Base vs a trained head vs PCA (plain and whitened), and with `finetune` a network
-    fine-tuned on the training part, on the held-out images only."""
+    """Base vs a trained head vs PCA (plain and whitened; `pca` None: DEFAULT_PCA dimensions,
+    fewer when the training part has fewer vectors), and with `finetune` a network fine-tuned
+    on the training part, on the held-out images only."""
     ks = cutoffs(ks)
     options = options or TrainOptions(seed=seed)
     db = as_database(database)
@@ -120,6 +122,8 @@ def split_evaluate(
     t0 = time.perf_counter()
     head = train_head(vectors[train], train_labels, encoder.name, options)
     result.rows.append(score(f"head ({options.loss})", head.apply(vectors[test]), time.perf_counter() - t0))
+    if pca is None:  # below the training vectors' count: whitening divides by each variance
+        pca = (max(1, min(DEFAULT_PCA, len(train) - 1, vectors.shape[1])),)
     for n in pca:
         for whiten in (False, True):
             t0 = time.perf_counter()

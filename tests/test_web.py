@@ -7,156 +7,34 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from imgsearch.library import Index
-from imgsearch.service.app import create_app
-
+from . import web_support
 from .photos import sample_photos
+from .web_support import (  # noqa: F401 (CHROMIUM, LAUNCH_ARGS, _need_browser: for tests/test_text_search.py)
+    AXE_RULES,
+    CHROMIUM,
+    DESKTOP,
+    LAUNCH_ARGS,
+    PHONE,
+    TOKEN,
+    VIEWS,
+    _expect,
+    _id_of,
+    _ids,
+    _need_browser,
+    _page,
+    _results,
+)
+
+chromium_browser = web_support.chromium_browser  # the shared fixtures, where pytest finds them
+server = web_support.server
+web_page = web_support.web_page
 
 pytestmark = pytest.mark.slow  # a browser: the full tier only
-
-TOKEN = "web-token"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
-AXE_RULES = {
-    "runOnly": {
-        "type": "tag",
-        "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"],
-    }
-}
-VIEWS = ["search", "browse", "duplicates", "clusters", "map"]
-
-
-def _need_browser() -> None:
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"no browser at {CHROMIUM}: .ci/run installs Debian's chromium")
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-
-
-@pytest.fixture(scope="module")
-def chromium_browser():
-    _need_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
-
-
-class Delays:
-    """Make the service's library object slow for chosen calls (to let searches race)."""
-
-    def __init__(self, index: Index) -> None:
-        self.rules: list[tuple[str, object, float]] = []
-        for name in ("search", "images"):
-            real = getattr(index, name)
-            setattr(index, name, self._slowed(name, real))
-
-    def _slowed(self, name, real):
-        def call(*args, **kwargs):
-            for rule in list(self.rules):
-                method, match, seconds = rule
-                if method == name and match(args, kwargs):
-                    self.rules.remove(rule)
-                    time.sleep(seconds)
-            return real(*args, **kwargs)
-
-        return call
-
-    def once(self, method: str, match, seconds: float) -> None:
-        self.rules.append((method, match, seconds))
-
-
-@pytest.fixture
-def server(db, lite0, tmp_path_factory):
-    import uvicorn
-
-    photos = tmp_path_factory.mktemp("web-photos")
-    (photos / "sub").mkdir()
-    for i, (name, img) in enumerate(sample_photos().items()):
-        folder = photos / "sub" if i % 3 == 0 else photos
-        img.save(folder / f"{name}.jpg", quality=90)
-        img.transpose(0).save(folder / f"{name}-mirror.jpg", quality=90)  # near twins
-        img.rotate(12).save(folder / f"{name}_rot12.png")  # rotation padding: black corners
-    index = Index(db.url, device="cpu", pool_size=4, encoders=[lite0])
-    index.ingest([photos])
-    index.clusters(4)
-    index.map()
-    delays = Delays(index)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(index, api_token=TOKEN), host="127.0.0.1", port=port, log_level="warning"
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started:
-        assert time.monotonic() < deadline and thread.is_alive()
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", photos, index, delays
-    uv.should_exit = True
-    thread.join(timeout=30)
-    index.close()
-
-
-def _page(browser, request, tmp_path, viewport=DESKTOP):
-    context = browser.new_context(accept_downloads=True, viewport=viewport)
-    page = context.new_page()
-    page.problems = []
-    page.on("pageerror", lambda e: page.problems.append(str(e)))
-    page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
-    return context, page
-
-
-@pytest.fixture
-def web_page(chromium_browser, server, tmp_path, request):
-    context, page = _page(chromium_browser, request, tmp_path)
-    yield page
-    page.screenshot(path=str(tmp_path / f"{request.node.name}.png"), full_page=True)
-    context.close()
-
-
-def _expect():
-    from playwright.sync_api import expect
-
-    return expect
-
-
-def _results(page):
-    return page.locator("[data-testid=result]")
-
-
-def _ids(page) -> list[str]:
-    return [li.get_attribute("data-id") for li in _results(page).all()]
-
-
-def _id_of(index: Index, name: str) -> int:
-    page = index.images(limit=500)
-    return next(i.id for i in page.images if Path(i.path).name == name)
 
 
 # --- every view, both widths ----------------------------------------------------------------
@@ -229,6 +107,7 @@ def test_upload_shows_the_query_its_results_and_a_link_repeats_it(web_page, serv
     page.goto(base)
     page.get_by_test_id("k").fill("5")
     page.get_by_test_id("k").dispatch_event("change")
+    page.get_by_test_id("min-score").fill("-1")  # every result (by default, the close ones only)
     page.get_by_test_id("file").set_input_files(str(photos / "chelsea.jpg"))
     expect(_results(page)).to_have_count(5)
     expect(page).to_have_url(re.compile(r"upload=[0-9a-f]{64}"))
@@ -292,12 +171,13 @@ def test_the_viewer_shows_an_image_and_leads_to_more_like_it(web_page, server) -
 def test_feedback_can_be_undone_and_cleared(web_page, server) -> None:
     base, _, index, _ = server
     page, expect = web_page, _expect()
-    page.goto(f"{base}/?view=search&id={_id_of(index, 'coffee.jpg')}&k=8")
+    page.goto(f"{base}/?view=search&id={_id_of(index, 'coffee.jpg')}&k=8&min=-1")
     expect(_results(page)).to_have_count(8)
     last = _ids(page)[-1]
+    last_name = page.locator(f"[data-testid=result][data-id='{last}'] .name").inner_text()
     page.locator(f"[data-testid=result][data-id='{last}'] [data-testid=plus]").click()
     expect(page).to_have_url(re.compile(rf"pos={last}"))
-    expect(page.get_by_test_id("positive")).to_contain_text(f"#{last}")
+    expect(page.get_by_test_id("positive").locator(f"li[data-id='{last}']")).to_contain_text(last_name)
     # pulled up, once the new results are on screen (the chip can show before they are)
     page.wait_for_function(
         """last => {
@@ -308,10 +188,11 @@ def test_feedback_can_be_undone_and_cleared(web_page, server) -> None:
         timeout=10_000,
     )
     marked = _ids(page)[1]
+    marked_name = page.locator(f"[data-testid=result][data-id='{marked}'] .name").inner_text()
     page.locator(f"[data-testid=result][data-id='{marked}'] [data-testid=minus]").click()
     expect(page).to_have_url(re.compile(rf"neg={marked}"))
     chip = page.get_by_test_id("negative").locator("button")
-    expect(chip).to_have_attribute("aria-label", f"Stop showing less like image {marked}")
+    expect(chip).to_have_attribute("aria-label", f"Remove {marked_name} (image {marked}) from “less like”")
     chip.click()  # a card pushed away by − can still be un-marked
     expect(page).not_to_have_url(re.compile("neg="))
     expect(page.locator(f"[data-testid=result][data-id='{marked}']")).to_be_visible()
@@ -405,7 +286,7 @@ def test_browse_by_folder_races_and_loads_more(web_page, server) -> None:
         page.mouse.wheel(0, 5000)
         page.wait_for_timeout(200)
     expect(page.locator("[data-testid=image]")).to_have_count(total)
-    expect(page.get_by_test_id("browse-message")).to_contain_text(f"{total} images.")
+    expect(page.get_by_test_id("browse-message")).to_contain_text(f"{total} images, newest first.")
 
 
 def test_duplicates_suggest_the_original_and_decide_per_image(web_page, server) -> None:
@@ -415,9 +296,12 @@ def test_duplicates_suggest_the_original_and_decide_per_image(web_page, server) 
     groups = page.locator("[data-testid=dup-group]")
     expect(groups.first).to_be_visible(timeout=30_000)
     expect(page.get_by_test_id("duplicates-message")).not_to_have_class(re.compile("error"))
-    # no threshold asked: the contrast rule (nothing calibrated here, so its default margin)
+    # no threshold asked: the contrast rule, said in words for people (no margin, no command)
     expect(page.get_by_test_id("threshold")).to_have_value("")
-    expect(page.get_by_test_id("duplicates-message")).to_contain_text("by the default rule (margin 0.20")
+    expect(page.get_by_test_id("duplicates-message")).to_contain_text(
+        re.compile(r"^\d+ groups of near-identical images")
+    )
+    assert "margin" not in page.get_by_test_id("duplicates-message").inner_text()
     for group in groups.all():
         kept = group.locator(".card.keep .name").inner_text()
         assert "_rot12" not in kept, kept  # never the copy with black corners

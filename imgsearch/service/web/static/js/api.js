@@ -1,9 +1,10 @@
 // Talking to the API: every answer is JSON or a clear error; a request can be cancelled.
 
 export class ApiError extends Error {
-  constructor(message, status) {
+  constructor(message, status, retryAfter = null) {
     super(message);
     this.status = status;
+    this.retryAfter = retryAfter; // seconds, from a 503's Retry-After
   }
 }
 
@@ -30,7 +31,8 @@ export async function api(url, { method = "GET", body, headers, signal } = {}) {
   if (!response.ok) {
     const detail = data && typeof data.detail === "string" ? data.detail
       : `The server answered ${response.status}${response.statusText ? ` ${response.statusText}` : ""}; try again in a moment.`;
-    throw new ApiError(detail, response.status);
+    const retry = Number.parseInt(response.headers.get("retry-after") || "", 10);
+    throw new ApiError(detail, response.status, Number.isFinite(retry) ? retry : null);
   }
   if (data === null) throw new ApiError("The server's answer could not be read; try again.", response.status);
   return data;

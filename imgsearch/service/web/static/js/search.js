@@ -1,17 +1,22 @@
-// Search: by an upload (drop, paste or choose), an image URL, an indexed image, or words (with a
-// CLIP-style model; beside a picture they steer it); the query shown beside its results; + / −
-// refine it; the minimum similarity filters what is shown.
+// Search: by an upload (drop anywhere on the page, paste or choose), an image URL, an indexed
+// image, or words (with a CLIP-style model; beside a picture they steer it); the query shown
+// beside its results; "More" / "Less" refine it; the minimum similarity filters what is shown,
+// and a line marks where the close matches end.
 import { api, isAbort, Latest } from "./api.js";
 import { $, baseName, card, el, folderOptions, plural, say } from "./dom.js";
 import { folders } from "./folders.js";
-import { go, params, record } from "./router.js";
-import { openViewer } from "./viewer.js";
+import { go, params, record, viewOf } from "./router.js";
+import { offerList, openViewer } from "./viewer.js";
 
 const request = new Latest();
 const previews = new Map(); // sha256 of an upload -> a local URL of its picture
+const paths = new Map(); // image id -> path, for the feedback chips
 let shown = []; // the results of the last answer
 let shownKey = null; // the query they answer
 let lastTook = null;
+let uploadName = ""; // the file searched with, while its search runs
+const PICTURE_MIN = 0.2; // the default minimum similarity of a search by a picture (none for words)
+const CLOSE = { drop: 0.1, above: 0.5 }; // close matches end at the first drop this large from this high
 
 const list = (text) => (text || "").split(",").filter(Boolean).map(Number).filter(Number.isSafeInteger);
 
@@ -39,6 +44,9 @@ function paramsOf(state) {
   if (state.folder) p.set("folder", state.folder);
   return p;
 }
+
+// Nothing searched for: the page shows the library under the form.
+export const isIdle = (p) => viewOf(p) === "search" && !stateOf(p).query && !stateOf(p).text;
 
 const keyOf = (state) => JSON.stringify([state.query, state.text, state.k, state.pos, state.neg, state.folder]);
 
@@ -85,18 +93,31 @@ async function showQuery(query, signal, words = "") {
   }
 }
 
+// The images marked "More" and "Less": a chip each, with its picture, its name and a button
+// that takes the mark away.
 function showFeedback(state) {
   const box = $("feedback");
   box.hidden = !state.pos.length && !state.neg.length;
   for (const [testid, ids, label] of [["positive", state.pos, "more"], ["negative", state.neg, "less"]]) {
+    $(testid).parentElement.hidden = !ids.length;
     $(testid).replaceChildren(...ids.map((id) => {
-      const remove = el("button", { type: "button", "aria-label": `Stop showing ${label} like image ${id}` },
-        el("img", { src: `/api/images/${id}/thumb?size=128`, alt: "" }), `#${id} ×`);
+      const known = () => (paths.has(id) ? `${baseName(paths.get(id))} (image ${id})` : `image ${id}`);
+      const name = el("span", { className: "chip-name" }, paths.has(id) ? baseName(paths.get(id)) : `image ${id}`);
+      const remove = el("button", { type: "button", className: "remove", title: "Remove",
+        "aria-label": `Remove ${known()} from “${label} like”` }, "×");
+      if (!paths.has(id)) {
+        api(`/api/images/${id}`).then((info) => {
+          paths.set(id, info.path);
+          name.textContent = baseName(info.path);
+          remove.setAttribute("aria-label", `Remove ${known()} from “${label} like”`);
+        }).catch(() => {});
+      }
       remove.addEventListener("click", () => {
         const next = { ...state, pos: state.pos.filter((x) => x !== id), neg: state.neg.filter((x) => x !== id) };
         go(paramsOf(next));
       });
-      return el("li", {}, remove);
+      return el("li", { className: "chip", dataset: { id: String(id) } },
+        el("img", { src: `/api/images/${id}/thumb`, alt: "" }), name, remove);
     }));
   }
 }
@@ -104,7 +125,7 @@ function showFeedback(state) {
 // --- results ------------------------------------------------------------------------------
 
 function minimum(state) {
-  if (state.min === "") return { value: -1 };
+  if (state.min === "") return { value: state.text && !state.query ? -1 : PICTURE_MIN };
   const value = Number(state.min);
   if (!Number.isFinite(value) || value < -1 || value > 1) return { error: "The minimum similarity is a number from -1 to 1." };
   return { value };
@@ -115,16 +136,25 @@ function visible(state) {
   return shown.filter((r) => r.similarity >= (value ?? -1));
 }
 
+// Where the close matches end: before the first result whose similarity drops sharply from a
+// high one (-1: no such place).
+function closeEnd(rows) {
+  return rows.findIndex((r, i) => i > 0 && rows[i - 1].similarity >= CLOSE.above
+    && rows[i - 1].similarity - r.similarity >= CLOSE.drop);
+}
+
 function render(state) {
   const limit = minimum(state);
   const rows = visible(state);
   const ids = rows.map((r) => r.image_id);
-  $("results").replaceChildren(...rows.map((r, i) => {
+  for (const r of shown) paths.set(r.image_id, r.path);
+  const cards = rows.map((r, i) => {
     const name = baseName(r.path);
-    const toggle = (list, label, symbol) => {
+    const toggle = (list, word, symbol) => {
       const pressed = state[list].includes(r.image_id);
-      const button = el("button", { type: "button", "aria-pressed": String(pressed), "aria-label": `${label} ${name}`,
-        title: `${label} this`, dataset: { testid: list === "pos" ? "plus" : "minus" } }, symbol);
+      const button = el("button", { type: "button", "aria-pressed": String(pressed), "aria-label": `${word} like ${name}`,
+        title: `Show ${word.toLowerCase()} images like this one`, dataset: { testid: list === "pos" ? "plus" : "minus" } },
+      el("span", { "aria-hidden": "true" }, symbol), word);
       button.addEventListener("click", () => {
         const other = list === "pos" ? "neg" : "pos";
         const next = { ...state, [other]: state[other].filter((x) => x !== r.image_id) };
@@ -133,17 +163,29 @@ function render(state) {
       });
       return button;
     };
-    const item = card(r, { testid: "result", onOpen: () => openViewer(ids, i, similarTo),
-      actions: [toggle("pos", "More like", "+"), toggle("neg", "Fewer like", "−")] });
+    const item = card(r, { testid: "result", onOpen: () => openViewer(ids, i),
+      actions: [toggle("pos", "More", "+"), toggle("neg", "Less", "−")] });
     if (state.pos.includes(r.image_id)) item.classList.add("positive");
     if (state.neg.includes(r.image_id)) item.classList.add("negative");
     return item;
-  }));
+  });
+  const end = closeEnd(rows);
+  if (end > 0) {
+    const [high, low] = [rows[end - 1].similarity, rows[end].similarity];
+    cards.splice(end, 0, el("li", { className: "close-end", dataset: { testid: "close-end" } },
+      `Close matches end here: the images below are less alike (similarity ${low.toFixed(2)} and under, after ${high.toFixed(2)}).`));
+  }
+  $("results").replaceChildren(...cards);
+  $("exports").hidden = !rows.length;
+  const hidden = limit.error ? 0 : shown.length - rows.length;
+  $("show-all").hidden = !hidden;
+  $("show-all").textContent = `Show the ${plural(hidden, "less similar result")}`;
+  offerList(ids);
   const took = lastTook === null ? "" : ` in ${Math.round(lastTook)} ms`;
   if (limit.error) say($("message"), limit.error, "error");
   else if (!shown.length) say($("message"), "No indexed image is similar to it.");
-  else if (!rows.length) say($("message"), `No result reaches similarity ${limit.value}; the best is ${shown[0].similarity.toFixed(3)}.`);
-  else if (rows.length < shown.length) say($("message"), `${rows.length} of ${plural(shown.length, "result")} at similarity ${limit.value} or more${took}.`);
+  else if (!rows.length) say($("message"), `No result reaches similarity ${limit.value}; the best is ${shown[0].similarity.toFixed(3)}: lower the minimum similarity to see it.`);
+  else if (rows.length < shown.length) say($("message"), `${rows.length} of ${plural(shown.length, "result")} at similarity ${limit.value} or more${took}; lower the minimum similarity to see the others.`);
   else say($("message"), `${plural(shown.length, "result")}${took}.`);
 }
 
@@ -155,10 +197,6 @@ export function setTextSearch(available) {
   $("text-row").hidden = !available;
   const state = stateOf(params());
   if (!state.query && !state.text && !shown.length) say($("message"), idle());
-}
-
-export function similarTo(id) {
-  go(new URLSearchParams({ view: "search", id }));
 }
 
 async function run(state, body, headers = {}) {
@@ -184,10 +222,24 @@ async function run(state, body, headers = {}) {
     shown = [];
     shownKey = null;
     $("results").replaceChildren();
-    say($("message"), error.message, "error");
+    $("exports").hidden = true;
+    $("show-all").hidden = true;
+    say($("message"), failure(error, state), "error");
   } finally {
     if (!signal.aborted) busy(false);
   }
+}
+
+// Why a search failed, in words for people.
+function failure(error, state) {
+  const upload = state.query && state.query.kind === "upload";
+  if (upload && (error.status === 415 || error.status === 422)) {
+    $("query").hidden = true; // nothing is searched for: no picture, no "Searching for"
+    const name = uploadName ? `“${uploadName}”` : "The uploaded file";
+    return `${name} cannot be read as an image: it may be damaged, or in a format imgsearch does not read. Try another file.`;
+  }
+  if (upload && error.status === 413) return `${uploadName ? `“${uploadName}”` : "The uploaded file"} is too large to search with.`;
+  return error.message;
 }
 
 function jsonBody(state) {
@@ -202,7 +254,7 @@ function jsonBody(state) {
 export async function show(p) {
   const state = stateOf(p);
   $("k").value = state.k;
-  $("min-score").value = state.min === "" ? "-1" : state.min;
+  $("min-score").value = state.min === "" ? String(minimum(state).value) : state.min;
   $("url").value = state.query && state.query.kind === "url" ? state.query.url : "";
   $("text").value = state.text;
   folders().then((all) => folderOptions($("search-folder"), all, state.folder)).catch(() => {});
@@ -213,6 +265,8 @@ export async function show(p) {
     shown = [];
     shownKey = null;
     $("results").replaceChildren();
+    $("exports").hidden = true;
+    $("show-all").hidden = true;
     showQuery(null);
     say($("message"), idle());
     return;
@@ -231,6 +285,7 @@ function searchFile(file) {
     return;
   }
   const state = { ...stateOf(params()), query: null, pos: [], neg: [], text: $("text").value.trim() };
+  uploadName = file.name || "";
   const form = new FormData();
   form.append("file", file);
   form.append("k", state.k);
@@ -248,6 +303,7 @@ function searchFile(file) {
   $("query-text").textContent = file.name || "the uploaded image";
   $("query-words").textContent = state.text ? ` + “${state.text}”` : "";
   $("feedback").hidden = true;
+  document.getElementById("browse-view").hidden = true; // the library under the form gives way
   run({ ...state, query: { kind: "upload", upload: "" } }, form);
 }
 
@@ -294,27 +350,53 @@ export function wire() {
   $("search-folder").addEventListener("change", () => go(paramsOf({ ...stateOf(params()), folder: $("search-folder").value })));
   $("min-score").addEventListener("input", () => {
     const value = $("min-score").value.trim();
-    const state = { ...stateOf(params()), min: value === "-1" ? "" : value };
+    const state = { ...stateOf(params()), min: value };
     if (!minimum(state).error) record(paramsOf(state)); // no new history entry per keystroke
     if (state.query && keyOf(state) === shownKey) render(state);
     else if (minimum(state).error) say($("message"), minimum(state).error, "error");
   });
+  $("show-all").addEventListener("click", () => {
+    const state = { ...stateOf(params()), min: "-1" };
+    const before = visible(stateOf(params())).length;
+    record(paramsOf(state));
+    $("min-score").value = "-1";
+    render(state);
+    const first = document.querySelectorAll('[data-testid="result"] .open')[before];
+    if (first) first.focus();
+  });
   $("clear-feedback").addEventListener("click", () => go(paramsOf({ ...stateOf(params()), pos: [], neg: [] })));
-  const drop = $("drop");
-  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (event) => {
+  // A file dropped anywhere on the page, or pasted, is searched for (on the search view).
+  const overlay = $("drop-overlay");
+  const carriesFiles = (event) => event.dataTransfer && [...event.dataTransfer.types].includes("Files");
+  const toSearch = () => {
+    if (document.getElementById("search-view").hidden) go(new URLSearchParams({ view: "search" }));
+  };
+  document.addEventListener("dragover", (event) => {
+    if (!carriesFiles(event)) return;
     event.preventDefault();
-    drop.classList.remove("over");
-    searchFile(event.dataTransfer.files[0]);
+    event.dataTransfer.dropEffect = "copy";
+    overlay.hidden = false;
+  });
+  document.addEventListener("dragleave", (event) => {
+    if (!event.relatedTarget) overlay.hidden = true; // left the window
+  });
+  document.addEventListener("drop", (event) => {
+    overlay.hidden = true;
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    const file = event.dataTransfer.files[0];
+    if (!file) return;
+    toSearch();
+    searchFile(file);
   });
   document.addEventListener("paste", (event) => {
     const item = [...(event.clipboardData ? event.clipboardData.items : [])].find((i) => i.type.startsWith("image/"));
     if (item) {
-      if (document.getElementById("search-view").hidden) go(new URLSearchParams({ view: "search" }));
+      toSearch();
       searchFile(item.getAsFile());
     }
   });
+  $("query-image").addEventListener("error", () => { $("query-image").hidden = true; });
   $("export-json").addEventListener("click", () => {
     const rows = visible(stateOf(params())).map((r) => Object.fromEntries(FIELDS.map((f) => [f, r[f]])));
     download("imgsearch-results.json", "application/json", JSON.stringify(rows, null, 1));

@@ -1,19 +1,26 @@
 // The viewer: one image large, with its size, date, folder and metadata, "More like this",
-// the original file, and ← → through the list it was opened from (Esc closes).
+// the original file, and ← → through the list it was opened from (Esc closes). The image is in
+// the URL (`image=ID`): a link opens it, a reload keeps it open, Back closes it.
 import { api, isAbort, Latest } from "./api.js";
 import { $, baseName, el, folderOf } from "./dom.js";
+import { afterRoute, go, params, record } from "./router.js";
 
 const dialog = document.querySelector("dialog.viewer");
 const loading = new Latest();
+const OPENED = "viewer"; // history.state of an entry the viewer added: closing goes Back
 let ids = [];
 let position = 0;
-let similar = null;
 let opener = null;
 
 const isUrl = (path) => /^https?:\/\//i.test(path);
 
 function detail(term, value) {
   return value === null || value === undefined || value === "" ? [] : [el("dt", {}, term), el("dd", {}, String(value))];
+}
+
+function idIn(p) {
+  const id = Number(p.get("image"));
+  return Number.isSafeInteger(id) && id > 0 ? id : null;
 }
 
 async function show() {
@@ -24,6 +31,8 @@ async function show() {
   $("viewer-title").textContent = `Image ${id}`;
   $("viewer-details").replaceChildren();
   const image = $("viewer-image");
+  image.hidden = false;
+  image.onerror = () => { image.hidden = true; };
   image.src = `/api/images/${id}/thumb?size=1024`;
   image.alt = "";
   const signal = loading.start();
@@ -33,8 +42,11 @@ async function show() {
     $("viewer-title").textContent = name;
     image.alt = name;
     if (!isUrl(info.path)) {
+      image.onerror = () => {
+        image.onerror = () => { image.hidden = true; };
+        image.src = `/api/images/${id}/thumb?size=1024`;
+      };
       image.src = `/api/images/${id}/file`;
-      image.onerror = () => { image.onerror = null; image.src = `/api/images/${id}/thumb?size=1024`; };
     }
     const original = $("viewer-original");
     original.href = isUrl(info.path) ? info.path : `/api/images/${id}/file`;
@@ -44,13 +56,14 @@ async function show() {
       ...detail("Size", info.width && info.height ? `${info.width} × ${info.height} px` : null),
       ...detail("File", `${info.byte_size.toLocaleString()} bytes${info.format ? `, ${info.format}` : ""}`),
       ...detail("Modified", when(info.mtime)),
-      ...detail("Indexed", when(info.indexed_at)),
+      ...detail("Added", when(info.indexed_at)),
       ...detail("Id", info.id),
       ...Object.entries(info.metadata || {}).flatMap(([key, value]) => detail(key, value)),
     );
   } catch (error) {
     if (isAbort(error)) return;
-    $("viewer-details").replaceChildren(...detail("Error", error.message));
+    image.hidden = true;
+    $("viewer-details").replaceChildren(...detail("Not shown", error.message));
   }
 }
 
@@ -58,33 +71,83 @@ function step(delta) {
   const next = position + delta;
   if (next < 0 || next >= ids.length) return;
   position = next;
+  const p = params();
+  p.set("image", ids[position]);
+  record(p, { state: history.state }); // the same history entry, now on this image
   show();
 }
 
-// Open the viewer on `list[index]` (image ids); `onSimilar(id)` is "More like this".
-export function openViewer(list, index, onSimilar) {
-  ids = list;
-  position = index;
-  similar = onSimilar;
-  opener = document.activeElement;
-  if (!dialog.open) dialog.showModal();
+function open() {
+  if (!dialog.open) {
+    opener = document.activeElement;
+    dialog.showModal();
+  }
   show();
 }
+
+// Open the viewer on `list[index]` (image ids): a new history entry with `image=`.
+export function openViewer(list, index) {
+  ids = list;
+  position = index;
+  const p = params();
+  p.set("image", ids[position]);
+  record(p, { push: !dialog.open, state: dialog.open ? history.state : OPENED });
+  open();
+}
+
+// A view's list of images, once it is on screen: the viewer opened by a link or a reload on
+// one of them steps through the list too.
+export function offerList(list) {
+  const id = ids[position];
+  if (dialog.open && ids.length === 1 && list.includes(id)) {
+    ids = list;
+    position = list.indexOf(id);
+    $("viewer-position").textContent = `${position + 1} of ${ids.length}`;
+    $("viewer-prev").disabled = position === 0;
+    $("viewer-next").disabled = position >= ids.length - 1;
+  }
+}
+
+// After each change of the URL: open the viewer on `image=`, or close it.
+afterRoute((p) => {
+  const id = idIn(p);
+  if (id === null) {
+    if (dialog.open) dialog.close();
+    return;
+  }
+  if (dialog.open && ids[position] === id) return;
+  const at = ids.indexOf(id);
+  if (at >= 0) position = at;
+  else [ids, position] = [[id], 0];
+  open();
+});
 
 dialog.addEventListener("keydown", (event) => {
   if (event.key === "ArrowLeft") { event.preventDefault(); step(-1); }
   if (event.key === "ArrowRight") { event.preventDefault(); step(1); }
 });
+// Closed (Esc, ×, a click beside it, Back): the URL loses `image=`; an entry the viewer added
+// is left by going Back, one it came with (a link) is rewritten.
 dialog.addEventListener("close", () => {
   loading.cancel();
+  const p = params();
+  if (p.has("image")) {
+    if (history.state === OPENED) history.back();
+    else {
+      p.delete("image");
+      record(p);
+    }
+  }
   if (opener && opener.isConnected) opener.focus();
 });
 dialog.addEventListener("click", (event) => { if (event.target === dialog) dialog.close(); });
 $("viewer-close").addEventListener("click", () => dialog.close());
 $("viewer-prev").addEventListener("click", () => step(-1));
 $("viewer-next").addEventListener("click", () => step(1));
+// "More like this": a search for the image, in place of the viewer's history entry.
 $("viewer-similar").addEventListener("click", () => {
   const id = ids[position];
-  dialog.close();
-  if (similar) similar(id);
+  record(new URLSearchParams({ view: "search", id }));
+  dialog.close(); // no `image=` left: the close keeps history as it is
+  go(new URLSearchParams({ view: "search", id }), { push: false });
 });

@@ -1,0 +1,180 @@
+"""What the browser tests share (tests/test_web.py, tests/journeys/test_page_journeys.py): Debian's
+chromium driven by Playwright, a live server on a small collection of real photos, a page at a
+phone's or a desktop's width, and small ways to read the page."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from imgsearch.library import Index
+from imgsearch.service.app import create_app
+
+from .photos import sample_photos
+
+TOKEN = "web-token"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+AXE_RULES = {
+    "runOnly": {
+        "type": "tag",
+        "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"],
+    }
+}
+VIEWS = ["search", "browse", "duplicates", "clusters", "map"]
+
+
+def _need_browser() -> None:
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"no browser at {CHROMIUM}: .ci/run installs Debian's chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+
+
+@pytest.fixture(scope="module")
+def chromium_browser():
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+class Delays:
+    """Make the service's library object slow for chosen calls (to let searches race)."""
+
+    def __init__(self, index: Index) -> None:
+        self.rules: list[tuple[str, object, float]] = []
+        for name in ("search", "images"):
+            real = getattr(index, name)
+            setattr(index, name, self._slowed(name, real))
+
+    def _slowed(self, name, real):
+        def call(*args, **kwargs):
+            for rule in list(self.rules):
+                method, match, seconds = rule
+                if method == name and match(args, kwargs):
+                    self.rules.remove(rule)
+                    time.sleep(seconds)
+            return real(*args, **kwargs)
+
+        return call
+
+    def once(self, method: str, match, seconds: float) -> None:
+        self.rules.append((method, match, seconds))
+
+
+def taken_on(i: int) -> datetime:
+    """The date the files of the i-th sample photo carry: the 15th of month i+1 of 2021, at noon."""
+    return datetime(2021 + i // 12, 1 + i % 12, 15, 12, 0)
+
+
+def write_photos(photos: Path) -> None:
+    """Each sample photo, its mirror image and a copy turned 12° (black corners), every third
+    one in `sub/`, the three files of the i-th photo dated `taken_on(i)`."""
+    (photos / "sub").mkdir(parents=True, exist_ok=True)
+    for i, (name, img) in enumerate(sample_photos().items()):
+        folder = photos / "sub" if i % 3 == 0 else photos
+        files = [folder / f"{name}.jpg", folder / f"{name}-mirror.jpg", folder / f"{name}_rot12.png"]
+        img.save(files[0], quality=90)
+        img.transpose(0).save(files[1], quality=90)  # near twins
+        img.rotate(12).save(files[2])  # rotation padding: black corners
+        when = taken_on(i).timestamp()
+        for file in files:
+            os.utime(file, (when, when))
+
+
+@contextlib.contextmanager
+def serving(index: Index):
+    """The service over `index` on a free local port, in a thread: its base URL."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(index, api_token=TOKEN), host="127.0.0.1", port=port, log_level="warning"
+    )
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not uv.started:
+        assert time.monotonic() < deadline and thread.is_alive()
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def server(db, lite0, tmp_path_factory):
+    """A served collection with its clusters and map made: (base URL, photos folder, index, delays)."""
+    photos = tmp_path_factory.mktemp("web-photos")
+    write_photos(photos)
+    index = Index(db.url, device="cpu", pool_size=4, encoders=[lite0])
+    index.ingest([photos])
+    index.clusters(4)
+    index.map()
+    delays = Delays(index)
+    with serving(index) as base:
+        yield base, photos, index, delays
+    index.close()
+
+
+def _page(browser, request, tmp_path, viewport=DESKTOP):
+    context = browser.new_context(accept_downloads=True, viewport=viewport)
+    page = context.new_page()
+    page.problems = []
+    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
+    return context, page
+
+
+@pytest.fixture
+def web_page(chromium_browser, server, tmp_path, request):
+    context, page = _page(chromium_browser, request, tmp_path)
+    yield page
+    page.screenshot(path=str(tmp_path / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+def _expect():
+    from playwright.sync_api import expect
+
+    return expect
+
+
+def _results(page):
+    return page.locator("[data-testid=result]")
+
+
+def _ids(page) -> list[str]:
+    return [li.get_attribute("data-id") for li in _results(page).all()]
+
+
+def _id_of(index: Index, name: str) -> int:
+    page = index.images(limit=500)
+    return next(i.id for i in page.images if Path(i.path).name == name)

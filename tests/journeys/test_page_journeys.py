@@ -391,6 +391,7 @@ def test_clusters_and_the_map_are_made_from_the_page_with_the_token(
     # the token is remembered in this browser (another tab, a reload) until forgotten
     page.reload()
     page.get_by_test_id("nav-duplicates").click()
+    expect(page.get_by_test_id("token-saved")).to_contain_text("remembered in this browser")
     expect(page.get_by_test_id("token")).to_have_value(TOKEN)
     other = context.new_page()
     other.goto(f"{base}/?view=duplicates")
@@ -401,6 +402,7 @@ def test_clusters_and_the_map_are_made_from_the_page_with_the_token(
     assert page.evaluate("() => localStorage.getItem('imgsearch-token')") is None
     page.reload()
     page.get_by_test_id("nav-duplicates").click()
+    expect(page.get_by_test_id("token")).to_be_visible()
     expect(page.get_by_test_id("token")).to_have_value("")
     context.close()
     # the browser's notes of the answers the page expects: no clusters yet (404), the wrong token (401)

@@ -23,11 +23,17 @@ function idIn(p) {
   return Number.isSafeInteger(id) && id > 0 ? id : null;
 }
 
-async function show() {
-  const id = ids[position];
-  $("viewer-position").textContent = ids.length > 1 ? `${position + 1} of ${ids.length}` : "";
+// Where the image is in its list: "3 of 20" and ← →, or nothing for an image alone.
+function showPosition() {
+  document.querySelector(".viewer-nav").hidden = ids.length < 2;
+  $("viewer-position").textContent = `${position + 1} of ${ids.length}`;
   $("viewer-prev").disabled = position === 0;
   $("viewer-next").disabled = position >= ids.length - 1;
+}
+
+async function show() {
+  const id = ids[position];
+  showPosition();
   $("viewer-title").textContent = `Image ${id}`;
   $("viewer-details").replaceChildren();
   const image = $("viewer-image");
@@ -102,9 +108,7 @@ export function offerList(list) {
   if (dialog.open && ids.length === 1 && list.includes(id)) {
     ids = list;
     position = list.indexOf(id);
-    $("viewer-position").textContent = `${position + 1} of ${ids.length}`;
-    $("viewer-prev").disabled = position === 0;
-    $("viewer-next").disabled = position >= ids.length - 1;
+    showPosition();
   }
 }
 

@@ -295,6 +295,27 @@ def test_the_viewer_opens_from_a_link_stays_on_reload_and_back_closes_it(
 # --- browse ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_tiles_are_square_and_show_the_whole_picture(
+    chromium_browser, server, tmp_path, request, viewport
+) -> None:
+    """Finding 6 of the probe of 6450b97: the picture's height=256 beat the stylesheet's square,
+    so tiles were 169x256 and landscape photos lost their sides."""
+    base, _, _, _ = server
+    context, page = _page(chromium_browser, request, tmp_path, viewport)
+    page.goto(f"{base}/?view=browse")
+    tiles = page.locator("[data-testid=image] .open img")
+    _expect()(tiles.first).to_be_visible()
+    shapes = tiles.evaluate_all(
+        """images => images.slice(0, 8).map((i) => {
+            const box = i.getBoundingClientRect();
+            return [box.width, box.height, getComputedStyle(i).objectFit];
+        })"""
+    )
+    assert shapes and all(abs(w - h) <= 1 and w > 50 and fit == "contain" for w, h, fit in shapes), shapes
+    context.close()
+
+
 def test_browse_by_date_and_folder_says_how_many(chromium_browser, server, tmp_path, request) -> None:
     base, photos, _, _ = server
     context, page = _page(chromium_browser, request, tmp_path, PHONE)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import threading
-import uuid
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
-from imgsearch.errors import ImgsearchError
-from imgsearch.service.common import WRITE_ERRORS, index_of, require_token
+from imgsearch.service.common import WRITE_ERRORS, busy, index_of, require_token
 from imgsearch.service.schemas import EncoderCount, Health, IngestJob, IngestRequest, Problem, Stats
 
 router = APIRouter()
@@ -52,29 +49,27 @@ def stats(request: Request) -> Stats:
     status_code=202,
     response_model=IngestJob,
     dependencies=[Depends(require_token)],
-    responses=WRITE_ERRORS,
+    responses={**WRITE_ERRORS, **busy("Other ingests are running: try again when one has finished.")},
 )
 def start_ingest(request: Request, body: IngestRequest) -> IngestJob:
     """Index a folder on the server (an absolute path), in the background; poll
-    GET /api/ingest/{id}."""
+    GET /api/ingest/{id}. At most two run at once (503 with Retry-After beyond)."""
     if not os.path.isabs(body.path):
         raise HTTPException(422, "path: give an absolute path (a folder on the server).")
     if not os.path.isdir(body.path):
         raise HTTPException(404, "No such folder on the server.")
-    job = IngestJob(id=uuid.uuid4().hex, path=body.path, state="running")
-    request.app.state.jobs[job.id] = job
     index = index_of(request)
 
-    def run() -> None:
-        try:
-            report = index.ingest([body.path])
-            job.new, job.updated, job.unchanged = report.new, report.updated, report.unchanged
-            job.failed, job.state = report.failed, "done"
-        except (ImgsearchError, OSError) as exc:
-            job.state, job.error = "failed", str(exc)
+    def run(job: IngestJob) -> None:
+        report = index.ingest([body.path])
+        job.new, job.updated, job.unchanged, job.failed = (
+            report.new,
+            report.updated,
+            report.unchanged,
+            report.failed,
+        )
 
-    threading.Thread(target=run, name=f"ingest-{job.id}", daemon=True).start()
-    return job
+    return request.app.state.jobs.start(body.path, run)
 
 
 @router.get(

@@ -3,14 +3,14 @@ decisions, clusters, the map."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from imgsearch.collection.clusters import Cluster, ClusterMember
 from imgsearch.collection.duplicates import Group
-from imgsearch.service.common import ERRORS, WRITE_ERRORS, index_of, require_token
+from imgsearch.service.common import ERRORS, WRITE_ERRORS, busy, index_of, require_token
 from imgsearch.service.schemas import (
     ClusterImage,
     Clustering,
@@ -21,18 +21,11 @@ from imgsearch.service.schemas import (
     DuplicatePage,
     MapPoint,
     MapPoints,
-    Problem,
 )
 
 router = APIRouter()
 DUPLICATES_WAIT_S = 2.0  # how long a request waits for another's duplicate groups, then 503
-BUSY: dict[int | str, dict[str, Any]] = {
-    503: {
-        "model": Problem,
-        "description": "Duplicate groups are being computed for another request: try again.",
-        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
-    }
-}
+BUSY = busy("Duplicate groups are being computed for another request: try again.")
 ImageId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 

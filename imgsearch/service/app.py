@@ -16,6 +16,7 @@ from fastapi_offline import FastAPIOffline
 from imgsearch.errors import ImgsearchError, first_line
 from imgsearch.library import Index
 from imgsearch.service import problems
+from imgsearch.service.jobs import Jobs
 from imgsearch.service.metrics import Metrics
 from imgsearch.service.middleware import BodyLimit, SecurityHeaders
 
@@ -81,7 +82,7 @@ def create_app(
     app.state.api_token = api_token
     app.state.max_upload_bytes = max_upload_bytes
     app.state.metrics = Metrics()
-    app.state.jobs = {}
+    app.state.jobs = Jobs()
     app.state.query_slots = asyncio.Semaphore(query_concurrency)
     app.state.download_slots = asyncio.Semaphore(DOWNLOAD_CONCURRENCY)
 

@@ -19,6 +19,14 @@ JPEG: dict[int | str, dict[str, Any]] = {
         "description": "A JPEG",
     }
 }
+
+
+def busy(description: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI entry of a 503 that asks to try again (Retry-After)."""
+    retry = {"description": "seconds to wait", "schema": {"type": "integer"}}
+    return {503: {"model": Problem, "description": description, "headers": {"Retry-After": retry}}}
+
+
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 403: {"model": Problem}, **ERRORS}
 
 

@@ -70,6 +70,8 @@ def test_the_schema_documents_errors_and_media_types(client) -> None:
     assert "image/jpeg" in schema["paths"]["/api/queries/{upload}"]["get"]["responses"]["200"]["content"]
     assert "image/*" in schema["paths"]["/api/images/{image_id}/file"]["get"]["responses"]["200"]["content"]
     assert "total" in schema["components"]["schemas"]["ImagePage"]["properties"]
+    assert schema["components"]["securitySchemes"]["token"]["scheme"].lower() == "bearer"
+    assert {"token": []} in schema["paths"]["/api/ingest"]["post"]["security"]
 
 
 def test_clusters_and_a_map_are_made_from_the_api_and_unknown_clusters_are_404(client) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from imgsearch.library import Index
 from imgsearch.service.schemas import Problem
@@ -36,13 +37,22 @@ def index_of(request: Request) -> Index:
     return index
 
 
-def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="`Authorization: Bearer $IMGSEARCH_API_TOKEN`: writes (ingest, delete, decisions, clusters).",
+)
+
+
+def require_token(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None
+) -> None:
     """Writes need `Authorization: Bearer $IMGSEARCH_API_TOKEN` (compared in constant time)."""
     token = request.app.state.api_token
     if not token:
         raise HTTPException(403, "Writes are disabled: start the server with IMGSEARCH_API_TOKEN.")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.encode()):
+    given = credentials.credentials if credentials is not None else ""
+    if credentials is None or not secrets.compare_digest(given.encode(), token.encode()):
         raise HTTPException(
             401,
             "A valid `Authorization: Bearer <token>` header is needed.",

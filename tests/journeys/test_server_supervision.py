@@ -79,3 +79,40 @@ def test_serve_restarts_its_embedded_server_after_db_stop_and_kill(
         with contextlib.suppress(Exception):  # a server killed a moment ago may not stop cleanly
             embedded.stop(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_the_page_recovers_by_itself_when_the_embedded_server_is_stopped(
+    lite0, monkeypatch, tmp_path
+) -> None:
+    """The page journey of the same: the library is shown again with no reload and no command
+    once `serve` has started its server again (a read waits out the 503s)."""
+    from playwright.sync_api import sync_playwright
+
+    from .. import web_support
+
+    web_support._need_browser()
+    home = Path(tempfile.mkdtemp(prefix="imgsearch-supervised-page-"))
+    monkeypatch.setenv("IMGSEARCH_HOME", str(home))
+    monkeypatch.delenv("IMGSEARCH_DATABASE_URL", raising=False)
+    write_photos(tmp_path / "photos", 3)
+    index = Index(device="cpu", pool_size=2, encoders=[lite0])
+    try:
+        index.ingest([tmp_path / "photos"])
+        with web_support.serving(index) as base, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=web_support.CHROMIUM, args=web_support.LAUNCH_ARGS)
+            page = browser.new_page()
+            page.goto(f"{base}/?view=browse")
+            images = page.locator("[data-testid=image]")
+            web_support._expect()(images).to_have_count(3)
+            embedded.stop(home)  # what `imgsearch db stop` does
+            page.get_by_test_id("sort").select_option("old")  # a new read while it is down
+            message = page.get_by_test_id("browse-message")  # said once the new page arrived
+            web_support._expect()(message).to_contain_text("3 images, oldest first", timeout=40_000)
+            web_support._expect()(images).to_have_count(3)
+            browser.close()
+    finally:
+        index.close()
+        with contextlib.suppress(Exception):
+            embedded.stop(home)
+        shutil.rmtree(home, ignore_errors=True)

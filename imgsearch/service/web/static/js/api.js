@@ -10,9 +10,32 @@ export class ApiError extends Error {
 
 export const isAbort = (error) => error && error.name === "AbortError";
 
+const WAIT_FOR_SERVER_S = 30; // how long a read waits out 503s (the database coming back)
+
+const pause = (seconds, signal) => new Promise((resolve, reject) => {
+  const timer = setTimeout(resolve, seconds * 1000);
+  signal?.addEventListener("abort", () => { clearTimeout(timer); reject(new DOMException("Aborted", "AbortError")); });
+});
+
 // GET (or another method) `url`; the JSON answer, else an ApiError whose message is one
-// sentence for the person using the page (the API's `detail`, or what went wrong).
-export async function api(url, { method = "GET", body, headers, signal } = {}) {
+// sentence for the person using the page (the API's `detail`, or what went wrong). A read that
+// meets a 503 with Retry-After (the database restarting, say) asks again by itself for up to
+// WAIT_FOR_SERVER_S seconds, so a view recovers without a reload.
+export async function api(url, options = {}) {
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await once(url, options);
+    } catch (error) {
+      const waited = (Date.now() - started) / 1000;
+      const read = (options.method || "GET") === "GET";
+      if (!read || error.status !== 503 || error.retryAfter === null || waited >= WAIT_FOR_SERVER_S) throw error;
+      await pause(Math.min(5, Math.max(1, error.retryAfter)), options.signal);
+    }
+  }
+}
+
+async function once(url, { method = "GET", body, headers, signal } = {}) {
   let response;
   try {
     response = await fetch(url, { method, body, headers, signal });

@@ -59,6 +59,11 @@ def keep(data: bytes) -> str:
     return digest
 
 
+def is_kept(digest: str) -> bool:
+    """Whether an upload with this sha256 is kept now."""
+    return is_digest(digest) and (_folder() / digest).is_file()
+
+
 def kept(digest: str) -> bytes | None:
     """The kept image with this sha256, or None (unknown, expired, or not a sha256)."""
     if not is_digest(digest):
@@ -94,9 +99,10 @@ def _prune(folder: Path) -> None:
     for entry in os.scandir(folder):
         if is_digest(entry.name):
             try:
-                entries.append((entry.stat().st_mtime, entry.name, entry.stat().st_size))
+                st = entry.stat()
             except OSError:
                 continue
+            entries.append((st.st_mtime, entry.name, st.st_size))
     entries.sort(reverse=True)
     cutoff = time.time() - MAX_AGE_S
     budget = config.load().kept_queries_bytes

@@ -84,7 +84,8 @@ class Index:
         self._encoders_lock = threading.RLock()  # a derived encoder loads its base
         self._reads = ReadConnections(self.db, pool_size)
         self._replica = _replica_connections(replica or settings.replica_url, pool_size)
-        self._duplicate_groups: ResultCache[list[Group]] = ResultCache()
+        # duplicate groups with the keepers chosen in them, per state of the collection
+        self._duplicate_groups: ResultCache[tuple[list[Group], dict[int, tuple[int, bool]]]] = ResultCache()
         self._looks = LookCache()  # how duplicate candidates look, by content
         self._calibrating: set[str | None] = set()  # models whose margin is measured in the background
         self._calibrating_lock = threading.Lock()
@@ -436,15 +437,16 @@ class Index:
             else:
                 rule, margin = "default margin", DEFAULT_MARGIN
 
-        def compute() -> list[Group]:
-            with self.reading() as conn:
-                return find_groups(conn, enc.id, enc.dimension, threshold, folder, margin)
+        def compute() -> tuple[list[Group], dict[int, tuple[int, bool]]]:
+            with self.reading() as conn:  # decisions change the version: the choices keep with it
+                groups = find_groups(conn, enc.id, enc.dimension, threshold, folder, margin)
+                return groups, chosen_keepers(conn, groups)
 
-        groups = self._duplicate_groups.get((enc.id, threshold, margin, folder, version), compute, wait_s)
+        key = (enc.id, threshold, margin, folder, version)
+        groups, chosen = self._duplicate_groups.get(key, compute, wait_s)
+        shown = [g for g in groups if decided or not chosen.get(g.id, (0, False))[1]]
+        page = shown[offset : None if limit is None else offset + limit]
         with self.reading() as conn:
-            chosen = chosen_keepers(conn, groups)
-            shown = [g for g in groups if decided or not chosen.get(g.id, (0, False))[1]]
-            page = shown[offset : None if limit is None else offset + limit]
             suggested = [
                 suggest(conn, enc.id, enc.dimension, g, self._looks.look, chosen.get(g.id)) for g in page
             ]
@@ -542,13 +544,17 @@ class Index:
         """A thumbnail of a kept query image (None when it is not kept); the kept uploads stay
         within their byte budget, thumbnails included."""
         from imgsearch import kept_queries
-        from imgsearch.thumbnails import thumbnail_of
+        from imgsearch.thumbnails import thumbnail_of, thumbnail_path
 
-        data = kept_queries.kept(digest)
-        if data is None:
+        if not kept_queries.is_kept(digest):
             return None
-        path = thumbnail_of(data, digest, size)
-        kept_queries.prune()
+        path = thumbnail_path(digest, size)
+        if not path.exists():  # made (and the budget held) only the first time it is asked for
+            data = kept_queries.kept(digest)
+            if data is None:
+                return None
+            path = thumbnail_of(data, digest, size)
+            kept_queries.prune()
         return path if path.exists() else None
 
     def kept_query(self, digest: str) -> bytes | None:

@@ -27,15 +27,21 @@ def thumbnail_size(requested: int) -> int:
 
 
 def thumbnail(
-    location: str, sha256: str, byte_size: int, mtime: float | None, size: int, root: str | None = None
+    location: str,
+    sha256: str,
+    byte_size: int,
+    mtime: float | None,
+    size: int,
+    root: Callable[[], str | None] | None = None,
 ) -> Path:
     """A JPEG whose longer side is at most `size` (rounded up to one of SIZES) of the indexed
-    content (read from `root`, the collection's root, following no link below it); raises
+    content (read from the collection's root that `root()` gives, following no link below it;
+    asked only when the file has to be read); raises
     ImageDecodeError when the image cannot be read any more or has changed (also when its
     thumbnail is cached: a file that does not look as indexed is read again)."""
 
     def read() -> bytes:
-        return read_indexed(location, sha256, byte_size, root)
+        return read_indexed(location, sha256, byte_size, root() if root is not None else None)
 
     path = _cached(sha256, size, read)
     if not still_indexed(location, byte_size, mtime):
@@ -48,10 +54,15 @@ def thumbnail_of(data: bytes, sha256: str, size: int) -> Path:
     return _cached(sha256, size, lambda: data)
 
 
+def thumbnail_path(sha256: str, size: int) -> Path:
+    """Where the thumbnail of this content at this size (rounded up to one of SIZES) is cached."""
+    sha256 = checked_digest(sha256, "The content's recorded digest")
+    return inside(thumbnail_folder(sha256), f"{sha256}-{thumbnail_size(size)}.jpg")
+
+
 def _cached(sha256: str, size: int, read: Callable[[], bytes]) -> Path:
     size = thumbnail_size(size)
-    sha256 = checked_digest(sha256, "The content's recorded digest")
-    path = inside(thumbnail_folder(sha256), f"{sha256}-{size}.jpg")
+    path = thumbnail_path(sha256, size)
     if path.exists():
         return path
     with _making:  # a few at a time: each holds a whole file and its pixels

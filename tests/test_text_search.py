@@ -321,29 +321,11 @@ def test_pull_downloads_checks_and_installs(tmp_path, monkeypatch) -> None:
 def text_server(text_index, module_db):
     """The tiny model's index behind a live HTTP server (its own Index: a TestClient's exit
     closes the one it served)."""
-    import socket
-    import threading
-    import time
+    from .web_support import serving
 
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     index = Index(module_db.url, model=TINY, device="cpu", backend="onnx", pool_size=2)
-    config = uvicorn.Config(
-        create_app(index, api_token="t"), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive()
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving(index) as base:
+        yield base
     index.close()
 
 

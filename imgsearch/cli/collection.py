@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from imgsearch.cli.app import ModelOption, app, echo_err, open_index
+from imgsearch.cli.display import plural
 
 duplicates_app = typer.Typer(
     help="Groups of near-identical images, and decisions about them.", invoke_without_command=True
@@ -113,7 +114,7 @@ def duplicates_command(
             + "\n"
         )
     typer.echo(
-        f"{len(groups)} group{'s' if len(groups) != 1 else ''} ({_rule(page)}); decide with "
+        f"{plural(len(groups), 'group')} ({_rule(page)}); decide with "
         "`imgsearch duplicates decide`, then "
         "`imgsearch duplicates resolve`"
     )
@@ -220,14 +221,14 @@ def decide_command(
         raise typer.Exit(2)
     decision = "not-duplicates" if not_duplicates else "keep"
     pairs = open_index().decide(image_ids, decision, keep)
-    typer.echo(f"recorded {decision} for {pairs} pair{'s' if pairs != 1 else ''}")
+    typer.echo(f"recorded {decision} for {plural(pairs, 'pair')}")
 
 
 @duplicates_app.command("resolve")
 def resolve_command() -> None:
     """Forget (from the index; files are not touched) the images `keep` decisions rank lower."""
     removed = open_index().resolve_duplicates()
-    typer.echo(f"removed {removed} duplicate image{'s' if removed != 1 else ''} from the index")
+    typer.echo(f"removed {plural(removed, 'duplicate image')} from the index")
 
 
 @app.command("clusters")

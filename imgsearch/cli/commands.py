@@ -18,6 +18,7 @@ from imgsearch.cli.app import (
     open_index,
     similarity_range,
 )
+from imgsearch.cli.display import plural
 
 WeightsOption = Annotated[
     Path | None,
@@ -143,13 +144,13 @@ def ingest_command(
     if report.pruned:
         one = report.pruned == 1
         typer.echo(
-            f"removed {report.pruned} indexed file{'' if one else 's'} that {'is' if one else 'are'} "
+            f"removed {plural(report.pruned, 'indexed file')} that {'is' if one else 'are'} "
             "gone from these folders"
         )
     elif report.gone:
         one = report.gone == 1
         typer.echo(
-            f"{report.gone} indexed file{'' if one else 's'} under these folders {'is' if one else 'are'} "
+            f"{plural(report.gone, 'indexed file')} under these folders {'is' if one else 'are'} "
             f"gone: `--prune` removes {'it' if one else 'them'} from the index"
         )
     if report.interrupted:
@@ -280,7 +281,7 @@ def search_command(
 def prune_command() -> None:
     """Remove indexed images whose files are gone (and their vectors)."""
     removed = open_index().prune()
-    typer.echo(f"removed {removed} image{'s' if removed != 1 else ''} whose files are gone")
+    typer.echo(f"removed {plural(removed, 'image')} whose files are gone")
 
 
 models_app = typer.Typer(

@@ -10,6 +10,13 @@ from contextlib import contextmanager
 from imgsearch.progress import Progress, ProgressCallback
 
 PLAIN_EVERY_S = 5.0
+
+
+def plural(n: int, noun: str) -> str:
+    """`1 file`, `2 files`: a count and its noun."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 UNITS = {"ingest": "images", "copies": "copies", "index": ""}
 
 

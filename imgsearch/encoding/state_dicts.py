@@ -1,6 +1,8 @@
 """Weights files read without executing anything: safetensors, or torch.save's formats loaded with
 `weights_only=True` (its restricted unpickler: tensors and plain containers only). Every state
-dict imgsearch loads from a file comes through here; no path is handed to another loader.
+dict imgsearch loads itself comes through here (EfficientNet-Lite's own loader is never used);
+open_clip loads CLIP checkpoints (with `weights_only=True`) once `checkpoint_format` has
+vetted them.
 
 `checkpoint_format` tells the two apart from the first bytes without torch, so that a file which
 is neither (a secret a link pointed at, a pickle, a text file) is refused before it is copied or

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from imgsearch.browse import MAX_PAGE, ImageInfo
 from imgsearch.errors import ImageDecodeError
-from imgsearch.service.common import ERRORS, JPEG, WRITE_ERRORS, index_of, require_token
+from imgsearch.service.common import ERRORS, JPEG, WRITE_ERRORS, binary, index_of, require_token
 from imgsearch.service.schemas import Folder, FolderList, Image, ImagePage, Problem
 
 router = APIRouter()
@@ -83,8 +83,10 @@ def thumbnail(
 
     info = found(request, image_id)
     try:
-        root = index_of(request).collection_root()
-        path = make(info.location, info.sha256, info.byte_size, info.mtime, size, root)
+        # the root is looked up only when the thumbnail has to be made from the file
+        path = make(
+            info.location, info.sha256, info.byte_size, info.mtime, size, index_of(request).collection_root
+        )
     except ImageDecodeError as exc:
         raise HTTPException(404, f"The image cannot be read any more: {exc}") from exc
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
@@ -93,17 +95,11 @@ def thumbnail(
 @router.get(
     "/api/images/{image_id}/file",
     response_class=StreamingResponse,
-    responses={
-        **ERRORS,
-        200: {
-            "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
-            "description": "The file",
-        },
-    },
+    responses={**ERRORS, **binary("image/*", "The file as it was indexed")},
 )
 def image_file(request: Request, image_id: int) -> StreamingResponse:
     """The indexed file itself, only while it is the file that was indexed (no link followed
-    at its name, same size and sha256), else 404."""
+    below the collection's root, same size and sha256), else 404."""
     from imgsearch.indexed_files import open_indexed
 
     info = found(request, image_id)  # the path comes from the index, never from the request

@@ -14,12 +14,15 @@ from imgsearch.service.schemas import Problem
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (400, 404, 409, 413, 415, 422, 503)
 }
-JPEG: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
-        "description": "A JPEG",
-    }
-}
+
+
+def binary(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI entry of a 200 whose body is a file of `media_type`."""
+    content = {media_type: {"schema": {"type": "string", "format": "binary"}}}
+    return {200: {"content": content, "description": description}}
+
+
+JPEG = binary("image/jpeg", "A JPEG")
 
 
 def busy(description: str) -> dict[int | str, dict[str, Any]]:

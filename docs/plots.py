@@ -2,11 +2,13 @@
 
 Every number here is one that the performance pages quote, with its date; nothing is
 interpolated. A pair (a, b) is two runs of one measurement: the plots show the mean and the
-range. Run from the repository root after changing a figure: `python docs/plots.py`.
+range. Run from the repository root after changing a figure: `python docs/plots.py` (or
+`python docs/plots.py FOLDER` to draw them elsewhere; the tests do).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -45,7 +47,8 @@ API_P50_MS = ((12.4, 13.7), (33.1, 37.2), (136, 154))
 PARTITIONS = (1, 4, 16)
 PARTITION_P50_MS = ((1.48, 1.64), (4.21, 3.97), (22.2, 23.3))
 
-# benchmarks/duplicates.py, 2026-12-02: (recall, purity) per rule on sets A and B
+# benchmarks/duplicates.py, 2026-12-02: (recall, purity) per rule on sets A and B (set B's calibrated
+# row with the similarity floor of 2026-12-04; the margins 0.15 and 0.25 from before it)
 DUPLICATES = {
     "A": {
         "margin 0.15": (1.000, 0.892),
@@ -145,17 +148,19 @@ def partitions(ax) -> None:
 
 
 def duplicates(ax) -> None:
+    colours = {}
     for marker, (name, rules) in zip("os", DUPLICATES.items(), strict=True):
         for rule, (recall, purity) in rules.items():
-            ax.scatter(purity, recall, marker=marker, label=f"set {name}: {rule}")
+            colour = colours.setdefault(rule, f"C{len(colours)}")
+            ax.scatter(purity, recall, marker=marker, color=colour, label=f"set {name}: {rule}")
     ax.set_xlabel("purity of found pairs")
     ax.set_ylabel("recall of original-copy pairs")
-    ax.set_title("Duplicate rules, 2026-12-02")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Duplicate rules, 2026-12-02 (circles: set A, squares: set B)")
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
 
 
-def main() -> None:
-    OUT.mkdir(exist_ok=True)
+def main(out: Path = OUT) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     for name, draw in [
         ("encoders", encoders),
         ("knn", knn),
@@ -166,9 +171,9 @@ def main() -> None:
         fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
         draw(ax)
         fig.tight_layout()
-        fig.savefig(OUT / f"{name}.png", metadata={"Software": None})
+        fig.savefig(out / f"{name}.png", metadata={"Software": None})
         plt.close(fig)
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)

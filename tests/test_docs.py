@@ -47,6 +47,19 @@ def test_docs_build_strict(tmp_path: Path) -> None:
     assert "<!-- variables -->" not in page and "IMGSEARCH_DATABASE_URL" in page
 
 
+def test_plots_are_drawn(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "plots.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    drawn = sorted(p.name for p in tmp_path.glob("*.png"))
+    shipped = sorted(p.name for p in (ROOT / "docs" / "img").glob("*.png"))
+    assert drawn == shipped, (drawn, shipped)
+
+
 def test_every_variable_is_documented() -> None:
     from imgsearch.config import documented_variables
 

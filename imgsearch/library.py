@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from imgsearch.collection.clusters import Clustering, ClusterMember
     from imgsearch.collection.duplicates import DuplicatePage, Group
     from imgsearch.collection.maps import Point
+    from imgsearch.db.nearest import QueryOptions
     from imgsearch.db.store import EncoderRow
     from imgsearch.encoding.encoder import Encoder
     from imgsearch.evaluation.captions import CaptionEvaluation
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from imgsearch.learning.finetune import FinetuneOptions
     from imgsearch.learning.train import TrainOptions
     from imgsearch.progress import ProgressCallback
-    from imgsearch.search import QueryOptions, SearchResult
+    from imgsearch.search import SearchResult
 
 EncoderKey = tuple[str, str | None]  # (name, weights file)
 
@@ -626,7 +627,7 @@ class Index:
 
     def _indexed_encoder(self, conn: psycopg.Connection, model: str | None) -> EncoderRow:
         from imgsearch.db import store
-        from imgsearch.search import NoVectors
+        from imgsearch.db.nearest import NoVectors
 
         name = model or self.model
         enc = store.encoder_by_name(conn, name)

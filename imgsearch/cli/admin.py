@@ -162,8 +162,8 @@ def index_create(
 
 def _tune(model: str, recall: float, k: int, queries: int) -> None:
     from imgsearch.cli.display import progress_display
+    from imgsearch.db.index_tuning import tune
     from imgsearch.db.schema import open_database
-    from imgsearch.evaluation.index_tuning import tune
 
     with progress_display() as show:
         result = tune(open_database(), model, recall, k=k, queries=queries, progress=show)

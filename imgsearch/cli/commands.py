@@ -239,7 +239,7 @@ def search_command(
 ) -> None:
     """Find the indexed images most similar to QUERY, to words (--text), or to both."""
     from imgsearch.cli.display import search_table
-    from imgsearch.search import QueryOptions
+    from imgsearch.db.nearest import QueryOptions
 
     filters = {}
     for item in where or []:

@@ -15,9 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
+from imgsearch.db.nearest import QueryOptions
 from imgsearch.errors import ImageDecodeError
 from imgsearch.kept_queries import digest_of
-from imgsearch.search import QueryOptions, SearchResult
+from imgsearch.search import SearchResult
 from imgsearch.service.api_images import found
 from imgsearch.service.common import ERRORS, JPEG, index_of
 from imgsearch.service.schemas import MAX_K, Result, SearchQuery, SearchRequest, SearchResponse

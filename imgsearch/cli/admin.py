@@ -39,10 +39,10 @@ def db_downgrade(revision: str = typer.Argument(..., help="Alembic revision, or 
 @db_app.command("status")
 def db_status() -> None:
     """Server, PostgreSQL and pgvector versions, schema revision, row counts."""
+    from imgsearch.cli.tables import render, table
     from imgsearch.db.connection import resolve
     from imgsearch.db.schema import ensure_pgvector
     from imgsearch.db.status import database_status
-    from imgsearch.tables import render, table
 
     db = resolve()
     ensure_pgvector(db)
@@ -216,9 +216,9 @@ def index_drop(model: ModelOption = None) -> None:
 @index_app.command("status")
 def index_status_command() -> None:
     """Per encoder: kind, parameters, size, rows, validity, rebuild advice."""
+    from imgsearch.cli.tables import render, table
     from imgsearch.db.indexes import index_status
     from imgsearch.db.schema import open_database
-    from imgsearch.tables import render, table
 
     statuses = index_status(open_database())
     if not statuses:

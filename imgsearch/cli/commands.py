@@ -263,7 +263,7 @@ def search_command(
         tta=tta,
     )
     if grid is not None:
-        from imgsearch.render import save_grid
+        from imgsearch.cli.render import save_grid
 
         save_grid(result, grid)
     if as_json:

@@ -13,8 +13,8 @@ from pgvector import HalfVector
 from imgsearch.db import store
 from imgsearch.db.connection import Database, connect
 from imgsearch.db.indexes import create_index, default_lists, drop_index, index_status
+from imgsearch.db.nearest import QueryOptions, nearest
 from imgsearch.encoding.encoder import EncoderIdentity
-from imgsearch.search import QueryOptions, nearest
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 64

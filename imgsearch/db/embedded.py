@@ -58,12 +58,13 @@ def _lock(home: Path) -> FileLock:
     return FileLock(str(home / "server.lock"), timeout=START_LOCK_TIMEOUT_S)
 
 
-def start(home: Path) -> EmbeddedServer:
+def start(home: Path, overrides: str | None = None) -> EmbeddedServer:
     """Start (or join) the embedded server below `home` and make sure its database exists.
 
-    A server that is not running starts with the settings sized to this machine (db.sizing);
-    one that is running keeps those it started with."""
-    settings = sizing.server_settings()  # a malformed override is an error even while running
+    A server that is not running starts with the settings sized to this machine (db.sizing),
+    with `overrides` (IMGSEARCH_SERVER_SETTINGS's name=value,... text) over them; one that is
+    running keeps those it started with."""
+    settings = sizing.server_settings(overrides)  # a malformed override is an error even while running
     with _lock(home):
         running = running_server(home)
         if running is not None:

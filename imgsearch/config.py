@@ -21,6 +21,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from imgsearch.errors import ImgsearchError
 
 DEFAULT_MODEL = "efficientnet-lite0"
+MAX_PIXELS = 150_000_000  # the defaults of the limits on one image
+MAX_DECODE_BYTES = 512 * 2**20
 PREFIX = "IMGSEARCH_"
 DATABASE_URL_ENV = "IMGSEARCH_DATABASE_URL"
 SERVER_SETTINGS_ENV = "IMGSEARCH_SERVER_SETTINGS"
@@ -64,7 +66,9 @@ class Settings(BaseSettings):
         default_factory=_default_home,
         description="imgsearch's own data: the embedded PostgreSQL server, the model cache, thumbnails "
         "and kept query images.",
-        json_schema_extra={"shown_default": "the user data folder (platformdirs), e.g. ~/.local/share/imgsearch"},
+        json_schema_extra={
+            "shown_default": "the user data folder (platformdirs), e.g. ~/.local/share/imgsearch"
+        },
     )
     database_url: str | None = Field(
         None,
@@ -79,9 +83,9 @@ class Settings(BaseSettings):
     backend: str = Field(
         "auto", description="How encoders run: auto (ONNX Runtime on a CPU, torch on a GPU), torch or onnx."
     )
-    max_pixels: int = Field(150_000_000, description="Larger images are refused (decompression bombs).")
+    max_pixels: int = Field(MAX_PIXELS, description="Larger images are refused (decompression bombs).")
     max_decode_bytes: int = Field(
-        512 * 2**20,
+        MAX_DECODE_BYTES,
         description="Memory one image may take to decode, judged from its header; larger files are "
         "refused unread.",
     )

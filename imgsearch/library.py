@@ -62,6 +62,8 @@ class Index:
     `encoders` are already loaded encoders to use for their names (a notebook's or a test's
     own instance), instead of loading them again on first use. `replica` (default
     IMGSEARCH_REPLICA_URL): a read replica of the database that searches are sent to.
+    `settings` (default: loaded from the environment now) are kept as `self.settings` and
+    handed to everything the index does; the other arguments override theirs.
     """
 
     def __init__(
@@ -74,9 +76,10 @@ class Index:
         pool_size: int = 0,
         encoders: Iterable[Encoder] = (),
         replica: str | None = None,
+        settings: config.Settings | None = None,
     ) -> None:
-        settings = config.load()
-        self.db: Database = open_database(url)
+        self.settings = settings = settings if settings is not None else config.load()
+        self.db: Database = open_database(url, settings=settings)
         self.model = model or settings.model
         self.device = device or settings.device
         self.backend = backend or settings.backend  # auto: ONNX Runtime on a CPU, torch on a GPU
@@ -86,7 +89,7 @@ class Index:
         self._replica = _replica_connections(replica or settings.replica_url, pool_size)
         # duplicate groups with the keepers chosen in them, per state of the collection
         self._duplicate_groups: ResultCache[tuple[list[Group], dict[int, tuple[int, bool]]]] = ResultCache()
-        self._looks = LookCache()  # how duplicate candidates look, by content
+        self._looks = LookCache(settings)  # how duplicate candidates look, by content
         self._calibrating: set[str | None] = set()  # models whose margin is measured in the background
         self._calibrating_lock = threading.Lock()
 
@@ -164,13 +167,13 @@ class Index:
         self, images: Sequence[Image.Image | bytes | str | Path], model: str | None = None
     ) -> np.ndarray:
         """Vectors (n, dim) for PIL images, file paths or image bytes."""
-        from imgsearch.encoding.decode import decode_image
+        from imgsearch.encoding.decode import DecodeLimits, decode_image
 
         encoder = self.encoder(model)
         pictures = [
             image
             if not isinstance(image, (bytes, str, Path))
-            else decode_image(image, encoder.min_decode_size).image
+            else decode_image(image, encoder.min_decode_size, DecodeLimits.of(self.settings)).image
             for image in images
         ]
         return encoder.encode(pictures)
@@ -233,6 +236,7 @@ class Index:
             stop=stop,
             engine=engine,
             address=address,
+            settings=self.settings,
         )
 
     def watch(
@@ -254,6 +258,7 @@ class Index:
             stop=stop,
             on_event=on_event,
             first_pass=first_pass,
+            settings=self.settings,
         )
 
     def prune(self) -> int:
@@ -314,6 +319,7 @@ class Index:
                     min_similarity=min_similarity,
                     options=opts,
                     conn=conn,
+                    settings=self.settings,
                 )
 
         try:
@@ -464,7 +470,14 @@ class Index:
         encoder = self.encoder(enc.name)
         with connect(self.db) as conn:
             calibration = calibrate(
-                conn, encoder, enc.id, enc.dimension, sample=sample, target=target or TARGET, seed=seed
+                conn,
+                encoder,
+                enc.id,
+                enc.dimension,
+                sample=sample,
+                target=target or TARGET,
+                seed=seed,
+                settings=self.settings,
             )
             store_calibration(conn, enc.id, calibration)
             conn.commit()
@@ -522,7 +535,7 @@ class Index:
         from imgsearch.sources import fetch
 
         try:
-            return fetch(url)
+            return fetch(url, self.settings)
         except ImageDecodeError as exc:
             raise QueryImageError(f"Query {url}: {exc}", exc.kind) from exc
 
@@ -538,7 +551,7 @@ class Index:
         its sha256, to search with it again. Keep only what was searched: an image."""
         from imgsearch import kept_queries
 
-        return kept_queries.keep(data)
+        return kept_queries.keep(data, self.settings)
 
     def kept_query_thumbnail(self, digest: str, size: int) -> Path | None:
         """A thumbnail of a kept query image (None when it is not kept); the kept uploads stay
@@ -546,22 +559,22 @@ class Index:
         from imgsearch import kept_queries
         from imgsearch.thumbnails import thumbnail_of, thumbnail_path
 
-        if not kept_queries.is_kept(digest):
+        if not kept_queries.is_kept(digest, self.settings):
             return None
-        path = thumbnail_path(digest, size)
+        path = thumbnail_path(digest, size, self.settings)
         if not path.exists():  # made (and the budget held) only the first time it is asked for
-            data = kept_queries.kept(digest)
+            data = kept_queries.kept(digest, self.settings)
             if data is None:
                 return None
-            path = thumbnail_of(data, digest, size)
-            kept_queries.prune()
+            path = thumbnail_of(data, digest, size, self.settings)
+            kept_queries.prune(self.settings)
         return path if path.exists() else None
 
     def kept_query(self, digest: str) -> bytes | None:
         """A kept query image by its sha256 (None when unknown or expired)."""
         from imgsearch import kept_queries
 
-        return kept_queries.kept(digest)
+        return kept_queries.kept(digest, self.settings)
 
     def resolve_duplicates(self) -> int:
         """Forget the images that `keep` decisions rank below another; how many."""
@@ -613,7 +626,7 @@ class Index:
             pts = maps.points(conn, map_id)
         if out is not None:
             write = maps.write_png if Path(out).suffix.lower() == ".png" else maps.write_html
-            write(pts, Path(out))
+            write(pts, Path(out), self.settings)
         return map_id
 
     def map_points(self, model: str | None = None) -> list[Point]:
@@ -894,7 +907,13 @@ def _with_folder(conn: psycopg.Connection, options: QueryOptions | None) -> Quer
 
 
 def open(
-    url: str | None = None, *, model: str | None = None, device: str | None = None, backend: str | None = None
+    url: str | None = None,
+    *,
+    model: str | None = None,
+    device: str | None = None,
+    backend: str | None = None,
+    settings: config.Settings | None = None,
 ) -> Index:
-    """An Index on `url` (default: IMGSEARCH_DATABASE_URL, else the embedded server)."""
-    return Index(url, model=model, device=device, backend=backend)
+    """An Index on `url` (default: IMGSEARCH_DATABASE_URL, else the embedded server), with
+    `settings` (default: the environment's, loaded now)."""
+    return Index(url, model=model, device=device, backend=backend, settings=settings)

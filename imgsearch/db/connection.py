@@ -17,7 +17,7 @@ import psycopg
 from imgsearch.config import Settings
 from imgsearch.db import embedded
 from imgsearch.errors import DatabaseUnavailable, first_line
-from imgsearch.redaction import redact
+from imgsearch.redaction import redact, remember
 
 SCHEMA = "imgsearch"
 
@@ -28,6 +28,9 @@ class Database:
 
     url: str  # a libpq URL (postgresql://...)
     embedded_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        remember(self.url)  # its password is masked in every message from now on
 
     def describe(self) -> str:
         """Where the server is, for the operator: never a password (`redaction.redact`)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from imgsearch.config import SERVER_SETTINGS_ENV as SETTINGS_ENV
 from imgsearch.errors import ImgsearchError
+
 SHOWN = (
     "shared_buffers",
     "effective_cache_size",

@@ -16,7 +16,6 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from imgsearch import config
 from imgsearch.encoding.catalog import file_sha256
 from imgsearch.encoding.state_dicts import checkpoint_format
 from imgsearch.errors import ImgsearchError, WeightsUnavailable
@@ -115,7 +114,9 @@ class Checkpoint:
 
 
 def cache_root() -> Path:
-    return config.load().home / "models" / "open_clip"
+    from imgsearch.encoding.onnx_runtime import cache_dir
+
+    return cache_dir() / "open_clip"
 
 
 def valid_name(name: str) -> bool:

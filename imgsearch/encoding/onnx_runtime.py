@@ -31,6 +31,9 @@ TOKENS = "tokens"  # a text tower's input: (n, context) int64 token ids
 
 
 def cache_dir() -> Path:
+    """The model cache below the imgsearch home (exported graphs; open_clip checkpoints in
+    `open_clip/`). The one place below the entry points that reads the settings itself: model
+    names are looked up in it from everywhere a model is named (`clip_catalog.is_clip`)."""
     return config.load().home / "models"
 
 
@@ -44,8 +47,9 @@ def cache_paths(key: str) -> tuple[Path, Path]:
 def cores() -> int:
     """CPU cores this process may use: OMP_NUM_THREADS when set (Ray sets it to a worker's
     CPUs, so that actors sharing a machine do not oversubscribe it), else the affinity mask."""
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
-        return int(os.environ["OMP_NUM_THREADS"])
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        return int(threads)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from imgsearch.errors import ImgsearchError
 
@@ -127,6 +127,17 @@ class Settings(BaseSettings):
         "by commas (e.g. shared_buffers=2GB,work_mem=64MB).",
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings  # arguments, then the environment: no .env or secrets files
+
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
@@ -204,7 +215,7 @@ def documented_variables() -> list[tuple[str, str, str]]:
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         if "shown_default" in extra:
             default = str(extra["shown_default"])
-        elif field.default is None:
+        elif field.default is None or field.default is False:
             default = "unset"
         elif field.default == ():
             default = "none"

@@ -135,7 +135,7 @@ class Index:
         row = finetuned.by_name(conn, name)
         if row is None:
             return None
-        path = finetuned.weights_file(conn, row, cache_dir() / "finetuned")
+        path = finetuned.weights_file(conn, row, cache_dir(self.settings.home) / "finetuned")
         return finetuned_encoder(name, path, row.size, self.device, self.backend)
 
     def reads_words(self, model: str | None = None) -> bool:
@@ -145,11 +145,13 @@ class Index:
         from imgsearch.encoding.clip_catalog import is_clip
 
         name = model or self.model
-        if is_clip(name):
+        if is_clip(name, self.settings.home):
             return True
         with self.reading() as conn:
             found = by_name(conn, name)
-        return found is not None and is_clip(found[0].base_name) and found[0].kind == "joint"
+        return (
+            found is not None and is_clip(found[0].base_name, self.settings.home) and found[0].kind == "joint"
+        )
 
     def encode_text(self, texts: Sequence[str], model: str | None = None) -> np.ndarray:
         """Vectors (n, dim) of words, in the space of a CLIP-style model's pictures (for SQL

@@ -30,11 +30,12 @@ INPUT, OUTPUT = "images", "vectors"
 TOKENS = "tokens"  # a text tower's input: (n, context) int64 token ids
 
 
-def cache_dir() -> Path:
-    """The model cache below the imgsearch home (exported graphs; open_clip checkpoints in
-    `open_clip/`). The one place below the entry points that reads the settings itself: model
-    names are looked up in it from everywhere a model is named (`clip_catalog.is_clip`)."""
-    return config.load().home / "models"
+def cache_dir(home: Path | None = None) -> Path:
+    """The model cache below the imgsearch `home` (exported graphs; open_clip checkpoints in
+    `open_clip/`). Without `home`, the settings' (IMGSEARCH_HOME) are loaded: the one place
+    below the entry points that still reads them itself, as model names are looked up in the
+    cache from everywhere a model is named (`clip_catalog.is_clip`); an Index passes its own."""
+    return (home if home is not None else config.load().home) / "models"
 
 
 def cache_paths(key: str) -> tuple[Path, Path]:

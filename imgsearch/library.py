@@ -377,7 +377,7 @@ class Index:
         if self.db.embedded_dir is not None:
             from imgsearch.db import embedded
 
-            embedded.supervise(self.db.embedded_dir.parent, stop)
+            embedded.supervise(self.db.embedded_dir.parent, stop, overrides=self.settings.server_settings)
 
     def collection_root(self) -> str | None:
         """The deepest folder holding every indexed local file (None when there is none)."""

@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urljoin, urlsplit
 
-from imgsearch import config
+from imgsearch.config import Settings
 from imgsearch.errors import ImageDecodeError
 
 URL_SCHEMES = ("http", "https")
@@ -181,12 +181,12 @@ def _opener(deadline: _Deadline, allowed: list[str]) -> urllib.request.OpenerDir
     )
 
 
-def download(url: str) -> bytes:
-    """The body of an image URL, or ImageDecodeError with the reason."""
+def download(url: str, settings: Settings) -> bytes:
+    """The body of an image URL, or ImageDecodeError with the reason (within the settings'
+    size cap, deadline and allowed hosts)."""
     check_url(url)
-    settings = config.load()
     limit = settings.max_download_bytes
-    deadline = _Deadline(settings.download_deadline_s)
+    deadline = _Deadline(settings.download_timeout_s)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         with _opener(deadline, list(settings.allowed_hosts)).open(request) as response:

@@ -16,7 +16,7 @@ import os
 import stat
 from typing import BinaryIO
 
-from imgsearch import config
+from imgsearch.config import Settings
 from imgsearch.errors import ImageDecodeError
 from imgsearch.sources import fetch, is_url, too_big
 
@@ -102,14 +102,17 @@ def still_indexed(location: str, byte_size: int, mtime: float | None) -> bool:
     )
 
 
-def read_indexed(location: str, sha256: str, byte_size: int, root: str | None = None) -> bytes:
+def read_indexed(
+    location: str, sha256: str, byte_size: int, root: str | None = None, *, settings: Settings
+) -> bytes:
     """The bytes of an indexed file (reached from `root` as `open_indexed` does) or URL, if they
-    are still the indexed ones (a file bigger than IMGSEARCH_MAX_DECODE_BYTES is refused unread)."""
-    limit = config.load().max_decode_bytes
+    are still the indexed ones (a file bigger than the settings' max_decode_bytes is refused
+    unread; a URL is downloaded within their limits)."""
+    limit = settings.max_decode_bytes
     if byte_size > limit:
         raise too_big(byte_size, limit)
     if is_url(location):
-        data = fetch(location)
+        data = fetch(location, settings)
     else:
         with _open_regular(location, byte_size, root) as file:
             data = file.read(byte_size + 1)

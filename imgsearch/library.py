@@ -63,6 +63,8 @@ class Index:
     `encoders` are already loaded encoders to use for their names (a notebook's or a test's
     own instance), instead of loading them again on first use. `replica` (default
     IMGSEARCH_REPLICA_URL): a read replica of the database that searches are sent to.
+    `settings` (default: loaded from the environment now) are kept as `self.settings` and
+    handed to everything the index does; the other arguments override theirs.
     """
 
     def __init__(
@@ -75,9 +77,10 @@ class Index:
         pool_size: int = 0,
         encoders: Iterable[Encoder] = (),
         replica: str | None = None,
+        settings: config.Settings | None = None,
     ) -> None:
-        settings = config.load()
-        self.db: Database = open_database(url)
+        self.settings = settings = settings if settings is not None else config.load()
+        self.db: Database = open_database(url, settings=settings)
         self.model = model or settings.model
         self.device = device or settings.device
         self.backend = backend or settings.backend  # auto: ONNX Runtime on a CPU, torch on a GPU
@@ -87,7 +90,7 @@ class Index:
         self._replica = _replica_connections(replica or settings.replica_url, pool_size)
         # duplicate groups with the keepers chosen in them, per state of the collection
         self._duplicate_groups: ResultCache[tuple[list[Group], dict[int, tuple[int, bool]]]] = ResultCache()
-        self._looks = LookCache()  # how duplicate candidates look, by content
+        self._looks = LookCache(settings)  # how duplicate candidates look, by content
         self._calibrating: set[str | None] = set()  # models whose margin is measured in the background
         self._calibrating_lock = threading.Lock()
 
@@ -133,7 +136,7 @@ class Index:
         row = finetuned.by_name(conn, name)
         if row is None:
             return None
-        path = finetuned.weights_file(conn, row, cache_dir() / "finetuned")
+        path = finetuned.weights_file(conn, row, cache_dir(self.settings.home) / "finetuned")
         return finetuned_encoder(name, path, row.size, self.device, self.backend)
 
     def reads_words(self, model: str | None = None) -> bool:
@@ -143,11 +146,13 @@ class Index:
         from imgsearch.encoding.clip_catalog import is_clip
 
         name = model or self.model
-        if is_clip(name):
+        if is_clip(name, self.settings.home):
             return True
         with self.reading() as conn:
             found = by_name(conn, name)
-        return found is not None and is_clip(found[0].base_name) and found[0].kind == "joint"
+        return (
+            found is not None and is_clip(found[0].base_name, self.settings.home) and found[0].kind == "joint"
+        )
 
     def encode_text(self, texts: Sequence[str], model: str | None = None) -> np.ndarray:
         """Vectors (n, dim) of words, in the space of a CLIP-style model's pictures (for SQL
@@ -165,13 +170,13 @@ class Index:
         self, images: Sequence[Image.Image | bytes | str | Path], model: str | None = None
     ) -> np.ndarray:
         """Vectors (n, dim) for PIL images, file paths or image bytes."""
-        from imgsearch.encoding.decode import decode_image
+        from imgsearch.encoding.decode import DecodeLimits, decode_image
 
         encoder = self.encoder(model)
         pictures = [
             image
             if not isinstance(image, (bytes, str, Path))
-            else decode_image(image, encoder.min_decode_size).image
+            else decode_image(image, encoder.min_decode_size, DecodeLimits.of(self.settings)).image
             for image in images
         ]
         return encoder.encode(pictures)
@@ -234,6 +239,7 @@ class Index:
             stop=stop,
             engine=engine,
             address=address,
+            settings=self.settings,
         )
 
     def watch(
@@ -255,6 +261,7 @@ class Index:
             stop=stop,
             on_event=on_event,
             first_pass=first_pass,
+            settings=self.settings,
         )
 
     def prune(self) -> int:
@@ -315,6 +322,7 @@ class Index:
                     min_similarity=min_similarity,
                     options=opts,
                     conn=conn,
+                    settings=self.settings,
                 )
 
         try:
@@ -370,7 +378,7 @@ class Index:
         if self.db.embedded_dir is not None:
             from imgsearch.db import embedded
 
-            embedded.supervise(self.db.embedded_dir.parent, stop)
+            embedded.supervise(self.db.embedded_dir.parent, stop, overrides=self.settings.server_settings)
 
     def collection_root(self) -> str | None:
         """The deepest folder holding every indexed local file (None when there is none)."""
@@ -465,7 +473,14 @@ class Index:
         encoder = self.encoder(enc.name)
         with connect(self.db) as conn:
             calibration = calibrate(
-                conn, encoder, enc.id, enc.dimension, sample=sample, target=target or TARGET, seed=seed
+                conn,
+                encoder,
+                enc.id,
+                enc.dimension,
+                sample=sample,
+                target=target or TARGET,
+                seed=seed,
+                settings=self.settings,
             )
             store_calibration(conn, enc.id, calibration)
             conn.commit()
@@ -523,7 +538,7 @@ class Index:
         from imgsearch.sources import fetch
 
         try:
-            return fetch(url)
+            return fetch(url, self.settings)
         except ImageDecodeError as exc:
             raise QueryImageError(f"Query {url}: {exc}", exc.kind) from exc
 
@@ -584,7 +599,7 @@ class Index:
             pts = maps.points(conn, map_id)
         if out is not None:
             write = maps.write_png if Path(out).suffix.lower() == ".png" else maps.write_html
-            write(pts, Path(out))
+            write(pts, Path(out), self.settings)
         return map_id
 
     def map_points(self, model: str | None = None) -> list[Point]:
@@ -865,7 +880,13 @@ def _with_folder(conn: psycopg.Connection, options: QueryOptions | None) -> Quer
 
 
 def open(
-    url: str | None = None, *, model: str | None = None, device: str | None = None, backend: str | None = None
+    url: str | None = None,
+    *,
+    model: str | None = None,
+    device: str | None = None,
+    backend: str | None = None,
+    settings: config.Settings | None = None,
 ) -> Index:
-    """An Index on `url` (default: IMGSEARCH_DATABASE_URL, else the embedded server)."""
-    return Index(url, model=model, device=device, backend=backend)
+    """An Index on `url` (default: IMGSEARCH_DATABASE_URL, else the embedded server), with
+    `settings` (default: the environment's, loaded now)."""
+    return Index(url, model=model, device=device, backend=backend, settings=settings)

@@ -2,8 +2,9 @@
 
 `redact(text)` removes passwords from connection strings in any form libpq takes (URLs with
 a user:password part, `password=` query parameters, keyword/value strings with plain or
-quoted values), malformed ones included, and any literal occurrence of the password of the
-configured database URL (`IMGSEARCH_DATABASE_URL`) or of URLs passed in `urls`.
+quoted values), malformed ones included, and any literal occurrence of the password of a
+database this process has used (`remember`: every `Database` does, the configured
+`IMGSEARCH_DATABASE_URL`'s included) or of URLs passed in `urls`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote
 
-from imgsearch import config
-
 MASK = "***"
 MIN_LITERAL = 3  # shorter passwords are only masked where their form shows them
+_remembered: set[str] = set()  # the passwords of the databases this process has used
 
 # key=value pairs whose value is secret, in keyword strings and URL query parameters
 _SECRET_KEYS = r"(?:ssl)?password|sslkey_?password|passphrase"
@@ -43,10 +43,15 @@ def passwords_in(url: str) -> list[str]:
     return [p for p in dict.fromkeys(found) if len(p) >= MIN_LITERAL and p != MASK]
 
 
+def remember(url: str) -> None:
+    """Mask the password(s) of this connection string wherever they appear from now on."""
+    _remembered.update(passwords_in(url))
+
+
 def redact(text: str, urls: Iterable[str | None] = ()) -> str:
     """`text` with every password masked (see the module docstring)."""
-    secrets: list[str] = []
-    for url in (*urls, config.database_url()):
+    secrets: list[str] = list(_remembered)
+    for url in urls:
         if url:
             secrets += passwords_in(url)
     for secret in sorted(set(secrets), key=len, reverse=True):

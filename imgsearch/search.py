@@ -23,7 +23,7 @@ from imgsearch.db.nearest import (
     with_feedback,
 )
 from imgsearch.db.schema import as_database
-from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.decode import DecodeLimits, decode_image
 from imgsearch.encoding.encoder import Encoder
 from imgsearch.errors import ImageDecodeError, ImageNotFound, ImgsearchError
 from imgsearch.sources import display_path, fetch, location_of
@@ -124,6 +124,7 @@ def search(
     options: QueryOptions | None = None,
     database: Database | str | None = None,
     conn: psycopg.Connection | None = None,
+    settings: config.Settings | None = None,
 ) -> SearchResult:
     """The `k` nearest indexed images by cosine similarity, best first.
 
@@ -132,8 +133,11 @@ def search(
     vectors to use). A file or URL is encoded with `encoder` (default: `model` is loaded).
     `text` searches by words with a CLIP-style encoder's text tower: alone (`query` None), or
     mixed with the picture, unit((1 - w) unit(picture) + w unit(words)).
-    `conn` reuses an open connection (its transaction is ended afterwards).
+    `conn` reuses an open connection (its transaction is ended afterwards). `settings` (default:
+    the environment's, loaded for this one-shot call; an Index passes its own) give the default
+    model and the limits on reading the query.
     """
+    settings = settings if settings is not None else config.load()
     check_search_options(k, min_similarity)
     if query is None and text is None:
         raise ImgsearchError("Search by an image, by words (--text), or both.")
@@ -141,12 +145,13 @@ def search(
     if (image_id is None or text is not None) and encoder is None:
         from imgsearch.encoding.registry import get_encoder
 
-        encoder = get_encoder(model)
+        encoder = get_encoder(model or settings.model, settings=settings)
+    name = model or settings.model
     if conn is None:
-        with connect(as_database(database)) as own:
-            return _search(own, query, image_id, text, k, encoder, model, min_similarity, options)
+        with connect(as_database(database, settings)) as own:
+            return _search(own, query, image_id, text, k, encoder, name, min_similarity, options, settings)
     try:
-        return _search(conn, query, image_id, text, k, encoder, model, min_similarity, options)
+        return _search(conn, query, image_id, text, k, encoder, name, min_similarity, options, settings)
     finally:
         conn.rollback()  # the index knobs are transaction-local; nothing was written
 
@@ -158,14 +163,15 @@ def _search(
     text: TextQuery | None,
     k: int,
     encoder: Encoder | None,
-    model: str | None,
+    model: str,
     min_similarity: float | None,
     options: QueryOptions | None,
+    settings: config.Settings,
 ) -> SearchResult:
     words = None if text is None else encode_text_query(text.text, encoder)
     vector: HalfVector | None = None
     if image_id is not None:
-        name = encoder.name if encoder is not None else (model or config.load().model)
+        name = encoder.name if encoder is not None else model
         enc_id, dim, vector = indexed_vector(conn, image_id, name)
     elif encoder is None:
         raise ImgsearchError("Searching by an image needs an encoder.")
@@ -173,7 +179,7 @@ def _search(
         name, dim = encoder.name, encoder.dimension
         enc_id = require_vectors(conn, store.find_encoder_id(conn, encoder.identity), name)
         if query is not None:
-            vector = HalfVector(encode_query(query, encoder))
+            vector = HalfVector(encode_query(query, encoder, settings))
     if words is not None and text is not None:
         vector = HalfVector(words if vector is None else _mixed(vector, words, text.weight))
     assert vector is not None
@@ -246,11 +252,12 @@ def check_search_options(k: int, min_similarity: float | None) -> None:
         )
 
 
-def encode_query(query: str | bytes, encoder: Encoder) -> np.ndarray:
-    """The vector of a query image: a file, an http(s) URL, or image bytes."""
+def encode_query(query: str | bytes, encoder: Encoder, settings: config.Settings) -> np.ndarray:
+    """The vector of a query image: a file, an http(s) URL, or image bytes (read and decoded
+    within the settings' limits)."""
     try:
-        data = query if isinstance(query, bytes) else fetch(query)
-        decoded = decode_image(data, min_size=encoder.min_decode_size)
+        data = query if isinstance(query, bytes) else fetch(query, settings)
+        decoded = decode_image(data, min_size=encoder.min_decode_size, limits=DecodeLimits.of(settings))
     except ImageDecodeError as exc:
         shown = "the uploaded image" if isinstance(query, bytes) else display_path(query)
         raise QueryImageError(f"Query {shown}: {exc}", exc.kind) from exc

@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from imgsearch import config
+from imgsearch.config import Settings
 from imgsearch.download import URL_SCHEMES, download, url_scheme
 from imgsearch.errors import ImageDecodeError
 
@@ -82,10 +82,10 @@ def too_big(size: int, limit: int) -> ImageDecodeError:
     )
 
 
-def read_file(location: str, max_bytes: int | None = None) -> bytes:
-    """A file's bytes; one larger than `max_bytes` (default IMGSEARCH_MAX_DECODE_BYTES: no image
-    worth decoding is bigger than its decoding) is refused before it is read."""
-    limit = max_bytes if max_bytes is not None else config.load().max_decode_bytes
+def read_file(location: str, max_bytes: int) -> bytes:
+    """A file's bytes; one larger than `max_bytes` (IMGSEARCH_MAX_DECODE_BYTES: no image worth
+    decoding is bigger than its decoding) is refused before it is read."""
+    limit = max_bytes
     try:
         with open(location, "rb") as file:
             size = os.fstat(file.fileno()).st_size
@@ -99,9 +99,12 @@ def read_file(location: str, max_bytes: int | None = None) -> bytes:
     return data
 
 
-def fetch(location: str, max_bytes: int | None = None) -> bytes:
-    """The bytes of a local file (see read_file) or an http(s) URL (other schemes are refused)."""
+def fetch(location: str, settings: Settings, max_bytes: int | None = None) -> bytes:
+    """The bytes of a local file (see read_file; `max_bytes` default the settings'
+    max_decode_bytes) or an http(s) URL (see download; other schemes are refused)."""
     check_location(location)
     if is_url(location):
-        return download(location)
-    return read_file(os.path.expanduser(location), max_bytes)
+        return download(location, settings)
+    return read_file(
+        os.path.expanduser(location), settings.max_decode_bytes if max_bytes is None else max_bytes
+    )

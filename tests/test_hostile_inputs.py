@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from imgsearch import config
 from imgsearch.db.connection import Database
 from imgsearch.download import download
 from imgsearch.errors import ImageDecodeError, ImgsearchError
@@ -198,18 +199,18 @@ def server(monkeypatch):
 )
 def test_private_and_loopback_addresses_are_refused_before_connecting(url) -> None:
     with pytest.raises(ImageDecodeError) as caught:
-        download(url)
+        download(url, config.load())
     assert caught.value.kind == ("bad_url" if "@" in url else "forbidden_address")
     assert "pw" not in str(caught.value)
 
 
 def test_loopback_needs_the_allow_list(server, monkeypatch) -> None:
     base, jpeg = server
-    assert download(f"{base}/ok.jpg") == jpeg
-    assert download(f"{base}/to-ok") == jpeg
+    assert download(f"{base}/ok.jpg", config.load()) == jpeg
+    assert download(f"{base}/to-ok", config.load()) == jpeg
     monkeypatch.delenv("IMGSEARCH_ALLOWED_HOSTS")
     with pytest.raises(ImageDecodeError, match="loopback"):
-        download(f"{base}/ok.jpg")
+        download(f"{base}/ok.jpg", config.load())
 
 
 @pytest.mark.parametrize(
@@ -225,7 +226,7 @@ def test_loopback_needs_the_allow_list(server, monkeypatch) -> None:
 def test_bad_downloads_fail_with_their_reason(server, path, kind) -> None:
     base, _ = server
     with pytest.raises(ImageDecodeError) as caught:
-        download(base + path)
+        download(base + path, config.load())
     assert caught.value.kind == kind
 
 
@@ -234,7 +235,7 @@ def test_a_dripping_server_fails_within_the_deadline(server) -> None:
     base, _ = server
     started = time.monotonic()
     with pytest.raises(ImageDecodeError, match="longer than 2 s"):
-        download(f"{base}/drip.jpg")
+        download(f"{base}/drip.jpg", config.load())
     assert time.monotonic() - started < 10  # the deadline is 2 s; it used to hang for minutes
 
 

@@ -253,11 +253,10 @@ def test_server_settings_follow_the_machine() -> None:
             sizing.overrides(bad)
 
 
-def test_embedded_server_starts_with_them_and_keeps_them_while_running(tmp_path, monkeypatch) -> None:
+def test_embedded_server_starts_with_them_and_keeps_them_while_running(tmp_path) -> None:
     from imgsearch.db import embedded
 
-    monkeypatch.setenv(sizing.SETTINGS_ENV, "work_mem=7MB")
-    server = embedded.start(tmp_path)
+    server = embedded.start(tmp_path, "work_mem=7MB")  # IMGSEARCH_SERVER_SETTINGS's text
     try:
         with psycopg.connect(server.admin_url) as conn:
             assert conn.execute("SHOW work_mem").fetchone()[0] == "7MB"
@@ -265,16 +264,13 @@ def test_embedded_server_starts_with_them_and_keeps_them_while_running(tmp_path,
             wanted = sizing.recommended(sizing.machine_memory(), sizing.machine_cores())["shared_buffers"]
             same = "SELECT pg_size_bytes(current_setting('shared_buffers')) = pg_size_bytes(%s)"
             assert conn.execute(same, (wanted,)).fetchone()[0]
-        monkeypatch.setenv(sizing.SETTINGS_ENV, "work_mem=9MB")
-        server = embedded.start(tmp_path)  # running: it keeps what it started with
+        server = embedded.start(tmp_path, "work_mem=9MB")  # running: it keeps what it started with
         with psycopg.connect(server.admin_url) as conn:
             assert conn.execute("SHOW work_mem").fetchone()[0] == "7MB"
-        monkeypatch.setenv(sizing.SETTINGS_ENV, "work_mem")
         with pytest.raises(ImgsearchError, match="not name=value"):  # refused even while running
-            embedded.start(tmp_path)
-        monkeypatch.setenv(sizing.SETTINGS_ENV, "work_mem=9MB")
+            embedded.start(tmp_path, "work_mem")
         embedded.stop(tmp_path)
-        server = embedded.start(tmp_path)  # the next start takes the new value
+        server = embedded.start(tmp_path, "work_mem=9MB")  # the next start takes the new value
         with psycopg.connect(server.admin_url) as conn:
             assert conn.execute("SHOW work_mem").fetchone()[0] == "9MB"
     finally:

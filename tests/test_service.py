@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from imgsearch import config
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
@@ -156,6 +157,7 @@ def test_search_by_upload_url_and_id(reader, monkeypatch) -> None:
     assert [r["image_id"] for r in similar] == [r["image_id"] for r in by_id["results"]]
 
     monkeypatch.setenv("IMGSEARCH_ALLOWED_HOSTS", "127.0.0.1")
+    monkeypatch.setattr(reader.app.state.index, "settings", config.load())  # the service's, from now on
     with image_server({"/cat.jpg": (200, {"Content-Type": "image/jpeg"}, _jpeg(cat))}) as base:
         by_url = reader.post("/api/search", json={"url": f"{base}/cat.jpg", "k": 1}).json()
     assert by_url["results"][0]["image_id"] == best["image_id"]
@@ -299,6 +301,7 @@ def test_error_details_read_as_sentences(reader) -> None:
 def test_a_download_past_its_deadline_is_504(reader, monkeypatch) -> None:
     monkeypatch.setenv("IMGSEARCH_ALLOWED_HOSTS", "127.0.0.1")
     monkeypatch.setenv("IMGSEARCH_DOWNLOAD_TIMEOUT_S", "1")
+    monkeypatch.setattr(reader.app.state.index, "settings", config.load())
     with image_server({}) as base:
         answer = reader.post("/api/search", json={"url": f"{base}/drip.jpg"})
     assert answer.status_code == 504, answer.text
@@ -346,6 +349,7 @@ def test_slow_downloads_do_not_hold_the_decode_slots(index, photos_dir, monkeypa
     monkeypatch.setattr(api_search, "QUERY_WAIT_S", 1.0)
     monkeypatch.setenv("IMGSEARCH_ALLOWED_HOSTS", "127.0.0.1")
     monkeypatch.setenv("IMGSEARCH_DOWNLOAD_TIMEOUT_S", "4")
+    monkeypatch.setattr(index, "settings", config.load())
     app = create_app(index, max_upload_bytes=2_000_000, query_concurrency=1)
     with TestClient(app) as client, image_server({}) as base:
         slow = threading.Thread(target=lambda: client.post("/api/search", json={"url": f"{base}/drip.jpg"}))

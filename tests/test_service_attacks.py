@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from imgsearch import config
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
@@ -112,11 +113,12 @@ def _png(size: tuple[int, int], mode: str = "L") -> bytes:
     return buf.getvalue()
 
 
-def test_thin_strips_are_searched_and_over_budget_images_are_413(client, monkeypatch) -> None:
+def test_thin_strips_are_searched_and_over_budget_images_are_413(client, index, monkeypatch) -> None:
     for size in [(60000, 2), (2, 120000)]:
         answer = client.post("/api/search", files={"file": ("strip.png", _png(size), "image/png")})
         assert answer.status_code == 200, answer.text
     monkeypatch.setenv("IMGSEARCH_MAX_DECODE_BYTES", str(64 * 2**20))
+    monkeypatch.setattr(index, "settings", config.load())  # the service's, from now on
     big = _png((6000, 6000), "RGB")  # 36 megapixels: under the pixel cap, over this budget
     answer = client.post("/api/search", files={"file": ("big.png", big, "image/png")}, data={"k": "3"})
     assert answer.status_code == 413

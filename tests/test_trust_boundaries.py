@@ -18,7 +18,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from imgsearch import safe_files
+from imgsearch import config, safe_files
 from imgsearch.db import finetuned, sizing
 from imgsearch.db.connection import connect
 from imgsearch.encoding import clip_catalog
@@ -233,6 +233,7 @@ def _upload(client: TestClient, data: bytes, name: str = "q.jpg"):
 def test_finding4_kept_uploads_and_their_thumbnails_stay_within_their_bytes(index, monkeypatch) -> None:
     budget = 400_000
     monkeypatch.setenv("IMGSEARCH_KEPT_QUERIES_BYTES", str(budget))
+    monkeypatch.setattr(index, "settings", config.load())  # the service's, from now on
     home = Path(os.environ["IMGSEARCH_HOME"])
     with TestClient(create_app(index, api_token=TOKEN)) as client:
         for i in range(40):

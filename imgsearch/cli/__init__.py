@@ -24,10 +24,18 @@ def main() -> None:
         echo_err("interrupted")
         sys.exit(130)
     except Exception as exc:
-        if config.debug():
+        if _debug():
             raise
         echo_err(f"error: {_describe(exc)}")
         sys.exit(1)
+
+
+def _debug() -> bool:
+    """IMGSEARCH_DEBUG (False when the settings themselves cannot be read)."""
+    try:
+        return config.load().debug
+    except ImgsearchError:
+        return False
 
 
 def _describe(exc: Exception) -> str:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from imgsearch.cli.app import ModelOption, db_app, echo_err, index_app
+from imgsearch.cli.app import ModelOption, db_app, echo_err, index_app, settings
 
 if TYPE_CHECKING:
     from imgsearch.db.search_settings import SearchSettings
@@ -19,7 +19,7 @@ def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to 
     from imgsearch.db.migrations import current_revision, upgrade
     from imgsearch.db.schema import ensure_pgvector
 
-    db = resolve()
+    db = resolve(None, settings())
     ensure_pgvector(db)
     upgrade(db, revision)
     typer.echo(f"{db.describe()}: schema at revision {current_revision(db)}")
@@ -31,7 +31,7 @@ def db_downgrade(revision: str = typer.Argument(..., help="Alembic revision, or 
     from imgsearch.db.connection import resolve
     from imgsearch.db.migrations import current_revision, downgrade
 
-    db = resolve()
+    db = resolve(None, settings())
     downgrade(db, revision)
     typer.echo(f"{db.describe()}: schema at revision {current_revision(db) or 'base'}")
 
@@ -44,7 +44,7 @@ def db_status() -> None:
     from imgsearch.db.schema import ensure_pgvector
     from imgsearch.db.status import database_status
 
-    db = resolve()
+    db = resolve(None, settings())
     ensure_pgvector(db)
     s = database_status(db)
     head_note = "head" if s.at_head else f"behind head {s.head}: run `imgsearch db upgrade`"
@@ -52,11 +52,11 @@ def db_status() -> None:
     typer.echo(f"postgresql:  {s.postgres_version}")
     typer.echo(f"pgvector:    {s.pgvector_version}")
     typer.echo(f"revision:    {s.revision or 'none'} ({head_note})")
-    settings = [
+    shown = [
         (n, v + (" (after a restart: `imgsearch db stop`)" if pending else ""))
         for n, v, pending in s.settings
     ]
-    typer.echo(render("", table(["setting", "value"], settings)))
+    typer.echo(render("", table(["setting", "value"], shown)))
     if s.table_rows:
         counts = [(name, f"{count:,}") for name, count in s.table_rows.items()]
         typer.echo(render("", table(["table", "rows"], counts, right=["rows"])))
@@ -74,27 +74,24 @@ def db_url() -> None:
     """Print a URL that psql or another application can connect with."""
     from imgsearch.db.connection import resolve
 
-    typer.echo(resolve().url)
+    typer.echo(resolve(None, settings()).url)
 
 
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded server (it restarts on the next imgsearch command)."""
-    from imgsearch import config
     from imgsearch.db import embedded
 
-    settings = config.load()
-    if settings.database_url:
+    loaded = settings()
+    if loaded.database_url:
         echo_err("IMGSEARCH_DATABASE_URL is set: imgsearch does not manage that server.")
         raise typer.Exit(2)
-    stopped = embedded.stop(settings.home)
+    stopped = embedded.stop(loaded.home)
     typer.echo("embedded server stopped" if stopped else "embedded server was not running")
 
 
 def _model(model: str | None) -> str:
-    from imgsearch import config
-
-    return model or config.load().model
+    return model or settings().model
 
 
 RecallOption = Annotated[
@@ -136,7 +133,7 @@ def index_create(
     from imgsearch.db.indexes import create_index
     from imgsearch.db.schema import open_database
 
-    db = open_database()
+    db = open_database(settings=settings())
     with progress_display() as show:
         name, warnings = create_index(
             db,
@@ -166,7 +163,7 @@ def _tune(model: str, recall: float, k: int, queries: int) -> None:
     from imgsearch.db.schema import open_database
 
     with progress_display() as show:
-        result = tune(open_database(), model, recall, k=k, queries=queries, progress=show)
+        result = tune(open_database(settings=settings()), model, recall, k=k, queries=queries, progress=show)
     for step in result.steps:
         shown = f"recall@{k} {step.recall:.3f}, p50 {step.p50_ms:.2f} ms"
         typer.echo(f"  {result.parameter} {step.setting:>5}: {shown}")
@@ -209,7 +206,7 @@ def index_drop(model: ModelOption = None) -> None:
     from imgsearch.db.indexes import drop_index
     from imgsearch.db.schema import open_database
 
-    dropped = drop_index(open_database(), _model(model))
+    dropped = drop_index(open_database(settings=settings()), _model(model))
     typer.echo(f"dropped {', '.join(dropped)}" if dropped else "no index to drop")
 
 
@@ -220,7 +217,7 @@ def index_status_command() -> None:
     from imgsearch.db.indexes import index_status
     from imgsearch.db.schema import open_database
 
-    statuses = index_status(open_database())
+    statuses = index_status(open_database(settings=settings()))
     if not statuses:
         typer.echo("no ANN indexes: searches use exact scans (`imgsearch index create`)")
         return
@@ -287,7 +284,7 @@ def db_partition(
     from imgsearch.db.partition import partition
     from imgsearch.db.schema import open_database
 
-    report = partition(open_database(), count)
+    report = partition(open_database(settings=settings()), count)
     layout = f"{report.partitions} hash partitions" if report.partitions > 1 else "one table"
     each = " on each" if report.partitions > 1 else ""
     rebuilt = f"; rebuilt {', '.join(report.indexes)}{each}" if report.indexes else ""

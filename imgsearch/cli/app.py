@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from imgsearch.config import Settings
 
 app = typer.Typer(
     help="Image similarity search with PostgreSQL + pgvector as the index.",
@@ -42,6 +45,24 @@ BackendOption = Annotated[
 ]
 
 
+_command_settings: list[Settings] = []  # those of the command being run (one per process, as a rule)
+
+
+@app.callback()
+def _load_settings() -> None:
+    # Before every command: its settings, loaded once from the environment (`settings()`).
+    from imgsearch import config
+
+    _command_settings[:] = [config.load()]
+
+
+def settings() -> Settings:
+    """The settings of the command being run (loaded once, by the app's callback)."""
+    if not _command_settings:
+        raise RuntimeError("settings() is for the commands of the imgsearch app")
+    return _command_settings[0]
+
+
 def echo_err(message: str) -> None:
     """Print to stderr, with any database password masked."""
     from imgsearch.redaction import redact
@@ -57,7 +78,7 @@ def similarity_range(value: float | None) -> float | None:
 
 
 def open_index(model: str | None = None, device: str | None = None, backend: str | None = None):
-    """The library object the commands work through."""
+    """The library object the commands work through, with the command's settings."""
     from imgsearch.library import Index
 
-    return Index(model=model, device=device, backend=backend)
+    return Index(model=model, device=device, backend=backend, settings=settings())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,7 @@ from imgsearch.cli.app import (
     app,
     echo_err,
     open_index,
+    settings,
     similarity_range,
 )
 from imgsearch.cli.display import plural
@@ -252,7 +254,8 @@ def search_command(
         echo_err("Give a QUERY image, --text WORDS, or both.")
         raise typer.Exit(2)
     options = QueryOptions(ef_search, probes, exact, filters or None)
-    result = open_index(model, device, backend).search(
+    index = open_index(model, device, backend)
+    result = index.search(
         query,
         k,
         text=text,
@@ -265,7 +268,7 @@ def search_command(
     if grid is not None:
         from imgsearch.cli.render import save_grid
 
-        save_grid(result, grid)
+        save_grid(result, grid, index.settings)
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return
@@ -349,24 +352,40 @@ def serve_command(
     ] = None,
 ) -> None:
     """The HTTP API (OpenAPI at /docs) and the web page, on the same database as the CLI."""
-    import os
+    import functools
 
     import uvicorn
+    from uvicorn.importer import import_from_string
+
+    from imgsearch.library import Index
 
     if watch and workers > 1:
         echo_err("--watch needs --workers 1 (one process watches the folders).")
         raise typer.Exit(2)
+    options = {"model": model, "device": device, "backend": backend, "replica_url": replica}
+    updates: dict[str, object] = {name: value for name, value in options.items() if value}
     if watch:
-        os.environ["IMGSEARCH_SERVE_WATCH"] = os.pathsep.join(str(p.absolute()) for p in watch)
-    for name, value in (
-        ("IMGSEARCH_MODEL", model),
-        ("IMGSEARCH_DEVICE", device),
-        ("IMGSEARCH_BACKEND", backend),
-        ("IMGSEARCH_REPLICA_URL", replica),
-    ):
-        if value:
-            os.environ[name] = value  # the worker processes read their settings from here
-    open_index().close()  # the schema is migrated and the server started before workers fork
-    uvicorn.run(
-        "imgsearch.service.main:app", factory=False, host=host, port=port, workers=workers, log_level="info"
+        updates["serve_watch"] = tuple(str(p.absolute()) for p in watch)
+    served = settings().model_copy(update=updates)  # the environment's, with this command's options
+    # the service's startup, named the way uvicorn names apps (the CLI imports no service module)
+    build = import_from_string("imgsearch.service.main:build")
+    if workers == 1:
+        uvicorn.run(build(served), host=host, port=port, log_level="info")
+        return
+    # Each worker process builds its app from `served`, an argument of the factory: uvicorn's
+    # supervisor pickles its config (the factory with its settings) into every worker it spawns,
+    # so nothing is handed over through the environment or a file. uvicorn.run() itself takes
+    # only an import string for several workers; this is the same supervisor it runs then.
+    from uvicorn.supervisors import Multiprocess
+
+    Index(settings=served).close()  # the schema is migrated and the server started before workers start
+    config = uvicorn.Config(
+        functools.partial(build, served),
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
     )
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[config.bind_socket()]).run()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from imgsearch.encoding.decode import decode_image
+from imgsearch.config import Settings
+from imgsearch.encoding.decode import DecodeLimits, decode_image
 from imgsearch.errors import ImageDecodeError
 from imgsearch.search import SearchResult
 from imgsearch.sources import fetch
@@ -15,9 +16,9 @@ TILE = 224
 CAPTION = 36
 
 
-def _thumbnail(location: str) -> Image.Image:
+def _thumbnail(location: str, settings: Settings) -> Image.Image:
     try:
-        image = decode_image(fetch(location), min_size=TILE).image
+        image = decode_image(fetch(location, settings), min_size=TILE, limits=DecodeLimits.of(settings)).image
     except (OSError, ImageDecodeError):
         return Image.new("RGB", (TILE, TILE), (200, 200, 200))  # gone since it was indexed
     image.thumbnail((TILE, TILE))
@@ -39,14 +40,20 @@ def _words(text: str) -> Image.Image:
     return tile
 
 
-def render_grid(result: SearchResult) -> Image.Image:
+def render_grid(result: SearchResult, settings: Settings) -> Image.Image:
     """One row: the query (its picture, else its words), then each match captioned with rank
     and similarity."""
-    query = _thumbnail(result.query_path or result.query) if result.picture else _words(result.text or "")
+    query = (
+        _thumbnail(result.query_path or result.query, settings)
+        if result.picture
+        else _words(result.text or "")
+    )
     tiles = [(query, "query")]
     for m in result.results:
         caption = f"#{m.rank}  {m.similarity:.3f}"
-        tiles.append((_thumbnail(m.location or m.path), caption + (f"\n{m.title[:28]}" if m.title else "")))
+        tiles.append(
+            (_thumbnail(m.location or m.path, settings), caption + (f"\n{m.title[:28]}" if m.title else ""))
+        )
     canvas = Image.new("RGB", (len(tiles) * (TILE + 8) + 8, TILE + CAPTION + 16), "white")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
@@ -57,7 +64,7 @@ def render_grid(result: SearchResult) -> Image.Image:
     return canvas
 
 
-def save_grid(result: SearchResult, out: str | Path) -> Path:
+def save_grid(result: SearchResult, out: str | Path, settings: Settings) -> Path:
     out = Path(out)
-    render_grid(result).save(out)
+    render_grid(result, settings).save(out)
     return out

@@ -16,6 +16,7 @@ import psycopg
 
 from imgsearch.collection.duplicates import Member
 from imgsearch.collection.keeper import Look, look
+from imgsearch.config import Settings
 from imgsearch.db.connection import one
 from imgsearch.errors import Busy
 
@@ -77,7 +78,8 @@ class LookCache:
     """How duplicate candidates look to the keeper choice, by content (sha256): each file is
     read once, however often its group is shown."""
 
-    def __init__(self, keep: int = 20_000) -> None:
+    def __init__(self, settings: Settings, keep: int = 20_000) -> None:
+        self._settings = settings  # the limits on reading each file
         self._looks: OrderedDict[str, Look | None] = OrderedDict()
         self._keep = keep
         self._lock = threading.Lock()
@@ -95,6 +97,7 @@ class LookCache:
             member.width,
             member.height,
             member.mtime,
+            self._settings,
         )
         with self._lock:
             self._looks[member.sha256] = found

@@ -40,8 +40,9 @@ from imgsearch.collection.duplicates import (
     neighbour_lists,
     use_ann,
 )
+from imgsearch.config import Settings
 from imgsearch.db.connection import scalar
-from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.decode import DecodeLimits, decode_image
 from imgsearch.encoding.edits import random_edit
 from imgsearch.encoding.encoder import Encoder
 from imgsearch.errors import ImgsearchError
@@ -91,7 +92,13 @@ def _sample(conn: psycopg.Connection, enc_id: int, n: int, seed: int) -> list[tu
 
 
 def _copies(
-    conn: psycopg.Connection, encoder: Encoder, enc_id: int, sample: int, copies: int, seed: int
+    conn: psycopg.Connection,
+    encoder: Encoder,
+    enc_id: int,
+    sample: int,
+    copies: int,
+    seed: int,
+    settings: Settings,
 ) -> tuple[list[int], np.ndarray]:
     """The owners (original image ids) and unit vectors (float16-rounded, as stored) of the
     edited copies of a sample's readable images."""
@@ -108,7 +115,9 @@ def _copies(
     for image_id, location, sha, size in _sample(conn, enc_id, sample, seed):
         try:
             picture = decode_image(
-                read_indexed(location, sha, size), min_size=2 * encoder.min_decode_size
+                read_indexed(location, sha, size, settings=settings),
+                min_size=2 * encoder.min_decode_size,
+                limits=DecodeLimits.of(settings),
             ).image
         except ImgsearchError:
             continue  # gone or changed since it was indexed
@@ -172,14 +181,16 @@ def calibrate(
     copies: int = COPIES,
     target: float = TARGET,
     seed: int = 0,
+    settings: Settings,
 ) -> Calibration:
-    """Edit a sample of the collection and choose the margin (see the module docstring)."""
+    """Edit a sample of the collection and choose the margin (see the module docstring); the
+    settings give the limits on reading the sample."""
     if not 0.5 <= target < 1.0:
         raise ImgsearchError("The target precision is between 0.5 and 1.")
     if sample < MIN_IMAGES:
         raise ImgsearchError(f"The calibration sample is at least {MIN_IMAGES} images.")
     started = time.monotonic()
-    owners, vectors = _copies(conn, encoder, enc_id, sample, copies, seed)
+    owners, vectors = _copies(conn, encoder, enc_id, sample, copies, seed, settings)
     use_ann(conn)
     near = [_nearest(conn, enc_id, dim, v) for v in vectors]  # each copy's neighbours
     copy_bg = [background([s for _, s in found]) for found in near]

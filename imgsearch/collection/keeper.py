@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from imgsearch.encoding.decode import decode_image
+from imgsearch.config import Settings
+from imgsearch.encoding.decode import DecodeLimits, decode_image
 from imgsearch.errors import ImgsearchError
 from imgsearch.indexed_files import read_indexed
 
@@ -160,14 +161,16 @@ def look(
     width: int | None,
     height: int | None,
     mtime: float | None,
+    settings: Settings,
 ) -> Look | None:
-    """How an indexed image looks to the choice (None when it cannot be read as indexed)."""
+    """How an indexed image looks to the choice (None when it cannot be read as indexed within
+    the settings' limits)."""
     try:
-        data = read_indexed(location, sha256, byte_size)
+        data = read_indexed(location, sha256, byte_size, settings=settings)
         header = Image.open(io.BytesIO(data))
         exif = bool(header.getexif())
         quality = jpeg_quality(header)
-        picture = decode_image(data, min_size=SAMPLE_SIDE).image
+        picture = decode_image(data, min_size=SAMPLE_SIDE, limits=DecodeLimits.of(settings)).image
     except (ImgsearchError, OSError, ValueError):
         return None
     picture.thumbnail((SAMPLE_SIDE * 2, SAMPLE_SIDE * 2))

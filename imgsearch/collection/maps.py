@@ -15,8 +15,9 @@ import psycopg
 from PIL import Image, ImageDraw
 
 from imgsearch.collection.clusters import stored_vectors
+from imgsearch.config import Settings
 from imgsearch.db.connection import scalar
-from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.decode import DecodeLimits, decode_image
 from imgsearch.errors import ImageDecodeError, ImgsearchError
 from imgsearch.sources import fetch, location_of
 
@@ -83,23 +84,23 @@ def latest(conn: psycopg.Connection, enc_id: int) -> int | None:
     return scalar(conn.execute("SELECT max(id) FROM imgsearch.maps WHERE encoder_id = %s", (enc_id,)))
 
 
-def _thumb(location: str) -> Image.Image | None:
+def _thumb(location: str, settings: Settings) -> Image.Image | None:
     try:
-        image = decode_image(fetch(location), min_size=TILE).image
+        image = decode_image(fetch(location, settings), min_size=TILE, limits=DecodeLimits.of(settings)).image
     except ImageDecodeError:
         return None  # gone since it was indexed: drawn as a dot
     image.thumbnail((TILE, TILE))
     return image
 
 
-def write_png(pts: list[Point], out: Path) -> None:
+def write_png(pts: list[Point], out: Path, settings: Settings) -> None:
     """Thumbnails at their places (a grey dot where the file cannot be read)."""
     margin = TILE
     canvas = Image.new("RGB", (CANVAS + 2 * margin, CANVAS + 2 * margin), "white")
     draw = ImageDraw.Draw(canvas)
     for p in pts:
         cx, cy = margin + p.x * CANVAS, margin + (1 - p.y) * CANVAS
-        thumb = _thumb(p.location)
+        thumb = _thumb(p.location, settings)
         if thumb is None:
             draw.ellipse((cx - 4, cy - 4, cx + 4, cy + 4), fill=(150, 150, 150))
         else:
@@ -107,12 +108,12 @@ def write_png(pts: list[Point], out: Path) -> None:
     canvas.save(out)
 
 
-def write_html(pts: list[Point], out: Path, title: str = "imgsearch map") -> None:
+def write_html(pts: list[Point], out: Path, settings: Settings, title: str = "imgsearch map") -> None:
     """One file: points with inline thumbnails; hover shows the picture and path, a click
     opens the image."""
     data = []
     for p in pts:
-        thumb = _thumb(p.location)
+        thumb = _thumb(p.location, settings)
         src = ""
         if thumb is not None:
             buffer = io.BytesIO()

@@ -14,10 +14,10 @@ from typing import Any
 
 import psycopg
 
-from imgsearch import config
+from imgsearch.config import Settings
 from imgsearch.db import embedded
 from imgsearch.errors import DatabaseUnavailable, first_line
-from imgsearch.redaction import redact
+from imgsearch.redaction import redact, remember
 
 SCHEMA = "imgsearch"
 
@@ -28,6 +28,9 @@ class Database:
 
     url: str  # a libpq URL (postgresql://...)
     embedded_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        remember(self.url)  # its password is masked in every message from now on
 
     def describe(self) -> str:
         """Where the server is, for the operator: never a password (`redaction.redact`)."""
@@ -54,19 +57,19 @@ def libpq_url(url: str) -> str:
     return re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url)
 
 
-def resolve(url: str | None = None) -> Database:
-    """The database to use: `url`, else `IMGSEARCH_DATABASE_URL`, else the embedded server."""
-    settings = config.load()
+def resolve(url: str | None, settings: Settings) -> Database:
+    """The database to use: `url`, else the settings' (IMGSEARCH_DATABASE_URL), else the embedded
+    server below their home."""
     url = url or settings.database_url
     if url:
         return Database(libpq_url(url))
-    server = _embedded(settings.home)
+    server = _embedded(settings.home, settings.server_settings)
     return Database(server.url, embedded_dir=server.data_dir)
 
 
 @cache
-def _embedded(home: Path) -> embedded.EmbeddedServer:
-    return embedded.start(home)
+def _embedded(home: Path, overrides: str | None) -> embedded.EmbeddedServer:
+    return embedded.start(home, overrides)
 
 
 def connect(

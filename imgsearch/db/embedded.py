@@ -58,12 +58,13 @@ def _lock(home: Path) -> FileLock:
     return FileLock(str(home / "server.lock"), timeout=START_LOCK_TIMEOUT_S)
 
 
-def start(home: Path) -> EmbeddedServer:
+def start(home: Path, overrides: str | None = None) -> EmbeddedServer:
     """Start (or join) the embedded server below `home` and make sure its database exists.
 
-    A server that is not running starts with the settings sized to this machine (db.sizing);
-    one that is running keeps those it started with."""
-    settings = sizing.server_settings()  # a malformed override is an error even while running
+    A server that is not running starts with the settings sized to this machine (db.sizing),
+    with `overrides` (IMGSEARCH_SERVER_SETTINGS's name=value,... text) over them; one that is
+    running keeps those it started with."""
+    settings = sizing.server_settings(overrides)  # a malformed override is an error even while running
     with _lock(home):
         running = running_server(home)
         if running is not None:
@@ -82,13 +83,14 @@ def start(home: Path) -> EmbeddedServer:
     return embedded
 
 
-def start_standby(primary: Path, home: Path) -> EmbeddedServer:
+def start_standby(primary: Path, home: Path, overrides: str | None = None) -> EmbeddedServer:
     """A hot standby of the embedded server below `primary`, below `home`: a base backup of it
     (pg_basebackup -R) streaming its changes, read-only (searches can be sent to it). It sizes
-    itself as if it had the machine to itself: on one machine, set IMGSEARCH_SERVER_SETTINGS."""
+    itself as if it had the machine to itself: on one machine, give both `overrides` (as `start`,
+    IMGSEARCH_SERVER_SETTINGS's text)."""
     import os
 
-    source = start(primary)
+    source = start(primary, overrides)
     target = pgdata_dir(home)
     with _lock(home):
         if not (target / "PG_VERSION").exists():
@@ -110,7 +112,7 @@ def start_standby(primary: Path, home: Path) -> EmbeddedServer:
                 ) from exc
             for stale in target.glob(".s.PGSQL.*.lock"):  # the primary's socket lives in its data dir
                 stale.unlink()
-    return start(home)
+    return start(home, overrides)
 
 
 def _system_user() -> str | None:
@@ -178,15 +180,18 @@ def running_server(home: Path) -> EmbeddedServer | None:
     return EmbeddedServer(pgdata_dir(home), info.get_uri())
 
 
-def supervise(home: Path, stop_event: threading.Event, every_s: float = 1.0) -> None:
+def supervise(
+    home: Path, stop_event: threading.Event, every_s: float = 1.0, overrides: str | None = None
+) -> None:
     """Keep the embedded server below `home` running until `stop_event` is set: one that was
-    stopped (`imgsearch db stop`) or died is started again within about `every_s` seconds; a
-    start that fails is logged and tried again (a long-running service owns its server)."""
+    stopped (`imgsearch db stop`) or died is started again within about `every_s` seconds (with
+    `overrides`, as `start`); a start that fails is logged and tried again (a long-running
+    service owns its server)."""
     while not stop_event.wait(every_s):
         try:
             if running_server(home) is None:
                 log.warning("imgsearch: the embedded PostgreSQL in %s is not running; starting it", home)
-                start(home)
+                start(home, overrides)
         except Exception as exc:  # a failed start is retried at the next tick, never fatal
             log.warning("imgsearch: the embedded PostgreSQL could not start yet: %s", exc)
 

@@ -6,6 +6,7 @@ import re
 
 import psycopg
 
+from imgsearch import config
 from imgsearch.db.connection import Database, connect, resolve, scalar
 from imgsearch.db.migrations import upgrade_if_needed
 from imgsearch.errors import PgvectorMissing
@@ -59,9 +60,12 @@ def ensure_pgvector(db: Database) -> str:
 _ready: set[str] = set()
 
 
-def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
-    """Resolve the database, check pgvector and (once per process) upgrade the schema to head."""
-    db = resolve(url)
+def open_database(
+    url: str | None = None, *, migrate: bool = True, settings: config.Settings | None = None
+) -> Database:
+    """Resolve the database (`url`, else the settings', default the environment's), check
+    pgvector and (once per process) upgrade the schema to head."""
+    db = resolve(url, settings or config.load())
     if db.url not in _ready:
         ensure_pgvector(db)
         if migrate:
@@ -70,6 +74,6 @@ def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
     return db
 
 
-def as_database(database: Database | str | None) -> Database:
-    """`database` itself, or the database a URL (None: the configured one) names, made ready."""
-    return database if isinstance(database, Database) else open_database(database)
+def as_database(database: Database | str | None, settings: config.Settings | None = None) -> Database:
+    """`database` itself, or the database a URL (None: the settings') names, made ready."""
+    return database if isinstance(database, Database) else open_database(database, settings=settings)

@@ -12,9 +12,9 @@ import os
 import re
 from pathlib import Path
 
+from imgsearch.config import SERVER_SETTINGS_ENV as SETTINGS_ENV
 from imgsearch.errors import ImgsearchError
 
-SETTINGS_ENV = "IMGSEARCH_SERVER_SETTINGS"
 SHOWN = (
     "shared_buffers",
     "effective_cache_size",
@@ -124,10 +124,11 @@ def _shm_free() -> int | None:
     return stat.f_bavail * stat.f_frsize
 
 
-def server_settings() -> dict[str, str]:
-    """The embedded server's settings on this machine, with the environment's overrides."""
+def server_settings(raw: str | None = None) -> dict[str, str]:
+    """The embedded server's settings on this machine, with the overrides `raw`
+    (Settings.server_settings: IMGSEARCH_SERVER_SETTINGS)."""
     settings = recommended(machine_memory(), machine_cores(), _shm_free())
-    settings.update(overrides(os.environ.get(SETTINGS_ENV)))
+    settings.update(overrides(raw))
     return settings
 
 

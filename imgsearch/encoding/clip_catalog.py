@@ -16,7 +16,6 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from imgsearch import config
 from imgsearch.encoding.catalog import file_sha256
 from imgsearch.encoding.state_dicts import checkpoint_format
 from imgsearch.errors import ImgsearchError, WeightsUnavailable
@@ -114,8 +113,11 @@ class Checkpoint:
         return str(self.preprocess_cfg.get("interpolation", "bicubic"))
 
 
-def cache_root() -> Path:
-    return config.load().home / "models" / "open_clip"
+def cache_root(home: Path | None = None) -> Path:
+    """Where open_clip checkpoints are kept in the model cache (`onnx_runtime.cache_dir`)."""
+    from imgsearch.encoding.onnx_runtime import cache_dir
+
+    return cache_dir(home) / "open_clip"
 
 
 def valid_name(name: str) -> bool:
@@ -141,10 +143,12 @@ def installed_names() -> list[str]:
     )
 
 
-def is_clip(name: str) -> bool:
+def is_clip(name: str, home: Path | None = None) -> bool:
+    """Whether `name` is a CLIP-style model: a registered one, or one installed in the model
+    cache below `home` (default: the settings')."""
     if name in CLIP_MODELS or name == GENERIC:
         return True
-    return valid_name(name) and (cache_root() / name / RECORD_FILE).exists()
+    return valid_name(name) and (cache_root(home) / name / RECORD_FILE).exists()
 
 
 def _weights_in(folder: Path) -> Path | None:

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from imgsearch import config
+from imgsearch.config import Settings
 from imgsearch.errors import ImageDecodeError
 from imgsearch.sources import read_file
 
@@ -56,12 +57,12 @@ class DecodeLimits:
     """What one image may cost: pixels (decompression bombs) and decoding memory in bytes,
     judged from the header before any pixel is decoded."""
 
-    pixels: int
-    bytes: int
+    pixels: int = config.MAX_PIXELS
+    bytes: int = config.MAX_DECODE_BYTES
 
     @classmethod
-    def from_settings(cls) -> DecodeLimits:
-        settings = config.load()
+    def of(cls, settings: Settings) -> DecodeLimits:
+        """The limits of these settings (IMGSEARCH_MAX_PIXELS, IMGSEARCH_MAX_DECODE_BYTES)."""
         return cls(settings.max_pixels, settings.max_decode_bytes)
 
 
@@ -72,11 +73,13 @@ def decode_image(
 
     With `min_size`, a JPEG may be decoded at a reduced scale whose sides stay >= min_size,
     which is several times faster for camera-size files and changes nothing after resizing.
-    `limits` default to the `IMGSEARCH_MAX_PIXELS` and `IMGSEARCH_MAX_DECODE_BYTES` settings.
+    `limits` default to the built-in ones; `DecodeLimits.of(settings)` gives those of settings
+    (IMGSEARCH_MAX_PIXELS, IMGSEARCH_MAX_DECODE_BYTES).
     Raises ImageDecodeError with a `kind` (empty, not_an_image, too_large, corrupt).
     """
+    limits = limits or DecodeLimits()
     if isinstance(source, (str, Path)):
-        source = read_file(str(source))
+        source = read_file(str(source), limits.bytes)
     if not source:
         raise ImageDecodeError("empty file (0 bytes)", "empty")
     if source[:2] == b"\xff\xd8" and (scans := source.count(b"\xff\xda")) > MAX_JPEG_SCANS:
@@ -86,7 +89,6 @@ def decode_image(
             f"a JPEG of {scans:,} scans, over the limit of {MAX_JPEG_SCANS} (a decoding bomb?)", "too_large"
         )
     heif_available()
-    limits = limits or DecodeLimits.from_settings()
     try:
         return _decode(source, min_size, limits)
     except ImageDecodeError as exc:

@@ -30,8 +30,12 @@ INPUT, OUTPUT = "images", "vectors"
 TOKENS = "tokens"  # a text tower's input: (n, context) int64 token ids
 
 
-def cache_dir() -> Path:
-    return config.load().home / "models"
+def cache_dir(home: Path | None = None) -> Path:
+    """The model cache below the imgsearch `home` (exported graphs; open_clip checkpoints in
+    `open_clip/`). Without `home`, the settings' (IMGSEARCH_HOME) are loaded: the one place
+    below the entry points that still reads them itself, as model names are looked up in the
+    cache from everywhere a model is named (`clip_catalog.is_clip`); an Index passes its own."""
+    return (home if home is not None else config.load().home) / "models"
 
 
 def cache_paths(key: str) -> tuple[Path, Path]:
@@ -44,8 +48,9 @@ def cache_paths(key: str) -> tuple[Path, Path]:
 def cores() -> int:
     """CPU cores this process may use: OMP_NUM_THREADS when set (Ray sets it to a worker's
     CPUs, so that actors sharing a machine do not oversubscribe it), else the affinity mask."""
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
-        return int(os.environ["OMP_NUM_THREADS"])
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        return int(threads)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:

@@ -66,11 +66,11 @@ def dimension_of(name: str) -> int:
 BACKENDS = ("auto", "torch", "onnx")
 
 
-def resolve_backend(backend: str | None, device: str) -> str:
+def resolve_backend(backend: str, device: str) -> str:
     """ "torch" or "onnx": `auto` means ONNX Runtime on a CPU and torch on a GPU (CUDA, MPS)."""
     from imgsearch.encoding.devices import wants_gpu
 
-    backend = (backend or config.load().backend).lower()
+    backend = backend.lower()
     if backend not in BACKENDS:
         raise ImgsearchError(f"Unknown backend {backend!r}: use auto, torch or onnx.")
     if backend == "auto":
@@ -97,17 +97,26 @@ def export_key(name: str, weights: str | Path | None = None) -> str:
 
 
 def get_encoder(
-    name: str | None = None, device: Any = None, weights: str | Path | None = None, backend: str | None = None
+    name: str | None = None,
+    device: Any = None,
+    weights: str | Path | None = None,
+    backend: str | None = None,
+    *,
+    settings: config.Settings | None = None,
 ) -> Encoder:
-    """The encoder called `name` (default: the IMGSEARCH_MODEL setting).
+    """The encoder called `name` (default: the settings' model, IMGSEARCH_MODEL).
 
     `a+b` builds an ensemble of a and b. `weights` (a state-dict file) applies to a single
-    model only. `backend` (default IMGSEARCH_BACKEND, `auto`) picks torch or ONNX Runtime;
-    both give the same vectors, so it is not part of the encoder's identity.
+    model only. `backend` (default the settings', IMGSEARCH_BACKEND: `auto`) picks torch or
+    ONNX Runtime; both give the same vectors, so it is not part of the encoder's identity.
+    `settings` are loaded from the environment when not given and only needed for a default.
     """
-    settings = config.load()
-    name = (name or settings.model).strip()
-    device = device if device is not None else settings.device
+    if name is None or device is None or backend is None:
+        settings = settings if settings is not None else config.load()
+        name = name or settings.model
+        device = device if device is not None else settings.device
+        backend = backend or settings.backend
+    name = name.strip()
     members = [m.strip() for m in name.split("+")]
     if len(members) > 1:
         if weights is not None:
@@ -119,7 +128,7 @@ def get_encoder(
     return encoder
 
 
-def _single(name: str, device: Any, weights: str | Path | None, backend: str | None) -> Encoder:
+def _single(name: str, device: Any, weights: str | Path | None, backend: str) -> Encoder:
     if resolve_backend(backend, str(device)) == "torch":
         return _torch_model(name, device, weights)
     from imgsearch.encoding.onnx_runtime import cache_dir, load_cached, load_cached_text
@@ -149,12 +158,9 @@ def _torch_model(name: str, device: Any, weights: str | Path | None):
     return torch_models.build(name, device, weights)
 
 
-def finetuned_encoder(
-    name: str, weights: Path, size: int, device: Any = None, backend: str | None = None
-) -> Encoder:
+def finetuned_encoder(name: str, weights: Path, size: int, device: Any, backend: str) -> Encoder:
     """An EfficientNet-Lite0 fine-tuned on a collection (`imgsearch train --finetune`): its
     state-dict file, called `name`, fed `size`-pixel crops; ONNX Runtime or torch like any."""
-    device = device if device is not None else config.load().device
     if resolve_backend(backend, str(device)) == "torch":
         from imgsearch.encoding import torch_models
 

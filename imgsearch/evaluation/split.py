@@ -265,14 +265,15 @@ def _augmented_vectors(paths: Sequence[str], encoder: Encoder, n: int) -> tuple[
     """The vectors `ingest --augment n` stores for these files, and whose each one is."""
     import hashlib
 
-    from imgsearch.encoding.decode import decode_image
+    from imgsearch.encoding.decode import DecodeLimits, decode_image
     from imgsearch.encoding.edits import augmented_copies
     from imgsearch.sources import read_file
 
+    limits = DecodeLimits()  # the built-in limits: files of a labelled folder of one's own
     vectors, owners = [], []
     for row, path in enumerate(paths):
-        data = read_file(path)
-        image = decode_image(data, min_size=2 * encoder.min_decode_size).image
+        data = read_file(path, limits.bytes)
+        image = decode_image(data, min_size=2 * encoder.min_decode_size, limits=limits).image
         copies = augmented_copies(image, n, hashlib.sha256(data).hexdigest())
         vectors.append(as_stored(encoder.encode(copies)))
         owners += [row] * n

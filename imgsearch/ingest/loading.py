@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from imgsearch.config import Settings
 from imgsearch.db import store
 from imgsearch.encoding.decode import DecodeLimits, decode_image
 from imgsearch.encoding.encoder import Inputs
@@ -36,18 +37,18 @@ def load(
     known: store.KnownImage | None,
     preprocess: Preprocess,
     min_decode_size: int,
-    limits: DecodeLimits | None = None,
+    settings: Settings,
     augment: int = 0,
 ) -> Loaded:
-    """Read, hash, decode and preprocess one source, and `augment` random edits of it
-    (seeded by its content, so a re-run makes the same ones)."""
+    """Read, hash, decode and preprocess one source (within the settings' limits), and
+    `augment` random edits of it (seeded by its content, so a re-run makes the same ones)."""
     mtime = None
     if not source.is_url:
         try:
             mtime = os.stat(source.location).st_mtime
         except OSError as exc:
             raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}", "unreadable") from exc
-    data = fetch(source.location, limits.bytes if limits else None)
+    data = fetch(source.location, settings)
     row = store.ImageRow(
         location=source.location,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -61,6 +62,7 @@ def load(
     if known is not None and known.has_vector and known.sha256 == row.sha256:
         return Loaded(source, row, None, existed=True)
     # augmented crops keep detail when the picture is decoded at twice the model's input size
+    limits = DecodeLimits.of(settings)
     decoded = decode_image(data, min_size=min_decode_size * (2 if augment else 1), limits=limits)
     row.width, row.height, row.format = decoded.width, decoded.height, decoded.format
     extras = []

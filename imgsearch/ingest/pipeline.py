@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psycopg
 
+from imgsearch import config
+from imgsearch.config import Settings
 from imgsearch.db.connection import Database
 from imgsearch.db.schema import as_database
 from imgsearch.encoding.derived import ingest_encoder
@@ -54,6 +56,7 @@ def ingest(
     stop: threading.Event | None = None,
     engine: str = "local",
     address: str | None = None,
+    settings: Settings | None = None,
 ) -> IngestReport:
     """Index the images under `paths` (and/or a manifest) with `encoder`.
 
@@ -66,10 +69,12 @@ def ingest(
     with fewer are encoded again. `engine="ray"` decodes and encodes on a Ray cluster
     (`address`: "auto", "ray://host:10001", default a local one); planning and writing are the
     same as the local engine's. A second ingest with the same encoder waits for the first to
-    finish (`report.waited`), then skips what it indexed.
+    finish (`report.waited`), then skips what it indexed. `settings` (default: the environment's,
+    loaded for this one-shot call; an Index passes its own) give the limits on each image.
     """
+    settings = settings if settings is not None else config.load()
     paths = list(paths)
-    db = as_database(database)
+    db = as_database(database, settings)
     encoder = ingest_encoder(encoder)  # a derived encoder's vectors follow its base's
     args = (
         db,
@@ -80,6 +85,7 @@ def ingest(
         stop or threading.Event(),
         rehash,
         augment,
+        settings,
     )
     if engine == "ray":
         from imgsearch.ingest.ray_engine import RayRun

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from imgsearch.config import Settings
 from imgsearch.db import store
-from imgsearch.encoding.decode import DecodeLimits
 from imgsearch.encoding.encoder import Encoder, Preprocessor
 from imgsearch.errors import ImgsearchError
 from imgsearch.ingest.loading import Loaded, load
@@ -71,7 +71,7 @@ class RayRun(Run):
             "name": self.encoder.name,
             "device": "cuda" if gpus else "cpu",
             "weights": self.encoder.weights_path,
-            "backend": "torch" if gpus else None,
+            "backend": "torch" if gpus else self.settings.backend,
             "identity": self.encoder.identity,
             "finetuned_size": _finetuned_size(self.encoder),
         }
@@ -79,7 +79,13 @@ class RayRun(Run):
             rows, override_num_blocks=max(1, min(math.ceil(len(rows) / DECODE_BATCH), 10_000))
         )
         decode = functools.partial(
-            _decode_batch, preprocessor=self.encoder.preprocessor(), limits=self.limits, augment=self.augment
+            _decode_batch,
+            preprocessor=self.encoder.preprocessor(),
+            # the limits on reading and decoding go to the cluster, never the secrets
+            settings=self.settings.model_copy(
+                update={"database_url": None, "replica_url": None, "api_token": None}
+            ),
+            augment=self.augment,
         )
         ds = ds.map_batches(decode, batch_size=DECODE_BATCH, batch_format="numpy")
         ds = ds.map_batches(
@@ -135,7 +141,7 @@ def _planned_row(source: Source, known: store.KnownImage | None) -> dict[str, An
 
 
 def _decode_batch(
-    batch: dict[str, np.ndarray], preprocessor: Preprocessor, limits: DecodeLimits | None, augment: int
+    batch: dict[str, np.ndarray], preprocessor: Preprocessor, settings: Settings, augment: int
 ) -> dict[str, np.ndarray]:
     """Ray task: the local engine's decode stage over a batch of planned rows. Inputs are
     fixed-shape uint8 columns (zeros where nothing is to be encoded)."""
@@ -190,7 +196,7 @@ def _decode_batch(
             "mtime": math.nan,
         }
         try:
-            loaded = load(source, known, preprocessor, preprocessor.min_decode_size, limits, augment)
+            loaded = load(source, known, preprocessor, preprocessor.min_decode_size, settings, augment)
         except Exception as exc:  # one bad file costs only itself
             f = failure(source, exc)
             values.update(error_kind=f.kind, error_message=f.message)

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from imgsearch.config import Settings
 from imgsearch.db import derived, prune, store
 from imgsearch.db.connection import Database, connect
-from imgsearch.encoding.decode import DecodeLimits
 from imgsearch.encoding.encoder import Encoder, collate
 from imgsearch.errors import ImageDecodeError
 from imgsearch.ingest.loading import Loaded, load
@@ -49,7 +49,8 @@ class Run:
         progress: ProgressCallback | None,
         stop: threading.Event,
         rehash: bool,
-        augment: int = 0,
+        augment: int,
+        settings: Settings,
     ) -> None:
         self.db, self.encoder, self.batch_size, self.workers = db, encoder, batch_size, workers
         self.progress, self.stop, self.rehash, self.augment = progress, stop, rehash, augment
@@ -60,7 +61,7 @@ class Run:
         self._last_progress = 0.0
         self.batch: list[Loaded] = []
         self.errors: list[Failure] = []
-        self.limits = DecodeLimits.from_settings()  # read once, not per image
+        self.settings = settings  # the limits on reading and decoding each image
 
     def execute(self, items: Iterator[Source | Failure]) -> None:
         with connect(self.db, autocommit=True) as conn:
@@ -111,7 +112,7 @@ class Run:
                             known,
                             self.encoder.preprocess,
                             self.encoder.min_decode_size,
-                            self.limits,
+                            self.settings,
                             self.augment,
                         ),
                     )

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imgsearch.config import Settings
 from imgsearch.db import prune
 from imgsearch.db.connection import Database, connect
 from imgsearch.encoding.encoder import Encoder
@@ -38,12 +39,18 @@ def watch(
     stop: threading.Event,
     on_event: Callable[[WatchEvent], None] | None = None,
     first_pass: bool = True,
+    settings: Settings,
 ) -> IngestReport | None:
-    """Keep the index in step with `paths` until `stop` is set; the first pass's report."""
+    """Keep the index in step with `paths` until `stop` is set; the first pass's report
+    (`settings`: as `ingest`'s)."""
     import watchfiles
 
     roots = [str(Path(p).expanduser().absolute()) for p in paths]
-    first = ingest(roots, encoder=encoder, database=database, prune_gone=True) if first_pass else None
+    first = (
+        ingest(roots, encoder=encoder, database=database, prune_gone=True, settings=settings)
+        if first_pass
+        else None
+    )
     for changes in watchfiles.watch(
         *roots,
         stop_event=stop,
@@ -71,9 +78,11 @@ def watch(
             folders = [p for p in changed if os.path.isdir(p)]
             event.report = IngestReport(model=encoder.name)
             if files:
-                event.report.add(ingest(files, encoder=encoder, database=database, rehash=True))
+                event.report.add(
+                    ingest(files, encoder=encoder, database=database, rehash=True, settings=settings)
+                )
             if folders:
-                event.report.add(ingest(folders, encoder=encoder, database=database))
+                event.report.add(ingest(folders, encoder=encoder, database=database, settings=settings))
         if gone:
             with connect(database, autocommit=True) as conn:
                 ids = prune.find_gone(conn, [display_path(p) for p in gone], exact=True)

@@ -84,8 +84,15 @@ def thumbnail(
     info = found(request, image_id)
     try:
         # the root is looked up only when the thumbnail has to be made from the file
+        index = index_of(request)
         path = make(
-            info.location, info.sha256, info.byte_size, info.mtime, size, index_of(request).collection_root
+            info.location,
+            info.sha256,
+            info.byte_size,
+            info.mtime,
+            size,
+            index.collection_root,
+            settings=index.settings,
         )
     except ImageDecodeError as exc:
         raise HTTPException(404, f"The image cannot be read any more: {exc}") from exc

@@ -118,7 +118,8 @@ async def search(request: Request) -> SearchResponse:
         )
     request.app.state.metrics.search.labels(shown.kind).observe(time.perf_counter() - started)
     if ctype.startswith("multipart/form-data") and isinstance(query, bytes):
-        await run_in_threadpool(kept_queries.keep, query)  # searched, so an image: kept for its link
+        # searched, so an image: kept for its link
+        await run_in_threadpool(kept_queries.keep, query, index.settings)
     return _response(result, started, shown)
 
 
@@ -137,7 +138,7 @@ def _json_query(request: Request, fields: SearchRequest) -> tuple[str | bytes | 
         return fields.url, SearchQuery(kind="url", url=fields.url)
     if fields.image_id is not None:
         return f"id:{fields.image_id}", SearchQuery(kind="id", image_id=fields.image_id)
-    data = kept_queries.kept(fields.upload or "")
+    data = kept_queries.kept(fields.upload or "", index_of(request).settings)
     if data is None:
         raise HTTPException(404, "That uploaded image is not kept any more: upload it again.")
     return data, SearchQuery(kind="upload", upload=fields.upload)
@@ -220,7 +221,7 @@ def query_image(
 ) -> FileResponse:
     """A thumbnail of a kept uploaded query image (by the sha256 its search answer gave)."""
     try:
-        path = kept_queries.thumbnail(upload, size)
+        path = kept_queries.thumbnail(upload, size, index_of(request).settings)
     except ImageDecodeError as exc:
         raise HTTPException(404, f"The upload cannot be shown: {exc}") from exc
     if path is None:

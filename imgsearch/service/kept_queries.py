@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from imgsearch import config
+from imgsearch.config import Settings
 from imgsearch.safe_files import disk_full, is_digest, write_atomically
 from imgsearch.service.thumbnails import thumbnail_folder, thumbnail_of, thumbnail_path
 
@@ -26,8 +26,8 @@ MAX_KEPT = 256
 MAX_AGE_S = 7 * 24 * 3600
 
 
-def _folder() -> Path:
-    return config.load().home / "queries"
+def _folder(settings: Settings) -> Path:
+    return settings.home / "queries"
 
 
 def digest_of(data: bytes) -> str:
@@ -35,18 +35,18 @@ def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def keep(data: bytes) -> str:
+def keep(data: bytes, settings: Settings) -> str:
     """Keep an uploaded query image (best effort: nothing is kept when the disk is full); its
     sha256, the key to find it again."""
     digest = digest_of(data)
-    folder = _folder()
+    folder = _folder(settings)
     path = folder / digest
     try:
         if path.exists():
             os.utime(path)  # recently used: kept longer
         else:
             write_atomically(path, data)
-            _prune(folder)
+            _prune(folder, settings)
     except OSError as exc:
         if not disk_full(exc):
             raise
@@ -54,45 +54,45 @@ def keep(data: bytes) -> str:
     return digest
 
 
-def is_kept(digest: str) -> bool:
+def is_kept(digest: str, settings: Settings) -> bool:
     """Whether an upload with this sha256 is kept now."""
-    return is_digest(digest) and (_folder() / digest).is_file()
+    return is_digest(digest) and (_folder(settings) / digest).is_file()
 
 
-def kept(digest: str) -> bytes | None:
+def kept(digest: str, settings: Settings) -> bytes | None:
     """The kept image with this sha256, or None (unknown, expired, or not a sha256)."""
     if not is_digest(digest):
         return None
     try:
-        return (_folder() / digest).read_bytes()
+        return (_folder(settings) / digest).read_bytes()
     except OSError:
         return None
 
 
-def thumbnail(digest: str, size: int) -> Path | None:
+def thumbnail(digest: str, size: int, settings: Settings) -> Path | None:
     """A thumbnail of a kept upload (None when it is not kept); the kept uploads stay within
     their byte budget, thumbnails included."""
-    if not is_kept(digest):
+    if not is_kept(digest, settings):
         return None
-    path = thumbnail_path(digest, size)
+    path = thumbnail_path(digest, size, settings)
     if not path.exists():  # made (and the budget held) only the first time it is asked for
-        data = kept(digest)
+        data = kept(digest, settings)
         if data is None:
             return None
-        path = thumbnail_of(data, digest, size)
-        prune()
+        path = thumbnail_of(data, digest, size, settings)
+        prune(settings)
     return path if path.exists() else None
 
 
-def prune() -> None:
+def prune(settings: Settings) -> None:
     """Hold the kept uploads (and their thumbnails) to their bounds now."""
-    folder = _folder()
+    folder = _folder(settings)
     if folder.is_dir():
-        _prune(folder)
+        _prune(folder, settings)
 
 
-def _thumbnails(digest: str) -> list[Path]:
-    return list(thumbnail_folder(digest).glob(f"{digest}-*.jpg"))
+def _thumbnails(digest: str, settings: Settings) -> list[Path]:
+    return list(thumbnail_folder(digest, settings).glob(f"{digest}-*.jpg"))
 
 
 def _size(path: Path) -> int:
@@ -102,7 +102,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _prune(folder: Path) -> None:
+def _prune(folder: Path, settings: Settings) -> None:
     """Forget the oldest beyond MAX_KEPT, beyond the byte budget, and any older than MAX_AGE_S,
     with their thumbnails."""
     entries = []
@@ -115,10 +115,10 @@ def _prune(folder: Path) -> None:
             entries.append((st.st_mtime, entry.name, st.st_size))
     entries.sort(reverse=True)
     cutoff = time.time() - MAX_AGE_S
-    budget = config.load().kept_queries_bytes
+    budget = settings.kept_queries_bytes
     used = 0
     for index, (mtime, digest, size) in enumerate(entries):
-        thumbs = _thumbnails(digest)
+        thumbs = _thumbnails(digest, settings)
         used += size + sum(_size(t) for t in thumbs)
         if index >= MAX_KEPT or mtime < cutoff or used > budget:
             for path in [folder / digest, *thumbs]:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from imgsearch import config
-from imgsearch.encoding.decode import decode_image
+from imgsearch.config import Settings
+from imgsearch.encoding.decode import DecodeLimits, decode_image
 from imgsearch.errors import DiskFull
 from imgsearch.indexed_files import read_indexed, still_indexed
 from imgsearch.safe_files import checked_digest, disk_full, inside, write_atomically
@@ -33,48 +33,53 @@ def thumbnail(
     mtime: float | None,
     size: int,
     root: Callable[[], str | None] | None = None,
+    *,
+    settings: Settings,
 ) -> Path:
     """A JPEG whose longer side is at most `size` (rounded up to one of SIZES) of the indexed
     content (read from the collection's root that `root()` gives, following no link below it;
     asked only when the file has to be read); raises
     ImageDecodeError when the image cannot be read any more or has changed (also when its
-    thumbnail is cached: a file that does not look as indexed is read again)."""
+    thumbnail is cached: a file that does not look as indexed is read again). The settings give
+    the cache's home and the limits on reading and decoding."""
 
     def read() -> bytes:
-        return read_indexed(location, sha256, byte_size, root() if root is not None else None)
+        return read_indexed(
+            location, sha256, byte_size, root() if root is not None else None, settings=settings
+        )
 
-    path = _cached(sha256, size, read)
+    path = _cached(sha256, size, read, settings)
     if not still_indexed(location, byte_size, mtime):
         read()  # full check: raises unless the content is still the indexed one
     return path
 
 
-def thumbnail_of(data: bytes, sha256: str, size: int) -> Path:
+def thumbnail_of(data: bytes, sha256: str, size: int, settings: Settings) -> Path:
     """The same for image bytes at hand (a kept query image)."""
-    return _cached(sha256, size, lambda: data)
+    return _cached(sha256, size, lambda: data, settings)
 
 
-def thumbnail_folder(digest: str) -> Path:
+def thumbnail_folder(digest: str, settings: Settings) -> Path:
     """Where the thumbnails of the content with this sha256 are cached (indexed images and kept
-    uploads of the same content share them)."""
-    return config.load().home / "thumbnails" / digest[:2]
+    uploads of the same content share them), below the settings' home."""
+    return settings.home / "thumbnails" / digest[:2]
 
 
-def thumbnail_path(sha256: str, size: int) -> Path:
+def thumbnail_path(sha256: str, size: int, settings: Settings) -> Path:
     """Where the thumbnail of this content at this size (rounded up to one of SIZES) is cached."""
     sha256 = checked_digest(sha256, "The content's recorded digest")
-    return inside(thumbnail_folder(sha256), f"{sha256}-{thumbnail_size(size)}.jpg")
+    return inside(thumbnail_folder(sha256, settings), f"{sha256}-{thumbnail_size(size)}.jpg")
 
 
-def _cached(sha256: str, size: int, read: Callable[[], bytes]) -> Path:
+def _cached(sha256: str, size: int, read: Callable[[], bytes], settings: Settings) -> Path:
     size = thumbnail_size(size)
-    path = thumbnail_path(sha256, size)
+    path = thumbnail_path(sha256, size, settings)
     if path.exists():
         return path
     with _making:  # a few at a time: each holds a whole file and its pixels
         if path.exists():
             return path
-        image = decode_image(read(), min_size=size).image
+        image = decode_image(read(), min_size=size, limits=DecodeLimits.of(settings)).image
         image.thumbnail((size, size), Image.Resampling.BICUBIC)
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=QUALITY)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,8 +21,10 @@ from PIL import Image, ImageEnhance, ImageOps
 from imgsearch.db.connection import Database
 from imgsearch.db.schema import as_database
 from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.edited_copies import copy_vectors
 from imgsearch.encoding.encoder import Encoder
-from imgsearch.errors import ImageDecodeError, ImgsearchError
+from imgsearch.encoding.projection import unit
+from imgsearch.errors import ImgsearchError
 from imgsearch.evaluation import metrics
 from imgsearch.evaluation.common import (
     TIE_TOLERANCE,
@@ -32,7 +34,7 @@ from imgsearch.evaluation.common import (
 )
 from imgsearch.ingest.fetch import ingest_and_fetch
 from imgsearch.ingest.files import find_images
-from imgsearch.progress import Progress, ProgressCallback
+from imgsearch.progress import ProgressCallback
 
 COPY_QUALITY = 90  # JPEG quality of every copy except the `jpeg` one
 ENCODE_BATCH = 16
@@ -142,12 +144,11 @@ def near_duplicates(
         originals /= np.linalg.norm(originals, axis=1, keepdims=True)
         sums = {t: dict.fromkeys(ks, 0.0) for t in names}
         counts = dict.fromkeys(names, 0)
-        unreadable = 0
         queried = sample_queries(len(kept), sample)
-        for index, transform, vector in copy_query_vectors(kept, queried, names, encoder, progress):
-            if vector is None:
-                unreadable += transform == names[0]  # once per original
-                continue
+        vectors, owners = copy_query_vectors(kept, queried, names, encoder, progress)
+        unreadable = len(queried) - len(set(owners.tolist()))
+        for row, (index, vector) in enumerate(zip(owners, vectors, strict=True)):
+            transform = names[row % len(names)]  # each original's copies, in the order of `names`
             relevant = np.zeros(len(kept), dtype=bool)
             relevant[index] = True
             r = metrics.rank(originals @ vector, relevant, tolerance=TIE_TOLERANCE)
@@ -177,34 +178,18 @@ def copy_query_vectors(
     transforms: Sequence[str],
     encoder: Encoder,
     progress: ProgressCallback | None,
-) -> Iterator[tuple[int, str, np.ndarray | None]]:
-    """(original's index, transform, float16-rounded unit vector of the copy), in batches."""
-    pending: list[tuple[int, str, Image.Image]] = []
-    done, total, started = 0, len(queried) * len(transforms), time.monotonic()
+) -> tuple[np.ndarray, np.ndarray]:
+    """(unit vectors of the copies, rounded as stored; the index in `paths` of each copy's
+    original): every transform of each queried original in turn (none of an original that
+    cannot be decoded)."""
 
-    def flush() -> Iterator[tuple[int, str, np.ndarray]]:
-        vectors = encoder.encode([img for _, _, img in pending])
-        vectors = vectors.astype(np.float16).astype(np.float32)  # stored and queried as halfvec
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        for (index, transform, _), vector in zip(pending, vectors, strict=True):
-            yield index, transform, vector
-        pending.clear()
+    def edit(picture: Image.Image, _: bytes) -> list[Image.Image]:
+        copies = [make_copy(picture, t) for t in transforms]  # saved as JPEG, decoded as a query
+        return [decode_image(copy, min_size=encoder.min_decode_size).image for copy in copies]
 
-    for index in queried:
-        try:
-            # a few times the model's input size keeps the detail every edit needs
-            source = decode_image(paths[index], min_size=4 * encoder.min_decode_size).image
-        except ImageDecodeError:
-            for transform in transforms:
-                yield index, transform, None
-            continue
-        for transform in transforms:
-            copy = decode_image(make_copy(source, transform), min_size=encoder.min_decode_size)
-            pending.append((index, transform, copy.image))
-        if len(pending) >= ENCODE_BATCH:
-            done += len(pending)
-            yield from flush()
-            if progress is not None:
-                progress(Progress("copies", done, total, time.monotonic() - started))
-    if pending:
-        yield from flush()
+    # the originals are decoded at a few times the model's input size: detail every edit needs
+    originals = [paths[i] for i in queried]
+    vectors, rows = copy_vectors(
+        originals, encoder, edit, copies=len(transforms), scale=4, batch=ENCODE_BATCH, progress=progress
+    )
+    return unit(vectors), np.asarray(queried, dtype=int)[rows]

@@ -18,8 +18,10 @@ import numpy as np
 
 from imgsearch.db.connection import Database
 from imgsearch.db.schema import as_database
+from imgsearch.encoding.edited_copies import copy_vectors
 from imgsearch.encoding.encoder import Encoder
-from imgsearch.encoding.projection import Projection, as_stored
+from imgsearch.encoding.projection import Projection, unit
+from imgsearch.errors import ImgsearchError
 from imgsearch.evaluation import metrics
 from imgsearch.evaluation.common import TIE_TOLERANCE, cutoffs
 from imgsearch.evaluation.evaluate import per_query
@@ -165,13 +167,10 @@ def finetuned_in_memory(
 
 def encode_paths(encoder: Encoder, paths: Sequence[str], batch: int = 32) -> np.ndarray:
     """Stored-precision vectors of image files, in order (files are expected to decode)."""
-    from imgsearch.encoding.decode import decode_image
-
-    parts = []
-    for start in range(0, len(paths), batch):
-        pictures = [decode_image(p, encoder.min_decode_size).image for p in paths[start : start + batch]]
-        parts.append(encoder.encode(pictures))
-    return as_stored(np.concatenate(parts))
+    vectors, rows = copy_vectors(paths, encoder, batch=batch)
+    if len(rows) < len(paths):
+        raise ImgsearchError(f"{len(paths) - len(rows)} of {len(paths)} files could not be decoded.")
+    return vectors
 
 
 def split_near_duplicates(
@@ -228,9 +227,7 @@ def split_near_duplicates(
         )
     queries = [(encoder, "")] + ([(TestTimeAugmented(encoder), " + TTA")] if tta else [])
     for query_encoder, suffix in queries:
-        copy_rows = list(
-            copy_query_vectors(test_paths, range(len(test_paths)), names, query_encoder, progress)
-        )
+        copied = copy_query_vectors(test_paths, range(len(test_paths)), names, query_encoder, progress)
         for name, projection, seconds in (
             (encoder.name, None, None),
             ("self-supervised head", head, fit_seconds),
@@ -241,7 +238,7 @@ def split_near_duplicates(
                         name + index_note + suffix,
                         candidates,
                         owners,
-                        copy_rows,
+                        copied,
                         projection,
                         ks,
                         seed,
@@ -252,11 +249,11 @@ def split_near_duplicates(
         t0 = time.perf_counter()
         tuned = finetuned_in_memory([paths[i] for i in train], None, finetune, progress)
         seconds = time.perf_counter() - t0
-        rows = list(copy_query_vectors(test_paths, range(len(test_paths)), names, tuned, progress))
+        copied = copy_query_vectors(test_paths, range(len(test_paths)), names, tuned, progress)
         candidates = encode_paths(tuned, test_paths)
         name = f"fine-tuned on edits (blocks {finetune.first_block}-15, {finetune.size} px)"
         result.rows.append(
-            _copy_scores(name, candidates, np.arange(len(test)), rows, None, ks, seed, seconds)
+            _copy_scores(name, candidates, np.arange(len(test)), copied, None, ks, seed, seconds)
         )
     return result
 
@@ -265,51 +262,45 @@ def _augmented_vectors(paths: Sequence[str], encoder: Encoder, n: int) -> tuple[
     """The vectors `ingest --augment n` stores for these files, and whose each one is."""
     import hashlib
 
-    from imgsearch.encoding.decode import decode_image
     from imgsearch.encoding.edits import augmented_copies
-    from imgsearch.sources import read_file
 
-    vectors, owners = [], []
-    for row, path in enumerate(paths):
-        data = read_file(path)
-        image = decode_image(data, min_size=2 * encoder.min_decode_size).image
-        copies = augmented_copies(image, n, hashlib.sha256(data).hexdigest())
-        vectors.append(as_stored(encoder.encode(copies)))
-        owners += [row] * n
-    return np.concatenate(vectors), np.asarray(owners)
+    return copy_vectors(
+        paths,
+        encoder,
+        lambda picture, data: augmented_copies(picture, n, hashlib.sha256(data).hexdigest()),
+        copies=n,
+        scale=2,
+        batch=n,
+    )
 
 
 def _copy_scores(
     name: str,
     candidates: np.ndarray,
     owners: np.ndarray,
-    copy_rows: list,
+    copied: tuple[np.ndarray, np.ndarray],
     projection: Projection | None,
     ks: Sequence[int],
     seed: int,
     seconds: float | None,
 ) -> SplitRow:
-    """recall@k of each copy's original, an original scoring its closest vector (`owners[j]`
-    is the original that candidate vector j belongs to)."""
+    """recall@k of each copy's original (`copied`: the copies' vectors and originals), an
+    original scoring its closest vector (`owners[j]` is the original that candidate j belongs to)."""
     # the vectors are float16-rounded already (stored, or rounded as stored)
-    apply: Callable[[np.ndarray], np.ndarray] = (
-        projection.apply
-        if projection is not None
-        else lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)
-    )
-    unit = apply(candidates)
+    apply: Callable[[np.ndarray], np.ndarray] = projection.apply if projection is not None else unit
+    candidates = apply(candidates)
     n_originals = int(owners.max()) + 1
-    rows = [(i, v) for i, _, v in copy_rows if v is not None]
-    copies = apply(np.stack([v for _, v in rows]))
+    copy_vectors, originals = copied
+    copies = apply(copy_vectors)
     hits: dict[int, list[float]] = {k: [] for k in ks}
-    for (index, _), vector in zip(rows, copies, strict=True):
+    for index, vector in zip(originals, copies, strict=True):
         best = np.full(n_originals, -np.inf, dtype=np.float32)
-        np.maximum.at(best, owners, unit @ vector)
+        np.maximum.at(best, owners, candidates @ vector)
         relevant = np.zeros(n_originals, dtype=bool)
         relevant[index] = True
         r = metrics.rank(best, relevant, tolerance=TIE_TOLERANCE)
         for k in ks:
             hits[k].append(metrics.defined(metrics.recall_at_k(r, k)))
     return SplitRow(
-        name, unit.shape[1], {f"recall@{k}": bootstrap(np.asarray(hits[k]), seed) for k in ks}, seconds
+        name, candidates.shape[1], {f"recall@{k}": bootstrap(np.asarray(hits[k]), seed) for k in ks}, seconds
     )

@@ -18,10 +18,9 @@ import numpy as np
 
 from imgsearch.db.connection import Database
 from imgsearch.db.schema import as_database
-from imgsearch.encoding.edited_copies import copy_vectors
+from imgsearch.encoding.edited_copies import TRANSFORMS, augmented_vectors, copy_query_vectors, encode_paths
 from imgsearch.encoding.encoder import Encoder
 from imgsearch.encoding.projection import Projection, unit
-from imgsearch.errors import ImgsearchError
 from imgsearch.evaluation import metrics
 from imgsearch.evaluation.common import TIE_TOLERANCE, cutoffs
 from imgsearch.evaluation.evaluate import per_query
@@ -31,7 +30,7 @@ from imgsearch.learning.derive import (
     self_supervised_head,
     unlabelled_vectors,
 )
-from imgsearch.learning.finetune import FinetuneOptions
+from imgsearch.learning.finetune import FinetuneOptions, finetuned_in_memory
 from imgsearch.learning.train import TrainOptions, stratified_split, train_head
 from imgsearch.progress import ProgressCallback
 
@@ -146,33 +145,6 @@ def split_evaluate(
     return result
 
 
-def finetuned_in_memory(
-    paths: Sequence[str],
-    labels: Sequence[str] | None,
-    options: FinetuneOptions,
-    progress: ProgressCallback | None = None,
-) -> Encoder:
-    """A network fine-tuned on `paths` (not registered), as a torch encoder."""
-    import tempfile
-
-    from imgsearch.encoding.registry import finetuned_encoder
-    from imgsearch.learning.finetune import finetune
-
-    result = finetune(paths, labels, options, progress)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "weights.pt"
-        path.write_bytes(result.weights)
-        return finetuned_encoder("fine-tuned", path, options.size, "cpu", "torch")
-
-
-def encode_paths(encoder: Encoder, paths: Sequence[str], batch: int = 32) -> np.ndarray:
-    """Stored-precision vectors of image files, in order (files are expected to decode)."""
-    vectors, rows = copy_vectors(paths, encoder, batch=batch)
-    if len(rows) < len(paths):
-        raise ImgsearchError(f"{len(paths) - len(rows)} of {len(paths)} files could not be decoded.")
-    return vectors
-
-
 def split_near_duplicates(
     root: str | Path,
     *,
@@ -193,18 +165,53 @@ def split_near_duplicates(
     with `augment` index-augmentation vectors per original, as `ingest --augment` stores);
     with `finetune`, a network fine-tuned self-supervised on edits of the other half too."""
     from imgsearch.encoding.tta import TestTimeAugmented
-    from imgsearch.evaluation.near_duplicates import TRANSFORMS, copy_query_vectors
 
     ks = cutoffs(ks)
     options = options or TrainOptions(seed=seed)
-    db = as_database(database)
-    paths, vectors = unlabelled_vectors(root, encoder, db, progress)
+    paths, vectors = unlabelled_vectors(root, encoder, as_database(database), progress)
     train, test = stratified_split(["all"] * len(paths), test_fraction, seed)
+    train_paths, test_paths = [paths[i] for i in train], [paths[i] for i in test]
+    # fitted on the training half: the head, and the network fine-tuned when asked
     t0 = time.perf_counter()
-    head = self_supervised_head([paths[i] for i in train], vectors[train], encoder, options, copies, progress)
+    head = self_supervised_head(train_paths, vectors[train], encoder, options, copies, progress)
     fit_seconds = time.perf_counter() - t0
-    test_paths = [paths[i] for i in test]
+    if finetune is not None:
+        t0 = time.perf_counter()
+        tuned = finetuned_in_memory(train_paths, None, finetune, progress)
+        tune_seconds = time.perf_counter() - t0
+    # judged on the held-out half: (row's name, candidates, their originals, copies, projection, fit seconds)
     names = list(TRANSFORMS)
+    originals = [(vectors[test], np.arange(len(test)), "")]
+    if augment:
+        extra, owners = augmented_vectors(test_paths, encoder, augment)
+        originals.append(
+            (
+                np.concatenate([vectors[test], extra]),
+                np.concatenate([np.arange(len(test)), owners]),
+                f" + index augmentation {augment}",
+            )
+        )
+    runs = []
+    queries = [(encoder, "")] + ([(TestTimeAugmented(encoder), " + TTA")] if tta else [])
+    for query_encoder, suffix in queries:
+        copied = copy_query_vectors(test_paths, range(len(test_paths)), names, query_encoder, progress)
+        for name, projection, seconds in (
+            (encoder.name, None, None),
+            ("self-supervised head", head, fit_seconds),
+        ):
+            for candidates, owners, index_note in originals:
+                runs.append((name + index_note + suffix, candidates, owners, copied, projection, seconds))
+    if finetune is not None:
+        runs.append(
+            (
+                f"fine-tuned on edits (blocks {finetune.first_block}-15, {finetune.size} px)",
+                encode_paths(tuned, test_paths),
+                np.arange(len(test)),
+                copy_query_vectors(test_paths, range(len(test_paths)), names, tuned, progress),
+                None,
+                tune_seconds,
+            )
+        )
     result = SplitEvaluation(
         str(root),
         "near-duplicates",
@@ -215,63 +222,8 @@ def split_near_duplicates(
         0,
         {f"recall@{k}": min(1.0, k / len(test)) for k in ks},
     )
-    originals = [(vectors[test], np.arange(len(test)), "")]
-    if augment:
-        extra, owners = _augmented_vectors(test_paths, encoder, augment)
-        originals.append(
-            (
-                np.concatenate([vectors[test], extra]),
-                np.concatenate([np.arange(len(test)), owners]),
-                f" + index augmentation {augment}",
-            )
-        )
-    queries = [(encoder, "")] + ([(TestTimeAugmented(encoder), " + TTA")] if tta else [])
-    for query_encoder, suffix in queries:
-        copied = copy_query_vectors(test_paths, range(len(test_paths)), names, query_encoder, progress)
-        for name, projection, seconds in (
-            (encoder.name, None, None),
-            ("self-supervised head", head, fit_seconds),
-        ):
-            for candidates, owners, index_note in originals:
-                result.rows.append(
-                    _copy_scores(
-                        name + index_note + suffix,
-                        candidates,
-                        owners,
-                        copied,
-                        projection,
-                        ks,
-                        seed,
-                        seconds,
-                    )
-                )
-    if finetune is not None:
-        t0 = time.perf_counter()
-        tuned = finetuned_in_memory([paths[i] for i in train], None, finetune, progress)
-        seconds = time.perf_counter() - t0
-        copied = copy_query_vectors(test_paths, range(len(test_paths)), names, tuned, progress)
-        candidates = encode_paths(tuned, test_paths)
-        name = f"fine-tuned on edits (blocks {finetune.first_block}-15, {finetune.size} px)"
-        result.rows.append(
-            _copy_scores(name, candidates, np.arange(len(test)), copied, None, ks, seed, seconds)
-        )
+    result.rows = [_copy_scores(*run, ks, seed) for run in runs]
     return result
-
-
-def _augmented_vectors(paths: Sequence[str], encoder: Encoder, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The vectors `ingest --augment n` stores for these files, and whose each one is."""
-    import hashlib
-
-    from imgsearch.encoding.edits import augmented_copies
-
-    return copy_vectors(
-        paths,
-        encoder,
-        lambda picture, data: augmented_copies(picture, n, hashlib.sha256(data).hexdigest()),
-        copies=n,
-        scale=2,
-        batch=n,
-    )
 
 
 def _copy_scores(
@@ -280,9 +232,9 @@ def _copy_scores(
     owners: np.ndarray,
     copied: tuple[np.ndarray, np.ndarray],
     projection: Projection | None,
+    seconds: float | None,
     ks: Sequence[int],
     seed: int,
-    seconds: float | None,
 ) -> SplitRow:
     """recall@k of each copy's original (`copied`: the copies' vectors and originals), an
     original scoring its closest vector (`owners[j]` is the original that candidate j belongs to)."""

@@ -70,7 +70,9 @@ class SplitEvaluation:
 
 
 def bootstrap(values: np.ndarray, seed: int, rounds: int = BOOTSTRAP) -> Interval:
-    """The mean of per-query `values` and a percentile bootstrap 95% interval."""
+    """The mean of per-query `values` and a percentile bootstrap 95% interval (the numbers
+    scipy.stats.bootstrap(method="percentile") gives with this generator, which refuses fewer
+    than two values)."""
     if len(values) == 0:
         return Interval(0.0, 0.0, 0.0)
     rng = np.random.default_rng(seed)

@@ -70,10 +70,10 @@ def main() -> None:
     from elpv_folders import write_folders
     from sklearn.model_selection import train_test_split
 
+    from imgsearch.encoding.edited_copies import encode_paths
     from imgsearch.encoding.registry import get_encoder
-    from imgsearch.evaluation.split import encode_paths, finetuned_in_memory
     from imgsearch.learning.derive import fit_pca
-    from imgsearch.learning.finetune import FinetuneOptions
+    from imgsearch.learning.finetune import FinetuneOptions, finetuned_in_memory
     from imgsearch.learning.train import TrainOptions, train_head
 
     _, probs, _ = load_dataset()

@@ -29,8 +29,8 @@ PNG_MAGIC = b"\x89PNG"
 sys.path.insert(0, str(ROOT))
 
 from imgsearch.collection.keeper import Look, choose, look  # noqa: E402
+from imgsearch.encoding.edited_copies import TRANSFORMS, make_copy  # noqa: E402
 from imgsearch.encoding.edits import _border, _caption  # noqa: E402
-from imgsearch.evaluation.near_duplicates import TRANSFORMS, make_copy  # noqa: E402
 from tests.photos import sample_photos  # noqa: E402
 
 

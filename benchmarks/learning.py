@@ -116,9 +116,10 @@ def main() -> None:
 def finetuned_rows(args, paths, labels, train, test, test_labels, vectors) -> None:
     import resource
 
+    from imgsearch.encoding.edited_copies import encode_paths
     from imgsearch.encoding.registry import finetuned_encoder, get_encoder
     from imgsearch.evaluation.evaluate import per_query
-    from imgsearch.evaluation.split import bootstrap, encode_paths
+    from imgsearch.evaluation.split import bootstrap
     from imgsearch.learning.finetune import FinetuneOptions, finetune
 
     options = FinetuneOptions(

@@ -3,24 +3,25 @@
 - http and https only, also after every redirect (at most `MAX_REDIRECTS`);
 - the address actually connected to must be public: loopback, private, link-local,
   multicast and other non-global addresses are refused unless `IMGSEARCH_ALLOWED_HOSTS`
-  names the host or a network holding the address (checked on the connected socket, so a
-  DNS answer that changes between check and use cannot get around it);
-- a deadline for the whole download as well as a timeout per read, a size cap, and an
-  image Content-Type.
+  names the host or a network holding the address (the address checked is the one connected
+  to, so a DNS answer that changes between check and use cannot get around it);
+- a deadline for the whole download (redirects included: every wait ends by it) as well as a
+  timeout per read, a size cap, and an image Content-Type.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import ipaddress
 import re
 import socket
-import threading
+import ssl
 import time
-import urllib.error
-import urllib.request
-from urllib.parse import urljoin, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
 
 from imgsearch.config import Settings
 from imgsearch.errors import ImageDecodeError
@@ -86,99 +87,73 @@ def check_url(url: str) -> None:
         raise ImageDecodeError("URLs with a user name or password are not fetched", "bad_url")
 
 
-class _Deadline:
-    """Shuts down every socket of one download when its time is up."""
+class _Stream(httpcore.NetworkStream):
+    """A connection whose every wait ends by the download's deadline."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.ends = time.monotonic() + seconds
-        self.expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+    def __init__(self, inner: httpcore.NetworkStream, backend: _CheckedBackend) -> None:
+        self.inner, self.backend = inner, backend
 
-    def remaining(self) -> float:
-        return max(0.01, self.ends - time.monotonic())
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.inner.read(max_bytes, self.backend.wait(timeout))
 
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            if self.expired:
-                self._shutdown(sock)
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.inner.write(buffer, self.backend.wait(timeout))
 
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._sockets:
-                self._shutdown(sock)
+    def close(self) -> None:
+        self.inner.close()
 
-    @staticmethod
-    def _shutdown(sock: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-
-def _opener(deadline: _Deadline, allowed: list[str]) -> urllib.request.OpenerDirector:
-    def refuse(host: str, address: str) -> ImageDecodeError:
-        return ImageDecodeError(
-            f"refused {host}: it resolves to {address}, a loopback, private, link-local or "
-            "multicast address (IMGSEARCH_ALLOWED_HOSTS can allow it)",
-            "forbidden_address",
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        return _Stream(
+            self.inner.start_tls(ssl_context, server_hostname, self.backend.wait(timeout)), self.backend
         )
 
-    def checked_connect(conn: http.client.HTTPConnection) -> None:
-        conn.timeout = min(READ_TIMEOUT_S, deadline.remaining())
-        by_name = host_allowed_by_name(conn.host, allowed)
-        if not by_name:  # before connecting: no packet goes to a refused address
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
+
+
+class _CheckedBackend(httpcore.NetworkBackend):
+    """Connects to a host's addresses only when every one is allowed, and then to the very
+    address checked (a DNS answer that changes between check and use cannot get around it);
+    every wait ends by the deadline of the whole download."""
+
+    def __init__(self, allowed: list[str], seconds: float) -> None:
+        self.allowed, self.seconds = allowed, seconds
+        self.ends = time.monotonic() + seconds
+        self.sockets = httpcore.SyncBackend()
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.ends
+
+    def wait(self, timeout: float | None) -> float:
+        left = self.ends - time.monotonic()
+        if left <= 0:
+            raise httpcore.TimeoutException("the download's deadline has passed")
+        return left if timeout is None else min(timeout, left)
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        if host_allowed_by_name(host, self.allowed):
+            addresses = [host]
+        else:  # resolved and checked before connecting: no packet goes to a refused address
             try:
-                infos = socket.getaddrinfo(conn.host, conn.port, type=socket.SOCK_STREAM)
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             except OSError as exc:
-                raise ImageDecodeError(f"cannot resolve {conn.host}: {exc}", "download") from exc
-            for *_, sockaddr in infos:
-                if not address_allowed(str(sockaddr[0]), allowed):
-                    raise refuse(conn.host, str(sockaddr[0]))
-        http.client.HTTPConnection.connect(conn)
-        deadline.watch(conn.sock)
-        peer = conn.sock.getpeername()[0]
-        if not by_name and not address_allowed(peer, allowed):  # the DNS answer changed
-            conn.sock.close()
-            raise refuse(conn.host, peer)
+                raise ImageDecodeError(f"cannot resolve {host}: {exc}", "download") from exc
+            addresses = list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in infos))
+            for address in addresses:
+                if not address_allowed(address, self.allowed):
+                    raise ImageDecodeError(
+                        f"refused {host}: it resolves to {address}, a loopback, private, link-local "
+                        "or multicast address (IMGSEARCH_ALLOWED_HOSTS can allow it)",
+                        "forbidden_address",
+                    )
+        for address in addresses[:-1]:  # the next one when one cannot be reached
+            with contextlib.suppress(httpcore.ConnectError):
+                return self._connect(address, port, timeout, local_address, socket_options)
+        return self._connect(addresses[-1], port, timeout, local_address, socket_options)
 
-    class CheckedHTTP(http.client.HTTPConnection):
-        def connect(self) -> None:
-            checked_connect(self)
-
-    class CheckedHTTPS(http.client.HTTPSConnection, CheckedHTTP):
-        """HTTPSConnection.connect sets up TLS on the socket CheckedHTTP.connect checked."""
-
-    class HTTPHandler(urllib.request.HTTPHandler):
-        def http_open(self, req):
-            return self.do_open(CheckedHTTP, req)
-
-    class HTTPSHandler(urllib.request.HTTPSHandler):
-        def https_open(self, req):
-            return self.do_open(CheckedHTTPS, req)
-
-    class RedirectHandler(urllib.request.HTTPRedirectHandler):
-        max_redirections = MAX_REDIRECTS
-
-        def http_error_302(self, req, fp, code, msg, headers):
-            target = headers.get("location") or headers.get("uri")
-            if target:
-                check_url(urljoin(req.full_url, target))
-            return super().http_error_302(req, fp, code, msg, headers)
-
-        http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
-
-    # No proxies from the environment: the address check must see the real server.
-    return urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), HTTPHandler, HTTPSHandler, RedirectHandler
-    )
+    def _connect(self, address, port, timeout, local_address, socket_options) -> httpcore.NetworkStream:
+        stream = self.sockets.connect_tcp(address, port, self.wait(timeout), local_address, socket_options)
+        return _Stream(stream, self)
 
 
 def download(url: str, settings: Settings) -> bytes:
@@ -186,34 +161,43 @@ def download(url: str, settings: Settings) -> bytes:
     size cap, deadline and allowed hosts)."""
     check_url(url)
     limit = settings.max_download_bytes
-    deadline = _Deadline(settings.download_timeout_s)
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    backend = _CheckedBackend(list(settings.allowed_hosts), settings.download_timeout_s)
+    transport = httpx.HTTPTransport(trust_env=False)
+    # httpx's own transport, on a pool whose connections `backend` makes (system CAs, as before)
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=ssl.create_default_context(), network_backend=backend
+    )
+    client = httpx.Client(
+        transport=transport,
+        trust_env=False,  # no proxies from the environment: the address check must see the real server
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        timeout=READ_TIMEOUT_S,
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},  # the bytes as they are
+        event_hooks={"request": [lambda request: check_url(str(request.url))]},  # redirects too
+    )
     try:
-        with _opener(deadline, list(settings.allowed_hosts)).open(request) as response:
-            ctype = response.headers.get_content_type()
+        with client, client.stream("GET", url) as response:
+            if response.is_error:
+                raise ImageDecodeError(
+                    f"download failed: HTTP {response.status_code} {response.reason_phrase}", "download"
+                )
+            ctype = response.headers.get("Content-Type", "text/plain").split(";")[0].strip().lower()
             if not ctype.startswith("image/"):
                 raise ImageDecodeError(f"not an image (Content-Type {ctype})", "not_an_image")
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > limit:
                 raise ImageDecodeError(f"larger than {limit:,} bytes ({int(length):,})", "too_large")
-            data = response.read(limit + 1)
-    except ImageDecodeError:
-        raise
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        if deadline.expired:
-            raise ImageDecodeError(
-                f"download took longer than {deadline.seconds:g} s (IMGSEARCH_DOWNLOAD_TIMEOUT_S)", "timeout"
-            ) from exc
-        reason = getattr(exc, "reason", None) or exc
-        if isinstance(reason, ImageDecodeError):
-            raise reason from exc
-        raise ImageDecodeError(f"download failed: {reason}", "download") from exc
-    finally:
-        deadline.cancel()
-    if deadline.expired:
+            data = bytearray()
+            for chunk in response.iter_raw():
+                data += chunk
+                if len(data) > limit:
+                    raise ImageDecodeError(f"larger than {limit:,} bytes", "too_large")
+    except httpx.HTTPError as exc:
+        if not backend.expired():
+            raise ImageDecodeError(f"download failed: {exc}", "download") from exc
+    if backend.expired():
         raise ImageDecodeError(
-            f"download took longer than {deadline.seconds:g} s (IMGSEARCH_DOWNLOAD_TIMEOUT_S)", "timeout"
+            f"download took longer than {backend.seconds:g} s (IMGSEARCH_DOWNLOAD_TIMEOUT_S)", "timeout"
         )
-    if len(data) > limit:
-        raise ImageDecodeError(f"larger than {limit:,} bytes", "too_large")
-    return data
+    return bytes(data)

@@ -213,6 +213,26 @@ def test_loopback_needs_the_allow_list(server, monkeypatch) -> None:
         download(f"{base}/ok.jpg", config.load())
 
 
+def test_the_address_checked_is_the_one_connected_to(server, monkeypatch) -> None:
+    """A host name is resolved once, and the connection goes to the address that was checked:
+    a DNS answer that changes after the check (rebinding) is never asked for."""
+    import socket
+
+    base, jpeg = server
+    port = int(base.rsplit(":", 1)[1])
+    answers = iter(["127.0.0.1", "10.9.9.9"])  # the second answer would be refused
+    real = socket.getaddrinfo
+
+    def rebinding(host, *args, **kwargs):
+        if host != "images.example":
+            return real(host, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    assert download(f"http://images.example:{port}/ok.jpg") == jpeg
+    assert next(answers) == "10.9.9.9"  # asked once
+
+
 @pytest.mark.parametrize(
     ("path", "kind"),
     [

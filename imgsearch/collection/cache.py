@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import replace
 from typing import Generic, TypeVar
 
 import psycopg
+from cachetools import LRUCache
 
 from imgsearch.collection.duplicates import Member
 from imgsearch.collection.keeper import Look, look
@@ -45,7 +45,7 @@ class ResultCache(Generic[T]):
     theirs), at most `wait_s` seconds when given, then get `Busy`."""
 
     def __init__(self) -> None:
-        self._results: OrderedDict[Hashable, T] = OrderedDict()
+        self._results: LRUCache[Hashable, T] = LRUCache(KEEP)
         self._changed = threading.Condition()  # guards _results and _computing
         self._computing: Hashable = _IDLE  # the key being computed
 
@@ -58,15 +58,12 @@ class ResultCache(Generic[T]):
                     raise Busy(BUSY)
                 self._changed.wait(left)
             if key in self._results:
-                self._results.move_to_end(key)
-                return self._results[key]
+                return self._results[key]  # and marked recently used
             self._computing = key
         try:
             result = compute()
             with self._changed:
-                self._results[key] = result
-                while len(self._results) > KEEP:
-                    self._results.popitem(last=False)
+                self._results[key] = result  # the least recently used beyond KEEP is dropped
             return result
         finally:
             with self._changed:
@@ -76,12 +73,11 @@ class ResultCache(Generic[T]):
 
 class LookCache:
     """How duplicate candidates look to the keeper choice, by content (sha256): each file is
-    read once, however often its group is shown."""
+    read once, however often its group is shown (the `keep` looks used last are kept)."""
 
     def __init__(self, settings: Settings, keep: int = 20_000) -> None:
         self._settings = settings  # the limits on reading each file
-        self._looks: OrderedDict[str, Look | None] = OrderedDict()
-        self._keep = keep
+        self._looks: LRUCache[str, Look | None] = LRUCache(keep)
         self._lock = threading.Lock()
 
     def look(self, member: Member) -> Look | None:
@@ -101,6 +97,4 @@ class LookCache:
         )
         with self._lock:
             self._looks[member.sha256] = found
-            while len(self._looks) > self._keep:
-                self._looks.popitem(last=False)
         return found

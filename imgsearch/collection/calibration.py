@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import psycopg
 from pgvector import HalfVector
-from PIL import Image
 
 from imgsearch.collection.duplicates import (
     BACKGROUND,
@@ -42,9 +41,11 @@ from imgsearch.collection.duplicates import (
 )
 from imgsearch.config import Settings
 from imgsearch.db.connection import scalar
-from imgsearch.encoding.decode import DecodeLimits, decode_image
+from imgsearch.encoding.decode import DecodeLimits
+from imgsearch.encoding.edited_copies import copy_vectors
 from imgsearch.encoding.edits import random_edit
 from imgsearch.encoding.encoder import Encoder
+from imgsearch.encoding.projection import unit
 from imgsearch.errors import ImgsearchError
 from imgsearch.indexed_files import read_indexed
 from imgsearch.sources import is_url, location_of
@@ -100,41 +101,27 @@ def _copies(
     seed: int,
     settings: Settings,
 ) -> tuple[list[int], np.ndarray]:
-    """The owners (original image ids) and unit vectors (float16-rounded, as stored) of the
-    edited copies of a sample's readable images."""
+    """The owners (original image ids) and unit vectors (rounded as stored) of the edited
+    copies of a sample's readable images (one gone or changed since it was indexed is left out)."""
     rng = random.Random(seed)
-    owners: list[int] = []
-    vectors: list[np.ndarray] = []
-    pictures: list[Image.Image] = []
-
-    def encode() -> None:
-        if pictures:
-            vectors.append(np.asarray(encoder.encode(pictures), dtype=np.float32))
-            pictures.clear()
-
-    for image_id, location, sha, size in _sample(conn, enc_id, sample, seed):
-        try:
-            picture = decode_image(
-                read_indexed(location, sha, size, settings=settings),
-                min_size=2 * encoder.min_decode_size,
-                limits=DecodeLimits.of(settings),
-            ).image
-        except ImgsearchError:
-            continue  # gone or changed since it was indexed
-        for _ in range(copies):
-            pictures.append(random_edit(picture, rng))
-            owners.append(image_id)
-        if len(pictures) >= BATCH * copies:
-            encode()
-    encode()
+    chosen = _sample(conn, enc_id, sample, seed)
+    vectors, rows = copy_vectors(
+        chosen,
+        encoder,
+        lambda picture, _: [random_edit(picture, rng) for _ in range(copies)],
+        copies=copies,
+        read=lambda row: read_indexed(*row[1:], settings=settings),
+        limits=DecodeLimits.of(settings),
+        scale=2,
+        batch=BATCH * copies,
+    )
+    owners = [chosen[r][0] for r in rows]
     if len(set(owners)) < MIN_IMAGES:
         raise ImgsearchError(
             f"Calibrating needs at least {MIN_IMAGES} readable indexed images; "
             f"{len(set(owners))} could be read."
         )
-    found = np.concatenate(vectors).astype(np.float16).astype(np.float32)
-    found /= np.maximum(np.linalg.norm(found, axis=1, keepdims=True), 1e-12)
-    return owners, found
+    return owners, unit(vectors)
 
 
 def _nearest(conn: psycopg.Connection, enc_id: int, dim: int, vector: np.ndarray) -> list[tuple[int, float]]:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _unit(out: np.ndarray) -> np.ndarray:
+def unit(out: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32)."""
     return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
@@ -41,7 +42,7 @@ class Projection:
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         """Unit-length projected vectors of (n, base dimension) base vectors."""
-        return _unit(self.forward(as_stored(vectors)))
+        return unit(self.forward(as_stored(vectors)))
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {
@@ -139,4 +140,4 @@ class Joint(Projection):
         return vectors @ self.image
 
     def text(self, vectors: np.ndarray) -> np.ndarray | None:
-        return _unit(np.asarray(vectors, np.float32) @ self.words)
+        return unit(np.asarray(vectors, np.float32) @ self.words)

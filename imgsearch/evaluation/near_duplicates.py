@@ -1,28 +1,27 @@
 """Copy detection that needs no labels: do edited copies of an image find their original?
 
 Each image under the folder is ingested as it is (the originals); copies are made in memory
-with the edits below, saved as JPEG (the crop of a screenshot, a resized repost, a recompressed
-upload...), decoded and encoded like a search query, and ranked against all the originals.
+with the fixed edits of `encoding.edited_copies.TRANSFORMS`, saved as JPEG (the crop of a
+screenshot, a resized repost, a recompressed upload...), decoded and encoded like a search
+query, and ranked against all the originals.
 recall@k is the share of copies whose original is among the first k (ties counted fairly).
 Copies are never written to the database.
 """
 
 from __future__ import annotations
 
-import io
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
 
 from imgsearch.db.connection import Database
 from imgsearch.db.schema import as_database
-from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.edited_copies import TRANSFORMS, copy_query_vectors
 from imgsearch.encoding.encoder import Encoder
-from imgsearch.errors import ImageDecodeError, ImgsearchError
+from imgsearch.errors import ImgsearchError
 from imgsearch.evaluation import metrics
 from imgsearch.evaluation.common import (
     TIE_TOLERANCE,
@@ -32,55 +31,7 @@ from imgsearch.evaluation.common import (
 )
 from imgsearch.ingest.fetch import ingest_and_fetch
 from imgsearch.ingest.files import find_images
-from imgsearch.progress import Progress, ProgressCallback
-
-COPY_QUALITY = 90  # JPEG quality of every copy except the `jpeg` one
-ENCODE_BATCH = 16
-
-
-def _crop(img: Image.Image) -> Image.Image:
-    """The centre 60% of each side (36% of the picture)."""
-    w, h = img.size
-    cw, ch = max(1, int(w * 0.6)), max(1, int(h * 0.6))
-    return img.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
-
-
-def _resize(img: Image.Image) -> Image.Image:
-    """A quarter of each side, never below 32 px (a thumbnail)."""
-    return img.resize((max(32, img.width // 4), max(32, img.height // 4)), Image.Resampling.BILINEAR)
-
-
-def _rotate(img: Image.Image) -> Image.Image:
-    """15 degrees, same canvas, black corners."""
-    return img.rotate(15, resample=Image.Resampling.BILINEAR)
-
-
-def _colour(img: Image.Image) -> Image.Image:
-    """Stronger saturation, brighter, less contrast, warmer."""
-    img = ImageEnhance.Color(img).enhance(1.6)
-    img = ImageEnhance.Brightness(img).enhance(1.15)
-    img = ImageEnhance.Contrast(img).enhance(0.8)
-    r, g, b = img.split()
-    return Image.merge("RGB", (r.point(lambda v: min(255, v + 20)), g, b.point(lambda v: max(0, v - 20))))
-
-
-TRANSFORMS: dict[str, Callable[[Image.Image], Image.Image]] = {
-    "crop": _crop,
-    "resize": _resize,
-    "jpeg": lambda img: img,  # the edit is the save: quality 15
-    "rotate": _rotate,
-    "flip": ImageOps.mirror,
-    "colour": _colour,
-    "grayscale": lambda img: ImageOps.grayscale(img).convert("RGB"),
-}
-JPEG_QUALITY = {"jpeg": 15}
-
-
-def make_copy(img: Image.Image, transform: str) -> bytes:
-    """The edited copy as JPEG bytes."""
-    buf = io.BytesIO()
-    TRANSFORMS[transform](img).save(buf, "JPEG", quality=JPEG_QUALITY.get(transform, COPY_QUALITY))
-    return buf.getvalue()
+from imgsearch.progress import ProgressCallback
 
 
 @dataclass
@@ -142,12 +93,11 @@ def near_duplicates(
         originals /= np.linalg.norm(originals, axis=1, keepdims=True)
         sums = {t: dict.fromkeys(ks, 0.0) for t in names}
         counts = dict.fromkeys(names, 0)
-        unreadable = 0
         queried = sample_queries(len(kept), sample)
-        for index, transform, vector in copy_query_vectors(kept, queried, names, encoder, progress):
-            if vector is None:
-                unreadable += transform == names[0]  # once per original
-                continue
+        vectors, owners = copy_query_vectors(kept, queried, names, encoder, progress)
+        unreadable = len(queried) - len(set(owners.tolist()))
+        for row, (index, vector) in enumerate(zip(owners, vectors, strict=True)):
+            transform = names[row % len(names)]  # each original's copies, in the order of `names`
             relevant = np.zeros(len(kept), dtype=bool)
             relevant[index] = True
             r = metrics.rank(originals @ vector, relevant, tolerance=TIE_TOLERANCE)
@@ -169,42 +119,3 @@ def near_duplicates(
             )
         )
     return NearDuplicateEvaluation(str(root_path), ks, names, unreadable, results)
-
-
-def copy_query_vectors(
-    paths: Sequence[str],
-    queried: Sequence[int],
-    transforms: Sequence[str],
-    encoder: Encoder,
-    progress: ProgressCallback | None,
-) -> Iterator[tuple[int, str, np.ndarray | None]]:
-    """(original's index, transform, float16-rounded unit vector of the copy), in batches."""
-    pending: list[tuple[int, str, Image.Image]] = []
-    done, total, started = 0, len(queried) * len(transforms), time.monotonic()
-
-    def flush() -> Iterator[tuple[int, str, np.ndarray]]:
-        vectors = encoder.encode([img for _, _, img in pending])
-        vectors = vectors.astype(np.float16).astype(np.float32)  # stored and queried as halfvec
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        for (index, transform, _), vector in zip(pending, vectors, strict=True):
-            yield index, transform, vector
-        pending.clear()
-
-    for index in queried:
-        try:
-            # a few times the model's input size keeps the detail every edit needs
-            source = decode_image(paths[index], min_size=4 * encoder.min_decode_size).image
-        except ImageDecodeError:
-            for transform in transforms:
-                yield index, transform, None
-            continue
-        for transform in transforms:
-            copy = decode_image(make_copy(source, transform), min_size=encoder.min_decode_size)
-            pending.append((index, transform, copy.image))
-        if len(pending) >= ENCODE_BATCH:
-            done += len(pending)
-            yield from flush()
-            if progress is not None:
-                progress(Progress("copies", done, total, time.monotonic() - started))
-    if pending:
-        yield from flush()

@@ -18,8 +18,9 @@ import numpy as np
 
 from imgsearch.db.connection import Database
 from imgsearch.db.schema import as_database
+from imgsearch.encoding.edited_copies import TRANSFORMS, augmented_vectors, copy_query_vectors, encode_paths
 from imgsearch.encoding.encoder import Encoder
-from imgsearch.encoding.projection import Projection, as_stored
+from imgsearch.encoding.projection import Projection, unit
 from imgsearch.evaluation import metrics
 from imgsearch.evaluation.common import TIE_TOLERANCE, cutoffs
 from imgsearch.evaluation.evaluate import per_query
@@ -29,7 +30,7 @@ from imgsearch.learning.derive import (
     self_supervised_head,
     unlabelled_vectors,
 )
-from imgsearch.learning.finetune import FinetuneOptions
+from imgsearch.learning.finetune import FinetuneOptions, finetuned_in_memory
 from imgsearch.learning.train import TrainOptions, stratified_split, train_head
 from imgsearch.progress import ProgressCallback
 
@@ -69,7 +70,9 @@ class SplitEvaluation:
 
 
 def bootstrap(values: np.ndarray, seed: int, rounds: int = BOOTSTRAP) -> Interval:
-    """The mean of per-query `values` and a percentile bootstrap 95% interval."""
+    """The mean of per-query `values` and a percentile bootstrap 95% interval (the numbers
+    scipy.stats.bootstrap(method="percentile") gives with this generator, which refuses fewer
+    than two values)."""
     if len(values) == 0:
         return Interval(0.0, 0.0, 0.0)
     rng = np.random.default_rng(seed)
@@ -144,36 +147,6 @@ def split_evaluate(
     return result
 
 
-def finetuned_in_memory(
-    paths: Sequence[str],
-    labels: Sequence[str] | None,
-    options: FinetuneOptions,
-    progress: ProgressCallback | None = None,
-) -> Encoder:
-    """A network fine-tuned on `paths` (not registered), as a torch encoder."""
-    import tempfile
-
-    from imgsearch.encoding.registry import finetuned_encoder
-    from imgsearch.learning.finetune import finetune
-
-    result = finetune(paths, labels, options, progress)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "weights.pt"
-        path.write_bytes(result.weights)
-        return finetuned_encoder("fine-tuned", path, options.size, "cpu", "torch")
-
-
-def encode_paths(encoder: Encoder, paths: Sequence[str], batch: int = 32) -> np.ndarray:
-    """Stored-precision vectors of image files, in order (files are expected to decode)."""
-    from imgsearch.encoding.decode import decode_image
-
-    parts = []
-    for start in range(0, len(paths), batch):
-        pictures = [decode_image(p, encoder.min_decode_size).image for p in paths[start : start + batch]]
-        parts.append(encoder.encode(pictures))
-    return as_stored(np.concatenate(parts))
-
-
 def split_near_duplicates(
     root: str | Path,
     *,
@@ -194,18 +167,53 @@ def split_near_duplicates(
     with `augment` index-augmentation vectors per original, as `ingest --augment` stores);
     with `finetune`, a network fine-tuned self-supervised on edits of the other half too."""
     from imgsearch.encoding.tta import TestTimeAugmented
-    from imgsearch.evaluation.near_duplicates import TRANSFORMS, copy_query_vectors
 
     ks = cutoffs(ks)
     options = options or TrainOptions(seed=seed)
-    db = as_database(database)
-    paths, vectors = unlabelled_vectors(root, encoder, db, progress)
+    paths, vectors = unlabelled_vectors(root, encoder, as_database(database), progress)
     train, test = stratified_split(["all"] * len(paths), test_fraction, seed)
+    train_paths, test_paths = [paths[i] for i in train], [paths[i] for i in test]
+    # fitted on the training half: the head, and the network fine-tuned when asked
     t0 = time.perf_counter()
-    head = self_supervised_head([paths[i] for i in train], vectors[train], encoder, options, copies, progress)
+    head = self_supervised_head(train_paths, vectors[train], encoder, options, copies, progress)
     fit_seconds = time.perf_counter() - t0
-    test_paths = [paths[i] for i in test]
+    if finetune is not None:
+        t0 = time.perf_counter()
+        tuned = finetuned_in_memory(train_paths, None, finetune, progress)
+        tune_seconds = time.perf_counter() - t0
+    # judged on the held-out half: (row's name, candidates, their originals, copies, projection, fit seconds)
     names = list(TRANSFORMS)
+    originals = [(vectors[test], np.arange(len(test)), "")]
+    if augment:
+        extra, owners = augmented_vectors(test_paths, encoder, augment)
+        originals.append(
+            (
+                np.concatenate([vectors[test], extra]),
+                np.concatenate([np.arange(len(test)), owners]),
+                f" + index augmentation {augment}",
+            )
+        )
+    runs = []
+    queries = [(encoder, "")] + ([(TestTimeAugmented(encoder), " + TTA")] if tta else [])
+    for query_encoder, suffix in queries:
+        copied = copy_query_vectors(test_paths, range(len(test_paths)), names, query_encoder, progress)
+        for name, projection, seconds in (
+            (encoder.name, None, None),
+            ("self-supervised head", head, fit_seconds),
+        ):
+            for candidates, owners, index_note in originals:
+                runs.append((name + index_note + suffix, candidates, owners, copied, projection, seconds))
+    if finetune is not None:
+        runs.append(
+            (
+                f"fine-tuned on edits (blocks {finetune.first_block}-15, {finetune.size} px)",
+                encode_paths(tuned, test_paths),
+                np.arange(len(test)),
+                copy_query_vectors(test_paths, range(len(test_paths)), names, tuned, progress),
+                None,
+                tune_seconds,
+            )
+        )
     result = SplitEvaluation(
         str(root),
         "near-duplicates",
@@ -216,101 +224,37 @@ def split_near_duplicates(
         0,
         {f"recall@{k}": min(1.0, k / len(test)) for k in ks},
     )
-    originals = [(vectors[test], np.arange(len(test)), "")]
-    if augment:
-        extra, owners = _augmented_vectors(test_paths, encoder, augment)
-        originals.append(
-            (
-                np.concatenate([vectors[test], extra]),
-                np.concatenate([np.arange(len(test)), owners]),
-                f" + index augmentation {augment}",
-            )
-        )
-    queries = [(encoder, "")] + ([(TestTimeAugmented(encoder), " + TTA")] if tta else [])
-    for query_encoder, suffix in queries:
-        copy_rows = list(
-            copy_query_vectors(test_paths, range(len(test_paths)), names, query_encoder, progress)
-        )
-        for name, projection, seconds in (
-            (encoder.name, None, None),
-            ("self-supervised head", head, fit_seconds),
-        ):
-            for candidates, owners, index_note in originals:
-                result.rows.append(
-                    _copy_scores(
-                        name + index_note + suffix,
-                        candidates,
-                        owners,
-                        copy_rows,
-                        projection,
-                        ks,
-                        seed,
-                        seconds,
-                    )
-                )
-    if finetune is not None:
-        t0 = time.perf_counter()
-        tuned = finetuned_in_memory([paths[i] for i in train], None, finetune, progress)
-        seconds = time.perf_counter() - t0
-        rows = list(copy_query_vectors(test_paths, range(len(test_paths)), names, tuned, progress))
-        candidates = encode_paths(tuned, test_paths)
-        name = f"fine-tuned on edits (blocks {finetune.first_block}-15, {finetune.size} px)"
-        result.rows.append(
-            _copy_scores(name, candidates, np.arange(len(test)), rows, None, ks, seed, seconds)
-        )
+    result.rows = [_copy_scores(*run, ks, seed) for run in runs]
     return result
-
-
-def _augmented_vectors(paths: Sequence[str], encoder: Encoder, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The vectors `ingest --augment n` stores for these files, and whose each one is."""
-    import hashlib
-
-    from imgsearch.encoding.decode import DecodeLimits, decode_image
-    from imgsearch.encoding.edits import augmented_copies
-    from imgsearch.sources import read_file
-
-    limits = DecodeLimits()  # the built-in limits: files of a labelled folder of one's own
-    vectors, owners = [], []
-    for row, path in enumerate(paths):
-        data = read_file(path, limits.bytes)
-        image = decode_image(data, min_size=2 * encoder.min_decode_size, limits=limits).image
-        copies = augmented_copies(image, n, hashlib.sha256(data).hexdigest())
-        vectors.append(as_stored(encoder.encode(copies)))
-        owners += [row] * n
-    return np.concatenate(vectors), np.asarray(owners)
 
 
 def _copy_scores(
     name: str,
     candidates: np.ndarray,
     owners: np.ndarray,
-    copy_rows: list,
+    copied: tuple[np.ndarray, np.ndarray],
     projection: Projection | None,
+    seconds: float | None,
     ks: Sequence[int],
     seed: int,
-    seconds: float | None,
 ) -> SplitRow:
-    """recall@k of each copy's original, an original scoring its closest vector (`owners[j]`
-    is the original that candidate vector j belongs to)."""
+    """recall@k of each copy's original (`copied`: the copies' vectors and originals), an
+    original scoring its closest vector (`owners[j]` is the original that candidate j belongs to)."""
     # the vectors are float16-rounded already (stored, or rounded as stored)
-    apply: Callable[[np.ndarray], np.ndarray] = (
-        projection.apply
-        if projection is not None
-        else lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)
-    )
-    unit = apply(candidates)
+    apply: Callable[[np.ndarray], np.ndarray] = projection.apply if projection is not None else unit
+    candidates = apply(candidates)
     n_originals = int(owners.max()) + 1
-    rows = [(i, v) for i, _, v in copy_rows if v is not None]
-    copies = apply(np.stack([v for _, v in rows]))
+    copy_vectors, originals = copied
+    copies = apply(copy_vectors)
     hits: dict[int, list[float]] = {k: [] for k in ks}
-    for (index, _), vector in zip(rows, copies, strict=True):
+    for index, vector in zip(originals, copies, strict=True):
         best = np.full(n_originals, -np.inf, dtype=np.float32)
-        np.maximum.at(best, owners, unit @ vector)
+        np.maximum.at(best, owners, candidates @ vector)
         relevant = np.zeros(n_originals, dtype=bool)
         relevant[index] = True
         r = metrics.rank(best, relevant, tolerance=TIE_TOLERANCE)
         for k in ks:
             hits[k].append(metrics.defined(metrics.recall_at_k(r, k)))
     return SplitRow(
-        name, unit.shape[1], {f"recall@{k}": bootstrap(np.asarray(hits[k]), seed) for k in ks}, seconds
+        name, candidates.shape[1], {f"recall@{k}": bootstrap(np.asarray(hits[k]), seed) for k in ks}, seconds
     )

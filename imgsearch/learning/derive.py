@@ -9,6 +9,7 @@ base vector are computed from the stored vectors, and later ingests add them as 
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,8 @@ import numpy as np
 from imgsearch.db import derived, store
 from imgsearch.db.connection import Database, connect
 from imgsearch.encoding.derived import DerivedEncoder
+from imgsearch.encoding.edited_copies import copy_vectors
+from imgsearch.encoding.edits import random_edit
 from imgsearch.encoding.encoder import Encoder
 from imgsearch.encoding.projection import Linear, Projection, as_stored
 from imgsearch.errors import ImgsearchError
@@ -88,10 +91,17 @@ def self_supervised_head(
     copies: int = 8,
     progress: ProgressCallback | None = None,
 ) -> Projection:
-    """A head trained so that random edits of an image land next to the image."""
-    from imgsearch.learning.self_supervised import edited_copy_vectors
-
-    edited, owners = edited_copy_vectors(paths, encoder, copies, options.seed, progress)
+    """A head trained so that random edits of an image land next to the image (images that
+    cannot be decoded are left out)."""
+    rng = random.Random(options.seed)
+    edited, owners = copy_vectors(
+        paths,
+        encoder,
+        lambda picture, _: [random_edit(picture, rng) for _ in range(copies)],
+        copies=copies,
+        scale=4,
+        progress=progress,
+    )
     vectors = np.concatenate([originals, edited])
     labels = list(np.concatenate([np.arange(len(paths)), owners]).astype(str))
     o = replace(options, per_class=copies + 1, classes_per_batch=max(options.classes_per_batch, 64))

@@ -18,18 +18,21 @@ fine-tuned encoder is an ordinary model: ingested, exported to ONNX and searched
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from imgsearch.encoding.decode import decode_image
+from imgsearch.encoding.edited_copies import decoded
 from imgsearch.encoding.edits import random_edit
+from imgsearch.encoding.encoder import Encoder
 from imgsearch.encoding.preprocess import Preprocessing
 from imgsearch.encoding.state_dicts import to_safetensors
-from imgsearch.errors import ImageDecodeError, ImgsearchError
+from imgsearch.errors import ImgsearchError
 from imgsearch.learning.train import TRAIN_THREADS, fixed_threads, supcon
 from imgsearch.progress import Progress, ProgressCallback
 
@@ -146,11 +149,7 @@ def _pictures(
     """(row of `paths`, its preprocessed array and `edits` random edits of it) per readable
     image, one at a time (the frozen stages consume them as they come)."""
     rng = random.Random(seed)
-    for row, path in enumerate(paths):
-        try:
-            picture = decode_image(path, min_size=2 * preprocessing.crop).image
-        except ImageDecodeError:
-            continue
+    for row, picture, _ in decoded(paths, 2 * preprocessing.crop):
         views = [preprocessing(picture)]
         views += [preprocessing(random_edit(picture, rng)) for _ in range(edits)]
         yield row, views
@@ -281,3 +280,19 @@ def _batches(rng, by_owner: list[np.ndarray], target: np.ndarray, size: int, sup
     for start in range(0, len(order) - half + 1, half):
         chosen = order[start : start + half]
         yield np.concatenate([rng.choice(by_owner[i], 2, replace=False) for i in chosen])
+
+
+def finetuned_in_memory(
+    paths: Sequence[str],
+    labels: Sequence[str] | None,
+    options: FinetuneOptions,
+    progress: ProgressCallback | None = None,
+) -> Encoder:
+    """A network fine-tuned on `paths` (not registered), as a torch encoder."""
+    from imgsearch.encoding.registry import finetuned_encoder
+
+    result = finetune(paths, labels, options, progress)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "weights.pt"
+        path.write_bytes(result.weights)
+        return finetuned_encoder("fine-tuned", path, options.size, "cpu", "torch")

@@ -50,7 +50,9 @@ class TrainOptions:
 def stratified_split(
     labels: Sequence[str], test_fraction: float, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, test rows): each class split in the same proportion; no row in both."""
+    """(train rows, test rows): each class split in the same proportion; no row in both.
+    (Not sklearn's train_test_split(stratify=...): it refuses a class of one image, and a
+    held-out part with fewer rows than there are classes.)"""
     if not 0.0 < test_fraction < 1.0:
         raise ImgsearchError("The held-out fraction must be between 0 and 1.")
     rng = np.random.default_rng(seed)

@@ -229,7 +229,7 @@ def test_the_address_checked_is_the_one_connected_to(server, monkeypatch) -> Non
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    assert download(f"http://images.example:{port}/ok.jpg") == jpeg
+    assert download(f"http://images.example:{port}/ok.jpg", config.load()) == jpeg
     assert next(answers) == "10.9.9.9"  # asked once
 
 

@@ -160,7 +160,7 @@ def elpv(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return load_elpv(args.elpv)
 
 
-def write_elpv_standin(folder: Path, cells: int = 24, size: int = 300, seed: int = 0) -> Path:
+def write_elpv_standin(folder: Path, cells: int = 40, size: int = 300, seed: int = 0) -> Path:
     """A tiny stand-in for elpv in its layout (`folder`/labels.csv and `folder`/images/*.png):
     grey cells with bus bars and random cracks, each of the 4 probabilities x 2 types in turn;
     returns labels.csv."""

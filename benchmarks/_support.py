@@ -152,12 +152,17 @@ def load_elpv(labels: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.nd
     return np.array(cells), np.array(probs), np.array(types)
 
 
-def elpv(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """elpv as the arguments say: `--elpv`'s stand-in, with --smoke alone a stand-in made here,
-    else the elpv-dataset package's 2,624 cells."""
+def elpv_labels(args: argparse.Namespace) -> Path | None:
+    """The labels.csv of elpv as the arguments say: `--elpv`, with --smoke alone a stand-in made
+    here, else None (the elpv-dataset package's 2,624 cells)."""
     if args.elpv is None and args.smoke:
         args.elpv = write_elpv_standin(Path(tempfile.mkdtemp(prefix="elpv-standin-")))
-    return load_elpv(args.elpv)
+    return args.elpv
+
+
+def elpv(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """elpv's cells, probabilities and types as the arguments say (`elpv_labels`)."""
+    return load_elpv(elpv_labels(args))
 
 
 def write_elpv_standin(folder: Path, cells: int = 40, size: int = 300, seed: int = 0) -> Path:

@@ -46,9 +46,7 @@ def main() -> None:
         if not args.smoke:
             parser.error("the folder OUT is needed")
         args.out = Path(tempfile.mkdtemp(prefix="elpv-folders-"))
-    if args.smoke and args.elpv is None:
-        args.elpv = _support.write_elpv_standin(Path(tempfile.mkdtemp(prefix="elpv-standin-")))
-    n = write_folders(args.out, args.labels, args.elpv)
+    n = write_folders(args.out, args.labels, _support.elpv_labels(args))
     print(f"{n} elpv cells in {args.out} (one sub-folder per {args.labels} label)")
 
 

@@ -54,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a PostgreSQL database to use (new databases are made beside it and dropped at the "
         "end); default: a throwaway embedded server in the home",
     )
-    parser.add_argument("--home", type=Path, help="IMGSEARCH_HOME of the run (default: a new temporary folder)")
+    parser.add_argument(
+        "--home", type=Path, help="IMGSEARCH_HOME of the run (default: a new temporary folder)"
+    )
     parser.add_argument(
         "--elpv",
         type=Path,

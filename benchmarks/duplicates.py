@@ -213,8 +213,9 @@ def run_set(
     labels = make_collection(folder, edits, cells, distractors, n_photos)
     index = imgsearch.open(set_url, device="cpu")
     index.ingest([folder])
+    photos = len(sample_photos()) if n_photos is None else n_photos
     print(
-        f"set {name}: {len(sample_photos()) if n_photos is None else n_photos} photos x (1 + {len(edits)} copies: {', '.join(edits)}) "
+        f"set {name}: {photos} photos x (1 + {len(edits)} copies: {', '.join(edits)}) "
         f"+ {distractors} elpv distractors"
     )
     t0 = time.perf_counter()
@@ -237,10 +238,10 @@ def run_set(
 
 
 def _scale(url: str, n: int) -> None:
+    from collection import synthetic_collection
+
     import imgsearch
     from imgsearch.db.indexes import create_index
-
-    from collection import synthetic_collection
 
     scale_url, encoder_name, _ = synthetic_collection(url, n)
     index = imgsearch.open(scale_url, device="cpu")

@@ -153,7 +153,8 @@ def main() -> None:
         t0 = time.perf_counter()
         paths = make_camera_jpegs(args.data, biggest, size, elpv=not args.smoke)
         print(
-            f"{biggest} camera JPEGs ({size[0]}x{size[1]}, q90) ready in {time.perf_counter() - t0:.0f}s at {args.data}"
+            f"{biggest} camera JPEGs ({size[0]}x{size[1]}, q90) ready in "
+            f"{time.perf_counter() - t0:.0f}s at {args.data}"
         )
         subset = out / f"subset_{args.n}"
         link_subset(subset, paths[: args.n])

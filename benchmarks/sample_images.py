@@ -26,14 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def source_photos(elpv: bool = True) -> list[Image.Image]:
     """The sample photos, and with `elpv` ten elpv solar-cell photos when elpv-dataset is
     installed (pip install -e '.[bench]'; a smoke run leaves them out: loading them takes seconds)."""
-    from _support import sample_photos
+    from _support import load_elpv, sample_photos
 
     photos = list(sample_photos().values())
     if elpv:
         try:
-            from elpv_dataset.utils import load_dataset
-
-            cells, _, _ = load_dataset()
+            cells, _, _ = load_elpv()
             photos += [Image.fromarray(cells[i]).convert("RGB") for i in range(0, len(cells), 263)]
         except ImportError:
             pass

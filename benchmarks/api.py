@@ -74,8 +74,8 @@ def breakdown(url: str, query: bytes, repeats: int = 50) -> dict[str, float]:
 
     import imgsearch
     from imgsearch.db import store
+    from imgsearch.db.nearest import nearest
     from imgsearch.encoding.decode import decode_image
-    from imgsearch.search import nearest
 
     index = imgsearch.open(url, device="cpu")
     encoder = index.encoder()

@@ -205,11 +205,11 @@ def _filtered(
     conn, enc_id: int, data: np.ndarray, queries: np.ndarray, far: np.ndarray, k: int
 ) -> list[Point]:
     """Searches filtered to one shoot far from the query (1% of rows) through the library's path
-    (`search.nearest`, the tuned HNSW index): rows returned, recall against the exact top-k of
+    (`db.nearest.nearest`, the tuned HNSW index): rows returned, recall against the exact top-k of
     the shoot, latency."""
     from pgvector import HalfVector
 
-    from imgsearch.search import QueryOptions, nearest
+    from imgsearch.db.nearest import QueryOptions, nearest
 
     rows = np.flatnonzero(far)
     truth = rows[exact_top_k(data[rows], queries, k)]
@@ -261,8 +261,8 @@ def postgres_methods(
     `create_index`, `index tune --recall 0.95`, every query one call of `similar_to_vector`."""
     from imgsearch.db import search_settings
     from imgsearch.db.connection import connect
+    from imgsearch.db.index_tuning import tune
     from imgsearch.db.indexes import create_index, default_lists, drop_index, index_status
-    from imgsearch.evaluation.index_tuning import tune
 
     builds: list[Build] = []
     points: list[Point] = []

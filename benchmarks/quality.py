@@ -82,10 +82,10 @@ def main() -> None:
     if args.home is not None:
         _support.home(args, "")  # the model cache
 
+    from imgsearch.cli.evaluation_tables import evaluation_table, near_duplicates_table
     from imgsearch.db import embedded
     from imgsearch.evaluation.evaluate import evaluate
     from imgsearch.evaluation.near_duplicates import near_duplicates
-    from imgsearch.evaluation.tables import evaluation_table, near_duplicates_table
 
     models = args.model or ["efficientnet-lite0"]
     elpv = export_elpv(args.out / "elpv", _support.elpv_labels(args))

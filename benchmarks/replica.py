@@ -94,8 +94,8 @@ def main() -> None:
 
     from imgsearch.db import embedded
     from imgsearch.db.connection import connect
+    from imgsearch.db.index_tuning import tune
     from imgsearch.db.indexes import create_index
-    from imgsearch.evaluation.index_tuning import tune
 
     cores = sorted(os.sched_getaffinity(0))
     half = max(1, len(cores) // 2)

@@ -23,7 +23,7 @@ _EXPORTS = {
     "IngestReport": "imgsearch.ingest.report",
     "Match": "imgsearch.search",
     "SearchResult": "imgsearch.search",
-    "QueryOptions": "imgsearch.search",
+    "QueryOptions": "imgsearch.db.nearest",
     "Evaluation": "imgsearch.evaluation.evaluate",
     "NearDuplicateEvaluation": "imgsearch.evaluation.near_duplicates",
     "decode_image": "imgsearch.encoding.decode",
@@ -50,6 +50,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from imgsearch.db.connection import Database
+    from imgsearch.db.nearest import QueryOptions
     from imgsearch.encoding.decode import decode_image
     from imgsearch.encoding.encoder import Encoder
     from imgsearch.encoding.registry import get_encoder, list_models
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
     from imgsearch.ingest.report import IngestReport
     from imgsearch.library import Index, open
-    from imgsearch.search import Match, QueryOptions, SearchResult
+    from imgsearch.search import Match, SearchResult
 
 
 def __getattr__(name: str):

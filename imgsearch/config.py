@@ -91,3 +91,81 @@ def load() -> Settings:
         kept_queries_bytes=int(_number("IMGSEARCH_KEPT_QUERIES_BYTES", 256 * 2**20, int)),
         serve_watch=tuple(p for p in (os.environ.get("IMGSEARCH_SERVE_WATCH") or "").split(os.pathsep) if p),
     )
+
+
+# Every IMGSEARCH_* variable imgsearch reads: (name, default as text, what it means). The
+# documentation's configuration page is generated from this list (docs/hooks/variables.py).
+_DOCUMENTED: tuple[tuple[str, str, str], ...] = (
+    (
+        DATABASE_URL_ENV,
+        "unset: the embedded server",
+        "any PostgreSQL with pgvector >= 0.7 (`postgresql://user:pass@host/db`)",
+    ),
+    (
+        "IMGSEARCH_HOME",
+        "the user data directory (`~/.local/share/imgsearch`)",
+        "imgsearch's own data: the embedded server's files and the ONNX model cache (`models/`)",
+    ),
+    (
+        "IMGSEARCH_REPLICA_URL",
+        "unset",
+        "a read replica (streaming standby) that searches are sent to; the primary answers while it"
+        " does not (`imgsearch serve --replica URL` sets it)",
+    ),
+    ("IMGSEARCH_MODEL", f"`{DEFAULT_MODEL}`", "default encoder"),
+    ("IMGSEARCH_DEVICE", "`auto`", "`auto`, `cpu`, `cuda`, `cuda:N`, `mps`"),
+    ("IMGSEARCH_BACKEND", "`auto`", "`auto` (ONNX Runtime on a CPU, torch on a GPU), `torch`, `onnx`"),
+    ("IMGSEARCH_MAX_PIXELS", "150000000", "larger images are refused (decompression bombs)"),
+    (
+        "IMGSEARCH_MAX_DECODE_BYTES",
+        "536870912 (512 MiB)",
+        "memory one image may take to decode, judged from its header before decoding"
+        " (over it: an error row, or 413 for a query)",
+    ),
+    ("IMGSEARCH_MAX_DOWNLOAD_BYTES", "52428800 (50 MiB)", "size cap of one downloaded (http/https) image"),
+    (
+        "IMGSEARCH_DOWNLOAD_TIMEOUT_S",
+        "30",
+        "deadline for one whole download, redirects included (each read also times out after 15 s)",
+    ),
+    (
+        "IMGSEARCH_ALLOWED_HOSTS",
+        "unset",
+        "comma-separated hosts, addresses or CIDR networks that downloads may reach although they"
+        " are loopback, private, link-local or multicast",
+    ),
+    ("IMGSEARCH_DEBUG", "unset", "show the traceback of an unexpected error"),
+    ("IMGSEARCH_API_TOKEN", "unset: writes disabled", "bearer token for the HTTP service's writes"),
+    (
+        "IMGSEARCH_MAX_UPLOAD_BYTES",
+        "20971520 (20 MiB)",
+        "largest image upload the HTTP service accepts (413 above, chunked or not)",
+    ),
+    (
+        "IMGSEARCH_QUERY_CONCURRENCY",
+        "the number of CPUs (at least 2)",
+        "query images the HTTP service decodes at once (others wait up to 10 s, then 503)",
+    ),
+    (
+        "IMGSEARCH_KEPT_QUERIES_BYTES",
+        "268435456 (256 MiB)",
+        "uploaded query images kept for `?upload=` links, with their thumbnails (the oldest go first)",
+    ),
+    (
+        "IMGSEARCH_SERVE_WATCH",
+        "unset",
+        "folders `imgsearch serve --watch` keeps in step (set by `serve` for its workers)",
+    ),
+    (
+        "IMGSEARCH_SERVER_SETTINGS",
+        "unset",
+        "the embedded server's PostgreSQL settings over those sized to the machine:"
+        " `shared_buffers=2GB,work_mem=16MB` (`port`, `listen_addresses`, `unix_socket_*`,"
+        " `*_file`, `data_directory`, `include*` are refused)",
+    ),
+)
+
+
+def documented_variables() -> list[tuple[str, str, str]]:
+    """Every `IMGSEARCH_*` variable: (name, default as text, description), for the docs' table."""
+    return list(_DOCUMENTED)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from imgsearch.collection.clusters import Clustering, ClusterMember
     from imgsearch.collection.duplicates import DuplicatePage, Group
     from imgsearch.collection.maps import Point
+    from imgsearch.db.nearest import QueryOptions
     from imgsearch.db.store import EncoderRow
     from imgsearch.encoding.encoder import Encoder
     from imgsearch.evaluation.captions import CaptionEvaluation
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from imgsearch.learning.finetune import FinetuneOptions
     from imgsearch.learning.train import TrainOptions
     from imgsearch.progress import ProgressCallback
-    from imgsearch.search import QueryOptions, SearchResult
+    from imgsearch.search import SearchResult
 
 EncoderKey = tuple[str, str | None]  # (name, weights file)
 
@@ -533,36 +534,6 @@ class Index:
         with self.reading() as conn:
             return indexed_encoder_names(conn)
 
-    def keep_query(self, data: bytes) -> str:
-        """Keep an uploaded query image for a while (best effort: a full disk keeps nothing);
-        its sha256, to search with it again. Keep only what was searched: an image."""
-        from imgsearch import kept_queries
-
-        return kept_queries.keep(data)
-
-    def kept_query_thumbnail(self, digest: str, size: int) -> Path | None:
-        """A thumbnail of a kept query image (None when it is not kept); the kept uploads stay
-        within their byte budget, thumbnails included."""
-        from imgsearch import kept_queries
-        from imgsearch.thumbnails import thumbnail_of, thumbnail_path
-
-        if not kept_queries.is_kept(digest):
-            return None
-        path = thumbnail_path(digest, size)
-        if not path.exists():  # made (and the budget held) only the first time it is asked for
-            data = kept_queries.kept(digest)
-            if data is None:
-                return None
-            path = thumbnail_of(data, digest, size)
-            kept_queries.prune()
-        return path if path.exists() else None
-
-    def kept_query(self, digest: str) -> bytes | None:
-        """A kept query image by its sha256 (None when unknown or expired)."""
-        from imgsearch import kept_queries
-
-        return kept_queries.kept(digest)
-
     def resolve_duplicates(self) -> int:
         """Forget the images that `keep` decisions rank below another; how many."""
         from imgsearch.collection.duplicates import resolve
@@ -626,7 +597,7 @@ class Index:
 
     def _indexed_encoder(self, conn: psycopg.Connection, model: str | None) -> EncoderRow:
         from imgsearch.db import store
-        from imgsearch.search import NoVectors
+        from imgsearch.db.nearest import NoVectors
 
         name = model or self.model
         enc = store.encoder_by_name(conn, name)

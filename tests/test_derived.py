@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 from imgsearch.cli import app
 from imgsearch.db import store
 from imgsearch.db.connection import connect
+from imgsearch.db.nearest import QueryOptions
 from imgsearch.encoding.projection import as_stored
 from imgsearch.errors import ImgsearchError
 from imgsearch.evaluation.split import split_evaluate, split_near_duplicates
 from imgsearch.learning.train import TrainOptions
 from imgsearch.library import Index
-from imgsearch.search import QueryOptions
 
 from .photos import sample_photos
 from .test_learning import EDITS

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from imgsearch.cli.evaluation_tables import evaluation_table
 from imgsearch.db.connection import Database
 from imgsearch.db.indexes import create_index
 from imgsearch.errors import ImgsearchError
 from imgsearch.evaluation.evaluate import evaluate, leave_one_out
 from imgsearch.evaluation.near_duplicates import TRANSFORMS, make_copy, near_duplicates
-from imgsearch.evaluation.tables import evaluation_table
 from imgsearch.ingest.labelled import from_csv
 
 from .photos import TRANSFORMS as PHOTO_EDITS

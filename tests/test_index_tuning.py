@@ -12,14 +12,14 @@ import psycopg
 import pytest
 from pgvector import HalfVector
 
-from imgsearch import search
+from imgsearch.db import nearest as nearest_module
 from imgsearch.db import search_settings, sizing, store
 from imgsearch.db.connection import connect
+from imgsearch.db.index_tuning import tune
 from imgsearch.db.indexes import create_index, drop_index, index_status
+from imgsearch.db.nearest import QueryOptions, nearest
 from imgsearch.encoding.encoder import EncoderIdentity
 from imgsearch.errors import ImgsearchError
-from imgsearch.evaluation.index_tuning import tune
-from imgsearch.search import QueryOptions, nearest
 
 from .test_sql_interface import clustered_vectors
 
@@ -174,17 +174,17 @@ def test_binary_quantised_index_reranks_to_full_recall(collection) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cap", [search.FILTER_EXACT_ROWS, 20])
+@pytest.mark.parametrize("cap", [nearest_module.FILTER_EXACT_ROWS, 20])
 @pytest.mark.parametrize("filters", [{"where": {"shoot": "far"}}, {"folder": "/far"}])
 def test_filters_far_from_the_query_return_k_rows(collection, monkeypatch, cap: int, filters: dict) -> None:
     """1% of rows match, all far from the query: the exact top-k of them, every time, whether the
     planner searches them exactly (few rows) or through the index (cap 20: the index path)."""
     db, enc_id, queries = collection
     create_index(db, ENCODER)
-    monkeypatch.setattr(search, "FILTER_EXACT_ROWS", cap)
+    monkeypatch.setattr(nearest_module, "FILTER_EXACT_ROWS", cap)
     exact_runs = []
-    run = search._run
-    monkeypatch.setattr(search, "_run", lambda *a: exact_runs.append(a[4]) or run(*a))
+    run = nearest_module._run
+    monkeypatch.setattr(nearest_module, "_run", lambda *a: exact_runs.append(a[4]) or run(*a))
     with connect(db) as conn:
         conn.execute("SET hnsw.max_scan_tuples = 100")  # the index scan gives up early: exact again
         for q in queries[:20]:

@@ -15,9 +15,10 @@ import pytest
 from PIL import Image
 
 from imgsearch.db.connection import Database
+from imgsearch.db.nearest import NoVectors
 from imgsearch.db.prune import prune
 from imgsearch.ingest import ingest
-from imgsearch.search import NoVectors, search
+from imgsearch.search import search
 
 from .photos import TRANSFORMS, sample_photos
 from .test_decode import decompression_bomb

@@ -13,8 +13,8 @@ from pgvector import HalfVector
 from imgsearch.db import store
 from imgsearch.db.connection import Database, connect
 from imgsearch.db.indexes import create_index, default_lists, drop_index, index_status
+from imgsearch.db.nearest import QueryOptions, nearest
 from imgsearch.encoding.encoder import EncoderIdentity
-from imgsearch.search import QueryOptions, nearest
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 64
@@ -198,9 +198,11 @@ def test_readme_sql_examples_run(db, lite0) -> None:
     from imgsearch.ingest import ingest
 
     ingest([ROOT / "examples" / "photos"], encoder=lite0, database=db)
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```sql\n(.*?)```", readme, flags=re.S)
-    assert blocks
+    blocks = []
+    for page in ("README.md", "docs/sql.md"):  # the README's tour and the SQL interface's page
+        found = re.findall(r"```sql\n(.*?)```", (ROOT / page).read_text(), flags=re.S)
+        assert found, page
+        blocks += found
     with connect(db) as conn:
         for block in blocks:
             assert conn.execute(block).fetchall(), block

@@ -146,7 +146,7 @@ def test_pictures_and_words_mix_by_weight(text_index, pictures) -> None:
 
 
 def test_relevance_feedback_works_with_words(text_index) -> None:
-    from imgsearch.search import QueryOptions
+    from imgsearch.db.nearest import QueryOptions
 
     words = tiny_clip.caption(*tiny_clip.HELD_OUT[0])
     plain = text_index.search(text=words, k=30).results

@@ -39,10 +39,10 @@ def db_downgrade(revision: str = typer.Argument(..., help="Alembic revision, or 
 @db_app.command("status")
 def db_status() -> None:
     """Server, PostgreSQL and pgvector versions, schema revision, row counts."""
+    from imgsearch.cli.tables import render, table
     from imgsearch.db.connection import resolve
     from imgsearch.db.schema import ensure_pgvector
     from imgsearch.db.status import database_status
-    from imgsearch.tables import render, table
 
     db = resolve()
     ensure_pgvector(db)
@@ -162,8 +162,8 @@ def index_create(
 
 def _tune(model: str, recall: float, k: int, queries: int) -> None:
     from imgsearch.cli.display import progress_display
+    from imgsearch.db.index_tuning import tune
     from imgsearch.db.schema import open_database
-    from imgsearch.evaluation.index_tuning import tune
 
     with progress_display() as show:
         result = tune(open_database(), model, recall, k=k, queries=queries, progress=show)
@@ -216,9 +216,9 @@ def index_drop(model: ModelOption = None) -> None:
 @index_app.command("status")
 def index_status_command() -> None:
     """Per encoder: kind, parameters, size, rows, validity, rebuild advice."""
+    from imgsearch.cli.tables import render, table
     from imgsearch.db.indexes import index_status
     from imgsearch.db.schema import open_database
-    from imgsearch.tables import render, table
 
     statuses = index_status(open_database())
     if not statuses:

@@ -50,7 +50,7 @@ def duplicates_command(
     """List duplicate groups, largest first, each with a suggested image to keep."""
     if ctx.invoked_subcommand is not None:
         return
-    from imgsearch.tables import render, table
+    from imgsearch.cli.tables import render, table
 
     index = open_index(model)
     if calibrate:
@@ -139,7 +139,7 @@ def _calibrated(c) -> str:
 
 
 def _margin_table(c):
-    from imgsearch.tables import table
+    from imgsearch.cli.tables import table
 
     return table(
         ["margin", "copies linked (recall)", "linked to an unrelated image"],
@@ -157,8 +157,8 @@ def _margin_table(c):
 
 def _explain(index, model: str | None, threshold: float | None) -> str:
     """The rule `imgsearch duplicates` uses with these options, and the stored calibration."""
+    from imgsearch.cli.tables import render
     from imgsearch.collection.duplicates import BACKGROUND, DEFAULT_MARGIN, FALLBACK_THRESHOLD, NEIGHBOURS
-    from imgsearch.tables import render
 
     calibration = index.duplicate_calibration(model)
     contrast = (
@@ -240,7 +240,7 @@ def clusters_command(
     model: ModelOption = None,
 ) -> None:
     """K-Means over the stored vectors: each cluster's size and the images nearest its centre."""
-    from imgsearch.tables import render, table
+    from imgsearch.cli.tables import render, table
 
     if (n is None) == (not auto):
         echo_err("Give -n N or --auto.")

@@ -239,7 +239,7 @@ def search_command(
 ) -> None:
     """Find the indexed images most similar to QUERY, to words (--text), or to both."""
     from imgsearch.cli.display import search_table
-    from imgsearch.search import QueryOptions
+    from imgsearch.db.nearest import QueryOptions
 
     filters = {}
     for item in where or []:
@@ -263,7 +263,7 @@ def search_command(
         tta=tta,
     )
     if grid is not None:
-        from imgsearch.render import save_grid
+        from imgsearch.cli.render import save_grid
 
         save_grid(result, grid)
     if as_json:

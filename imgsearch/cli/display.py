@@ -82,7 +82,7 @@ def _plain_lines(stream) -> ProgressCallback:
 
 def search_table(result) -> str:
     """rank, similarity, path (and title), id."""
-    from imgsearch.tables import render, table
+    from imgsearch.cli.tables import render, table
 
     rows = [
         (m.rank, f"{m.similarity:.4f}", m.path + (f"  ({m.title})" if m.title else ""), f"id:{m.image_id}")
@@ -92,7 +92,7 @@ def search_table(result) -> str:
 
 
 def models_table(models) -> str:
-    from imgsearch.tables import render, table
+    from imgsearch.cli.tables import render, table
 
     rows = [
         (

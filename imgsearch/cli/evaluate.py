@@ -123,7 +123,7 @@ def evaluate_command(
     except ValueError:
         echo_err(f"--k {k!r}: expected comma-separated integers such as 1,5,10")
         raise typer.Exit(2) from None
-    from imgsearch.evaluation.tables import evaluation_table, near_duplicates_table
+    from imgsearch.cli.evaluation_tables import evaluation_table, near_duplicates_table
 
     index = open_index(device=device, backend=backend)
     models = model or [index.model]
@@ -131,12 +131,12 @@ def evaluate_command(
         index.encoder(name)  # every model loads before any work, so a missing one fails early
     with progress_display() as show:
         if captions is not None:
-            from imgsearch.evaluation.tables import captions_table
+            from imgsearch.cli.evaluation_tables import captions_table
 
             result = index.evaluate_captions(folder, captions, model=models[0], ks=ks, progress=show)
             text = captions_table(result)
         elif split is not None:
-            from imgsearch.evaluation.tables import split_table
+            from imgsearch.cli.evaluation_tables import split_table
             from imgsearch.learning.train import TrainOptions
 
             options = TrainOptions(loss=loss, epochs=epochs, seed=seed)

@@ -1,1 +1,2 @@
-"""The database: connections and the embedded server, migrations, rows, ANN indexes."""
+"""The database: connections and the embedded server, migrations, rows, the nearest-neighbour SQL,
+ANN indexes and their tuning."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsearch.db.connection import Database
+from imgsearch.db.index_check import IndexCheck, index_recall
 from imgsearch.db.schema import as_database
 from imgsearch.encoding.encoder import Encoder
 from imgsearch.errors import ImgsearchError
@@ -28,7 +29,6 @@ from imgsearch.evaluation.common import (
     encoders_for,
     sample_queries,
 )
-from imgsearch.evaluation.index_check import IndexCheck, index_recall
 from imgsearch.ingest.fetch import ingest_and_fetch
 from imgsearch.ingest.labelled import from_csv, from_folders
 from imgsearch.progress import ProgressCallback
@@ -175,9 +175,8 @@ def evaluate(
         scores = leave_one_out(vectors, labels, ks, queries)
         check = None
         if not exact:
-            check = index_recall(
-                db, encoder, [found[labelled.paths[keep[q]]] for q in queries[:index_queries]], ks
-            )
+            picked = [found[labelled.paths[keep[q]]] for q in queries[:index_queries]]
+            check = index_recall(db, encoder, picked, ks, TIE_TOLERANCE)
         results.append(
             ModelEvaluation(
                 encoder.name,

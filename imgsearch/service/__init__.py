@@ -1,1 +1,2 @@
-"""The HTTP service (`imgsearch serve`): a FastAPI app over the library object."""
+"""The HTTP service (`imgsearch serve`): a FastAPI app over the library object, with the thumbnails
+and kept uploads that only it serves."""

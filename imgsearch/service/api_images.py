@@ -79,7 +79,7 @@ def get_image(request: Request, image_id: int) -> Image:
 def thumbnail(
     request: Request, image_id: int, size: Annotated[int, Query(ge=16, le=1024)] = 256
 ) -> FileResponse:
-    from imgsearch.thumbnails import thumbnail as make
+    from imgsearch.service.thumbnails import thumbnail as make
 
     info = found(request, image_id)
     try:

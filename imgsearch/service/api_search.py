@@ -15,9 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
+from imgsearch.db.nearest import QueryOptions
 from imgsearch.errors import ImageDecodeError
-from imgsearch.kept_queries import digest_of
-from imgsearch.search import QueryOptions, SearchResult
+from imgsearch.search import SearchResult
+from imgsearch.service import kept_queries
 from imgsearch.service.api_images import found
 from imgsearch.service.common import ERRORS, JPEG, index_of
 from imgsearch.service.schemas import MAX_K, Result, SearchQuery, SearchRequest, SearchResponse
@@ -70,7 +71,7 @@ async def search(request: Request) -> SearchResponse:
     query: str | bytes | None
     if ctype.startswith("multipart/form-data"):
         query, fields = await _upload(request)
-        shown = SearchQuery(kind="upload", upload=digest_of(query))
+        shown = SearchQuery(kind="upload", upload=kept_queries.digest_of(query))
     elif ctype.startswith("application/json"):
         try:
             fields = SearchRequest.model_validate_json(await request.body())
@@ -117,7 +118,7 @@ async def search(request: Request) -> SearchResponse:
         )
     request.app.state.metrics.search.labels(shown.kind).observe(time.perf_counter() - started)
     if ctype.startswith("multipart/form-data") and isinstance(query, bytes):
-        await run_in_threadpool(index.keep_query, query)  # searched, so an image: kept for its link
+        await run_in_threadpool(kept_queries.keep, query)  # searched, so an image: kept for its link
     return _response(result, started, shown)
 
 
@@ -136,7 +137,7 @@ def _json_query(request: Request, fields: SearchRequest) -> tuple[str | bytes | 
         return fields.url, SearchQuery(kind="url", url=fields.url)
     if fields.image_id is not None:
         return f"id:{fields.image_id}", SearchQuery(kind="id", image_id=fields.image_id)
-    data = index_of(request).kept_query(fields.upload or "")
+    data = kept_queries.kept(fields.upload or "")
     if data is None:
         raise HTTPException(404, "That uploaded image is not kept any more: upload it again.")
     return data, SearchQuery(kind="upload", upload=fields.upload)
@@ -219,7 +220,7 @@ def query_image(
 ) -> FileResponse:
     """A thumbnail of a kept uploaded query image (by the sha256 its search answer gave)."""
     try:
-        path = index_of(request).kept_query_thumbnail(upload, size)
+        path = kept_queries.thumbnail(upload, size)
     except ImageDecodeError as exc:
         raise HTTPException(404, f"The upload cannot be shown: {exc}") from exc
     if path is None:

@@ -17,6 +17,7 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from imgsearch.db.nearest import NoVectors
 from imgsearch.errors import (
     Busy,
     DatabaseUnavailable,
@@ -27,7 +28,7 @@ from imgsearch.errors import (
     first_line,
 )
 from imgsearch.redaction import redact
-from imgsearch.search import NoVectors, QueryImageError
+from imgsearch.search import QueryImageError
 
 log = logging.getLogger("imgsearch.service")
 RETRY_AFTER_S = 2  # what a 503 tells clients to wait

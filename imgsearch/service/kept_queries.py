@@ -18,6 +18,7 @@ from pathlib import Path
 
 from imgsearch import config
 from imgsearch.safe_files import disk_full, is_digest, write_atomically
+from imgsearch.service.thumbnails import thumbnail_folder, thumbnail_of, thumbnail_path
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,6 @@ MAX_AGE_S = 7 * 24 * 3600
 
 def _folder() -> Path:
     return config.load().home / "queries"
-
-
-def thumbnail_folder(digest: str) -> Path:
-    """Where the thumbnails of the content with this sha256 are cached (shared with indexed
-    images of the same content)."""
-    return config.load().home / "thumbnails" / digest[:2]
 
 
 def digest_of(data: bytes) -> str:
@@ -72,6 +67,21 @@ def kept(digest: str) -> bytes | None:
         return (_folder() / digest).read_bytes()
     except OSError:
         return None
+
+
+def thumbnail(digest: str, size: int) -> Path | None:
+    """A thumbnail of a kept upload (None when it is not kept); the kept uploads stay within
+    their byte budget, thumbnails included."""
+    if not is_kept(digest):
+        return None
+    path = thumbnail_path(digest, size)
+    if not path.exists():  # made (and the budget held) only the first time it is asked for
+        data = kept(digest)
+        if data is None:
+            return None
+        path = thumbnail_of(data, digest, size)
+        prune()
+    return path if path.exists() else None
 
 
 def prune() -> None:

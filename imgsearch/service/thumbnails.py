@@ -11,10 +11,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from imgsearch import config
 from imgsearch.encoding.decode import decode_image
 from imgsearch.errors import DiskFull
 from imgsearch.indexed_files import read_indexed, still_indexed
-from imgsearch.kept_queries import thumbnail_folder
 from imgsearch.safe_files import checked_digest, disk_full, inside, write_atomically
 
 _making = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
@@ -52,6 +52,12 @@ def thumbnail(
 def thumbnail_of(data: bytes, sha256: str, size: int) -> Path:
     """The same for image bytes at hand (a kept query image)."""
     return _cached(sha256, size, lambda: data)
+
+
+def thumbnail_folder(digest: str) -> Path:
+    """Where the thumbnails of the content with this sha256 are cached (indexed images and kept
+    uploads of the same content share them)."""
+    return config.load().home / "thumbnails" / digest[:2]
 
 
 def thumbnail_path(sha256: str, size: int) -> Path:

@@ -4,7 +4,7 @@ that reaches the target.
 Stored vectors (a seeded sample) are the queries, each left out of its own answer; the truth is
 an exact top-k computed with numpy in one streamed pass over the encoder's vectors; each setting
 (HNSW ef_search, IVFFlat probes, or the candidates a binary-quantised index re-ranks) is measured
-through the search path itself (`search.nearest`).
+through the search path itself (`db.nearest.nearest`).
 
 Stored vectors are not the new images searches will bring, and 200 of them are a small sample
 (benchmarks/knn.py, 200,000 vectors, ef_search 20: recall@10 0.965 and 0.945 for stored vectors
@@ -25,9 +25,9 @@ from pgvector import HalfVector
 from imgsearch.db import search_settings, store
 from imgsearch.db.connection import Database, connect, scalar
 from imgsearch.db.indexes import default_lists, existing_index
+from imgsearch.db.nearest import QueryOptions, nearest
 from imgsearch.errors import ImgsearchError
 from imgsearch.progress import Progress, ProgressCallback
-from imgsearch.search import QueryOptions, nearest
 
 EF_SEARCH = (20, 40, 64, 80, 100, 128, 160, 200, 256, 320, 400, 500, 640, 800, 1000)
 RERANK = (20, 40, 60, 80, 120, 160, 240, 320, 480, 640, 1000)
@@ -135,7 +135,7 @@ def tune(
 
 
 def _options(parameter: str, setting: int) -> QueryOptions:
-    # a binary index's candidates are QueryOptions.ef_search (see search._plan)
+    # a binary index's candidates are QueryOptions.ef_search (see nearest._plan)
     if parameter == "probes":
         return QueryOptions(probes=setting, augmented=False)
     return QueryOptions(ef_search=setting, augmented=False)

@@ -11,9 +11,8 @@ from pgvector import HalfVector
 from imgsearch.db import store
 from imgsearch.db.connection import Database, connect
 from imgsearch.db.indexes import existing_index, index_status
+from imgsearch.db.nearest import QueryOptions, nearest
 from imgsearch.encoding.encoder import Encoder
-from imgsearch.evaluation.common import TIE_TOLERANCE
-from imgsearch.search import QueryOptions, nearest
 
 
 @dataclass
@@ -25,11 +24,16 @@ class IndexCheck:
 
 
 def index_recall(
-    db: Database, encoder: Encoder, queries: Sequence[tuple[int, np.ndarray]], ks: Sequence[int]
+    db: Database,
+    encoder: Encoder,
+    queries: Sequence[tuple[int, np.ndarray]],
+    ks: Sequence[int],
+    tolerance: float,
 ) -> IndexCheck | None:
     """recall@k of the encoder's ANN index against an exact scan, or None without an index.
 
-    `queries` are (image id, stored vector) pairs; each image is left out of its own answer.
+    `queries` are (image id, stored vector) pairs; each image is left out of its own answer. An
+    answer within `tolerance` of the exact k-th distance counts as a hit (a tie).
     """
     with connect(db) as conn:
         enc_id = store.find_encoder_id(conn, encoder.identity)
@@ -61,7 +65,7 @@ def index_recall(
                 if not truth[:k]:
                     continue
                 kth = truth[:k][-1].distance
-                hits = sum(1 for row in approx[:k] if row.distance <= kth + TIE_TOLERANCE)
+                hits = sum(1 for row in approx[:k] if row.distance <= kth + tolerance)
                 sums[k] += hits / len(truth[:k])
     n = max(len(queries), 1)
     return IndexCheck(status.name, status.kind, len(queries), {k: sums[k] / n for k in ks})

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from imgsearch.cli.tables import render, table
 from imgsearch.evaluation.captions import CaptionEvaluation
 from imgsearch.evaluation.evaluate import Evaluation
 from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
 from imgsearch.evaluation.split import SplitEvaluation
-from imgsearch.tables import render, table
 
 
 def evaluation_table(e: Evaluation) -> str:

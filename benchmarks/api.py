@@ -2,6 +2,7 @@
 concurrent clients, against 10,000 indexed images with an HNSW index.
 
     python benchmarks/api.py [--images 10000] [--real 1000] [--seconds 15]
+    python benchmarks/api.py --smoke      # 60 images (6 real), 1 and 2 clients, half a second each
 
 The index holds `--real` 640x480 JPEGs made from the sample photos (ingested for real) and
 synthetic unit vectors for the rest (rows of their own; search cost does not depend on where a
@@ -18,7 +19,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,19 +28,20 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import _support  # noqa: E402
 from sample_images import camera_jpeg, make_camera_jpegs, source_photos  # noqa: E402
 
 SIZE = (640, 480)
 
 
-def fill(url: str, real: int, total: int) -> None:
+def fill(url: str, real: int, total: int, folder: Path, elpv: bool) -> None:
     import imgsearch
     from imgsearch.db import store
     from imgsearch.db.connection import Database, connect
     from imgsearch.db.indexes import create_index
 
     index = imgsearch.open(url, device="cpu")
-    index.ingest(make_camera_jpegs(HERE / "out" / "vga", real, SIZE, prefix="vga"))
+    index.ingest(make_camera_jpegs(folder, real, SIZE, prefix="vga", elpv=elpv))
     encoder = index.encoder()
     rng = np.random.default_rng(0)
     with connect(Database(url), autocommit=True) as conn:
@@ -127,19 +128,20 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    repeats, warm_up, folder = 50, 2.0, HERE / "out" / "vga"
+    if args.smoke:
+        args.images, args.real, args.seconds, args.clients = 60, 6, 0.5, [1, 2]
+        repeats, warm_up, folder = 3, 0.5, None
 
-    from imgsearch.db import embedded
-
-    home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-api-"))
-    os.environ["IMGSEARCH_HOME"] = str(home)
-    server = embedded.start(home)
+    home = _support.home(args, "imgsearch-bench-api-")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    try:
+    with _support.database_server(args, home) as server:
         t0 = time.perf_counter()
-        fill(server.url, args.real, args.images)
+        fill(server.url, args.real, args.images, folder or home / "vga", not args.smoke)
         print(f"{args.images:,} images indexed ({args.real:,} real) in {time.perf_counter() - t0:.0f}s")
         env = {**os.environ, "IMGSEARCH_DATABASE_URL": server.url, "IMGSEARCH_DEVICE": "cpu"}
         uv = subprocess.Popen(
@@ -156,11 +158,11 @@ def main() -> None:
             env=env,
         )
         base = f"http://127.0.0.1:{port}"
-        query = camera_jpeg(source_photos()[5], seed=424242, size=SIZE)
+        query = camera_jpeg(source_photos(not args.smoke)[5], seed=424242, size=SIZE)
         try:
             _wait(base)
-            run_clients(base, query, 1, 2.0)  # warm-up
-            parts = breakdown(server.url, query)
+            run_clients(base, query, 1, warm_up)
+            parts = breakdown(server.url, query, repeats)
             print(
                 "one search, step by step in-process: "
                 + ", ".join(f"{name} {ms:.1f} ms" for name, ms in parts.items())
@@ -178,8 +180,6 @@ def main() -> None:
         finally:
             uv.terminate()
             uv.wait(30)
-    finally:
-        embedded.stop(home)
 
 
 def _wait(base: str) -> None:

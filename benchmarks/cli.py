@@ -2,6 +2,7 @@
 fresh process, median of 5, with the ONNX Runtime backend (the CPU default) and with torch.
 
     python benchmarks/cli.py [--runs 5]
+    python benchmarks/cli.py --smoke      # one run of each
 
 Indexes the example photos into a fresh embedded server first, and exports the default model to
 ONNX once (not timed), so every timed search is what a user's second and later searches cost.
@@ -14,11 +15,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _support  # noqa: E402
 
 
 def median_seconds(args: list[str], env: dict[str, str], runs: int) -> float:
@@ -33,11 +36,16 @@ def median_seconds(args: list[str], env: dict[str, str], runs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    if args.smoke:
+        args.runs = 1
 
-    home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-cli-"))
+    home = _support.home(args, "imgsearch-bench-cli-")
     env = {**os.environ, "IMGSEARCH_HOME": str(home), "IMGSEARCH_DEVICE": "cpu"}
     env.pop("IMGSEARCH_DATABASE_URL", None)
+    if args.database_url:  # else the embedded server in the home, started by the first command
+        env["IMGSEARCH_DATABASE_URL"] = args.database_url
     photos = ROOT / "examples" / "photos"
     query = str(ROOT / "examples" / "chelsea-cropped.jpg")
     try:
@@ -56,7 +64,8 @@ def main() -> None:
             seconds = median_seconds(command, {**env, **extra}, args.runs)
             print(f"{label:<36} {seconds:6.2f} s  (median of {args.runs} cold runs)")
     finally:
-        subprocess.run([sys.executable, "-m", "imgsearch", "db", "stop"], env=env, capture_output=True)
+        if not args.database_url:
+            subprocess.run([sys.executable, "-m", "imgsearch", "db", "stop"], env=env, capture_output=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 find duplicate groups among 10,000 images, and clusters against labels (adjusted Rand index).
 
     python benchmarks/collection.py [--distractors 300] [--scale 10000]
+    python benchmarks/collection.py --smoke   # 3 photos, 4 distractors, 24 elpv cells, 200 vectors
 
 Duplicates: the 11 sample photos, 4 edited copies of each (centre crop 80%, half size, JPEG
 quality 30, mirror), and `--distractors` elpv solar-cell photos (pip install -e '.[bench]'),
@@ -16,18 +17,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
-from tests.photos import center_crop, halved, jpeg_recompressed, sample_photos  # noqa: E402
+import _support  # noqa: E402
+from _support import center_crop, halved, jpeg_recompressed, sample_photos  # noqa: E402
 
 EDITS = {
     "crop80": lambda img: center_crop(img, 0.8),
@@ -37,21 +37,23 @@ EDITS = {
 }
 
 
-def make_collection(folder: Path, distractors: int) -> dict[str, str]:
-    """Write the images; return path -> source label."""
+def photos(n: int | None = None) -> dict:
+    """The sample photos (the first n)."""
+    return dict(list(sample_photos().items())[:n])
+
+
+def make_collection(folder: Path, distractors: int, cells, n_photos: int | None = None) -> dict[str, str]:
+    """Write the images (`distractors` of elpv's `cells`); return path -> source label."""
     from PIL import Image, ImageOps
 
     labels = {}
-    for name, img in sample_photos().items():
+    for name, img in photos(n_photos).items():
         for edit, make in [("original", None), *EDITS.items()]:
             out = folder / f"{name}.{edit}.jpg"
             picture = img if edit == "original" else ImageOps.mirror(img) if make is None else make(img)
             picture.save(out, quality=92)
             labels[str(out)] = name
     if distractors:
-        from elpv_dataset.utils import load_dataset
-
-        cells, _, _ = load_dataset()
         for i in range(distractors):
             out = folder / f"elpv{i:04d}.png"
             Image.fromarray(cells[i * (len(cells) // distractors)]).convert("RGB").save(out)
@@ -79,25 +81,27 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=10_000)
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.80, 0.85, 0.90, 0.95])
     parser.add_argument("--duplicates-only", action="store_true", help="skip clusters and the 10,000")
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    n_photos, sample = None, 200
+    if args.smoke:
+        args.distractors, args.scale, args.thresholds, n_photos, sample = 4, 200, [0.9], 3, 10
 
     import imgsearch
-    from imgsearch.db import embedded
 
-    home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-collection-"))
-    os.environ["IMGSEARCH_HOME"] = str(home)
-    server = embedded.start(home)
-    try:
+    home = _support.home(args, "imgsearch-bench-collection-")
+    cells, _, types = _support.elpv(args)
+    with _support.database_server(args, home) as server:
         folder = home / "images"
         folder.mkdir()
-        labels = make_collection(folder, args.distractors)
+        labels = make_collection(folder, args.distractors, cells, n_photos)
         index = imgsearch.open(server.url, device="cpu")
         index.ingest([folder])
         print(
-            f"duplicates: {len(sample_photos())} photos x {1 + len(EDITS)} versions + "
+            f"duplicates: {len(photos(n_photos))} photos x {1 + len(EDITS)} versions + "
             f"{args.distractors} elpv distractors"
         )
-        calibration = index.calibrate_duplicates()
+        calibration = index.calibrate_duplicates(sample=sample)
         print(f"  calibrated: margin {calibration.margin:.2f} (expected recall {calibration.recall:.3f})")
         for threshold in [None, *args.thresholds]:
             groups = index.duplicates(threshold).groups
@@ -117,10 +121,8 @@ def main() -> None:
         photo_paths = [p for p, label in labels.items() if not label.startswith("elpv")]
         _clusters(index, photo_paths, labels, "photos + copies")
         index.close()
-        _elpv_clusters(server.url, home)
-        _scale(server.url, args.scale)
-    finally:
-        embedded.stop(home)
+        _elpv_clusters(server.new_database("elpv_clusters"), home, cells, types)
+        _scale(server.new_database("dup_scale"), args.scale)
 
 
 def _clusters(index, paths: list[str], labels: dict[str, str], what: str) -> None:
@@ -144,14 +146,12 @@ def _clusters(index, paths: list[str], labels: dict[str, str], what: str) -> Non
     print(f"clusters, {what}: k={k}, ARI {ari:.3f} (shuffled: {chance:.3f}), {len(truth)} images")
 
 
-def _elpv_clusters(url: str, home: Path) -> None:
-    import psycopg
-    from elpv_dataset.utils import load_dataset
+def _elpv_clusters(elpv_url: str, home: Path, cells, types) -> None:
+    """elpv's cells clustered by module type, in the empty database `elpv_url`."""
     from PIL import Image
 
     import imgsearch
 
-    cells, _, types = load_dataset()
     folder = home / "elpv"
     folder.mkdir()
     labels = {}
@@ -159,28 +159,20 @@ def _elpv_clusters(url: str, home: Path) -> None:
         path = folder / f"cell{i:04d}.png"
         Image.fromarray(cell).convert("RGB").save(path)
         labels[str(path)] = str(kind)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE elpv_clusters")
-    elpv_url = url.replace("/imgsearch?", "/elpv_clusters?")
     index = imgsearch.open(elpv_url, device="cpu")
     index.ingest([folder])
     _clusters(index, list(labels), labels, "elpv module type")
     index.close()
 
 
-def synthetic_collection(url: str, n: int) -> tuple[str, str, int]:
-    """A database `dup_scale` on the server of `url` holding n synthetic vectors of the default
-    encoder, 4 near-copies of each of n/4 (no ANN index yet); (its URL, the encoder's name, the
-    number of originals)."""
-    import psycopg
-
+def synthetic_collection(scale_url: str, n: int) -> tuple[str, str, int]:
+    """The empty database `scale_url` made to hold n synthetic vectors of the default encoder,
+    4 near-copies of each of n/4 (no ANN index yet); (its URL, the encoder's name, the number
+    of originals)."""
     import imgsearch
     from imgsearch.db import store
     from imgsearch.db.connection import Database, connect
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE dup_scale")
-    scale_url = url.replace("/imgsearch?", "/dup_scale?")
     index = imgsearch.open(scale_url, device="cpu")
     encoder = index.encoder()
     index.close()

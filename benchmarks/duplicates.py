@@ -2,6 +2,7 @@
 with edited copies among look-alike distractors.
 
     python benchmarks/duplicates.py [--distractors 300] [--sets A B] [--scale 0]
+    python benchmarks/duplicates.py --smoke   # 1 photo, 2 distractors, 200 vectors
 
 Two collections, each the 11 sample photos (quality-92 JPEGs), edited copies of each, and
 `--distractors` elpv solar-cell photos (pip install -e '.[bench]'), which look alike (their
@@ -27,9 +28,7 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,9 +37,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
-from tests.photos import sample_photos  # noqa: E402
+import _support  # noqa: E402
+from _support import sample_photos  # noqa: E402
 
 
 def _jpeg(img: Image.Image, quality: int) -> Image.Image:
@@ -113,12 +113,12 @@ SETS = {"A": SET_A, "B": SET_B}
 
 
 def make_collection(
-    folder: Path, edits: dict[str, Edit], cells: np.ndarray, distractors: int
+    folder: Path, edits: dict[str, Edit], cells: np.ndarray, distractors: int, n_photos: int | None = None
 ) -> dict[str, str]:
-    """Write the images; return path -> photo name (elpvN for a distractor). Originals are the
-    paths ending in .original.jpg."""
+    """Write the images (the first `n_photos` sample photos); return path -> photo name (elpvN for
+    a distractor). Originals are the paths ending in .original.jpg."""
     labels = {}
-    for name, img in sample_photos().items():
+    for name, img in list(sample_photos().items())[:n_photos]:
         img = img.convert("RGB")
         out = folder / f"{name}.original.jpg"
         img.save(out, quality=92)
@@ -195,23 +195,27 @@ def _margin_groups(index, margin: float):
 
 
 def run_set(
-    url: str, home: Path, name: str, cells: np.ndarray, distractors: int, thresholds, margins
+    set_url: str,
+    home: Path,
+    name: str,
+    cells: np.ndarray,
+    distractors: int,
+    thresholds,
+    margins,
+    n_photos: int | None = None,
 ) -> None:
-    import psycopg
-
+    """Set `name` in the empty database `set_url`."""
     import imgsearch
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE dup_set_{name.lower()}")
-    set_url = url.replace("/imgsearch?", f"/dup_set_{name.lower()}?")
     folder = home / f"set-{name}"
     folder.mkdir()
     edits = SETS[name]
-    labels = make_collection(folder, edits, cells, distractors)
+    labels = make_collection(folder, edits, cells, distractors, n_photos)
     index = imgsearch.open(set_url, device="cpu")
     index.ingest([folder])
+    photos = len(sample_photos()) if n_photos is None else n_photos
     print(
-        f"set {name}: {len(sample_photos())} photos x (1 + {len(edits)} copies: {', '.join(edits)}) "
+        f"set {name}: {photos} photos x (1 + {len(edits)} copies: {', '.join(edits)}) "
         f"+ {distractors} elpv distractors"
     )
     t0 = time.perf_counter()
@@ -234,11 +238,10 @@ def run_set(
 
 
 def _scale(url: str, n: int) -> None:
+    from collection import synthetic_collection
+
     import imgsearch
     from imgsearch.db.indexes import create_index
-
-    sys.path.insert(0, str(HERE))
-    from collection import synthetic_collection
 
     scale_url, encoder_name, _ = synthetic_collection(url, n)
     index = imgsearch.open(scale_url, device="cpu")
@@ -267,23 +270,20 @@ def main() -> None:
         "--margins", type=float, nargs="*", default=[0.20], help="fixed margins, for comparison"
     )
     parser.add_argument("--scale", type=int, default=0, help="also time N synthetic vectors (0: no)")
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    n_photos = None
+    if args.smoke:
+        args.distractors, args.thresholds, args.scale, n_photos = 2, [0.9], 200, 1
 
-    from elpv_dataset.utils import load_dataset
-
-    from imgsearch.db import embedded
-
-    home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-duplicates-"))
-    os.environ["IMGSEARCH_HOME"] = str(home)
-    server = embedded.start(home)
-    try:
-        cells = load_dataset()[0]
+    home = _support.home(args, "imgsearch-bench-duplicates-")
+    cells = _support.elpv(args)[0]
+    with _support.database_server(args, home) as server:
         for name in args.sets:
-            run_set(server.url, home, name, cells, args.distractors, args.thresholds, args.margins)
+            set_url = server.new_database(f"dup_set_{name.lower()}")
+            run_set(set_url, home, name, cells, args.distractors, args.thresholds, args.margins, n_photos)
         if args.scale:
-            _scale(server.url, args.scale)
-    finally:
-        embedded.stop(home)
+            _scale(server.new_database("dup_scale"), args.scale)
 
 
 if __name__ == "__main__":

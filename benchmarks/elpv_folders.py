@@ -1,6 +1,7 @@
 """Write the elpv solar-cell photos as labelled folders for `imgsearch evaluate` / `train`.
 
     python benchmarks/elpv_folders.py OUT [--labels defect|type]
+    python benchmarks/elpv_folders.py --smoke    # a stand-in of 40 cells, into a temporary folder
 
 elpv-dataset (pip install -e '.[bench]'; evaluation only, non-commercial licence): 2,624
 300x300 cells, 2 module types x 4 defect probabilities. One sub-folder per label: `defect`
@@ -10,14 +11,20 @@ gives 0.00/0.33/0.67/1.00, `type` gives mono/poly. Existing files are left as th
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def write_folders(out: Path, labels: str) -> int:
-    from elpv_dataset.utils import load_dataset
+import _support  # noqa: E402
+
+
+def write_folders(out: Path, labels: str, elpv: Path | None = None) -> int:
+    """elpv's cells (or those of `elpv`, a labels.csv in its layout) in one folder per label."""
     from PIL import Image
 
-    cells, probs, types = load_dataset()
+    cells, probs, types = _support.load_elpv(elpv)
     for i, cell in enumerate(cells):
         label = f"{probs[i]:.2f}" if labels == "defect" else str(types[i])
         path = out / label / f"cell{i:04d}.png"
@@ -31,10 +38,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("out", type=Path)
+    parser.add_argument("out", type=Path, nargs="?", help="the folder (needed unless --smoke)")
     parser.add_argument("--labels", choices=["defect", "type"], default="defect")
+    _support.add_arguments(parser)
     args = parser.parse_args()
-    n = write_folders(args.out, args.labels)
+    if args.out is None:
+        if not args.smoke:
+            parser.error("the folder OUT is needed")
+        args.out = Path(tempfile.mkdtemp(prefix="elpv-folders-"))
+    n = write_folders(args.out, args.labels, _support.elpv_labels(args))
     print(f"{n} elpv cells in {args.out} (one sub-folder per {args.labels} label)")
 
 

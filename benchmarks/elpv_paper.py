@@ -7,6 +7,7 @@ Here every encoder is judged by a cosine k-nearest-neighbour vote among the trai
 with k chosen by 5-fold cross-validation on the training cells only:
 
     python benchmarks/elpv_paper.py [--seeds 0 1 2 3 4] [--finetune] [--epochs 15] [--size 224]
+    python benchmarks/elpv_paper.py --smoke   # 40 stand-in cells, seed 0, k 1 or 3, fine-tuned 1 epoch
 
 Rows: always "0" (the majority class), efficientnet-lite0, a head trained on the training
 cells' vectors (`imgsearch train`), PCA 64 whitened, and with --finetune the network
@@ -26,13 +27,19 @@ from pathlib import Path
 
 import numpy as np
 
+from imgsearch.learning.train import TrainOptions
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+import _support  # noqa: E402
 
 KS = (1, 3, 5, 7, 9, 15, 21, 31)
 
 
-def knn_accuracy(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray, seed: int):
+def knn_accuracy(
+    train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray, seed: int, ks=KS
+):
     """(test accuracy, k): cosine kNN, k chosen by 5-fold cross-validation on the training set."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
@@ -40,7 +47,7 @@ def knn_accuracy(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_tes
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     scores = {
         k: cross_val_score(KNeighborsClassifier(k, metric="cosine"), train, y_train, cv=folds).mean()
-        for k in KS
+        for k in ks
     }
     k = max(scores, key=lambda key: (scores[key], -key))
     model = KNeighborsClassifier(k, metric="cosine").fit(train, y_train)
@@ -64,9 +71,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--first-block", type=int, default=8)
     parser.add_argument("--rotations", action="store_true")
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    ks, pca_dim, head_epochs = KS, 64, TrainOptions().epochs
+    if args.smoke:
+        args.seeds, args.finetune, args.finetune_seeds, args.epochs, args.size = [0], True, None, 1, 96
+        ks, pca_dim, head_epochs = (1, 3), 8, 2
 
-    from elpv_dataset.utils import load_dataset
     from elpv_folders import write_folders
     from sklearn.model_selection import train_test_split
 
@@ -74,12 +85,12 @@ def main() -> None:
     from imgsearch.encoding.registry import get_encoder
     from imgsearch.learning.derive import fit_pca
     from imgsearch.learning.finetune import FinetuneOptions, finetuned_in_memory
-    from imgsearch.learning.train import TrainOptions, train_head
+    from imgsearch.learning.train import train_head
 
-    _, probs, _ = load_dataset()
+    _, probs, _ = _support.elpv(args)
     labels = np.array([f"{p:.2f}" for p in probs])
     folder = Path(tempfile.mkdtemp(prefix="elpv-paper-"))
-    write_folders(folder, "defect")
+    write_folders(folder, "defect", args.elpv)
     paths = [str(folder / label / f"cell{i:04d}.png") for i, label in enumerate(labels)]
     base = get_encoder("efficientnet-lite0", "cpu", None, "onnx")
     t0 = time.perf_counter()
@@ -93,14 +104,16 @@ def main() -> None:
         )
         y_train, y_test = labels[train], labels[test]
         found = {"always 0.00": (float((y_test == "0.00").mean()), 0)}
-        found["efficientnet-lite0"] = knn_accuracy(vectors[train], y_train, vectors[test], y_test, seed)
-        head = train_head(vectors[train], list(y_train), base.name, TrainOptions(seed=seed))
-        found["head (supcon)"] = knn_accuracy(
-            head.apply(vectors[train]), y_train, head.apply(vectors[test]), y_test, seed
+        found["efficientnet-lite0"] = knn_accuracy(vectors[train], y_train, vectors[test], y_test, seed, ks)
+        head = train_head(
+            vectors[train], list(y_train), base.name, TrainOptions(epochs=head_epochs, seed=seed)
         )
-        pca = fit_pca(vectors[train], 64, True, base.name, seed)
-        found["PCA 64 whitened"] = knn_accuracy(
-            pca.apply(vectors[train]), y_train, pca.apply(vectors[test]), y_test, seed
+        found["head (supcon)"] = knn_accuracy(
+            head.apply(vectors[train]), y_train, head.apply(vectors[test]), y_test, seed, ks
+        )
+        pca = fit_pca(vectors[train], pca_dim, True, base.name, seed)
+        found[f"PCA {pca_dim} whitened"] = knn_accuracy(
+            pca.apply(vectors[train]), y_train, pca.apply(vectors[test]), y_test, seed, ks
         )
         if args.finetune and (args.finetune_seeds is None or seed in args.finetune_seeds):
             options = FinetuneOptions(
@@ -117,7 +130,7 @@ def main() -> None:
             tuned_test = encode_paths(tuned, [paths[i] for i in test])
             extra = ", rotations" if args.rotations else ""
             name = f"fine-tuned (blocks {args.first_block}-15, {args.size} px{extra})"
-            found[name] = knn_accuracy(tuned_train, y_train, tuned_test, y_test, seed)
+            found[name] = knn_accuracy(tuned_train, y_train, tuned_test, y_test, seed, ks)
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"  seed {seed}: fine-tuning {seconds:.0f} s, peak RSS {peak:.0f} MiB", flush=True)
         for name, (accuracy, k) in found.items():

@@ -1,6 +1,7 @@
 """Encoder throughput (images/s by batch size) and JPEG decode time with and without draft.
 
     python benchmarks/encode.py [--models efficientnet-lite0 resnet50] [--device auto]
+    python benchmarks/encode.py --smoke   # efficientnet-lite0, batches 1 and 2, 0.2 s each
 
 resnet50 runs with random weights when its pretrained file is not in the torch cache (speed
 does not depend on the weights' values).
@@ -12,6 +13,7 @@ import argparse
 import platform
 import time
 
+import _support
 import torch
 from sample_images import camera_jpeg, source_photos
 
@@ -46,7 +48,7 @@ def images_per_second(encoder, inputs, batch: int, seconds: float = 6.0) -> floa
     return done / (time.perf_counter() - start)
 
 
-def decode_ms(data: bytes, min_size: int | None, repeats: int = 10) -> float:
+def decode_ms(data: bytes, min_size: int | None, repeats: int) -> float:
     decode_image(data, min_size)
     start = time.perf_counter()
     for _ in range(repeats):
@@ -61,9 +63,15 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--backends", nargs="+", default=["torch", "onnx"])
     parser.add_argument("--seconds", type=float, default=6.0)
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    repeats = 10
+    if args.smoke:
+        args.models, args.batches, args.seconds, repeats = ["efficientnet-lite0"], [1, 2], 0.2, 2
+    if args.home is not None:
+        _support.home(args, "")  # the model cache
 
-    photos = source_photos()
+    photos = source_photos(not args.smoke)
     print(
         f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
@@ -80,18 +88,19 @@ def main() -> None:
                 )
 
     data = camera_jpeg(photos[0], seed=0)
-    full = decode_ms(data, None)
-    draft = decode_ms(data, 256)
+    full = decode_ms(data, None, repeats)
+    draft = decode_ms(data, 256, repeats)
     print(f"decode  3000x2000 JPEG q90: {full:.1f} ms full, {draft:.1f} ms with draft (x{full / draft:.1f})")
     prep = get_encoder("efficientnet-lite0", "cpu").preprocess
+    loops = max(1, repeats // 2)
     start = time.perf_counter()
-    for _ in range(5):
+    for _ in range(loops):
         prep(decode_image(data).image)
-    full_prep = (time.perf_counter() - start) / 5 * 1000
+    full_prep = (time.perf_counter() - start) / loops * 1000
     start = time.perf_counter()
-    for _ in range(5):
+    for _ in range(loops):
         prep(decode_image(data, 256).image)
-    draft_prep = (time.perf_counter() - start) / 5 * 1000
+    draft_prep = (time.perf_counter() - start) / loops * 1000
     print(
         f"decode + resize/crop to 224: {full_prep:.1f} ms full, {draft_prep:.1f} ms with draft "
         f"(x{full_prep / draft_prep:.1f})"

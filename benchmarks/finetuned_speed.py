@@ -1,6 +1,7 @@
 """Ingest speed of a fine-tuned encoder against the base one (ONNX Runtime, CPU).
 
     python benchmarks/finetuned_speed.py [--images 600] [--size 224]
+    python benchmarks/finetuned_speed.py --smoke   # 2 cells a label, 96 px; 8 cells ingested
 
 Fine-tunes EfficientNet-Lite0 briefly (1 epoch on 64 elpv cells: the weights' quality does not
 change the speed), registers it, then ingests the same `--images` elpv cells into two fresh
@@ -11,15 +12,15 @@ images/s of each run (`imgsearch ingest` end to end: read, decode, encode, write
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+import _support  # noqa: E402
 
 
 def main() -> None:
@@ -28,27 +29,28 @@ def main() -> None:
     )
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--size", type=int, default=224)
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    per_label = 16
+    if args.smoke:
+        args.images, args.size, per_label = 8, 96, 2
 
     from elpv_folders import write_folders
 
     import imgsearch
-    from imgsearch.db import embedded
     from imgsearch.db.connection import connect
     from imgsearch.learning.finetune import FinetuneOptions
 
-    home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-finetuned-"))
-    os.environ["IMGSEARCH_HOME"] = str(home)
+    home = _support.home(args, "imgsearch-bench-finetuned-")
     cells = home / "cells"
-    write_folders(cells, "defect")
+    write_folders(cells, "defect", _support.elpv_labels(args))
     small = home / "small"
     for label in sorted(p.name for p in cells.iterdir()):
         (small / label).mkdir(parents=True)
-        for path in sorted((cells / label).glob("*.png"))[:16]:
+        for path in sorted((cells / label).glob("*.png"))[:per_label]:
             shutil.copyfile(path, small / label / path.name)
     chosen = sorted(cells.glob("*/*.png"))[: args.images]
-    server = embedded.start(home)
-    try:
+    with _support.database_server(args, home) as server:
         index = imgsearch.open(server.url, device="cpu")
         options = FinetuneOptions(epochs=1, size=args.size)
         report = index.train("tuned", small, finetune=options)
@@ -64,8 +66,6 @@ def main() -> None:
                 seconds = time.perf_counter() - t0
                 print(f"run {run}: {model:<20} {len(chosen) / seconds:6.1f} images/s")
         index.close()
-    finally:
-        embedded.stop(home)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 upload to `imgsearch serve`; and an image over the decode budget.
 
     python benchmarks/hostile.py
+    python benchmarks/hostile.py --smoke   # the photo, the 60000x2 strip, and a 2500x2500 PNG over
+                                           # a budget lowered to 8 MiB
 
 Each ingest runs in a fresh process (peak RSS from wait4); the server is one `imgsearch serve`
 process whose high-water mark (VmHWM) is read before and after each upload. Everything runs
@@ -11,18 +13,22 @@ on an embedded PostgreSQL in a temporary IMGSEARCH_HOME.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _support  # noqa: E402
 
 CASES = {  # label: (file name, size and mode of a blank PNG; None: a photo)
     "photo 640x480 (JPEG)": ("photo.jpg", None),
@@ -31,13 +37,19 @@ CASES = {  # label: (file name, size and mode of a blank PNG; None: a photo)
     "8000x8000 RGB (PNG, 256 MiB estimated)": ("large.png", ((8000, 8000), "RGB")),
     "12000x12000 RGB (PNG, 549 MiB: over)": ("huge.png", ((12000, 12000), "RGB")),
 }
+SMOKE_CASES = {
+    "photo 640x480 (JPEG)": ("photo.jpg", None),
+    "strip 60000x2 (PNG)": ("strip60k.png", ((60000, 2), "L")),
+    "2500x2500 RGB (PNG, over 8 MiB)": ("over.png", ((2500, 2500), "RGB")),
+}
+SMOKE_DECODE_BYTES = 8 * 2**20  # IMGSEARCH_MAX_DECODE_BYTES of a smoke run
 
 
-def make(folder: Path) -> dict[str, Path]:
+def make(folder: Path, cases: dict) -> dict[str, Path]:
     from skimage import data
 
     files = {}
-    for label, (name, blank) in CASES.items():
+    for label, (name, blank) in cases.items():
         buf = io.BytesIO()
         if blank is None:
             Image.fromarray(data.astronaut()).resize((640, 480)).save(buf, "JPEG", quality=90)
@@ -96,10 +108,19 @@ def upload(port: int, path: Path) -> tuple[int, float, str]:
 
 
 def main() -> None:
-    home = Path(tempfile.mkdtemp(prefix="imgsearch-hostile-"))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _support.add_arguments(parser)
+    args = parser.parse_args()
+    home = _support.home(args, "imgsearch-hostile-")
     env = {**os.environ, "IMGSEARCH_HOME": str(home), "IMGSEARCH_DEVICE": "cpu"}
     env.pop("IMGSEARCH_DATABASE_URL", None)
-    files = make(home / "images")
+    if args.database_url:  # else the embedded server in the home, started by the first ingest
+        env["IMGSEARCH_DATABASE_URL"] = args.database_url
+    if args.smoke:
+        env["IMGSEARCH_MAX_DECODE_BYTES"] = str(SMOKE_DECODE_BYTES)
+    files = make(home / "images", SMOKE_CASES if args.smoke else CASES)
     warm_up = home / "warm-up" / "photo.jpg"  # exports the model to ONNX once, not measured
     warm_up.parent.mkdir()
     warm_up.write_bytes(files["photo 640x480 (JPEG)"].read_bytes()[:-2] + b"\xff\xd9")
@@ -144,7 +165,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-        subprocess.run([sys.executable, "-m", "imgsearch", "db", "stop"], env=env, capture_output=True)
+        if not args.database_url:
+            subprocess.run([sys.executable, "-m", "imgsearch", "db", "stop"], env=env, capture_output=True)
 
 
 if __name__ == "__main__":

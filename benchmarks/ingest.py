@@ -2,6 +2,7 @@
 two stages, on camera-size JPEGs.
 
     python benchmarks/ingest.py [--n 300] [--rss-n 300 1200] [--model efficientnet-lite0]
+    python benchmarks/ingest.py --smoke   # 3 images of 960x640, in a temporary folder
 
 - naive loop: what the earlier systems did: open, full decode, torchvision resize, encode one
   image with torch, INSERT and commit per image;
@@ -22,13 +23,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import _support  # noqa: E402
 from sample_images import make_camera_jpegs  # noqa: E402
 
 RUN_INGEST = """
@@ -131,47 +132,36 @@ def run_imgsearch(folder: Path, model: str, url: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def fresh_database(admin_url: str, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return (
-        admin_url.replace("/postgres?", f"/{name}?")
-        if "/postgres?" in admin_url
-        else admin_url.rsplit("/", 1)[0] + f"/{name}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--rss-n", type=int, nargs="*", default=[300, 1200])
     parser.add_argument("--model", default="efficientnet-lite0")
     parser.add_argument("--data", type=Path, default=HERE / "out" / "camera")
+    _support.add_arguments(parser)
     args = parser.parse_args()
 
-    from imgsearch.db import embedded
     from imgsearch.encoding.registry import get_encoder, resolve_backend
 
-    home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-"))
-    os.environ["IMGSEARCH_HOME"] = str(home)  # the model cache too: exported here, before timing
-    server = embedded.start(home)
-    get_encoder(args.model, "cpu")
-    try:
+    home = _support.home(args, "imgsearch-bench-")  # the model cache too: exported before timing
+    out, size = HERE / "out", (3000, 2000)
+    if args.smoke:
+        args.n, args.rss_n, args.data, out, size = 3, [3], home / "camera", home / "out", (960, 640)
+    with _support.database_server(args, home) as server:
+        get_encoder(args.model, "cpu")
         biggest = max([args.n, *args.rss_n])
         t0 = time.perf_counter()
-        paths = make_camera_jpegs(args.data, biggest)
+        paths = make_camera_jpegs(args.data, biggest, size, elpv=not args.smoke)
         print(
-            f"{biggest} camera JPEGs (3000x2000, q90) ready in {time.perf_counter() - t0:.0f}s at {args.data}"
+            f"{biggest} camera JPEGs ({size[0]}x{size[1]}, q90) ready in "
+            f"{time.perf_counter() - t0:.0f}s at {args.data}"
         )
-        subset = HERE / "out" / f"subset_{args.n}"
+        subset = out / f"subset_{args.n}"
         link_subset(subset, paths[: args.n])
 
-        ours = run_imgsearch(subset, args.model, fresh_database(server.admin_url, "bench_ours"))
+        ours = run_imgsearch(subset, args.model, server.new_database("bench_ours"))
         ours_rate = ours["new"] / ours["seconds"]
-        naive_rate = naive_loop(paths[: args.n], args.model, fresh_database(server.admin_url, "bench_naive"))
+        naive_rate = naive_loop(paths[: args.n], args.model, server.new_database("bench_naive"))
         decode_rate, inputs = decode_bound(paths[: args.n], args.model)
         encode_rate = encode_bound(inputs, args.model)
         del inputs
@@ -187,15 +177,13 @@ def main() -> None:
         print(f"ingest / naive    : {ours_rate / naive_rate:7.2f}x")
         print(f"ingest / min bound: {ours_rate / bound:7.2f}  (min bound {bound:.2f} images/s)")
         for n in args.rss_n:
-            folder = HERE / "out" / f"subset_{n}"
+            folder = out / f"subset_{n}"
             link_subset(folder, paths[:n])
-            run = run_imgsearch(folder, args.model, fresh_database(server.admin_url, f"bench_rss_{n}"))
+            run = run_imgsearch(folder, args.model, server.new_database(f"bench_rss_{n}"))
             print(
                 f"peak RSS, {n:>5} images: {run['max_rss_mb']:7.0f} MiB "
                 f"({run['new'] / run['seconds']:.2f} images/s)"
             )
-    finally:
-        embedded.stop(home)
 
 
 def link_subset(folder: Path, paths: list[Path]) -> None:

@@ -2,6 +2,7 @@
 project's own edits, against the rule it replaced (most pixels, then largest file, then oldest).
 
     python benchmarks/keeper.py
+    python benchmarks/keeper.py --smoke   # 2 photos
 
 Each sample photo is saved as a quality-90 JPEG (the original) and as eleven edited copies: the
 seven fixed edits `evaluate --near-duplicates` uses (crop, resize, JPEG quality 15, rotation with
@@ -14,6 +15,7 @@ file dates mislead). Per edit, the pair (original, that copy) is judged on conte
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import os
@@ -24,14 +26,15 @@ from pathlib import Path
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG"
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _support  # noqa: E402
+from _support import sample_photos  # noqa: E402
 
 from imgsearch.collection.keeper import Look, choose, look  # noqa: E402
 from imgsearch.encoding.edited_copies import TRANSFORMS, make_copy  # noqa: E402
 from imgsearch.encoding.edits import _border, _caption  # noqa: E402
-from tests.photos import sample_photos  # noqa: E402
 
 
 def copies(img: Image.Image, seed: int) -> dict[str, bytes]:
@@ -86,7 +89,12 @@ def judge(files: list[tuple[str, Path]], ages: dict[str, float]) -> tuple[bool, 
 
 
 def main() -> None:
-    photos = sample_photos()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _support.add_arguments(parser)
+    args = parser.parse_args()
+    photos = dict(list(sample_photos().items())[: 2 if args.smoke else None])
     scenarios = {"copies newer": 1, "same age": 0, "copies older": -1}
     totals = {s: [0, 0] for s in scenarios}
     per_edit: dict[str, list[int]] = {}

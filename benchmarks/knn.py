@@ -1,6 +1,7 @@
 """Nearest-neighbour indexes compared: pgvector HNSW / IVFFlat / exact scan vs FAISS vs Annoy.
 
     python benchmarks/knn.py [--n 100000] [--dim 1280] [--queries 200] [--url URL]
+    python benchmarks/knn.py --smoke   # 1,500 x 64, 20 queries; every method whose package is here
 
 The vectors are synthetic but shaped like pooled CNN features: 1,000 clusters in a 64-d latent
 space, projected to --dim dimensions, plus noise, ReLU (non-negative, as efficientnet-lite0's
@@ -22,8 +23,10 @@ ends); the summary gives the cheapest setting reaching 0.90 / 0.95 / 0.99.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _support  # noqa: E402
 
 ENCODER = "knn-bench"
 TARGETS = (0.90, 0.95, 0.99)
@@ -568,6 +575,14 @@ METHODS = (
     "usearch",
     "annoy",
 )
+PACKAGES = {  # the in-process methods' packages (pip install -e '.[bench]')
+    "faiss-hnsw": "faiss",
+    "faiss-ivfpq": "faiss",
+    "faiss-ivfflat": "faiss",
+    "hnswlib": "hnswlib",
+    "usearch": "usearch",
+    "annoy": "annoy",
+}
 
 
 def main() -> None:
@@ -588,7 +603,14 @@ def main() -> None:
     parser.add_argument(
         "--skip", nargs="*", default=["pg-ivfflat", "faiss-ivfflat", "annoy"], choices=METHODS
     )
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    if args.smoke:
+        args.n, args.dim, args.queries, args.m, args.annoy_trees = 1500, 64, 20, 8, 5
+        args.skip = [m for m, package in PACKAGES.items() if importlib.util.find_spec(package) is None]
+        if args.skip:
+            print(f"smoke: {', '.join(args.skip)} left out (not installed: pip install -e '.[bench]')")
+    url = args.database_url or args.url
 
     t0 = time.perf_counter()
     vectors, labels = synthetic_collection(args.n + args.queries, args.dim)
@@ -609,7 +631,6 @@ def main() -> None:
     home = None
     try:
         if any(m.startswith("pg-") and m not in args.skip for m in METHODS):
-            url = args.url
             if url is None:
                 from imgsearch.db import embedded
 

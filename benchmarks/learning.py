@@ -2,6 +2,7 @@
 
     python benchmarks/learning.py [--labels defect|type] [--loss supcon|triplet] [--epochs 30]
     python benchmarks/learning.py --finetune [--finetune-epochs 15] [--size 224] [--rotations]
+    python benchmarks/learning.py --smoke   # 40 stand-in cells, 2 epochs, PCA 8, fine-tuned 1 epoch
 
 Ingests the 2,624 elpv cells with the base encoder into a fresh database, splits them by
 label (half held out, seeded), trains the head on the training half only, and reports P@1,
@@ -15,7 +16,6 @@ fine-tuned network on the held-out cells (each timed twice, the better kept).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _support  # noqa: E402
 
 
 def main() -> None:
@@ -38,21 +40,20 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--first-block", type=int, default=8)
     parser.add_argument("--rotations", action="store_true")
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    if args.smoke:
+        args.epochs, args.pca, args.finetune, args.finetune_epochs, args.size = 2, [8], True, 1, 96
 
-    from elpv_dataset.utils import load_dataset
     from PIL import Image
 
     import imgsearch
-    from imgsearch.db import embedded
     from imgsearch.evaluation.evaluate import leave_one_out
     from imgsearch.learning.train import TrainOptions, stratified_split, train_head
 
-    home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-learning-"))
-    os.environ["IMGSEARCH_HOME"] = str(home)
-    server = embedded.start(home)
-    try:
-        cells, probs, types = load_dataset()
+    home = _support.home(args, "imgsearch-bench-learning-")
+    with _support.database_server(args, home) as server:
+        cells, probs, types = _support.elpv(args)
         folder = home / "elpv"
         folder.mkdir()
         paths, labels = [], []
@@ -109,8 +110,6 @@ def main() -> None:
         if args.finetune:
             finetuned_rows(args, paths, labels, train, test, test_labels, vectors)
         index.close()
-    finally:
-        embedded.stop(home)
 
 
 def finetuned_rows(args, paths, labels, train, test, test_labels, vectors) -> None:

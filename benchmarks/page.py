@@ -3,7 +3,7 @@ upload, "more like this" and browse times kept; the duplicates' first page under
 images).
 
     python benchmarks/page.py [--images 400] [--repeats 10] [--url URL] [--cold-thumbnails]
-    python benchmarks/page.py --smoke        # 20 images, 2 repeats: well under a minute
+    python benchmarks/page.py --smoke        # 12 images, 1 repeat, no warm-up
 
 A collection of real photographs (skimage, sklearn and matplotlib's sample images: no
 downloads) is made in a temporary folder: shots (tiles of a 3 x 3 split of each sample photo,
@@ -52,7 +52,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -60,8 +59,9 @@ from pathlib import Path
 
 from PIL import Image, ImageEnhance, ImageOps
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _support  # noqa: E402
 
 LONG_SIDE = 1600  # px, the longer side of every shot (a downsized camera photo)
 ALBUMS = 6  # folders of the collection
@@ -78,9 +78,7 @@ def source_photos() -> dict[str, Image.Image]:
     import numpy as np
     import skimage.data
 
-    from tests.photos import sample_photos
-
-    photos = dict(sample_photos())
+    photos = dict(_support.sample_photos())
     for name in GREY:
         try:
             array = np.asarray(getattr(skimage.data, name)())
@@ -486,12 +484,13 @@ def run(args: argparse.Namespace, url: str, home: Path) -> int:
 
     from imgsearch import __version__
     from imgsearch.library import Index
-    from tests.web_support import CHROMIUM as chromium
-    from tests.web_support import LAUNCH_ARGS, serving
+
+    web = _support.web_support()
+    chromium, serving = web.CHROMIUM, web.serving
 
     started = datetime.now(UTC)
     load_before = _load()
-    repeats, warm = args.repeats, 1
+    repeats, warm = args.repeats, 0 if args.smoke else 1
     t = time.perf_counter()
     made = make_collection(home / "collection", args.images, repeats + warm)
     made_s = time.perf_counter() - t
@@ -525,7 +524,7 @@ def run(args: argparse.Namespace, url: str, home: Path) -> int:
         return got
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=chromium, args=web.LAUNCH_ARGS, headless=True)
         walker = Walker(browser)
         _progress(f"measuring ({warm} warm-up + {repeats} each; list ms min median max)")
         with serving(index) as base:
@@ -672,38 +671,27 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=400, help="images in the collection (default 400)")
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats of each measure (default 10)")
     parser.add_argument(
-        "--smoke", action="store_true", help="20 images, 2 repeats: a quick check that it runs"
-    )
-    parser.add_argument(
         "--url", help="an empty, throwaway database (default: the embedded server in a temporary home)"
     )
     parser.add_argument(
         "--cold-thumbnails", action="store_true", help="do not make the thumbnails beforehand"
     )
     parser.add_argument("--json", help="also write every repeat's figures to this file")
+    _support.add_arguments(parser)
     args = parser.parse_args()
     if args.smoke:
-        args.images, args.repeats = 20, 2
+        args.images, args.repeats = 12, 1
+    args.database_url = args.database_url or args.url
 
-    home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-page-"))
-    os.environ["IMGSEARCH_HOME"] = str(home)  # the model cache, thumbnails and the embedded data
+    made_home = args.home is None
+    home = _support.home(args, "imgsearch-bench-page-")  # model cache, thumbnails, embedded data
     os.environ.pop("IMGSEARCH_DATABASE_URL", None)
-    server = None
     try:
-        if args.url:
-            url = args.url
-        else:
-            from imgsearch.db import embedded
-
-            server = embedded.start(home)
-            url = server.url
-        return run(args, url, home)
+        with _support.database_server(args, home) as server:
+            return run(args, server.url, home)
     finally:
-        if server is not None:
-            from imgsearch.db import embedded
-
-            embedded.stop(home)
-        shutil.rmtree(home, ignore_errors=True)
+        if made_home:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

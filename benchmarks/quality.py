@@ -9,7 +9,9 @@
 2. `imgsearch evaluate --near-duplicates` on the real photos shipped with skimage, sklearn
    and matplotlib, and on a sample of the elpv cells (a hard case: every cell looks alike).
 
-Runs against a throwaway embedded server (or --url).
+Runs against a throwaway embedded server (or --url / --database-url).
+
+    python benchmarks/quality.py --smoke   # 40 stand-in elpv cells (5 sampled), 3 photos
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import _support  # noqa: E402
 
 
-def export_elpv(folder: Path) -> Path:
-    """elpv images as <type>/cell_NNNN.png, and defect.csv (path,label); returns the folder."""
-    from elpv_dataset.utils import load_dataset
+def export_elpv(folder: Path, labels: Path | None = None) -> Path:
+    """elpv images (or those of `labels`, a labels.csv in its layout) as <type>/cell_NNNN.png,
+    and defect.csv (path,label); returns the folder."""
     from PIL import Image
 
-    images, probs, types = load_dataset()
+    images, probs, types = _support.load_elpv(labels)
     rows = []
     for i, (img, prob, kind) in enumerate(zip(images, probs, types, strict=True)):
         rel = Path(str(kind)) / f"cell_{i:04d}.png"
@@ -46,12 +50,10 @@ def export_elpv(folder: Path) -> Path:
     return folder
 
 
-def export_photos(folder: Path) -> Path:
-    """The sample photos as quality-95 JPEGs."""
-    from tests.photos import sample_photos
-
+def export_photos(folder: Path, n: int | None = None) -> Path:
+    """The sample photos (the first n) as quality-95 JPEGs."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, img in sample_photos().items():
+    for name, img in list(_support.sample_photos().items())[:n]:
         path = folder / f"{name}.jpg"
         if not path.exists():
             img.save(path, quality=95)
@@ -71,17 +73,26 @@ def main() -> None:
         help="elpv cells whose copies are searched (all 2,624 stay candidates)",
     )
     parser.add_argument("--url", help="PostgreSQL URL (default: a throwaway embedded server)")
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    n_photos = None
+    if args.smoke:
+        n_photos, args.near_duplicates_sample = 3, 5
+        args.out = Path(tempfile.mkdtemp(prefix="imgsearch-quality-out-"))
+    if args.home is not None:
+        _support.home(args, "")  # the model cache
 
+    from imgsearch.cli.evaluation_tables import evaluation_table, near_duplicates_table
     from imgsearch.db import embedded
-    from imgsearch.evaluation.evaluate import evaluate, evaluation_table
-    from imgsearch.evaluation.near_duplicates import near_duplicates, near_duplicates_table
+    from imgsearch.evaluation.evaluate import evaluate
+    from imgsearch.evaluation.near_duplicates import near_duplicates
 
     models = args.model or ["efficientnet-lite0"]
-    elpv = export_elpv(args.out / "elpv")
-    photos = export_photos(args.out / "photos")
+    elpv = export_elpv(args.out / "elpv", _support.elpv_labels(args))
+    cells = sum(1 for _ in elpv.glob("*/*.png"))
+    photos = export_photos(args.out / "photos", n_photos)
     home = None
-    url = args.url
+    url = args.database_url or args.url
     if url is None:
         home = Path(tempfile.mkdtemp(prefix="imgsearch-quality-"))
         url = embedded.start(home).url
@@ -118,7 +129,7 @@ def main() -> None:
         t0 = time.perf_counter()
         copies = near_duplicates(elpv, models=models, database=url, sample=args.near_duplicates_sample)
         show(
-            f"near-duplicates, {args.near_duplicates_sample} elpv cells among all 2,624",
+            f"near-duplicates, {args.near_duplicates_sample} elpv cells among all {cells:,}",
             near_duplicates_table(copies),
             time.perf_counter() - t0,
         )

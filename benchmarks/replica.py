@@ -1,6 +1,7 @@
 """Query scale-out on a read replica: searches per second with 1 server vs 2 (primary + standby).
 
     python benchmarks/replica.py [--n 50000] [--dim 1280] [--clients 4] [--seconds 20]
+    python benchmarks/replica.py --smoke   # 500 x 64, 2 clients, half a second each
 
 An embedded primary holds --n synthetic CNN-like vectors (benchmarks/knn.py's generator) with an
 HNSW index tuned to recall@10 >= 0.95 (`index tune`); `embedded.start_standby` makes a hot
@@ -11,19 +12,25 @@ without `--replica` would split them (2 servers).
 
 On one machine the two servers share its cores, so each server is pinned to its own core set
 (`--pin`, default: half the cores each; 1 server gets one half) to stand for two machines of that
-size; the clients run unpinned. The report says so.
+size; the clients run unpinned. The report says so. Both servers are embedded ones of its own, in
+temporary folders (a standby is made from a primary's files): --database-url is not used.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _support  # noqa: E402
 
 
 def _pin(home: Path, cores: set[int]) -> None:
@@ -73,11 +80,16 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0)
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    warm_s = 3.0
+    if args.smoke:
+        args.n, args.dim, args.clients, args.seconds, warm_s = 500, 64, 2, 0.5, 0.5
+    if args.database_url:
+        print("replica.py makes its own primary and standby (embedded, in temporary folders)")
+    if args.home is not None:
+        _support.home(args, "")
 
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from knn import load_postgres, synthetic_vectors
 
     from imgsearch.db import embedded
@@ -105,7 +117,7 @@ def main() -> None:
         with connect(db) as conn:
             ids = np.array([r[0] for r in conn.execute("SELECT id FROM imgsearch.images")])
         for url in (primary.url, standby.url):  # warm both servers' caches
-            _clients([url], ids, 3.0)
+            _clients([url], ids, warm_s)
         _pin(primary_home, first)
         _pin(standby_home, second)
         layouts = {
@@ -113,7 +125,7 @@ def main() -> None:
             "2 servers (primary + replica)": [primary.url, standby.url] * (args.clients // 2),
         }
         print(
-            f"\n{args.clients} client threads, {args.seconds:.0f} s each; servers pinned to cores "
+            f"\n{args.clients} client threads, {args.seconds:g} s each; servers pinned to cores "
             f"{sorted(first)} and {sorted(second)} (of {len(cores)})\n"
         )
         print("| layout | queries/s | p50 ms | p95 ms |")

@@ -11,6 +11,11 @@
    (copy + HNSW m=16, ef_construction=64 on each partition, timed); per layout: recall@10
    against the exact numpy top-10 and p50/p95 latency of `imgsearch.similar_to_vector` from
    one client, all at the same hnsw.ef_search; index size summed over partitions.
+
+The embedded server starts with shared_buffers=2GB unless IMGSEARCH_SERVER_SETTINGS says
+otherwise (large enough to hold an index).
+
+    python benchmarks/scale.py --smoke   # 3 images of 960x640, 600 vectors in 1 table and 2 partitions
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,35 +30,30 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
-from ingest import fresh_database, link_subset  # noqa: E402
-from knn import (  # noqa: E402
-    ENCODER,
-    exact_top_k,
-    load_postgres,
-    recall,
-    start_embedded,
-    synthetic_vectors,
-)
+import _support  # noqa: E402
+from ingest import link_subset  # noqa: E402
+from knn import ENCODER, exact_top_k, load_postgres, recall, synthetic_vectors  # noqa: E402
 from sample_images import make_camera_jpegs  # noqa: E402
 
 
-def engines(admin_url: str, n: int) -> None:
+def engines(server: _support.Server, n: int, out: Path, size: tuple[int, int], elpv: bool = True) -> None:
     from imgsearch.encoding.registry import get_encoder
     from imgsearch.ingest import ingest
     from imgsearch.ingest.ray_engine import start_ray
 
-    paths = make_camera_jpegs(HERE / "out" / "camera", n)
-    folder = HERE / "out" / f"subset_{n}"
+    paths = make_camera_jpegs(out / "camera", n, size, elpv=elpv)
+    folder = out / f"subset_{n}"
     link_subset(folder, paths[:n])
     encoder = get_encoder("efficientnet-lite0", "cpu")
-    local = ingest([folder], encoder=encoder, database=fresh_database(admin_url, "scale_local"))
+    local = ingest([folder], encoder=encoder, database=server.new_database("scale_local"))
     t0 = time.perf_counter()
     start_ray(None)
     ray_start = time.perf_counter() - t0
-    on_ray = ingest([folder], encoder=encoder, database=fresh_database(admin_url, "scale_ray"), engine="ray")
-    print(f"{n} camera JPEGs, efficientnet-lite0 (ONNX Runtime), {os.cpu_count()} cores")
+    on_ray = ingest([folder], encoder=encoder, database=server.new_database("scale_ray"), engine="ray")
+    print(
+        f"{n} camera JPEGs ({size[0]}x{size[1]}), efficientnet-lite0 (ONNX Runtime), {os.cpu_count()} cores"
+    )
     print(f"  local engine : {local.new / local.seconds:7.1f} images/s ({local.seconds:.1f} s)")
     print(
         f"  Ray engine   : {on_ray.new / on_ray.seconds:7.1f} images/s ({on_ray.seconds:.1f} s;"
@@ -138,20 +137,20 @@ def main() -> None:
     parser.add_argument("--ef-search", type=int, default=40)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--skip-engines", action="store_true")
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    out, size = HERE / "out", (3000, 2000)
+    if args.smoke:
+        args.n, args.vectors, args.partitions, args.queries, size = 3, 600, [1, 2], 20, (960, 640)
 
-    from imgsearch.db import embedded
-
-    home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-scale-"))
-    os.environ["IMGSEARCH_HOME"] = str(home)
-    url = start_embedded(home, "2GB")
-    try:
-        server_admin = embedded.start(home).admin_url
+    home = _support.home(args, "imgsearch-bench-scale-")
+    if args.smoke:
+        out = home / "out"
+    os.environ.setdefault("IMGSEARCH_SERVER_SETTINGS", "shared_buffers=2GB")  # the embedded server's
+    with _support.database_server(args, home) as server:
         if not args.skip_engines:
-            engines(server_admin, args.n)
-        partitions(url, args.vectors, args.partitions, args.ef_search, args.queries)
-    finally:
-        embedded.stop(home)
+            engines(server, args.n, out, size, elpv=not args.smoke)
+        partitions(server.url, args.vectors, args.partitions, args.ef_search, args.queries)
 
 
 if __name__ == "__main__":

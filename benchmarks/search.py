@@ -2,6 +2,7 @@
 and the cold start of `imgsearch --help`.
 
     python benchmarks/search.py [--images 1000] [--searches 100] [--model efficientnet-lite0]
+    python benchmarks/search.py --smoke   # 10 images, 5 searches, 1 one-shot, 1 cold --help
 
 Indexes `--images` 640x480 JPEGs made from real photos into a fresh database on a private
 embedded server, then searches with a 640x480 JPEG that is not in the index.
@@ -21,6 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import _support  # noqa: E402
 from sample_images import camera_jpeg, make_camera_jpegs, source_photos  # noqa: E402
 
 SIZE = (640, 480)
@@ -41,23 +43,26 @@ def main() -> None:
     parser.add_argument("--searches", type=int, default=100)
     parser.add_argument("--one-shot", type=int, default=5, help="searches without the object")
     parser.add_argument("--model", default="efficientnet-lite0")
+    _support.add_arguments(parser)
     args = parser.parse_args()
+    help_runs = 5
+    if args.smoke:
+        args.images, args.searches, args.one_shot, help_runs = 10, 5, 1, 1
 
     import imgsearch
-    from imgsearch.db import embedded
     from imgsearch.search import search
 
     print(
         f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}"
     )
-    folder = HERE / "out" / "vga"
-    paths = make_camera_jpegs(folder, args.images, SIZE, prefix="vga")
-    query = HERE / "out" / "query_vga.jpg"
-    query.write_bytes(camera_jpeg(source_photos()[3], seed=999_999, size=SIZE))
+    # the server's folder; IMGSEARCH_HOME (the model cache) stays as it is unless --home
+    home = _support.home(args, "") if args.home else Path(tempfile.mkdtemp(prefix="imgsearch-bench-search-"))
+    out = home / "out" if args.smoke else HERE / "out"
+    paths = make_camera_jpegs(out / "vga", args.images, SIZE, prefix="vga", elpv=not args.smoke)
+    query = out / "query_vga.jpg"
+    query.write_bytes(camera_jpeg(source_photos(not args.smoke)[3], seed=999_999, size=SIZE))
 
-    home = Path(tempfile.mkdtemp(prefix="imgsearch-bench-search-"))
-    server = embedded.start(home)
-    try:
+    with _support.database_server(args, home) as server:
         index = imgsearch.open(server.url, model=args.model, device="cpu")
         t0 = time.perf_counter()
         report = index.ingest(paths)
@@ -75,8 +80,6 @@ def main() -> None:
             search(str(query), 10, model=args.model, database=server.url)
         one_shot = args.one_shot / (time.perf_counter() - t0)
         index.close()
-    finally:
-        embedded.stop(home)
 
     print(
         f"warm searches through imgsearch.open(): {warm:6.1f} /s  ({args.searches} searches, "
@@ -84,7 +87,7 @@ def main() -> None:
     )
     print(f"one-shot search() (loads the model each call): {one_shot:6.1f} /s")
     print(f"ratio: {warm / one_shot:.1f}x")
-    print(f"cold `imgsearch --help`: {cold_help():.2f} s (median of 5)")
+    print(f"cold `imgsearch --help`: {cold_help(help_runs):.2f} s (median of {help_runs})")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ and cold, on the CPU, for a tiny CLIP-style model and for a ViT-B/32-sized one (
 the time of a forward pass does not depend on what the weights learnt).
 
     python benchmarks/text_query.py [--rows 20000] [--queries 200] [--cold 5]
+    python benchmarks/text_query.py --smoke   # the tiny model only, 200 rows, 5 queries, 1 cold
 
 Each model gets its own random-weight checkpoint in a temporary model cache, is exported to
 ONNX Runtime once (timed), and gets `--rows` random unit vectors stored under its identity with
@@ -20,11 +21,14 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _support  # noqa: E402
 
 TINY_CFG = {
     "embed_dim": 64,
@@ -141,17 +145,31 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--cold", type=int, default=5)
+    _support.add_arguments(parser)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="imgsearch-text-bench-"))
-    os.environ["IMGSEARCH_HOME"] = str(home)
-    url = os.environ.get("IMGSEARCH_DATABASE_URL")
+    models = [("tiny-clip", None), ("clip-vit-b-32", "ViT-B-32")]
+    if args.smoke:
+        args.rows, args.queries, args.cold, models = 200, 5, 1, models[:1]
+    home = _support.home(args, "imgsearch-text-bench-")
+    # the database: --database-url, IMGSEARCH_DATABASE_URL, or the embedded server in the home
+    url = args.database_url or os.environ.get("IMGSEARCH_DATABASE_URL")
+    try:
+        run(args, home, url, models)
+    finally:
+        if url is None:
+            from imgsearch.db import embedded
+
+            embedded.stop(home)
+
+
+def run(args: argparse.Namespace, home: Path, url: str | None, models: list) -> None:
     from imgsearch.encoding import clip_catalog
     from imgsearch.encoding.registry import get_encoder
 
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.rows:,} stored vectors"
     )
-    for name, architecture in (("tiny-clip", None), ("clip-vit-b-32", "ViT-B-32")):
+    for name, architecture in models:
         clip_catalog.install(name, checkpoint(home / "checkpoints" / name, architecture))
         t0 = time.perf_counter()
         get_encoder(name, "cpu", backend="onnx")

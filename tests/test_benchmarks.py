@@ -1,0 +1,86 @@
+"""Every benchmark runs: each benchmarks/*.py (not the helpers named _*.py) in its `--smoke` mode,
+as a person would run it, on the test database and a temporary IMGSEARCH_HOME. A new benchmark
+without --smoke fails here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_"))
+# a line each smoke run prints (its figures, in the format of a full run); a script not named
+# here need only print something
+PRINTS = {
+    "api": "clients: p50",
+    "cli": "imgsearch --help",
+    "collection": "duplicates among",
+    "duplicates": "grouping",
+    "elpv_folders": "elpv cells in",
+    "elpv_paper": "| efficientnet-lite0 |",
+    "encode": "decode + resize/crop to 224",
+    "finetuned_speed": "run 2: tuned",
+    "hostile": "imgsearch serve, POST /api/search uploads",
+    "ingest": "peak RSS,",
+    "keeper": "| all |",
+    "knn": "| method | build s |",
+    "learning": "PCA",
+    "page": "duplicates, warm reload",
+    "quality": "near-duplicates,",
+    "replica": "2 servers (primary + replica)",
+    "sample_images": "JPEGs of 640x480",
+    "scale": "partitions |",
+    "search": "warm searches through imgsearch.open()",
+    "text_query": "cold (a new interpreter",
+}
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.stem)
+def test_every_benchmark_takes_the_shared_arguments(script: Path) -> None:
+    """--smoke, --database-url, --home and --elpv (benchmarks/_support.py): a script that took no
+    arguments would run in full, for minutes, when the suite asks for its smoke run."""
+    assert "_support.add_arguments(parser)" in script.read_text(), f"{script.name} has no --smoke"
+
+
+def test_no_line_expected_of_a_missing_benchmark():
+    assert set(PRINTS) <= {p.stem for p in BENCHMARKS}
+
+
+@pytest.fixture(scope="session")
+def elpv_standin(tmp_path_factory) -> Path:
+    """A few generated cells in elpv-dataset's layout (labels.csv, images/)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from _support import write_elpv_standin
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return write_elpv_standin(tmp_path_factory.mktemp("elpv-standin"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.stem)
+def test_smoke(script: Path, db, lite0, elpv_standin: Path, tmp_path: Path) -> None:
+    if script.stem == "page" and not shutil.which("chromium") and not os.environ.get("CI"):
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    home = tmp_path / "home"
+    home.mkdir()
+    models = Path(os.environ["IMGSEARCH_HOME"]) / "models"  # the session's: exported once
+    models.mkdir(parents=True, exist_ok=True)
+    (home / "models").symlink_to(models, target_is_directory=True)
+    env = {**os.environ, "IMGSEARCH_HOME": str(home), "IMGSEARCH_DEVICE": "cpu"}
+    command = [sys.executable, str(script), "--smoke", "--database-url", db.url, "--home", str(home)]
+    command += ["--elpv", str(elpv_standin)]
+    t0 = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - t0
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{script.name} --smoke failed ({seconds:.0f} s):\n{output[-6000:]}"
+    expected = PRINTS.get(script.stem, "")
+    assert done.stdout.strip() and expected in done.stdout, f"{script.name} printed:\n{done.stdout[-4000:]}"
+    print(f"{script.name} --smoke: {seconds:.1f} s")

@@ -42,7 +42,7 @@ from sample_images import make_camera_jpegs  # noqa: E402
 
 def engines(admin_url: str, n: int) -> None:
     from imgsearch.encoding.registry import get_encoder
-    from imgsearch.ingest import ingest
+    from imgsearch.ingest import IngestOptions, ingest
     from imgsearch.ingest.ray_engine import start_ray
 
     paths = make_camera_jpegs(HERE / "out" / "camera", n)
@@ -53,7 +53,12 @@ def engines(admin_url: str, n: int) -> None:
     t0 = time.perf_counter()
     start_ray(None)
     ray_start = time.perf_counter() - t0
-    on_ray = ingest([folder], encoder=encoder, database=fresh_database(admin_url, "scale_ray"), engine="ray")
+    on_ray = ingest(
+        [folder],
+        encoder=encoder,
+        database=fresh_database(admin_url, "scale_ray"),
+        options=IngestOptions(engine="ray"),
+    )
     print(f"{n} camera JPEGs, efficientnet-lite0 (ONNX Runtime), {os.cpu_count()} cores")
     print(f"  local engine : {local.new / local.seconds:7.1f} images/s ({local.seconds:.1f} s)")
     print(

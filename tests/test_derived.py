@@ -101,11 +101,11 @@ def test_a_trained_encoder_is_registered_filled_searched_and_kept_up_to_date(
 def test_the_base_cannot_be_dropped_while_a_derived_encoder_needs_it(index, db, labelled) -> None:
     index.train("photos-pca", labelled, pca=8)
     with pytest.raises(ImgsearchError, match="photos-pca.*--cascade"):
-        index.drop_encoder(index.model)
+        index.database.drop_encoder(index.model)
     with connect(db) as conn, pytest.raises(psycopg.errors.RestrictViolation):
         conn.execute("DELETE FROM imgsearch.encoders WHERE name = %s", (index.model,))
     assert len(_vectors(db, index.encoder())) == N  # nothing lost
-    assert index.drop_encoder(index.model, cascade=True) == ["photos-pca", index.model]
+    assert index.database.drop_encoder(index.model, cascade=True) == ["photos-pca", index.model]
     with connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM imgsearch.embeddings").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM imgsearch.images").fetchone()[0] == N

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -57,7 +59,17 @@ def similarity_range(value: float | None) -> float | None:
 
 
 def open_index(model: str | None = None, device: str | None = None, backend: str | None = None):
-    """The library object the commands work through."""
+    """The library object every command works through (the database is opened on first use)."""
     from imgsearch.library import Index
 
     return Index(model=model, device=device, backend=backend)
+
+
+Options = TypeVar("Options")
+
+
+def options_from(kind: type[Options], params: Mapping[str, Any]) -> Options:
+    """The library's options dataclass `kind` built from a command's parameters of the same
+    names (`ctx.params`): the options are declared once, in the library."""
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    return kind(**{name: value for name, value in params.items() if name in names})

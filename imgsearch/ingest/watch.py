@@ -13,6 +13,7 @@ from imgsearch.db import prune
 from imgsearch.db.connection import Database, connect
 from imgsearch.encoding.encoder import Encoder
 from imgsearch.ingest.files import looks_like_image
+from imgsearch.ingest.options import IngestOptions
 from imgsearch.ingest.pipeline import ingest
 from imgsearch.ingest.report import IngestReport
 from imgsearch.sources import display_path
@@ -43,7 +44,11 @@ def watch(
     import watchfiles
 
     roots = [str(Path(p).expanduser().absolute()) for p in paths]
-    first = ingest(roots, encoder=encoder, database=database, prune_gone=True) if first_pass else None
+    first = (
+        ingest(roots, encoder=encoder, options=IngestOptions(prune_gone=True), database=database)
+        if first_pass
+        else None
+    )
     for changes in watchfiles.watch(
         *roots,
         stop_event=stop,
@@ -71,7 +76,9 @@ def watch(
             folders = [p for p in changed if os.path.isdir(p)]
             event.report = IngestReport(model=encoder.name)
             if files:
-                event.report.add(ingest(files, encoder=encoder, database=database, rehash=True))
+                event.report.add(
+                    ingest(files, encoder=encoder, options=IngestOptions(rehash=True), database=database)
+                )
             if folders:
                 event.report.add(ingest(folders, encoder=encoder, database=database))
         if gone:

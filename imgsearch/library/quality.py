@@ -1,0 +1,205 @@
+"""Quality and learning on the library object: retrieval quality on labelled images, copy
+detection, both on held-out images (`--split`), and derived or fine-tuned encoders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imgsearch.errors import ImgsearchError
+from imgsearch.library.core import Core
+
+if TYPE_CHECKING:
+    from imgsearch.evaluation.captions import CaptionEvaluation
+    from imgsearch.evaluation.evaluate import Evaluation
+    from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
+    from imgsearch.evaluation.split import SplitEvaluation
+    from imgsearch.learning.derive import TrainReport
+    from imgsearch.learning.finetune import FinetuneOptions
+    from imgsearch.learning.train import TrainOptions
+    from imgsearch.progress import ProgressCallback
+
+
+class Quality(Core):
+    """Evaluation and training (methods of `Index`)."""
+
+    def evaluate(
+        self,
+        root: str | Path,
+        *,
+        models: Sequence[str] = (),
+        ks: Sequence[int] = (1, 5, 10),
+        labels_csv: str | Path | None = None,
+        exact: bool = False,
+        sample: int | None = None,
+        index_queries: int = 1000,
+        progress: ProgressCallback | None = None,
+    ) -> Evaluation:
+        """Leave-one-out retrieval quality on labelled images (see evaluation.evaluate)."""
+        from imgsearch.evaluation.evaluate import evaluate
+
+        return evaluate(
+            root,
+            encoders=[self.encoder(m) for m in models or [self.model]],
+            ks=ks,
+            labels_csv=labels_csv,
+            exact=exact,
+            sample=sample,
+            index_queries=index_queries,
+            database=self.db,
+            progress=progress,
+        )
+
+    def evaluate_captions(
+        self,
+        root: str | Path,
+        captions_csv: str | Path,
+        *,
+        model: str | None = None,
+        ks: Sequence[int] = (1, 5, 10),
+        progress: ProgressCallback | None = None,
+    ) -> CaptionEvaluation:
+        """Text->image and image->text recall@k of a CLIP-style model on a `path,caption` CSV."""
+        from imgsearch.evaluation.captions import evaluate_captions
+
+        return evaluate_captions(
+            root, captions_csv, encoder=self.encoder(model), database=self.db, ks=ks, progress=progress
+        )
+
+    def near_duplicates(
+        self,
+        root: str | Path,
+        *,
+        models: Sequence[str] = (),
+        ks: Sequence[int] = (1, 5),
+        transforms: Sequence[str] | None = None,
+        sample: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> NearDuplicateEvaluation:
+        """Copy detection: do edited copies find their original (see evaluation)."""
+        from imgsearch.evaluation.near_duplicates import near_duplicates
+
+        return near_duplicates(
+            root,
+            encoders=[self.encoder(m) for m in models or [self.model]],
+            ks=ks,
+            transforms=transforms,
+            sample=sample,
+            database=self.db,
+            progress=progress,
+        )
+
+    def train(
+        self,
+        name: str,
+        folder: str | Path | None = None,
+        *,
+        base: str | None = None,
+        labels_csv: str | Path | None = None,
+        pca: int | None = None,
+        whiten: bool = False,
+        self_supervised: bool = False,
+        copies: int = 8,
+        captions_csv: str | Path | None = None,
+        options: TrainOptions | None = None,
+        finetune: FinetuneOptions | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TrainReport:
+        """Fit and register a derived encoder of `base` (see learning.derive.train), or, with
+        `finetune` options, a fine-tuned network (learning.derive.finetune_and_register)."""
+        from imgsearch.learning.derive import finetune_and_register, train
+
+        if finetune is not None:
+            if folder is None:
+                raise ImgsearchError("Fine-tuning needs a FOLDER of images.")
+            return finetune_and_register(
+                self.db,
+                name,
+                folder,
+                labels_csv=labels_csv,
+                self_supervised=self_supervised,
+                options=finetune,
+                progress=progress,
+            )
+
+        return train(
+            self.db,
+            self.encoder(base),
+            name,
+            folder=folder,
+            labels_csv=labels_csv,
+            pca=pca,
+            whiten=whiten,
+            self_supervised=self_supervised,
+            copies=copies,
+            captions_csv=captions_csv,
+            options=options,
+            progress=progress,
+        )
+
+    def evaluate_split(
+        self,
+        root: str | Path,
+        *,
+        model: str | None = None,
+        test_fraction: float = 0.5,
+        seed: int = 0,
+        ks: Sequence[int] = (1, 10),
+        labels_csv: str | Path | None = None,
+        options: TrainOptions | None = None,
+        pca: Sequence[int] | None = None,
+        finetune: FinetuneOptions | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> SplitEvaluation:
+        """Base vs a head fitted on one part vs PCA (vs a network fine-tuned on that part),
+        scored on the held-out rest."""
+        from imgsearch.evaluation.split import split_evaluate
+
+        return split_evaluate(
+            root,
+            encoder=self.encoder(model),
+            database=self.db,
+            test_fraction=test_fraction,
+            seed=seed,
+            ks=ks,
+            labels_csv=labels_csv,
+            options=options,
+            pca=pca,
+            finetune=finetune,
+            progress=progress,
+        )
+
+    def near_duplicates_split(
+        self,
+        root: str | Path,
+        *,
+        model: str | None = None,
+        test_fraction: float = 0.5,
+        seed: int = 0,
+        ks: Sequence[int] = (1, 5),
+        options: TrainOptions | None = None,
+        copies: int = 8,
+        tta: bool = False,
+        augment: int = 0,
+        finetune: FinetuneOptions | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> SplitEvaluation:
+        """Copy detection on held-out images: base vs a self-supervised head fitted on the
+        other part (and index augmentation, test-time augmentation)."""
+        from imgsearch.evaluation.split import split_near_duplicates
+
+        return split_near_duplicates(
+            root,
+            encoder=self.encoder(model),
+            database=self.db,
+            test_fraction=test_fraction,
+            seed=seed,
+            ks=ks,
+            options=options,
+            copies=copies,
+            tta=tta,
+            augment=augment,
+            finetune=finetune,
+            progress=progress,
+        )

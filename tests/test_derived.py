@@ -16,7 +16,7 @@ from imgsearch.db import store
 from imgsearch.db.connection import connect
 from imgsearch.encoding.projection import as_stored
 from imgsearch.errors import ImgsearchError
-from imgsearch.evaluation.split import split_evaluate, split_near_duplicates
+from imgsearch.evaluation.split import SplitOptions, split_evaluate, split_near_duplicates
 from imgsearch.learning.train import TrainOptions
 from imgsearch.library import Index
 from imgsearch.search import QueryOptions
@@ -121,9 +121,8 @@ def test_pca_on_the_whole_collection_reports_storage(index, labelled) -> None:
 
 
 def test_held_out_split_scores_the_head_above_the_base(index, db, labelled) -> None:
-    result = split_evaluate(
-        labelled, encoder=index.encoder(), database=db, seed=0, ks=(1, 4), options=OPTIONS, pca=(8,)
-    )
+    split = SplitOptions(seed=0, ks=(1, 4), train=OPTIONS, pca=(8,))
+    result = split_evaluate(labelled, split, encoder=index.encoder(), database=db)
     assert (result.train_images, result.test_images) == (N // 2, N // 2)
     rows = {r.encoder: r for r in result.rows}
     base, head = rows[index.model].scores["P@4"], rows["head (supcon)"].scores["P@4"]
@@ -136,17 +135,15 @@ def test_held_out_split_scores_the_head_above_the_base(index, db, labelled) -> N
 
 def test_self_supervised_split_and_test_time_augmentation_run(index, db, labelled) -> None:
     folder = labelled / "chelsea"
-    result = split_near_duplicates(
-        folder,
-        encoder=index.encoder(),
-        database=db,
+    split = SplitOptions(
         seed=0,
         ks=(1,),
         copies=2,
         tta=True,
         augment=2,
-        options=TrainOptions(dim=32, hidden=64, epochs=2, seed=0),
+        train=TrainOptions(dim=32, hidden=64, epochs=2, seed=0),
     )
+    result = split_near_duplicates(folder, split, encoder=index.encoder(), database=db)
     names = [
         index.model,
         f"{index.model} + index augmentation 2",

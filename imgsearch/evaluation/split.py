@@ -37,6 +37,23 @@ BOOTSTRAP = 1000
 DEFAULT_PCA = 64  # the PCA dimensions compared when --pca is not given
 
 
+@dataclass(kw_only=True)
+class SplitOptions:
+    """How a held-out evaluation (`imgsearch evaluate --split`) splits, fits and scores,
+    declared once for the library, the CLI and these functions."""
+
+    test_fraction: float = 0.5  # held out (class-stratified with labels)
+    seed: int = 0  # the split's and the training's
+    ks: Sequence[int] | None = None  # cut-offs (None: 1,10 with labels; 1,5 for copies)
+    labels_csv: str | Path | None = None  # path,label instead of sub-folders
+    train: TrainOptions | None = None  # the head's (None: the defaults, with `seed`)
+    pca: Sequence[int] | None = None  # PCA dimensions compared (None: DEFAULT_PCA or fewer)
+    copies: int = 8  # copies: edits per training image for the self-supervised head
+    tta: bool = False  # copies: also query with test-time augmentation
+    augment: int = 0  # copies: index-augmentation vectors per original
+    finetune: FinetuneOptions | None = None  # also a network fine-tuned on the training part
+
+
 @dataclass
 class Interval:
     mean: float
@@ -79,23 +96,25 @@ def bootstrap(values: np.ndarray, seed: int, rounds: int = BOOTSTRAP) -> Interva
 
 def split_evaluate(
     root: str | Path,
+    split: SplitOptions | None = None,
     *,
     encoder: Encoder,
     database: Database | str | None = None,
-    test_fraction: float = 0.5,
-    seed: int = 0,
-    ks: Sequence[int] = (1, 10),
-    labels_csv: str | Path | None = None,
-    options: TrainOptions | None = None,
-    pca: Sequence[int] | None = None,
-    finetune: FinetuneOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> SplitEvaluation:
     """Base vs a trained head vs PCA (plain and whitened; `pca` None: DEFAULT_PCA dimensions,
     fewer when the training part has fewer vectors), and with `finetune` a network fine-tuned
     on the training part, on the held-out images only."""
-    ks = cutoffs(ks)
-    options = options or TrainOptions(seed=seed)
+    split = split or SplitOptions()
+    test_fraction, seed, labels_csv, pca, finetune = (
+        split.test_fraction,
+        split.seed,
+        split.labels_csv,
+        split.pca,
+        split.finetune,
+    )
+    ks = cutoffs(split.ks or (1, 10))
+    options = split.train or TrainOptions(seed=seed)
     db = as_database(database)
     paths, vectors, labels = labelled_vectors(root, encoder, db, labels_csv, progress)
     train, test = stratified_split(labels, test_fraction, seed)
@@ -176,17 +195,10 @@ def encode_paths(encoder: Encoder, paths: Sequence[str], batch: int = 32) -> np.
 
 def split_near_duplicates(
     root: str | Path,
+    split: SplitOptions | None = None,
     *,
     encoder: Encoder,
     database: Database | str | None = None,
-    test_fraction: float = 0.5,
-    seed: int = 0,
-    ks: Sequence[int] = (1, 5),
-    options: TrainOptions | None = None,
-    copies: int = 8,
-    tta: bool = False,
-    augment: int = 0,
-    finetune: FinetuneOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> SplitEvaluation:
     """recall@k of held-out copies finding their held-out original: base vs a self-supervised
@@ -196,8 +208,17 @@ def split_near_duplicates(
     from imgsearch.encoding.tta import TestTimeAugmented
     from imgsearch.evaluation.near_duplicates import TRANSFORMS, copy_query_vectors
 
-    ks = cutoffs(ks)
-    options = options or TrainOptions(seed=seed)
+    split = split or SplitOptions()
+    test_fraction, seed, copies, tta, augment, finetune = (
+        split.test_fraction,
+        split.seed,
+        split.copies,
+        split.tta,
+        split.augment,
+        split.finetune,
+    )
+    ks = cutoffs(split.ks or (1, 5))
+    options = split.train or TrainOptions(seed=seed)
     db = as_database(database)
     paths, vectors = unlabelled_vectors(root, encoder, db, progress)
     train, test = stratified_split(["all"] * len(paths), test_fraction, seed)

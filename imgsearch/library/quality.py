@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from imgsearch.evaluation.captions import CaptionEvaluation
     from imgsearch.evaluation.evaluate import Evaluation
     from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
-    from imgsearch.evaluation.split import SplitEvaluation
+    from imgsearch.evaluation.split import SplitEvaluation, SplitOptions
     from imgsearch.learning.derive import TrainReport
     from imgsearch.learning.finetune import FinetuneOptions
     from imgsearch.learning.train import TrainOptions
@@ -141,65 +141,28 @@ class Quality(Core):
     def evaluate_split(
         self,
         root: str | Path,
+        split: SplitOptions | None = None,
         *,
         model: str | None = None,
-        test_fraction: float = 0.5,
-        seed: int = 0,
-        ks: Sequence[int] = (1, 10),
-        labels_csv: str | Path | None = None,
-        options: TrainOptions | None = None,
-        pca: Sequence[int] | None = None,
-        finetune: FinetuneOptions | None = None,
         progress: ProgressCallback | None = None,
     ) -> SplitEvaluation:
         """Base vs a head fitted on one part vs PCA (vs a network fine-tuned on that part),
         scored on the held-out rest."""
         from imgsearch.evaluation.split import split_evaluate
 
-        return split_evaluate(
-            root,
-            encoder=self.encoder(model),
-            database=self.db,
-            test_fraction=test_fraction,
-            seed=seed,
-            ks=ks,
-            labels_csv=labels_csv,
-            options=options,
-            pca=pca,
-            finetune=finetune,
-            progress=progress,
-        )
+        return split_evaluate(root, split, encoder=self.encoder(model), database=self.db, progress=progress)
 
     def near_duplicates_split(
         self,
         root: str | Path,
+        split: SplitOptions | None = None,
         *,
         model: str | None = None,
-        test_fraction: float = 0.5,
-        seed: int = 0,
-        ks: Sequence[int] = (1, 5),
-        options: TrainOptions | None = None,
-        copies: int = 8,
-        tta: bool = False,
-        augment: int = 0,
-        finetune: FinetuneOptions | None = None,
         progress: ProgressCallback | None = None,
     ) -> SplitEvaluation:
         """Copy detection on held-out images: base vs a self-supervised head fitted on the
         other part (and index augmentation, test-time augmentation)."""
         from imgsearch.evaluation.split import split_near_duplicates
 
-        return split_near_duplicates(
-            root,
-            encoder=self.encoder(model),
-            database=self.db,
-            test_fraction=test_fraction,
-            seed=seed,
-            ks=ks,
-            options=options,
-            copies=copies,
-            tta=tta,
-            augment=augment,
-            finetune=finetune,
-            progress=progress,
-        )
+        encoder = self.encoder(model)
+        return split_near_duplicates(root, split, encoder=encoder, database=self.db, progress=progress)

@@ -4,8 +4,9 @@ detection, both on held-out images (`--split`), and derived or fine-tuned encode
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imgsearch.errors import ImgsearchError
 from imgsearch.library.core import Core
@@ -15,9 +16,7 @@ if TYPE_CHECKING:
     from imgsearch.evaluation.evaluate import Evaluation
     from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
     from imgsearch.evaluation.split import SplitEvaluation, SplitOptions
-    from imgsearch.learning.derive import TrainReport
-    from imgsearch.learning.finetune import FinetuneOptions
-    from imgsearch.learning.train import TrainOptions
+    from imgsearch.learning.derive import Training, TrainReport
     from imgsearch.progress import ProgressCallback
 
 
@@ -94,49 +93,23 @@ class Quality(Core):
         self,
         name: str,
         folder: str | Path | None = None,
+        training: Training | None = None,
         *,
         base: str | None = None,
-        labels_csv: str | Path | None = None,
-        pca: int | None = None,
-        whiten: bool = False,
-        self_supervised: bool = False,
-        copies: int = 8,
-        captions_csv: str | Path | None = None,
-        options: TrainOptions | None = None,
-        finetune: FinetuneOptions | None = None,
         progress: ProgressCallback | None = None,
+        **choices: Any,
     ) -> TrainReport:
         """Fit and register a derived encoder of `base` (see learning.derive.train), or, with
-        `finetune` options, a fine-tuned network (learning.derive.finetune_and_register)."""
-        from imgsearch.learning.derive import finetune_and_register, train
+        `finetune` options, a fine-tuned network (learning.derive.finetune_and_register);
+        `choices`: fields of Training to change, e.g. `index.train("mine", folder, pca=64)`."""
+        from imgsearch.learning.derive import Training, finetune_and_register, train
 
-        if finetune is not None:
+        chosen = replace(training or Training(), **choices)
+        if chosen.finetune is not None:
             if folder is None:
                 raise ImgsearchError("Fine-tuning needs a FOLDER of images.")
-            return finetune_and_register(
-                self.db,
-                name,
-                folder,
-                labels_csv=labels_csv,
-                self_supervised=self_supervised,
-                options=finetune,
-                progress=progress,
-            )
-
-        return train(
-            self.db,
-            self.encoder(base),
-            name,
-            folder=folder,
-            labels_csv=labels_csv,
-            pca=pca,
-            whiten=whiten,
-            self_supervised=self_supervised,
-            copies=copies,
-            captions_csv=captions_csv,
-            options=options,
-            progress=progress,
-        )
+            return finetune_and_register(self.db, name, folder, chosen, progress)
+        return train(self.db, self.encoder(base), name, folder, chosen, progress)
 
     def evaluate_split(
         self,

@@ -75,6 +75,12 @@ class Core:
                     self._db = open_database(self.url)
         return self._db
 
+    @property
+    def _known_down(self) -> bool:
+        """The database's last wait for a connection failed a moment ago (asked without
+        opening it)."""
+        return self._opened is not None and self._opened.known_down
+
     def prepare(self) -> Database:
         """Open the database now rather than on first use: the embedded server started, the
         schema migrated (before a service forks its workers or answers its first request)."""

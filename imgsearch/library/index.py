@@ -170,7 +170,7 @@ class Index(CollectionTools, Quality):
         try:
             return once()
         except DatabaseUnavailable:  # the server restarted, say: one fresh connection
-            if self._reads.known_down:
+            if self._known_down:
                 raise
             return once()
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imgsearch.db.connection import connect
 from imgsearch.errors import ImgsearchError, first_line
@@ -15,7 +16,7 @@ from imgsearch.library.core import Core, log
 if TYPE_CHECKING:
     from imgsearch.collection.calibration import Calibration
     from imgsearch.collection.clusters import Clustering, ClusterMember
-    from imgsearch.collection.duplicates import DuplicatePage, Group
+    from imgsearch.collection.duplicates import DuplicatePage, DuplicateQuery, Group
     from imgsearch.collection.maps import Point
 
 
@@ -24,14 +25,13 @@ class CollectionTools(Core):
 
     def duplicates(
         self,
-        threshold: float | None = None,
+        query: DuplicateQuery | None = None,
         *,
-        folder: str | None = None,
         model: str | None = None,
         offset: int = 0,
         limit: int | None = None,
         wait_s: float | None = None,
-        decided: bool = False,
+        **choices: Any,
     ) -> DuplicatePage:
         """Groups of near-identical images, largest first (see collection.duplicates), a page at
         a time, each with its suggested keeper (collection.keeper). Without `threshold`, the
@@ -41,23 +41,27 @@ class CollectionTools(Core):
         asking at once (`wait_s`: how long to wait for another's computation before `Busy`;
         None: as long as it takes); the keepers of the page asked for are chosen when it is
         asked for. A group whose keeper the user chose over every other member is left out
-        unless `decided`; a keeper the user chose is always the one shown."""
+        unless `decided`; a keeper the user chose is always the one shown. `choices`: fields of
+        DuplicateQuery to change, e.g. `index.duplicates(threshold=0.9)`."""
         from imgsearch.browse import resolve_folder
         from imgsearch.collection.cache import collection_version
         from imgsearch.collection.calibration import stored_calibration
         from imgsearch.collection.duplicates import (
             DEFAULT_MARGIN,
             DuplicatePage,
+            DuplicateQuery,
             chosen_keepers,
             find_groups,
             suggest,
         )
 
+        chosen_query = replace(query or DuplicateQuery(), **choices)
+        threshold, decided = chosen_query.threshold, chosen_query.decided
         margin: float | None = None
         with self.reading() as conn:
             enc = self._indexed_encoder(conn, model)
             version = collection_version(conn, enc.id)
-            folder = resolve_folder(conn, folder)
+            folder = resolve_folder(conn, chosen_query.folder)
             if threshold is not None:
                 rule = "threshold"
             elif (calibration := stored_calibration(conn, enc.id)) is not None:

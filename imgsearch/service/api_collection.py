@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from imgsearch.collection.clusters import Cluster, ClusterMember
-from imgsearch.collection.duplicates import Group
+from imgsearch.collection.duplicates import DuplicateQuery, Group
 from imgsearch.service.common import ERRORS, WRITE_ERRORS, IndexDep, busy, require_token
 from imgsearch.service.schemas import (
     ClusterImage,
@@ -61,14 +61,9 @@ def _group(g: Group) -> DuplicateGroup:
 @router.get("/api/duplicates", response_model=DuplicatePage, responses={**ERRORS, **BUSY})
 def duplicates(
     index: IndexDep,
-    threshold: Annotated[
-        float | None,
-        Query(ge=0.5, le=1.0, description="similarity for the whole collection; absent: the calibrated rule"),
-    ] = None,
-    folder: Annotated[str | None, Query(max_length=4096)] = None,
+    query: Annotated[DuplicateQuery, Depends()],
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
-    decided: Annotated[bool, Query(description="also the groups whose keeper was chosen")] = False,
 ) -> DuplicatePage:
     """Duplicate groups, largest first, a page at a time, each with the image to keep
     suggested and why (the groups are computed once per state of the collection). Without
@@ -78,9 +73,7 @@ def duplicates(
     one, then gets a 503 with Retry-After. Groups whose keeper was chosen over every other
     member are left out unless `decided`. Without a calibration, the service starts measuring
     the margin in the background (`calibrating`) and uses the default one meanwhile."""
-    page = index.duplicates(
-        threshold, folder=folder, offset=offset, limit=limit, wait_s=DUPLICATES_WAIT_S, decided=decided
-    )
+    page = index.duplicates(query, offset=offset, limit=limit, wait_s=DUPLICATES_WAIT_S)
     if page.rule == "default margin":
         index.calibrate_duplicates_in_background()
     return DuplicatePage(

@@ -106,13 +106,8 @@ def split_evaluate(
     fewer when the training part has fewer vectors), and with `finetune` a network fine-tuned
     on the training part, on the held-out images only."""
     split = split or SplitOptions()
-    test_fraction, seed, labels_csv, pca, finetune = (
-        split.test_fraction,
-        split.seed,
-        split.labels_csv,
-        split.pca,
-        split.finetune,
-    )
+    test_fraction, seed, finetune = split.test_fraction, split.seed, split.finetune
+    labels_csv, pca = split.labels_csv, split.pca
     ks = cutoffs(split.ks or (1, 10))
     options = split.train or TrainOptions(seed=seed)
     db = as_database(database)
@@ -209,14 +204,8 @@ def split_near_duplicates(
     from imgsearch.evaluation.near_duplicates import TRANSFORMS, copy_query_vectors
 
     split = split or SplitOptions()
-    test_fraction, seed, copies, tta, augment, finetune = (
-        split.test_fraction,
-        split.seed,
-        split.copies,
-        split.tta,
-        split.augment,
-        split.finetune,
-    )
+    test_fraction, seed, finetune = split.test_fraction, split.seed, split.finetune
+    copies, tta, augment = split.copies, split.tta, split.augment
     ks = cutoffs(split.ks or (1, 5))
     options = split.train or TrainOptions(seed=seed)
     db = as_database(database)

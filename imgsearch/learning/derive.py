@@ -267,15 +267,8 @@ def train(
     on the captions (pictures and words keep searching each other).
     """
     t = training or Training()
-    labels_csv, pca, whiten, self_supervised, copies, captions_csv, options = (
-        t.labels_csv,
-        t.pca,
-        t.whiten,
-        t.self_supervised,
-        t.copies,
-        t.captions_csv,
-        t.options,
-    )
+    labels_csv, pca, whiten, self_supervised = t.labels_csv, t.pca, t.whiten, t.self_supervised
+    copies, captions_csv, options = t.copies, t.captions_csv, t.options
     o = options or TrainOptions()
     if captions_csv is not None and (pca is not None or self_supervised or labels_csv is not None):
         raise ImgsearchError(

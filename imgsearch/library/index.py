@@ -174,31 +174,14 @@ class Index(CollectionTools, Quality):
                 raise
             return once()
 
-    def images(
-        self,
-        *,
-        folder: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        sort: str = "path",
-        descending: bool = False,
-        after: str | None = None,
-        limit: int = 100,
-    ) -> ImagePage:
-        """A page of the collection, with the cursor of the next page (see browse)."""
+    def images(self, *, folder: str | None = None, **page: Any) -> ImagePage:
+        """A page of the collection, with the cursor of the next page; `folder` absolute or
+        relative to the collection's root; `page`: browse.list_images's (since, until, sort,
+        descending, after, limit)."""
         from imgsearch.browse import list_images, resolve_folder
 
         with self.reading() as conn:
-            return list_images(
-                conn,
-                folder=resolve_folder(conn, folder),
-                since=since,
-                until=until,
-                sort=sort,
-                descending=descending,
-                after=after,
-                limit=limit,
-            )
+            return list_images(conn, folder=resolve_folder(conn, folder), **page)
 
     def folders(self) -> list[Folder]:
         """Folders holding indexed files, with image counts, relative to the collection's root."""

@@ -12,6 +12,7 @@ from imgsearch.errors import ImgsearchError
 from imgsearch.library.core import Core
 
 if TYPE_CHECKING:
+    from imgsearch.encoding.encoder import Encoder
     from imgsearch.evaluation.captions import CaptionEvaluation
     from imgsearch.evaluation.evaluate import Evaluation
     from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
@@ -28,27 +29,15 @@ class Quality(Core):
         root: str | Path,
         *,
         models: Sequence[str] = (),
-        ks: Sequence[int] = (1, 5, 10),
-        labels_csv: str | Path | None = None,
-        exact: bool = False,
-        sample: int | None = None,
-        index_queries: int = 1000,
         progress: ProgressCallback | None = None,
+        **options: Any,
     ) -> Evaluation:
-        """Leave-one-out retrieval quality on labelled images (see evaluation.evaluate)."""
+        """Leave-one-out retrieval quality of `models` (default: this index's) on labelled
+        images; `options`: evaluation.evaluate's (ks, labels_csv, exact, sample, index_queries)."""
         from imgsearch.evaluation.evaluate import evaluate
 
-        return evaluate(
-            root,
-            encoders=[self.encoder(m) for m in models or [self.model]],
-            ks=ks,
-            labels_csv=labels_csv,
-            exact=exact,
-            sample=sample,
-            index_queries=index_queries,
-            database=self.db,
-            progress=progress,
-        )
+        encoders = self._encoders_of(models)
+        return evaluate(root, encoders=encoders, database=self.db, progress=progress, **options)
 
     def evaluate_captions(
         self,
@@ -71,23 +60,18 @@ class Quality(Core):
         root: str | Path,
         *,
         models: Sequence[str] = (),
-        ks: Sequence[int] = (1, 5),
-        transforms: Sequence[str] | None = None,
-        sample: int | None = None,
         progress: ProgressCallback | None = None,
+        **options: Any,
     ) -> NearDuplicateEvaluation:
-        """Copy detection: do edited copies find their original (see evaluation)."""
+        """Copy detection: do edited copies find their original; `options`:
+        evaluation.near_duplicates's (ks, transforms, sample)."""
         from imgsearch.evaluation.near_duplicates import near_duplicates
 
-        return near_duplicates(
-            root,
-            encoders=[self.encoder(m) for m in models or [self.model]],
-            ks=ks,
-            transforms=transforms,
-            sample=sample,
-            database=self.db,
-            progress=progress,
-        )
+        encoders = self._encoders_of(models)
+        return near_duplicates(root, encoders=encoders, database=self.db, progress=progress, **options)
+
+    def _encoders_of(self, models: Sequence[str]) -> list[Encoder]:
+        return [self.encoder(m) for m in models or [self.model]]
 
     def train(
         self,

@@ -104,7 +104,7 @@ def main() -> None:
         calibration = index.calibrate_duplicates(sample=sample)
         print(f"  calibrated: margin {calibration.margin:.2f} (expected recall {calibration.recall:.3f})")
         for threshold in [None, *args.thresholds]:
-            groups = index.duplicates(threshold).groups
+            groups = index.duplicates(threshold=threshold).groups
             precision, recall, found, true = pair_scores(groups, labels)
             photo_precision, _, photo_found, _ = pair_scores(groups, labels, photos_only=True)
             largest = max((len(g.members) for g in groups), default=0)

@@ -177,9 +177,9 @@ def _line(what: str, s: dict[str, float], seconds: float) -> str:
 
 def _groups(index, threshold: float | None):
     t0 = time.perf_counter()
-    index.duplicates(threshold, limit=1)  # the groups (cached), without the keepers
+    index.duplicates(threshold=threshold, limit=1)  # the groups (cached), without the keepers
     seconds = time.perf_counter() - t0
-    return index.duplicates(threshold).groups, seconds
+    return index.duplicates(threshold=threshold).groups, seconds
 
 
 def _margin_groups(index, margin: float):
@@ -250,7 +250,7 @@ def _scale(url: str, n: int) -> None:
     for threshold in (None, 0.85, None, 0.85):  # twice each, in turn: the first call warms the cache
         index = imgsearch.open(scale_url, device="cpu")  # no groups cached
         t0 = time.perf_counter()
-        page = index.duplicates(threshold, limit=20)
+        page = index.duplicates(threshold=threshold, limit=20)
         rule = "default margin" if threshold is None else f"global {threshold}"
         print(
             f"grouping {n:,} synthetic vectors ({rule}), with the keepers of a first page: "

@@ -33,6 +33,7 @@ import _support  # noqa: E402
 from _support import sample_photos  # noqa: E402
 
 from imgsearch.collection.keeper import Look, choose, look  # noqa: E402
+from imgsearch.config import Settings  # noqa: E402
 from imgsearch.encoding.edited_copies import TRANSFORMS, make_copy  # noqa: E402
 from imgsearch.encoding.edits import _border, _caption  # noqa: E402
 
@@ -71,7 +72,7 @@ def write_group(folder: Path, original: bytes, made: dict[str, bytes]) -> list[t
     return files
 
 
-def judge(files: list[tuple[str, Path]], ages: dict[str, float]) -> tuple[bool, bool]:
+def judge(files: list[tuple[str, Path]], ages: dict[str, float], settings: Settings) -> tuple[bool, bool]:
     """(new rule picked the original, old rule did) with these file times."""
     looks: list[Look] = []
     rows = []
@@ -80,7 +81,9 @@ def judge(files: list[tuple[str, Path]], ages: dict[str, float]) -> tuple[bool, 
         data = path.read_bytes()
         with Image.open(path) as img:
             w, h = img.size
-        found = look(image_id, str(path), hashlib.sha256(data).hexdigest(), len(data), w, h, ages[name])
+        found = look(
+            image_id, str(path), hashlib.sha256(data).hexdigest(), len(data), w, h, ages[name], settings
+        )
         if found is not None:
             looks.append(found)
         rows.append((image_id, path, len(data), w * h, ages[name]))
@@ -98,6 +101,7 @@ def main() -> None:
     scenarios = {"copies newer": 1, "same age": 0, "copies older": -1}
     totals = {s: [0, 0] for s in scenarios}
     per_edit: dict[str, list[int]] = {}
+    settings = Settings()  # the environment's limits on reading each file
     with tempfile.TemporaryDirectory() as tmp:
         for seed, (photo_name, img) in enumerate(sorted(photos.items())):
             buf = io.BytesIO()
@@ -110,12 +114,12 @@ def main() -> None:
                 ages = {
                     name: 1_700_000_000.0 + sign * (0 if name == "original" else 3600) for name, _ in files
                 }
-                new, old = judge(files, ages)
+                new, old = judge(files, ages, settings)
                 totals[scenario][0] += new
                 totals[scenario][1] += old
             for name, path in files[1:]:
                 same = {"original": 1_700_000_000.0, name: 1_700_000_000.0}
-                new, old = judge([files[0], (name, path)], same)
+                new, old = judge([files[0], (name, path)], same, settings)
                 counts = per_edit.setdefault(name, [0, 0])
                 counts[0] += new
                 counts[1] += old

@@ -39,7 +39,7 @@ from sample_images import make_camera_jpegs  # noqa: E402
 
 def engines(server: _support.Server, n: int, out: Path, size: tuple[int, int], elpv: bool = True) -> None:
     from imgsearch.encoding.registry import get_encoder
-    from imgsearch.ingest import ingest
+    from imgsearch.ingest import IngestOptions, ingest
     from imgsearch.ingest.ray_engine import start_ray
 
     paths = make_camera_jpegs(out / "camera", n, size, elpv=elpv)
@@ -50,7 +50,12 @@ def engines(server: _support.Server, n: int, out: Path, size: tuple[int, int], e
     t0 = time.perf_counter()
     start_ray(None)
     ray_start = time.perf_counter() - t0
-    on_ray = ingest([folder], encoder=encoder, database=server.new_database("scale_ray"), engine="ray")
+    on_ray = ingest(
+        [folder],
+        encoder=encoder,
+        database=server.new_database("scale_ray"),
+        options=IngestOptions(engine="ray"),
+    )
     print(
         f"{n} camera JPEGs ({size[0]}x{size[1]}), efficientnet-lite0 (ONNX Runtime), {os.cpu_count()} cores"
     )

@@ -17,7 +17,7 @@ from imgsearch.db.connection import connect
 from imgsearch.db.nearest import QueryOptions
 from imgsearch.encoding.projection import as_stored
 from imgsearch.errors import ImgsearchError
-from imgsearch.evaluation.split import split_evaluate, split_near_duplicates
+from imgsearch.evaluation.split import SplitOptions, split_evaluate, split_near_duplicates
 from imgsearch.learning.train import TrainOptions
 from imgsearch.library import Index
 
@@ -101,11 +101,11 @@ def test_a_trained_encoder_is_registered_filled_searched_and_kept_up_to_date(
 def test_the_base_cannot_be_dropped_while_a_derived_encoder_needs_it(index, db, labelled) -> None:
     index.train("photos-pca", labelled, pca=8)
     with pytest.raises(ImgsearchError, match="photos-pca.*--cascade"):
-        index.drop_encoder(index.model)
+        index.database.drop_encoder(index.model)
     with connect(db) as conn, pytest.raises(psycopg.errors.RestrictViolation):
         conn.execute("DELETE FROM imgsearch.encoders WHERE name = %s", (index.model,))
     assert len(_vectors(db, index.encoder())) == N  # nothing lost
-    assert index.drop_encoder(index.model, cascade=True) == ["photos-pca", index.model]
+    assert index.database.drop_encoder(index.model, cascade=True) == ["photos-pca", index.model]
     with connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM imgsearch.embeddings").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM imgsearch.images").fetchone()[0] == N
@@ -121,9 +121,8 @@ def test_pca_on_the_whole_collection_reports_storage(index, labelled) -> None:
 
 
 def test_held_out_split_scores_the_head_above_the_base(index, db, labelled) -> None:
-    result = split_evaluate(
-        labelled, encoder=index.encoder(), database=db, seed=0, ks=(1, 4), options=OPTIONS, pca=(8,)
-    )
+    split = SplitOptions(seed=0, ks=(1, 4), train=OPTIONS, pca=(8,))
+    result = split_evaluate(labelled, split, encoder=index.encoder(), database=db)
     assert (result.train_images, result.test_images) == (N // 2, N // 2)
     rows = {r.encoder: r for r in result.rows}
     base, head = rows[index.model].scores["P@4"], rows["head (supcon)"].scores["P@4"]
@@ -136,17 +135,15 @@ def test_held_out_split_scores_the_head_above_the_base(index, db, labelled) -> N
 
 def test_self_supervised_split_and_test_time_augmentation_run(index, db, labelled) -> None:
     folder = labelled / "chelsea"
-    result = split_near_duplicates(
-        folder,
-        encoder=index.encoder(),
-        database=db,
+    split = SplitOptions(
         seed=0,
         ks=(1,),
         copies=2,
         tta=True,
         augment=2,
-        options=TrainOptions(dim=32, hidden=64, epochs=2, seed=0),
+        train=TrainOptions(dim=32, hidden=64, epochs=2, seed=0),
     )
+    result = split_near_duplicates(folder, split, encoder=index.encoder(), database=db)
     names = [
         index.model,
         f"{index.model} + index augmentation 2",

@@ -234,7 +234,7 @@ def test_contrast_rule_groups_copies_among_lookalikes_where_a_threshold_cannot(l
     assert sorted(sorted(_names(g)) for g in page.groups) == [[name] for name in sorted(LOOKALIKE_PHOTOS)]
     assert all(len(g.members) == 1 + len(HEAVY_EDITS) for g in page.groups)  # every copy found
     # one similarity for the whole collection: the gravel tiles group with one another
-    old = lookalikes.duplicates(0.85)
+    old = lookalikes.duplicates(threshold=0.85)
     assert (old.rule, old.margin, old.threshold) == ("threshold", None, 0.85)
     tiles = [g for g in old.groups if any(name.startswith("gravel") for name in _names(g))]
     assert tiles and max(len(g.members) for g in tiles) >= 3
@@ -282,7 +282,7 @@ def test_calibration_is_stored_used_and_explained(lookalikes, db, monkeypatch) -
     assert "calibrated on" not in listed.output  # a calibration was stored: none made
     listed = json.loads(runner.invoke(app, ["duplicates", "--json", "--threshold", "0.85"]).stdout)
     assert (listed["rule"], listed["margin"], listed["threshold"]) == ("threshold", None, 0.85)
-    assert len(listed["groups"]) == lookalikes.duplicates(0.85).total
+    assert len(listed["groups"]) == lookalikes.duplicates(threshold=0.85).total
 
 
 def test_cli_calibrates_the_first_time_and_explains_without_one(lookalikes, db, monkeypatch) -> None:

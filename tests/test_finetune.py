@@ -131,14 +131,15 @@ def test_a_fine_tuned_encoder_is_kept_ingested_searched_and_runs_on_onnx(
 def test_held_out_evaluation_has_fine_tuned_rows(db, lite0, labelled: Path) -> None:
     from dataclasses import replace
 
-    from imgsearch.evaluation.split import split_evaluate, split_near_duplicates
+    from imgsearch.evaluation.split import SplitOptions, split_evaluate, split_near_duplicates
 
-    result = split_evaluate(labelled, encoder=lite0, database=db, ks=(1, 3), pca=(), finetune=TINY)
+    split = SplitOptions(ks=(1, 3), pca=(), finetune=TINY)
+    result = split_evaluate(labelled, split, encoder=lite0, database=db)
     row = result.rows[-1]
     assert row.encoder.startswith("fine-tuned (blocks 14-15, 96 px)") and row.dimension == 1280
     assert 0.0 <= row.scores["P@3"].low <= row.scores["P@3"].mean <= row.scores["P@3"].high <= 1.0
     copies = split_near_duplicates(
-        labelled, encoder=lite0, database=db, ks=(1,), finetune=replace(TINY, edits=2)
+        labelled, SplitOptions(ks=(1,), finetune=replace(TINY, edits=2)), encoder=lite0, database=db
     )
     row = copies.rows[-1]
     assert row.encoder.startswith("fine-tuned on edits") and row.scores["recall@1"].mean > 0.0

@@ -16,7 +16,7 @@ from imgsearch import config
 from imgsearch.db.connection import Database
 from imgsearch.download import download
 from imgsearch.errors import ImageDecodeError, ImgsearchError
-from imgsearch.ingest import ingest
+from imgsearch.ingest import IngestOptions, ingest
 from imgsearch.search import search
 
 from .hostile import (
@@ -114,7 +114,7 @@ def test_manifest_rows_fail_alone(db, lite0, tmp_path) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_bytes(b"\n".join(lines) + b"\n")
 
-    report = ingest(manifest=manifest, encoder=lite0, database=db)
+    report = ingest(encoder=lite0, database=db, options=IngestOptions(manifest=manifest))
     assert (report.new, report.failed) == (5, 7), report.failures
     stored = {Path(os.fsdecode(k)).name: v for k, v in stored_files(db).items()}
     assert stored == {f"photo{i:04d}.jpg": {"title": f"good {i}"} for i in range(5)}
@@ -133,7 +133,7 @@ def test_latin1_manifest_keeps_its_ascii_rows(db, lite0, tmp_path) -> None:
     manifest.write_bytes(
         "path,artist\nphoto0000.jpg,Dürer\nphoto0001.jpg,Monet\nphoto0002.jpg,Goya\n".encode("latin-1")
     )
-    report = ingest(manifest=manifest, encoder=lite0, database=db)
+    report = ingest(encoder=lite0, database=db, options=IngestOptions(manifest=manifest))
     assert (report.new, report.failed) == (2, 1)
     assert "save the manifest as UTF-8" in report.failures[0].message
     assert sorted(m["artist"] for m in stored_files(db).values()) == ["Goya", "Monet"]
@@ -151,7 +151,7 @@ def test_a_bad_row_in_a_batch_costs_only_itself(db, lite0, tmp_path) -> None:
             END $$;
             CREATE TRIGGER refuse_poison BEFORE INSERT ON imgsearch.images
                 FOR EACH ROW EXECUTE FUNCTION imgsearch.refuse_poison();""")
-    report = ingest([tmp_path], encoder=lite0, database=db, batch_size=8)
+    report = ingest([tmp_path], encoder=lite0, database=db, options=IngestOptions(batch_size=8))
     assert (report.new, report.failed) == (7, 1)
     assert report.failures[0].kind == "database" and "poisoned row" in report.failures[0].message
     assert rows(db, "SELECT count(*) FROM imgsearch.embeddings")[0][0] == 7
@@ -267,7 +267,7 @@ def test_manifest_urls_are_checked_one_by_one(db, lite0, server, tmp_path) -> No
         "url,title\n"
         + "".join(f"{base}{p},{p}\n" for p in ("/ok.jpg", "/to-file", "/page", "/drip.jpg", "/big.jpg"))
     )
-    report = ingest(manifest=manifest, encoder=lite0, database=db)
+    report = ingest(encoder=lite0, database=db, options=IngestOptions(manifest=manifest))
     assert (report.new, report.failed) == (1, 4)
     assert rows(db, "SELECT path, metadata->>'title' FROM imgsearch.images") == [
         (f"{base}/ok.jpg", "/ok.jpg")
@@ -382,7 +382,9 @@ def test_concurrent_ingests_report_honest_counts(db, lite0, tmp_path) -> None:
     reports = [None, None]
 
     def run(i: int) -> None:
-        reports[i] = ingest([tmp_path], encoder=lite0, database=db, batch_size=4, workers=1)
+        reports[i] = ingest(
+            [tmp_path], encoder=lite0, database=db, options=IngestOptions(batch_size=4, workers=1)
+        )
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
@@ -405,11 +407,11 @@ def test_rehash_finds_edits_that_keep_size_and_mtime(db, lite0, tmp_path) -> Non
     assert path.stat().st_size == st.st_size
 
     assert ingest([tmp_path], encoder=lite0, database=db).encoded == 0
-    report = ingest([tmp_path], encoder=lite0, database=db, rehash=True)
+    report = ingest([tmp_path], encoder=lite0, database=db, options=IngestOptions(rehash=True))
     assert (report.updated, report.encoded) == (1, 1)
     best = search(str(path), 1, encoder=lite0, database=db).results[0]
     assert best.similarity > 0.999
-    assert ingest([tmp_path], encoder=lite0, database=db, rehash=True).encoded == 0
+    assert ingest([tmp_path], encoder=lite0, database=db, options=IngestOptions(rehash=True)).encoded == 0
 
 
 def test_gone_files_are_counted_and_pruned_on_request(db, lite0, tmp_path) -> None:
@@ -423,7 +425,7 @@ def test_gone_files_are_counted_and_pruned_on_request(db, lite0, tmp_path) -> No
     report = ingest([tmp_path / "a"], encoder=lite0, database=db)
     assert (report.gone, report.pruned, report.unchanged) == (2, 0, 3)
     assert rows(db, "SELECT count(*) FROM imgsearch.images")[0][0] == 7
-    report = ingest([tmp_path / "a"], encoder=lite0, database=db, prune_gone=True)
+    report = ingest([tmp_path / "a"], encoder=lite0, database=db, options=IngestOptions(prune_gone=True))
     assert (report.gone, report.pruned) == (2, 2)
     left = {Path(p).name for (p,) in rows(db, "SELECT path FROM imgsearch.images")}
     assert left == {p.name for p in paths[2:]} | {p.name for p in other}  # b/ is not touched

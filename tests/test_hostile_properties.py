@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imgsearch.ingest import ingest
+from imgsearch.ingest import IngestOptions, ingest
 
 from .hostile import jpeg_bytes, rows
 
@@ -108,7 +108,7 @@ def test_any_manifest_cells(db, lite0, table: list[tuple[bytes, bytes, bytes]]) 
     manifest = Path(os.fsdecode(folder)) / "manifest.csv"
     manifest.write_bytes(text.getvalue().encode("utf-8", "surrogateescape"))
 
-    report = ingest(manifest=manifest, encoder=lite0, database=db)
+    report = ingest(encoder=lite0, database=db, options=IngestOptions(manifest=manifest))
 
     expected = {}
     for name, title, note in table:

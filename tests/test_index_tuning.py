@@ -218,7 +218,7 @@ def test_index_create_tunes_and_status_shows_it_and_the_service_prewarms(collect
     assert "ef_search" in status.stdout and "recall@10 0.9" in status.stdout
     index = Index(db.url)
     try:
-        assert "imgsearch.embeddings_hnsw_enc" in " ".join(index.prewarm())
+        assert "imgsearch.embeddings_hnsw_enc" in " ".join(index.ann.prewarm())
     finally:
         index.close()
     drop_index(db, UNIFORM)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imgsearch.ingest import ingest
+from imgsearch.ingest import IngestOptions, ingest
 from imgsearch.library import Index
 from imgsearch.sources import Failure
 
@@ -37,7 +37,7 @@ def test_names_that_display_alike_are_two_images(db, lite0, tmp_path) -> None:
     again = ingest([tmp_path], encoder=lite0, database=db)
     assert (again.new, again.unchanged, again.failed) == (0, 2, 0)
     Path(raw).write_bytes(jpeg_bytes(2))  # each is updated as itself
-    assert ingest([tmp_path], encoder=lite0, database=db, rehash=True).updated == 1
+    assert ingest([tmp_path], encoder=lite0, database=db, options=IngestOptions(rehash=True)).updated == 1
 
 
 @contextlib.contextmanager
@@ -85,7 +85,7 @@ def test_symlink_loops_and_dangling_links_are_reported(db, lite0, tmp_path) -> N
     (folder / "a" / "up").symlink_to(folder, target_is_directory=True)  # a loop
     (folder / "self.jpg").symlink_to(folder / "self.jpg")  # a link to itself (ELOOP)
     (folder / "nowhere.jpg").symlink_to(tmp_path / "missing.jpg")
-    report = ingest([folder], encoder=lite0, database=db, follow_symlinks=True)
+    report = ingest([folder], encoder=lite0, database=db, options=IngestOptions(follow_symlinks=True))
     kinds = sorted((Path(f.location).name, f.kind) for f in report.failures)
     assert kinds == [("nowhere.jpg", "broken_link"), ("self.jpg", "symlink_loop"), ("up", "symlink_loop")]
     assert report.new == 2 and report.failed == 3

@@ -17,7 +17,7 @@ from PIL import Image
 from imgsearch.db.connection import Database
 from imgsearch.db.nearest import NoVectors
 from imgsearch.db.prune import prune
-from imgsearch.ingest import ingest
+from imgsearch.ingest import IngestOptions, ingest
 from imgsearch.search import search
 
 from .photos import TRANSFORMS, sample_photos
@@ -55,7 +55,7 @@ def _cli(db: Database, *args: str, check: bool = True) -> subprocess.CompletedPr
 
 def test_copies_find_their_originals_and_reingest_is_incremental(db, lite0, photo_dir) -> None:
     n_photos = len(sample_photos())
-    report = ingest([photo_dir], encoder=lite0, database=db, batch_size=8)
+    report = ingest([photo_dir], encoder=lite0, database=db, options=IngestOptions(batch_size=8))
     total = n_photos * (1 + len(TRANSFORMS))
     assert (report.new, report.failed, report.encoded) == (total, 0, total)
     assert _count(db, "embeddings") == total

@@ -15,7 +15,7 @@ import pytest
 
 from imgsearch.db.connection import Database, connect
 from imgsearch.db.schema import open_database
-from imgsearch.ingest import ingest
+from imgsearch.ingest import IngestOptions, ingest
 
 from . import pg
 from .photos import sample_photos
@@ -64,7 +64,7 @@ def _rows(db: Database) -> dict[str, tuple]:
 def test_ray_rows_equal_local_rows_and_a_second_run_ingests_nothing(
     local_ray, photos, db, second_db, lite0
 ) -> None:
-    report = ingest([photos], encoder=lite0, database=db, engine="ray")
+    report = ingest([photos], encoder=lite0, database=db, options=IngestOptions(engine="ray"))
     n = 2 * len(sample_photos())
     assert (report.new, report.failed, report.encoded) == (n, 1, n)
     assert report.failures[0].location.endswith("corrupt.jpg")
@@ -80,7 +80,7 @@ def test_ray_rows_equal_local_rows_and_a_second_run_ingests_nothing(
     assert [(Path(p).name, k) for p, k in errors] == [("corrupt.jpg", "corrupt")]
     assert [(f.kind, f.message) for f in report.failures] == [(f.kind, f.message) for f in local.failures]
 
-    again = ingest([photos], encoder=lite0, database=db, engine="ray")
+    again = ingest([photos], encoder=lite0, database=db, options=IngestOptions(engine="ray"))
     assert (again.new, again.updated, again.encoded, again.unchanged) == (0, 0, 0, n)
 
 
@@ -129,7 +129,7 @@ def test_a_killed_ray_job_leaves_no_partial_rows_and_a_rerun_completes(
             " imgsearch.embeddings e WHERE e.image_id = i.id)) FROM imgsearch.images i"
         ).fetchone()
     assert 4 <= images < total and without_vector == 0
-    rerun = ingest([folder], encoder=lite0, database=db, engine="ray")
+    rerun = ingest([folder], encoder=lite0, database=db, options=IngestOptions(engine="ray"))
     assert (rerun.new, rerun.unchanged, rerun.failed) == (total - images, images, 0)
     assert len(_rows(db)) == total
 
@@ -145,7 +145,7 @@ def test_ray_ingests_with_a_fine_tuned_encoder(local_ray, photos, db, second_db,
     weights = tmp_path / "tuned.pt"
     weights.write_bytes(finetune(paths, labels, options).weights)
     tuned = finetuned_encoder("tuned", weights, 96, "cpu", "onnx")
-    report = ingest([photos], encoder=tuned, database=db, engine="ray")
+    report = ingest([photos], encoder=tuned, database=db, options=IngestOptions(engine="ray"))
     assert (report.new, report.failed) == (len(paths), 1)
     local = ingest([photos], encoder=tuned, database=second_db)
     assert local.new == len(paths)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from imgsearch.cli.app import ModelOption, db_app, echo_err, index_app, settings
+from imgsearch.cli.app import ModelOption, db_app, echo_err, index_app, open_index, options_from
 
 if TYPE_CHECKING:
     from imgsearch.db.search_settings import SearchSettings
@@ -15,38 +15,25 @@ if TYPE_CHECKING:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to upgrade to.")) -> None:
     """Apply Alembic migrations (they also apply automatically on first use)."""
-    from imgsearch.db.connection import resolve
-    from imgsearch.db.migrations import current_revision, upgrade
-    from imgsearch.db.schema import ensure_pgvector
-
-    db = resolve(None, settings())
-    ensure_pgvector(db)
-    upgrade(db, revision)
-    typer.echo(f"{db.describe()}: schema at revision {current_revision(db)}")
+    database = open_index().database
+    now = database.upgrade(revision)
+    typer.echo(f"{database.describe()}: schema at revision {now}")
 
 
 @db_app.command("downgrade")
 def db_downgrade(revision: str = typer.Argument(..., help="Alembic revision, or 'base'.")) -> None:
     """Revert Alembic migrations (`base` removes every imgsearch table)."""
-    from imgsearch.db.connection import resolve
-    from imgsearch.db.migrations import current_revision, downgrade
-
-    db = resolve(None, settings())
-    downgrade(db, revision)
-    typer.echo(f"{db.describe()}: schema at revision {current_revision(db) or 'base'}")
+    database = open_index().database
+    now = database.downgrade(revision)
+    typer.echo(f"{database.describe()}: schema at revision {now or 'base'}")
 
 
 @db_app.command("status")
 def db_status() -> None:
     """Server, PostgreSQL and pgvector versions, schema revision, row counts."""
     from imgsearch.cli.tables import render, table
-    from imgsearch.db.connection import resolve
-    from imgsearch.db.schema import ensure_pgvector
-    from imgsearch.db.status import database_status
 
-    db = resolve(None, settings())
-    ensure_pgvector(db)
-    s = database_status(db)
+    s = open_index().database.status()
     head_note = "head" if s.at_head else f"behind head {s.head}: run `imgsearch db upgrade`"
     typer.echo(f"server:      {s.server}")
     typer.echo(f"postgresql:  {s.postgres_version}")
@@ -72,26 +59,18 @@ def db_status() -> None:
 @db_app.command("url")
 def db_url() -> None:
     """Print a URL that psql or another application can connect with."""
-    from imgsearch.db.connection import resolve
-
-    typer.echo(resolve(None, settings()).url)
+    typer.echo(open_index().database.url())
 
 
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded server (it restarts on the next imgsearch command)."""
-    from imgsearch.db import embedded
-
-    loaded = settings()
-    if loaded.database_url:
+    database = open_index().database
+    if not database.embedded:
         echo_err("IMGSEARCH_DATABASE_URL is set: imgsearch does not manage that server.")
         raise typer.Exit(2)
-    stopped = embedded.stop(loaded.home)
+    stopped = database.stop()
     typer.echo("embedded server stopped" if stopped else "embedded server was not running")
-
-
-def _model(model: str | None) -> str:
-    return model or settings().model
 
 
 RecallOption = Annotated[
@@ -108,6 +87,7 @@ RecallOption = Annotated[
 
 @index_app.command("create")
 def index_create(
+    ctx: typer.Context,
     model: ModelOption = None,
     kind: Annotated[str, typer.Option("--kind", help="hnsw or ivfflat.")] = "hnsw",
     m: Annotated[int, typer.Option("--m", min=2, max=100, help="HNSW links per node.")] = 16,
@@ -130,21 +110,11 @@ def index_create(
 ) -> None:
     """Build the encoder's ANN index (replacing any existing one), then tune it to --recall."""
     from imgsearch.cli.display import progress_display
-    from imgsearch.db.indexes import create_index
-    from imgsearch.db.schema import open_database
+    from imgsearch.library.admin import IndexBuild
 
-    db = open_database(settings=settings())
+    index = open_index(model)
     with progress_display() as show:
-        name, warnings = create_index(
-            db,
-            _model(model),
-            kind,
-            m=m,
-            ef_construction=ef_construction,
-            lists=lists,
-            quantize=quantize,
-            progress=show,
-        )
+        name, warnings = index.ann.create(model, options_from(IndexBuild, ctx.params), progress=show)
     for warning in warnings:
         echo_err(f"warning: {warning}")
     typer.echo(f"created index {name}")
@@ -152,18 +122,17 @@ def index_create(
         from imgsearch.errors import ImgsearchError
 
         try:
-            _tune(_model(model), recall, 10, 200)
+            _tune(index, recall, 10, 200)
         except ImgsearchError as exc:  # too few vectors to measure: the index stands
             echo_err(f"note: not tuned: {exc}")
 
 
-def _tune(model: str, recall: float, k: int, queries: int) -> None:
+def _tune(index, recall: float, k: int, queries: int) -> None:
     from imgsearch.cli.display import progress_display
-    from imgsearch.db.index_tuning import tune
-    from imgsearch.db.schema import open_database
 
+    model = index.model
     with progress_display() as show:
-        result = tune(open_database(settings=settings()), model, recall, k=k, queries=queries, progress=show)
+        result = index.ann.tune(model, recall, k=k, queries=queries, progress=show)
     for step in result.steps:
         shown = f"recall@{k} {step.recall:.3f}, p50 {step.p50_ms:.2f} ms"
         typer.echo(f"  {result.parameter} {step.setting:>5}: {shown}")
@@ -197,16 +166,13 @@ def index_tune(
     if recall <= 0:
         echo_err("--recall must be above 0.")
         raise typer.Exit(2)
-    _tune(_model(model), recall, k, queries)
+    _tune(open_index(model), recall, k, queries)
 
 
 @index_app.command("drop")
 def index_drop(model: ModelOption = None) -> None:
     """Drop the encoder's ANN index (searches fall back to an exact scan)."""
-    from imgsearch.db.indexes import drop_index
-    from imgsearch.db.schema import open_database
-
-    dropped = drop_index(open_database(settings=settings()), _model(model))
+    dropped = open_index(model).ann.drop()
     typer.echo(f"dropped {', '.join(dropped)}" if dropped else "no index to drop")
 
 
@@ -214,10 +180,8 @@ def index_drop(model: ModelOption = None) -> None:
 def index_status_command() -> None:
     """Per encoder: kind, parameters, size, rows, validity, rebuild advice."""
     from imgsearch.cli.tables import render, table
-    from imgsearch.db.indexes import index_status
-    from imgsearch.db.schema import open_database
 
-    statuses = index_status(open_database(settings=settings()))
+    statuses = open_index().ann.status()
     if not statuses:
         typer.echo("no ANN indexes: searches use exact scans (`imgsearch index create`)")
         return
@@ -267,9 +231,7 @@ def db_drop_encoder(
     ] = False,
 ) -> None:
     """Delete one encoder's vectors and registration (images and other encoders stay)."""
-    from imgsearch.cli.app import open_index
-
-    dropped = open_index().drop_encoder(name, cascade)
+    dropped = open_index().database.drop_encoder(name, cascade)
     typer.echo(f"dropped {', '.join(dropped)}")
 
 
@@ -281,10 +243,7 @@ def db_partition(
 ) -> None:
     """Rebuild the vectors table as N hash partitions, each with its own ANN indexes (one
     transaction; the SQL interface is unchanged)."""
-    from imgsearch.db.partition import partition
-    from imgsearch.db.schema import open_database
-
-    report = partition(open_database(settings=settings()), count)
+    report = open_index().database.partition(count)
     layout = f"{report.partitions} hash partitions" if report.partitions > 1 else "one table"
     each = " on each" if report.partitions > 1 else ""
     rebuilt = f"; rebuilt {', '.join(report.indexes)}{each}" if report.indexes else ""

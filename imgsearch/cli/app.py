@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -78,7 +80,18 @@ def similarity_range(value: float | None) -> float | None:
 
 
 def open_index(model: str | None = None, device: str | None = None, backend: str | None = None):
-    """The library object the commands work through, with the command's settings."""
+    """The library object every command works through, with the command's settings (the
+    database is opened on first use)."""
     from imgsearch.library import Index
 
     return Index(model=model, device=device, backend=backend, settings=settings())
+
+
+Options = TypeVar("Options")
+
+
+def options_from(kind: type[Options], params: Mapping[str, Any]) -> Options:
+    """The library's options dataclass `kind` built from a command's parameters of the same
+    names (`ctx.params`): the options are declared once, in the library."""
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    return kind(**{name: value for name, value in params.items() if name in names})

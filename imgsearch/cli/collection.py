@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from imgsearch.cli.app import ModelOption, app, echo_err, open_index
+from imgsearch.cli.app import ModelOption, app, echo_err, open_index, options_from
 from imgsearch.cli.display import plural
 
 duplicates_app = typer.Typer(
@@ -51,6 +51,7 @@ def duplicates_command(
     if ctx.invoked_subcommand is not None:
         return
     from imgsearch.cli.tables import render, table
+    from imgsearch.collection.duplicates import DuplicateQuery
 
     index = open_index(model)
     if calibrate:
@@ -71,7 +72,7 @@ def duplicates_command(
             echo_err(_calibrated(index.calibrate_duplicates(model)))
         except ImgsearchError as exc:
             echo_err(f"not calibrated ({exc}); the default margin is used")
-    page = index.duplicates(threshold, folder=folder, decided=decided)
+    page = index.duplicates(options_from(DuplicateQuery, ctx.params))
     groups = page.groups
     if as_json:
         typer.echo(

@@ -17,6 +17,7 @@ from imgsearch.cli.app import (
     app,
     echo_err,
     open_index,
+    options_from,
     settings,
     similarity_range,
 )
@@ -34,6 +35,7 @@ WeightsOption = Annotated[
 
 @app.command("ingest")
 def ingest_command(
+    ctx: typer.Context,
     paths: Annotated[
         list[Path] | None,
         typer.Argument(help="Files or folders to index (folders recursively).", show_default=False),
@@ -63,7 +65,7 @@ def ingest_command(
             help="Also hash files whose size and mtime are unchanged; re-encode those whose content changed.",
         ),
     ] = False,
-    prune: Annotated[
+    prune_gone: Annotated[
         bool, typer.Option("--prune", help="Remove indexed files under the given folders that are gone.")
     ] = False,
     backend: BackendOption = None,
@@ -105,6 +107,7 @@ def ingest_command(
 ) -> None:
     """Index images: new and changed files are encoded, unchanged ones skipped."""
     from imgsearch.cli.display import progress_display
+    from imgsearch.ingest.options import IngestOptions
 
     if not paths and manifest is None:
         echo_err("Give at least one PATH or --manifest CSV.")
@@ -113,21 +116,8 @@ def ingest_command(
     index.encoder(model, weights)  # a missing model fails before any work
     try:
         with progress_display() as show:
-            report = index.ingest(
-                paths or (),
-                model=model,
-                weights=weights,
-                manifest=manifest,
-                batch_size=batch_size,
-                workers=workers,
-                follow_symlinks=follow_symlinks,
-                rehash=rehash,
-                prune_gone=prune,
-                augment=augment,
-                engine=engine,
-                address=address,
-                progress=show,
-            )
+            options = options_from(IngestOptions, ctx.params)
+            report = index.ingest(paths or (), options, model=model, weights=weights, progress=show)
     except FileNotFoundError as exc:
         echo_err(f"error: {exc}")
         raise typer.Exit(2) from exc
@@ -300,9 +290,8 @@ def models_command(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from imgsearch.cli.display import models_table
-    from imgsearch.encoding.registry import list_models
 
-    typer.echo(models_table(list_models()))
+    typer.echo(models_table(open_index().models.available()))
 
 
 @models_app.command("pull")
@@ -322,9 +311,7 @@ def models_pull_command(
 ) -> None:
     """Put a model's checkpoint into the model cache: from the Hugging Face hub (progress shown,
     sha256 checked), or --from a file or folder; every command and the server then load it by NAME."""
-    from imgsearch.encoding import clip_catalog
-
-    folder = clip_catalog.install(name, source) if source is not None else clip_catalog.pull(name)
+    folder = open_index().models.pull(name, source)
     typer.echo(f"{name}: checkpoint in {folder}")
 
 
@@ -378,7 +365,8 @@ def serve_command(
     # only an import string for several workers; this is the same supervisor it runs then.
     from uvicorn.supervisors import Multiprocess
 
-    Index(settings=served).close()  # the schema is migrated and the server started before workers start
+    with Index(settings=served) as index:
+        index.prepare()  # the schema is migrated and the server started before workers start
     config = uvicorn.Config(
         functools.partial(build, served),
         factory=True,

@@ -137,41 +137,28 @@ def evaluate_command(
             text = captions_table(result)
         elif split is not None:
             from imgsearch.cli.evaluation_tables import split_table
+            from imgsearch.evaluation.split import SplitOptions
             from imgsearch.learning.train import TrainOptions
 
-            options = TrainOptions(loss=loss, epochs=epochs, seed=seed)
             tuning = (
                 finetune_options(finetune_epochs, first_block, size, rotations, lr, seed)
                 if finetune
                 else None
             )
-            if near_duplicates:
-                result = index.near_duplicates_split(
-                    folder,
-                    model=models[0],
-                    test_fraction=split,
-                    seed=seed,
-                    ks=ks,
-                    options=options,
-                    copies=copies,
-                    tta=tta,
-                    augment=augment,
-                    finetune=tuning,
-                    progress=show,
-                )
-            else:
-                result = index.evaluate_split(
-                    folder,
-                    model=models[0],
-                    test_fraction=split,
-                    seed=seed,
-                    ks=ks,
-                    labels_csv=labels,
-                    options=options,
-                    pca=pca or None,
-                    finetune=tuning,
-                    progress=show,
-                )
+            chosen = SplitOptions(
+                test_fraction=split,
+                seed=seed,
+                ks=ks,
+                labels_csv=labels,
+                train=TrainOptions(loss=loss, epochs=epochs, seed=seed),
+                pca=pca or None,
+                copies=copies,
+                tta=tta,
+                augment=augment,
+                finetune=tuning,
+            )
+            run = index.near_duplicates_split if near_duplicates else index.evaluate_split
+            result = run(folder, chosen, model=models[0], progress=show)
             text = split_table(result)
         elif near_duplicates:
             result = index.near_duplicates(folder, models=models, ks=ks, sample=sample, progress=show)

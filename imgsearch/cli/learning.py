@@ -131,6 +131,7 @@ def train_command(
 ) -> None:
     """Fit a derived encoder on stored vectors (no image is decoded again) and register it."""
     from imgsearch.cli.display import progress_display
+    from imgsearch.learning.derive import Training
     from imgsearch.learning.train import TrainOptions
 
     index = open_index(base, device, backend)
@@ -145,10 +146,7 @@ def train_command(
     if tuning is not None and copies is not None:
         tuning.edits = copies
     with progress_display() as show:
-        report = index.train(
-            name,
-            folder,
-            base=base,
+        training = Training(
             labels_csv=labels,
             pca=pca,
             whiten=whiten,
@@ -157,8 +155,8 @@ def train_command(
             captions_csv=captions,
             options=options,
             finetune=tuning,
-            progress=show,
         )
+        report = index.train(name, folder, training, base=base, progress=show)
     if tuning is not None:
         d = report.details
         typer.echo(

@@ -21,8 +21,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Annotated
 
 import psycopg
+from annotated_types import Interval, MaxLen  # honoured by pydantic where a request is validated
 
 from imgsearch.collection.keeper import Look, choose
 from imgsearch.db.connection import scalar
@@ -36,6 +38,16 @@ NEIGHBOURS = 16  # neighbours that can be linked, per image
 BACKGROUND = (16, 32)  # ranks (0-based, end excluded) whose median similarity is the background
 EF_SEARCH = 64  # HNSW candidates for the 32 neighbours
 RULES = ("calibrated", "default margin", "threshold")  # how a page's groups were found
+
+
+@dataclass(kw_only=True)
+class DuplicateQuery:
+    """Which duplicate groups are listed, declared once for the library (`Index.duplicates`),
+    the CLI (`imgsearch duplicates`) and the HTTP API (GET /api/duplicates's parameters)."""
+
+    threshold: Annotated[float | None, Interval(ge=FLOOR, le=1.0)] = None  # the global rule; None: contrast
+    folder: Annotated[str | None, MaxLen(4096)] = None  # only images under this folder
+    decided: bool = False  # also the groups whose keeper was chosen over every other member
 
 
 @dataclass

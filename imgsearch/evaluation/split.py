@@ -38,6 +38,23 @@ BOOTSTRAP = 1000
 DEFAULT_PCA = 64  # the PCA dimensions compared when --pca is not given
 
 
+@dataclass(kw_only=True)
+class SplitOptions:
+    """How a held-out evaluation (`imgsearch evaluate --split`) splits, fits and scores,
+    declared once for the library, the CLI and these functions."""
+
+    test_fraction: float = 0.5  # held out (class-stratified with labels)
+    seed: int = 0  # the split's and the training's
+    ks: Sequence[int] | None = None  # cut-offs (None: 1,10 with labels; 1,5 for copies)
+    labels_csv: str | Path | None = None  # path,label instead of sub-folders
+    train: TrainOptions | None = None  # the head's (None: the defaults, with `seed`)
+    pca: Sequence[int] | None = None  # PCA dimensions compared (None: DEFAULT_PCA or fewer)
+    copies: int = 8  # copies: edits per training image for the self-supervised head
+    tta: bool = False  # copies: also query with test-time augmentation
+    augment: int = 0  # copies: index-augmentation vectors per original
+    finetune: FinetuneOptions | None = None  # also a network fine-tuned on the training part
+
+
 @dataclass
 class Interval:
     mean: float
@@ -82,23 +99,20 @@ def bootstrap(values: np.ndarray, seed: int, rounds: int = BOOTSTRAP) -> Interva
 
 def split_evaluate(
     root: str | Path,
+    split: SplitOptions | None = None,
     *,
     encoder: Encoder,
     database: Database | str | None = None,
-    test_fraction: float = 0.5,
-    seed: int = 0,
-    ks: Sequence[int] = (1, 10),
-    labels_csv: str | Path | None = None,
-    options: TrainOptions | None = None,
-    pca: Sequence[int] | None = None,
-    finetune: FinetuneOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> SplitEvaluation:
     """Base vs a trained head vs PCA (plain and whitened; `pca` None: DEFAULT_PCA dimensions,
     fewer when the training part has fewer vectors), and with `finetune` a network fine-tuned
     on the training part, on the held-out images only."""
-    ks = cutoffs(ks)
-    options = options or TrainOptions(seed=seed)
+    split = split or SplitOptions()
+    test_fraction, seed, finetune = split.test_fraction, split.seed, split.finetune
+    labels_csv, pca = split.labels_csv, split.pca
+    ks = cutoffs(split.ks or (1, 10))
+    options = split.train or TrainOptions(seed=seed)
     db = as_database(database)
     paths, vectors, labels = labelled_vectors(root, encoder, db, labels_csv, progress)
     train, test = stratified_split(labels, test_fraction, seed)
@@ -149,17 +163,10 @@ def split_evaluate(
 
 def split_near_duplicates(
     root: str | Path,
+    split: SplitOptions | None = None,
     *,
     encoder: Encoder,
     database: Database | str | None = None,
-    test_fraction: float = 0.5,
-    seed: int = 0,
-    ks: Sequence[int] = (1, 5),
-    options: TrainOptions | None = None,
-    copies: int = 8,
-    tta: bool = False,
-    augment: int = 0,
-    finetune: FinetuneOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> SplitEvaluation:
     """recall@k of held-out copies finding their held-out original: base vs a self-supervised
@@ -168,9 +175,13 @@ def split_near_duplicates(
     with `finetune`, a network fine-tuned self-supervised on edits of the other half too."""
     from imgsearch.encoding.tta import TestTimeAugmented
 
-    ks = cutoffs(ks)
-    options = options or TrainOptions(seed=seed)
-    paths, vectors = unlabelled_vectors(root, encoder, as_database(database), progress)
+    split = split or SplitOptions()
+    test_fraction, seed, finetune = split.test_fraction, split.seed, split.finetune
+    copies, tta, augment = split.copies, split.tta, split.augment
+    ks = cutoffs(split.ks or (1, 5))
+    options = split.train or TrainOptions(seed=seed)
+    db = as_database(database)
+    paths, vectors = unlabelled_vectors(root, encoder, db, progress)
     train, test = stratified_split(["all"] * len(paths), test_fraction, seed)
     train_paths, test_paths = [paths[i] for i in train], [paths[i] for i in test]
     # fitted on the training half: the head, and the network fine-tuned when asked

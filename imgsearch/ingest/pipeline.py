@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 from collections.abc import Iterable, Iterator
@@ -27,38 +26,24 @@ from imgsearch.db.schema import as_database
 from imgsearch.encoding.derived import ingest_encoder
 from imgsearch.encoding.encoder import Encoder
 from imgsearch.errors import DatabaseUnavailable, ImgsearchError, first_line
+from imgsearch.ingest.options import IngestOptions
 from imgsearch.ingest.reader import sources
 from imgsearch.ingest.report import IngestReport
-from imgsearch.ingest.run import Run
+from imgsearch.ingest.run import Run, default_batch_size  # noqa: F401  (benchmarks use it)
 from imgsearch.progress import ProgressCallback
-
-CPU_BATCH_SIZE = 8  # benchmarks/encode.py: small batches are fastest on a 2-core CPU
-GPU_BATCH_SIZE = 128
-
-
-def default_batch_size(encoder: Encoder) -> int:
-    return GPU_BATCH_SIZE if encoder.device_type == "cuda" else CPU_BATCH_SIZE
 
 
 def ingest(
     paths: Iterable[str | Path] = (),
     *,
     encoder: Encoder,
-    manifest: str | Path | None = None,
-    batch_size: int | None = None,
-    workers: int | None = None,
-    follow_symlinks: bool = False,
-    rehash: bool = False,
-    prune_gone: bool = False,
-    augment: int = 0,
+    options: IngestOptions | None = None,
     database: Database | str | None = None,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
-    engine: str = "local",
-    address: str | None = None,
     settings: Settings | None = None,
 ) -> IngestReport:
-    """Index the images under `paths` (and/or a manifest) with `encoder`.
+    """Index the images under `paths` (and/or `options.manifest`) with `encoder`.
 
     `rehash` re-reads files whose size and mtime are unchanged and re-encodes those whose
     content changed. Indexed files under the given folders that are gone are counted
@@ -74,33 +59,23 @@ def ingest(
     """
     settings = settings if settings is not None else config.load()
     paths = list(paths)
+    options = options or IngestOptions()
     db = as_database(database, settings)
     encoder = ingest_encoder(encoder)  # a derived encoder's vectors follow its base's
-    args = (
-        db,
-        encoder,
-        batch_size or default_batch_size(encoder),
-        workers or os.cpu_count() or 2,
-        progress,
-        stop or threading.Event(),
-        rehash,
-        augment,
-        settings,
-    )
-    if engine == "ray":
+    if options.engine == "ray":
         from imgsearch.ingest.ray_engine import RayRun
 
-        run: Run = RayRun(*args, address=address)
-    elif engine == "local":
-        run = Run(*args)
+        run: Run = RayRun(db, encoder, options, progress, stop or threading.Event(), settings)
+    elif options.engine == "local":
+        run = Run(db, encoder, options, progress, stop or threading.Event(), settings)
     else:
-        raise ImgsearchError(f"Unknown engine {engine!r}: use local or ray.")
+        raise ImgsearchError(f"Unknown engine {options.engine!r}: use local or ray.")
     folders = [Path(p).expanduser().absolute() for p in paths if Path(p).is_dir()]
     try:
         with _stop_on_sigint(run.stop):
-            run.execute(sources(paths, manifest, follow_symlinks))
+            run.execute(sources(paths, options.manifest, options.follow_symlinks))
             if folders and not run.report.interrupted:
-                run.count_gone(folders, prune_gone)
+                run.count_gone(folders, options.prune_gone)
     except psycopg.OperationalError as exc:
         written = run.report.new + run.report.updated
         if isinstance(exc, psycopg.errors.DiskFull) or "No space left" in str(exc):

@@ -53,9 +53,8 @@ def start_ray(address: str | None) -> None:
 
 
 class RayRun(Run):
-    def __init__(self, *args: Any, address: str | None = None) -> None:
-        super().__init__(*args)
-        self.address = address  # "auto", "ray://host:10001", or None: a local Ray
+    """A run whose decoding and encoding are Ray Data's (`options.address`: "auto",
+    "ray://host:10001", or None: a local Ray)."""
 
     def load_and_encode(self, planned: Iterator[tuple[Source, store.KnownImage | None]]) -> None:
         import ray
@@ -65,7 +64,7 @@ class RayRun(Run):
         self.finding = False
         if not rows or self.stop.is_set():
             return
-        start_ray(self.address)
+        start_ray(self.options.address)
         gpus = int(ray.cluster_resources().get("GPU", 0)) if self.encoder.device_type == "cuda" else 0
         spec = {
             "name": self.encoder.name,

@@ -14,6 +14,7 @@ has encoded already.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from imgsearch.db.connection import Database, connect
 from imgsearch.encoding.encoder import Encoder, collate
 from imgsearch.errors import ImageDecodeError
 from imgsearch.ingest.loading import Loaded, load
+from imgsearch.ingest.options import IngestOptions
 from imgsearch.ingest.reader import unchanged
 from imgsearch.ingest.report import IngestReport
 from imgsearch.ingest.writer import write
@@ -39,21 +41,28 @@ PLAN_CHUNK = 512
 WAIT_POLL_S = 0.5  # how often a run waiting for its turn looks again (and at `stop`)
 
 
+CPU_BATCH_SIZE = 8  # benchmarks/encode.py: small batches are fastest on a 2-core CPU
+GPU_BATCH_SIZE = 128
+
+
+def default_batch_size(encoder: Encoder) -> int:
+    return GPU_BATCH_SIZE if encoder.device_type == "cuda" else CPU_BATCH_SIZE
+
+
 class Run:
     def __init__(
         self,
         db: Database,
         encoder: Encoder,
-        batch_size: int,
-        workers: int,
+        options: IngestOptions,
         progress: ProgressCallback | None,
         stop: threading.Event,
-        rehash: bool,
-        augment: int,
         settings: Settings,
     ) -> None:
-        self.db, self.encoder, self.batch_size, self.workers = db, encoder, batch_size, workers
-        self.progress, self.stop, self.rehash, self.augment = progress, stop, rehash, augment
+        self.db, self.encoder, self.options, self.progress, self.stop = db, encoder, options, progress, stop
+        self.batch_size = options.batch_size or default_batch_size(encoder)
+        self.workers = options.workers or os.cpu_count() or 2
+        self.rehash, self.augment = options.rehash, options.augment
         self.report = IngestReport(model=encoder.name)
         self.found = 0
         self.finding = True

@@ -14,6 +14,7 @@ from imgsearch.db import prune
 from imgsearch.db.connection import Database, connect
 from imgsearch.encoding.encoder import Encoder
 from imgsearch.ingest.files import looks_like_image
+from imgsearch.ingest.options import IngestOptions
 from imgsearch.ingest.pipeline import ingest
 from imgsearch.ingest.report import IngestReport
 from imgsearch.sources import display_path
@@ -47,7 +48,13 @@ def watch(
 
     roots = [str(Path(p).expanduser().absolute()) for p in paths]
     first = (
-        ingest(roots, encoder=encoder, database=database, prune_gone=True, settings=settings)
+        ingest(
+            roots,
+            encoder=encoder,
+            options=IngestOptions(prune_gone=True),
+            database=database,
+            settings=settings,
+        )
         if first_pass
         else None
     )
@@ -79,7 +86,13 @@ def watch(
             event.report = IngestReport(model=encoder.name)
             if files:
                 event.report.add(
-                    ingest(files, encoder=encoder, database=database, rehash=True, settings=settings)
+                    ingest(
+                        files,
+                        encoder=encoder,
+                        options=IngestOptions(rehash=True),
+                        database=database,
+                        settings=settings,
+                    )
                 )
             if folders:
                 event.report.add(ingest(folders, encoder=encoder, database=database, settings=settings))

@@ -32,6 +32,21 @@ from imgsearch.progress import ProgressCallback
 PCA_SAMPLE = 200_000  # stored vectors PCA is fitted on, at most
 
 
+@dataclass(kw_only=True)
+class Training:
+    """What `imgsearch train` fits on a FOLDER, declared once for the library, the CLI and
+    `train` / `finetune_and_register` below."""
+
+    labels_csv: str | Path | None = None  # path,label rows instead of sub-folders
+    pca: int | None = None  # PCA to this many dimensions instead of a head
+    whiten: bool = False  # with pca: whitened components
+    self_supervised: bool = False  # no labels: random edits must find their original
+    copies: int = 8  # with self_supervised: edits per image
+    captions_csv: str | Path | None = None  # path,caption rows: a CLIP-style base re-aligned
+    options: TrainOptions | None = None  # the head's training
+    finetune: FinetuneOptions | None = None  # a network fine-tuned instead (finetune_and_register)
+
+
 @dataclass
 class TrainReport:
     name: str
@@ -183,10 +198,7 @@ def finetune_and_register(
     db: Database,
     name: str,
     folder: str | Path,
-    *,
-    labels_csv: str | Path | None = None,
-    self_supervised: bool = False,
-    options: FinetuneOptions | None = None,
+    training: Training,
     progress: ProgressCallback | None = None,
 ) -> TrainReport:
     """Fine-tune EfficientNet-Lite0's last stages on `folder` (labelled, or self-supervised on
@@ -200,7 +212,8 @@ def finetune_and_register(
     from imgsearch.learning.finetune import finetune
 
     _check_name(name)
-    o = options or FinetuneOptions()
+    labels_csv, self_supervised = training.labels_csv, training.self_supervised
+    o = training.finetune or FinetuneOptions()
     if self_supervised:
         from imgsearch.ingest.files import find_images
 
@@ -251,15 +264,8 @@ def train(
     db: Database,
     base: Encoder,
     name: str,
-    *,
     folder: str | Path | None = None,
-    labels_csv: str | Path | None = None,
-    pca: int | None = None,
-    whiten: bool = False,
-    self_supervised: bool = False,
-    copies: int = 8,
-    captions_csv: str | Path | None = None,
-    options: TrainOptions | None = None,
+    training: Training | None = None,
     progress: ProgressCallback | None = None,
 ) -> TrainReport:
     """Fit a derived encoder of `base`, register it as `name` and fill its vectors.
@@ -270,6 +276,9 @@ def train(
     `captions_csv` (path,caption rows under `folder`): a CLIP-style base's two towers re-aligned
     on the captions (pictures and words keep searching each other).
     """
+    t = training or Training()
+    labels_csv, pca, whiten, self_supervised = t.labels_csv, t.pca, t.whiten, t.self_supervised
+    copies, captions_csv, options = t.copies, t.captions_csv, t.options
     o = options or TrainOptions()
     if captions_csv is not None and (pca is not None or self_supervised or labels_csv is not None):
         raise ImgsearchError(

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
-from imgsearch.service.common import WRITE_ERRORS, busy, index_of, require_token
+from imgsearch.ingest.options import IngestChoices, IngestOptions
+from imgsearch.service.common import WRITE_ERRORS, IndexDep, busy, require_token
 from imgsearch.service.schemas import EncoderCount, Health, IngestJob, IngestRequest, Problem, Stats
 
 router = APIRouter()
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Problem}})
-def health(request: Request) -> Health:
+def health(index: IndexDep) -> Health:
     """Whether the service and its database answer, with versions (no paths, no URLs)."""
     from imgsearch import __version__
 
-    index = index_of(request)
-    postgresql, pgvector = index.server_versions()
+    postgresql, pgvector = index.database.server_versions()
     return Health(
         status="ok",
         database="up",
@@ -30,9 +31,8 @@ def health(request: Request) -> Health:
 
 
 @router.get("/api/stats", response_model=Stats, responses={503: {"model": Problem}})
-def stats(request: Request) -> Stats:
+def stats(index: IndexDep) -> Stats:
     """Images, encoders with their vector counts, ANN indexes, when the last image was indexed."""
-    index = index_of(request)
     s = index.stats()
     return Stats(
         images=s.images,
@@ -51,17 +51,17 @@ def stats(request: Request) -> Stats:
     dependencies=[Depends(require_token)],
     responses={**WRITE_ERRORS, **busy("Other ingests are running: try again when one has finished.")},
 )
-def start_ingest(request: Request, body: IngestRequest) -> IngestJob:
+def start_ingest(request: Request, index: IndexDep, body: IngestRequest) -> IngestJob:
     """Index a folder on the server (an absolute path), in the background; poll
     GET /api/ingest/{id}. At most two run at once (503 with Retry-After beyond)."""
     if not os.path.isabs(body.path):
         raise HTTPException(422, "path: give an absolute path (a folder on the server).")
     if not os.path.isdir(body.path):
         raise HTTPException(404, "No such folder on the server.")
-    index = index_of(request)
+    options = IngestOptions(**{f.name: getattr(body, f.name) for f in fields(IngestChoices)})
 
     def run(job: IngestJob) -> None:
-        report = index.ingest([body.path])
+        report = index.ingest([body.path], options)
         job.new, job.updated, job.unchanged, job.failed = (
             report.new,
             report.updated,
@@ -87,9 +87,9 @@ def ingest_job(request: Request, job_id: str) -> IngestJob:
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(request: Request) -> Response:
+def metrics(request: Request, index: IndexDep) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     app_metrics = request.app.state.metrics
-    app_metrics.images.set(index_of(request).stats().images)
+    app_metrics.images.set(index.stats().images)
     return Response(generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST)

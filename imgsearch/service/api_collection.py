@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from imgsearch.collection.clusters import Cluster, ClusterMember
-from imgsearch.collection.duplicates import Group
-from imgsearch.service.common import ERRORS, WRITE_ERRORS, busy, index_of, require_token
+from imgsearch.collection.duplicates import DuplicateQuery, Group
+from imgsearch.service.common import ERRORS, WRITE_ERRORS, IndexDep, busy, require_token
 from imgsearch.service.schemas import (
     ClusterImage,
     Clustering,
@@ -60,15 +60,10 @@ def _group(g: Group) -> DuplicateGroup:
 
 @router.get("/api/duplicates", response_model=DuplicatePage, responses={**ERRORS, **BUSY})
 def duplicates(
-    request: Request,
-    threshold: Annotated[
-        float | None,
-        Query(ge=0.5, le=1.0, description="similarity for the whole collection; absent: the calibrated rule"),
-    ] = None,
-    folder: Annotated[str | None, Query(max_length=4096)] = None,
+    index: IndexDep,
+    query: Annotated[DuplicateQuery, Depends()],
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
-    decided: Annotated[bool, Query(description="also the groups whose keeper was chosen")] = False,
 ) -> DuplicatePage:
     """Duplicate groups, largest first, a page at a time, each with the image to keep
     suggested and why (the groups are computed once per state of the collection). Without
@@ -78,10 +73,7 @@ def duplicates(
     one, then gets a 503 with Retry-After. Groups whose keeper was chosen over every other
     member are left out unless `decided`. Without a calibration, the service starts measuring
     the margin in the background (`calibrating`) and uses the default one meanwhile."""
-    index = index_of(request)
-    page = index.duplicates(
-        threshold, folder=folder, offset=offset, limit=limit, wait_s=DUPLICATES_WAIT_S, decided=decided
-    )
+    page = index.duplicates(query, offset=offset, limit=limit, wait_s=DUPLICATES_WAIT_S)
     if page.rule == "default margin":
         index.calibrate_duplicates_in_background()
     return DuplicatePage(
@@ -101,12 +93,12 @@ def duplicates(
     dependencies=[Depends(require_token)],
     responses=WRITE_ERRORS,
 )
-def decide(request: Request, group_id: int, body: Decision) -> DecisionResult:
+def decide(index: IndexDep, group_id: int, body: Decision) -> DecisionResult:
     """Record `keep` (with the image kept) or `not-duplicates` for a group's images; images
     in `exclude` are recorded as not duplicates of the others."""
     if group_id not in body.image_ids:
         raise HTTPException(422, "The group id is its smallest image id: list it in image_ids.")
-    pairs = index_of(request).decide(body.image_ids, body.decision, body.keep, body.exclude)
+    pairs = index.decide(body.image_ids, body.decision, body.keep, body.exclude)
     return DecisionResult(group=group_id, decision=body.decision, pairs=pairs)
 
 
@@ -124,9 +116,9 @@ def _summary(c: Cluster) -> ClusterSummary:
 
 
 @router.get("/api/clusters", response_model=Clustering, responses=ERRORS)
-def clusters(request: Request) -> Clustering:
+def clusters(index: IndexDep) -> Clustering:
     """The latest clustering run: clusters by size, each with the images nearest its centre."""
-    result = index_of(request).latest_clusters()
+    result = index.latest_clusters()
     if result is None:
         raise HTTPException(
             404, "The collection has not been grouped yet: make clusters (Clusters, or `imgsearch clusters`)."
@@ -144,21 +136,20 @@ def clusters(request: Request) -> Clustering:
 @router.post(
     "/api/clusters", response_model=Clustering, dependencies=[Depends(require_token)], responses=WRITE_ERRORS
 )
-def run_clusters(request: Request, body: ClusterRequest) -> Clustering:
+def run_clusters(index: IndexDep, body: ClusterRequest) -> Clustering:
     """Cluster the collection now (K-Means) and keep the run."""
-    index_of(request).clusters(body.n, folder=body.folder)
-    return clusters(request)
+    index.clusters(body.n, folder=body.folder)
+    return clusters(index)
 
 
 @router.get("/api/clusters/{cluster}/images", response_model=ClusterPage, responses=ERRORS)
 def cluster_images(
-    request: Request,
+    index: IndexDep,
     cluster: Annotated[int, Path(ge=0, le=10_000)],
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ClusterPage:
     """One cluster of the latest run, nearest its centre first."""
-    index = index_of(request)
     images = index.cluster_members(cluster, limit=limit, offset=offset)
     if not images and offset == 0:
         latest = index.latest_clusters()
@@ -168,9 +159,9 @@ def cluster_images(
 
 
 @router.get("/api/map", response_model=MapPoints, responses=ERRORS)
-def map_points(request: Request) -> MapPoints:
+def map_points(index: IndexDep) -> MapPoints:
     """The latest map: each image's place (0..1 on both axes)."""
-    pts = index_of(request).map_points()
+    pts = index.map_points()
     if not pts:
         raise HTTPException(
             404, "There is no map of this collection yet: make one (Map, or `imgsearch map`)."
@@ -187,7 +178,7 @@ class MapRequest(BaseModel):
 @router.post(
     "/api/map", response_model=MapPoints, dependencies=[Depends(require_token)], responses=WRITE_ERRORS
 )
-def make_map(request: Request, body: MapRequest) -> MapPoints:
+def make_map(index: IndexDep, body: MapRequest) -> MapPoints:
     """Project the collection to 2-D now and keep the map."""
-    index_of(request).map(method=body.method)
-    return map_points(request)
+    index.map(method=body.method)
+    return map_points(index)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
 from imgsearch.browse import MAX_PAGE, ImageInfo
 from imgsearch.errors import ImageDecodeError
-from imgsearch.service.common import ERRORS, JPEG, WRITE_ERRORS, binary, index_of, require_token
+from imgsearch.library import Index
+from imgsearch.service.common import ERRORS, JPEG, WRITE_ERRORS, IndexDep, binary, require_token
 from imgsearch.service.schemas import Folder, FolderList, Image, ImagePage, Problem
 
 router = APIRouter()
@@ -21,9 +22,9 @@ def as_image(info: ImageInfo) -> Image:
     return Image(**info.to_json(), thumb_url=f"/api/images/{info.id}/thumb")
 
 
-def found(request: Request, image_id: int) -> ImageInfo:
+def found(index: Index, image_id: int) -> ImageInfo:
     """The indexed image with this id, else 404."""
-    info = index_of(request).image(image_id) if 1 <= image_id < 2**63 else None
+    info = index.image(image_id) if 1 <= image_id < 2**63 else None
     if info is None:
         raise HTTPException(404, f"No indexed image has id {image_id}.")
     return info
@@ -31,7 +32,7 @@ def found(request: Request, image_id: int) -> ImageInfo:
 
 @router.get("/api/images", response_model=ImagePage, responses=ERRORS)
 def list_images(
-    request: Request,
+    index: IndexDep,
     folder: Annotated[
         str | None, Query(max_length=4096, description="absolute, or relative to the collection's root")
     ] = None,
@@ -44,7 +45,7 @@ def list_images(
 ) -> ImagePage:
     """A page of the collection; `next_cursor` asks for the next one; the first page says how
     many images match (`total`). An unknown folder is a 404."""
-    page = index_of(request).images(
+    page = index.images(
         folder=folder,
         since=since,
         until=until,
@@ -59,10 +60,10 @@ def list_images(
 
 
 @router.get("/api/folders", response_model=FolderList, responses={503: {"model": Problem}})
-def list_folders(request: Request) -> FolderList:
+def list_folders(index: IndexDep) -> FolderList:
     """Every folder holding indexed files, with how many images are in it and below it; names
     are relative to the collection's root folder (the `folder` filters take either)."""
-    found_folders = index_of(request).folders()
+    found_folders = index.folders()
     root = found_folders[0].path if found_folders else None
     return FolderList(
         root=root,
@@ -71,20 +72,19 @@ def list_folders(request: Request) -> FolderList:
 
 
 @router.get("/api/images/{image_id}", response_model=Image, responses=ERRORS)
-def get_image(request: Request, image_id: int) -> Image:
-    return as_image(found(request, image_id))
+def get_image(index: IndexDep, image_id: int) -> Image:
+    return as_image(found(index, image_id))
 
 
 @router.get("/api/images/{image_id}/thumb", response_class=FileResponse, responses={**ERRORS, **JPEG})
 def thumbnail(
-    request: Request, image_id: int, size: Annotated[int, Query(ge=16, le=1024)] = 256
+    index: IndexDep, image_id: int, size: Annotated[int, Query(ge=16, le=1024)] = 256
 ) -> FileResponse:
     from imgsearch.service.thumbnails import thumbnail as make
 
-    info = found(request, image_id)
+    info = found(index, image_id)
     try:
         # the root is looked up only when the thumbnail has to be made from the file
-        index = index_of(request)
         path = make(
             info.location,
             info.sha256,
@@ -104,16 +104,16 @@ def thumbnail(
     response_class=StreamingResponse,
     responses={**ERRORS, **binary("image/*", "The file as it was indexed")},
 )
-def image_file(request: Request, image_id: int) -> StreamingResponse:
+def image_file(index: IndexDep, image_id: int) -> StreamingResponse:
     """The indexed file itself, only while it is the file that was indexed (no link followed
     below the collection's root, same size and sha256), else 404."""
     from imgsearch.indexed_files import open_indexed
 
-    info = found(request, image_id)  # the path comes from the index, never from the request
+    info = found(index, image_id)  # the path comes from the index, never from the request
     if info.path.startswith(("http://", "https://")):
         raise HTTPException(404, "That image is a URL, not a file on this server.")
     try:
-        file = open_indexed(info.location, info.sha256, info.byte_size, index_of(request).collection_root())
+        file = open_indexed(info.location, info.sha256, info.byte_size, index.collection_root())
     except ImageDecodeError as exc:
         raise HTTPException(
             404, "That image is not on this server as it was indexed (gone, moved or changed since)."
@@ -135,8 +135,8 @@ def image_file(request: Request, image_id: int) -> StreamingResponse:
 @router.delete(
     "/api/images/{image_id}", status_code=204, dependencies=[Depends(require_token)], responses=WRITE_ERRORS
 )
-def delete_image(request: Request, image_id: int) -> Response:
+def delete_image(index: IndexDep, image_id: int) -> Response:
     """Forget an image and its vectors (the file itself is not touched)."""
-    if not (1 <= image_id < 2**63 and index_of(request).delete(image_id)):
+    if not (1 <= image_id < 2**63 and index.delete(image_id)):
         raise HTTPException(404, f"No indexed image has id {image_id}.")
     return Response(status_code=204)

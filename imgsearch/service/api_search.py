@@ -17,10 +17,11 @@ from pydantic import ValidationError
 
 from imgsearch.db.nearest import QueryOptions
 from imgsearch.errors import ImageDecodeError
+from imgsearch.library import Index
 from imgsearch.search import SearchResult
 from imgsearch.service import kept_queries
 from imgsearch.service.api_images import found
-from imgsearch.service.common import ERRORS, JPEG, index_of
+from imgsearch.service.common import ERRORS, JPEG, IndexDep
 from imgsearch.service.schemas import MAX_K, Result, SearchQuery, SearchRequest, SearchResponse
 
 router = APIRouter()
@@ -61,13 +62,12 @@ def _response(result: SearchResult, started: float, query: SearchQuery) -> Searc
 
 
 @router.post("/api/search", response_model=SearchResponse, responses=ERRORS, openapi_extra=SEARCH_BODY)
-async def search(request: Request) -> SearchResponse:
+async def search(request: Request, index: IndexDep) -> SearchResponse:
     """Search by an uploaded image (multipart `file`), an image URL, an indexed image id, an
     earlier upload (`upload`: the sha256 its answer gave), or words (`text`, with a CLIP-style
     model; beside a picture they steer it, `text_weight` their share), with relevance
     feedback: positive_ids / negative_ids move the query towards / away."""
     ctype = request.headers.get("content-type", "")
-    index = index_of(request)
     query: str | bytes | None
     if ctype.startswith("multipart/form-data"):
         query, fields = await _upload(request)
@@ -77,19 +77,19 @@ async def search(request: Request) -> SearchResponse:
             fields = SearchRequest.model_validate_json(await request.body())
         except ValidationError as exc:
             raise _invalid(exc) from exc
-        query, shown = _json_query(request, fields)
+        query, shown = _json_query(index, fields)
     else:
         raise HTTPException(
             415,
             'Send JSON ({"url": ...}, {"image_id": ...}, {"upload": ...} or {"text": ...}) or a '
             "multipart upload with a `file` part.",
         )
-    if fields.model and fields.model != index.model and fields.model not in index.indexed_models():
+    if fields.model and fields.model != index.model and fields.model not in index.models.indexed():
         # the service loads no encoder a caller names at will: only those the index uses
         raise HTTPException(
             400,
             f"No images are indexed with model {fields.model!r}: this service searches with "
-            f"{', '.join(index.indexed_models()) or index.model}.",
+            f"{', '.join(index.models.indexed()) or index.model}.",
         )
     if shown.kind == "url" and isinstance(query, str):
         async with _slot(request.app.state.download_slots, "downloads"):
@@ -123,7 +123,7 @@ async def search(request: Request) -> SearchResponse:
     return _response(result, started, shown)
 
 
-def _json_query(request: Request, fields: SearchRequest) -> tuple[str | bytes | None, SearchQuery]:
+def _json_query(index: Index, fields: SearchRequest) -> tuple[str | bytes | None, SearchQuery]:
     """The query picture a JSON body names (None for words alone), and how to show it."""
     given = [name for name in ("url", "image_id", "upload") if getattr(fields, name) is not None]
     if not given and fields.text is not None:
@@ -138,7 +138,7 @@ def _json_query(request: Request, fields: SearchRequest) -> tuple[str | bytes | 
         return fields.url, SearchQuery(kind="url", url=fields.url)
     if fields.image_id is not None:
         return f"id:{fields.image_id}", SearchQuery(kind="id", image_id=fields.image_id)
-    data = kept_queries.kept(fields.upload or "", index_of(request).settings)
+    data = kept_queries.kept(fields.upload or "", index.settings)
     if data is None:
         raise HTTPException(404, "That uploaded image is not kept any more: upload it again.")
     return data, SearchQuery(kind="upload", upload=fields.upload)
@@ -198,6 +198,7 @@ def _invalid(exc: ValidationError) -> RequestValidationError:
 @router.get("/api/images/{image_id}/similar", response_model=SearchResponse, responses=ERRORS)
 def similar(
     request: Request,
+    index: IndexDep,
     image_id: int,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 20,
     min_similarity: Annotated[float | None, Query(ge=-1, le=1)] = None,
@@ -206,9 +207,9 @@ def similar(
     ] = None,
 ) -> SearchResponse:
     """More like an indexed image."""
-    found(request, image_id)
+    found(index, image_id)
     started = time.perf_counter()
-    result = index_of(request).search(
+    result = index.search(
         f"id:{image_id}", k, min_similarity=min_similarity if min_similarity is not None else min_score
     )
     request.app.state.metrics.search.labels("id").observe(time.perf_counter() - started)
@@ -217,11 +218,11 @@ def similar(
 
 @router.get("/api/queries/{upload}", response_class=FileResponse, responses={**ERRORS, **JPEG})
 def query_image(
-    request: Request, upload: str, size: Annotated[int, Query(ge=16, le=1024)] = 512
+    index: IndexDep, upload: str, size: Annotated[int, Query(ge=16, le=1024)] = 512
 ) -> FileResponse:
     """A thumbnail of a kept uploaded query image (by the sha256 its search answer gave)."""
     try:
-        path = kept_queries.thumbnail(upload, size, index_of(request).settings)
+        path = kept_queries.thumbnail(upload, size, index.settings)
     except ImageDecodeError as exc:
         raise HTTPException(404, f"The upload cannot be shown: {exc}") from exc
     if path is None:

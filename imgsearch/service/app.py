@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def _prewarm(index: Index) -> None:
     """Load the ANN indexes into memory while the service starts answering (best effort)."""
     try:
-        loaded = index.prewarm()
+        loaded = index.ann.prewarm()
     except ImgsearchError as exc:
         log.warning("indexes not prewarmed: %s", exc)
     except psycopg.Error as exc:
@@ -49,11 +49,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        index.encoder()  # load (or export) the model before serving
+        index.prepare()  # the database opened and the model loaded (or exported) before serving
+        index.encoder()
         threading.Thread(target=_prewarm, args=(index,), name="imgsearch-prewarm", daemon=True).start()
         stop = threading.Event()
         threading.Thread(
-            target=index.supervise_server, args=(stop,), name="imgsearch-supervisor", daemon=True
+            target=index.database.supervise, args=(stop,), name="imgsearch-supervisor", daemon=True
         ).start()
         watcher = None
         if watch:

@@ -1,4 +1,4 @@
-"""What the routes share: the library object of the app, the token check, error responses."""
+"""What the routes share: the library object as a dependency, the token check, error responses."""
 
 from __future__ import annotations
 
@@ -34,10 +34,14 @@ def busy(description: str) -> dict[int | str, dict[str, Any]]:
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 403: {"model": Problem}, **ERRORS}
 
 
-def index_of(request: Request) -> Index:
-    """The service's library object."""
+def current_index(request: Request) -> Index:
+    """The service's library object (create_app's `index`): a dependency of every route that
+    uses it, so that a test can put another in its place (app.dependency_overrides)."""
     index: Index = request.app.state.index
     return index
+
+
+IndexDep = Annotated[Index, Depends(current_index)]
 
 
 BEARER = HTTPBearer(

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pydantic import AliasChoices, BaseModel, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from imgsearch.browse import ImageRecord
+from imgsearch.ingest.options import IngestChoices
 
 MAX_K = 1000  # the service's bound on k (the library allows more)
 
@@ -188,7 +190,10 @@ class ImagePage(BaseModel):
     )
 
 
-class IngestRequest(BaseModel):
+@pydantic_dataclass(kw_only=True)
+class IngestRequest(IngestChoices):
+    """A folder on the server, and the ingest's choices (the library's own dataclass)."""
+
     path: str = Field(..., min_length=1, max_length=4096, description="a folder on the server")
 
 

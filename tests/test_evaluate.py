@@ -20,8 +20,8 @@ from imgsearch.evaluation.near_duplicates import TRANSFORMS, make_copy, near_dup
 from imgsearch.evaluation.tables import evaluation_table
 from imgsearch.ingest.labelled import from_csv
 
-from .photos import TRANSFORMS as PHOTO_EDITS
-from .photos import sample_photos
+from .support.photos import TRANSFORMS as PHOTO_EDITS
+from .support.photos import sample_photos
 
 
 def _angles(*degrees: float) -> np.ndarray:

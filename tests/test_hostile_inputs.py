@@ -18,7 +18,7 @@ from imgsearch.errors import ImageDecodeError, ImgsearchError
 from imgsearch.ingest import ingest
 from imgsearch.search import search
 
-from .hostile import (
+from .support.hostile import (
     error_paths,
     fs_name,
     image_server,

@@ -21,7 +21,7 @@ from PIL import Image
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
-from .hostile import jpeg_bytes
+from .support.hostile import jpeg_bytes
 
 TOKEN = "t0ken"
 

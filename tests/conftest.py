@@ -9,7 +9,7 @@ import pytest
 from imgsearch.db.connection import Database
 from imgsearch.db.schema import open_database
 
-from . import pg
+from .support import artefacts, pg
 
 _branch: pg.Branch | None = None
 
@@ -82,10 +82,13 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> 
 @pytest.fixture(scope="session")
 def lite0():
     """The default encoder with its real, bundled ImageNet weights, on the CPU (ONNX Runtime,
-    the CPU default; exported into this test session's model cache on first use)."""
+    the CPU default; exported into this test session's model cache, from the export kept by an
+    earlier run of the same code and libraries when there is one: support/artefacts.py)."""
     from imgsearch.encoding.registry import get_encoder
 
-    return get_encoder("efficientnet-lite0", device="cpu", backend="auto")
+    return artefacts.kept_export(
+        "efficientnet-lite0", lambda: get_encoder("efficientnet-lite0", device="cpu", backend="auto")
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
-from .hostile import write_photos
+from .support.hostile import write_photos
 
 
 @pytest.fixture

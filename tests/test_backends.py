@@ -16,8 +16,8 @@ from imgsearch.encoding.onnx_runtime import OnnxEncoder, cache_paths, load_cache
 from imgsearch.encoding.registry import export_key, get_encoder, resolve_backend
 from imgsearch.errors import ImgsearchError
 
-from . import pg
-from .photos import sample_photos
+from .support import pg
+from .support.photos import sample_photos
 
 MIN_COSINE = 0.9999
 
@@ -159,7 +159,7 @@ def test_evaluate_gives_the_same_precision_with_either_backend(
     from imgsearch.db.schema import open_database
     from imgsearch.evaluation.evaluate import evaluate
 
-    from .photos import TRANSFORMS
+    from .support.photos import TRANSFORMS
 
     for name, img in list(sample_photos().items())[:6]:
         (tmp_path / name).mkdir()

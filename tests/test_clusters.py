@@ -17,8 +17,8 @@ from sklearn.metrics import adjusted_rand_score
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
-from .hostile import rows
-from .photos import center_crop, halved, jpeg_recompressed, sample_photos
+from .support.hostile import rows
+from .support.photos import center_crop, halved, jpeg_recompressed, sample_photos
 
 CLASSES = ["astronaut", "chelsea", "coffee", "rocket", "grace_hopper", "china"]
 EDITS = [halved, lambda img: jpeg_recompressed(img, 50), ImageOps.mirror, lambda img: center_crop(img, 0.85)]

@@ -16,7 +16,7 @@ from imgsearch.db.schema import open_database
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
-from .hostile import write_photos
+from .support.hostile import write_photos
 
 FAST_S = 5.0  # what "fails fast" means here: the pool waits 2 s; before, a request hung 30 s
 BACK_S = 60.0  # the service answers again within this long after the database is back

@@ -14,11 +14,9 @@ from PIL import Image, PngImagePlugin
 from imgsearch.encoding.decode import decode_image, to_rgb
 from imgsearch.errors import ImageDecodeError
 
+from .support.photos import decompression_bomb, encoded, exif_rotated_jpeg
 
-def _png(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
+_png = encoded
 
 
 def test_rgba_is_composited_on_white() -> None:
@@ -86,14 +84,6 @@ def test_animated_gif_gives_first_frame() -> None:
     frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
     r, g, b = np.asarray(decode_image(buf.getvalue()).image)[0, 0].tolist()
     assert r > 200 and b < 50
-
-
-def exif_rotated_jpeg(img: Image.Image) -> bytes:
-    """The picture stored rotated on its side, with EXIF orientation 6 to put it upright."""
-    stored = img.transpose(Image.Transpose.ROTATE_90)  # what a camera held sideways writes
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 CW to display
-    return _png(stored, "JPEG", quality=95, exif=exif.tobytes())
 
 
 def test_exif_orientation_is_applied() -> None:
@@ -198,11 +188,6 @@ def test_issue_32_finding_11_a_truncated_png_with_a_huge_chunk_is_still_corrupt(
     assert "MAX_TEXT" not in str(err.value), "the reason is the truncation, not the chunk"
 
 
-def decompression_bomb() -> bytes:
-    """A tiny PNG file that claims 40000x40000 pixels (1.6 gigapixels)."""
-    return _png(Image.new("1", (40000, 40000)), optimize=True)
-
-
 @pytest.mark.slow
 def test_decompression_bomb_is_refused_before_decoding() -> None:
     data = decompression_bomb()
@@ -219,7 +204,7 @@ def test_missing_file(tmp_path) -> None:
 
 
 def _jpeg_variants() -> dict[str, bytes]:
-    from .photos import sample_photos
+    from .support.photos import sample_photos
 
     photo = sample_photos()["astronaut"].resize((1600, 1200))
     variants = {

@@ -21,8 +21,7 @@ from imgsearch.evaluation.split import SplitOptions, split_evaluate, split_near_
 from imgsearch.learning.train import TrainOptions
 from imgsearch.library import Index
 
-from .photos import sample_photos
-from .test_learning import EDITS
+from .support.photos import EDITS, sample_photos
 
 OPTIONS = TrainOptions(dim=32, hidden=128, epochs=30, lr=1e-3, seed=0)
 N = 10 * len(sample_photos())

@@ -21,8 +21,8 @@ from imgsearch.collection.duplicates import DEFAULT_MARGIN
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
-from .hostile import rows
-from .photos import center_crop, halved, jpeg_recompressed, sample_photos
+from .support.hostile import rows
+from .support.photos import center_crop, halved, jpeg_recompressed, sample_photos
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "grace_hopper", "china", "flower"]
 EDITS = {

@@ -13,8 +13,7 @@ from imgsearch.encoding.registry import get_encoder, list_models
 from imgsearch.encoding.torch_models import build_torchvision
 from imgsearch.errors import UnknownEncoder, WeightsUnavailable
 
-from .photos import TRANSFORMS, sample_photos
-from .test_decode import exif_rotated_jpeg
+from .support.photos import TRANSFORMS, exif_rotated_jpeg, sample_photos
 
 
 @pytest.fixture(scope="module")

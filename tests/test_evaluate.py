@@ -21,8 +21,8 @@ from imgsearch.evaluation.evaluate import evaluate, leave_one_out
 from imgsearch.evaluation.near_duplicates import near_duplicates
 from imgsearch.ingest.labelled import from_csv
 
-from .photos import TRANSFORMS as PHOTO_EDITS
-from .photos import sample_photos
+from .support.photos import TRANSFORMS as PHOTO_EDITS
+from .support.photos import sample_photos
 
 
 def _angles(*degrees: float) -> np.ndarray:

@@ -22,8 +22,7 @@ from imgsearch.encoding.registry import finetuned_encoder
 from imgsearch.errors import ImgsearchError
 from imgsearch.learning.finetune import FinetuneOptions, finetune
 
-from .photos import sample_photos
-from .test_learning import EDITS
+from .support.photos import EDITS, sample_photos
 
 # the smallest run that still trains something: the last two blocks, 96-pixel inputs
 TINY = FinetuneOptions(epochs=3, first_block=14, size=96, batch=8, lr=1e-3)

@@ -19,7 +19,7 @@ from imgsearch.errors import ImageDecodeError, ImgsearchError
 from imgsearch.ingest import IngestOptions, ingest
 from imgsearch.search import search
 
-from .hostile import (
+from .support.hostile import (
     error_paths,
     fs_name,
     image_server,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from imgsearch.ingest import IngestOptions, ingest
 
-from .hostile import jpeg_bytes, rows
+from .support.hostile import jpeg_bytes, rows
 
 PROPERTY_SETTINGS = settings(
     max_examples=50,

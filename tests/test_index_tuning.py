@@ -21,7 +21,7 @@ from imgsearch.db.nearest import QueryOptions, nearest
 from imgsearch.encoding.encoder import EncoderIdentity
 from imgsearch.errors import ImgsearchError
 
-from .test_sql_interface import clustered_vectors
+from .support.vectors import clustered_vectors
 
 DIM = 64
 N = 12_000
@@ -35,7 +35,7 @@ def collection(pg_admin_url):
     """N clustered vectors (/near/...) and FAR vectors in their own region (/far/..., shoot=far)."""
     from imgsearch.db.schema import open_database
 
-    from . import pg
+    from .support import pg
 
     rng = np.random.default_rng(1)
     near = clustered_vectors(N + 50, DIM, clusters=150, seed=3)

@@ -21,7 +21,7 @@ from imgsearch.ingest import IngestOptions, ingest
 from imgsearch.library import Index
 from imgsearch.sources import Failure
 
-from .hostile import error_paths, fs_name, jpeg_bytes, rows, write_photos
+from .support.hostile import error_paths, fs_name, jpeg_bytes, rows, write_photos
 
 
 def test_names_that_display_alike_are_two_images(db, lite0, tmp_path) -> None:

@@ -20,8 +20,7 @@ from imgsearch.db.prune import prune
 from imgsearch.ingest import IngestOptions, ingest
 from imgsearch.search import search
 
-from .photos import TRANSFORMS, sample_photos
-from .test_decode import decompression_bomb
+from .support.photos import TRANSFORMS, decompression_bomb, sample_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import ImageEnhance, ImageOps
 
 from imgsearch.encoding.projection import load
 from imgsearch.errors import ImgsearchError
 from imgsearch.evaluation.evaluate import leave_one_out
 from imgsearch.learning.train import TrainOptions, stratified_split, train_head
 
-from .photos import center_crop, halved, jpeg_recompressed, sample_photos
-
-EDITS = [
-    lambda i: i,
-    halved,
-    ImageOps.mirror,
-    lambda i: center_crop(i, 0.6),
-    lambda i: jpeg_recompressed(i, 20),
-    lambda i: ImageEnhance.Color(i).enhance(0.2),
-    lambda i: i.rotate(20),
-    lambda i: ImageOps.grayscale(i).convert("RGB"),
-    lambda i: center_crop(ImageOps.mirror(i), 0.7),
-    lambda i: ImageEnhance.Brightness(i).enhance(1.6),
-]
+from .support.photos import EDITS, sample_photos
 
 
 def test_split_is_stratified_and_disjoint() -> None:

@@ -11,8 +11,8 @@ from PIL import Image
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
-from .hostile import rows
-from .photos import sample_photos
+from .support.hostile import rows
+from .support.photos import sample_photos
 
 
 def test_map_files_and_api(db, lite0, tmp_path) -> None:

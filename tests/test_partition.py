@@ -13,7 +13,7 @@ from imgsearch.db.partition import partition, partition_count
 from imgsearch.errors import ImgsearchError
 from imgsearch.ingest import ingest
 
-from .photos import sample_photos
+from .support.photos import sample_photos
 
 
 def _similar(db, image_id: int) -> list[tuple[int, float]]:

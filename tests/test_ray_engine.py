@@ -17,8 +17,8 @@ from imgsearch.db.connection import Database, connect
 from imgsearch.db.schema import open_database
 from imgsearch.ingest import IngestOptions, ingest
 
-from . import pg
-from .photos import sample_photos
+from .support import pg
+from .support.photos import sample_photos
 
 pytestmark = pytest.mark.slow  # a local Ray cluster: the full tier only
 

@@ -15,8 +15,8 @@ from imgsearch import config
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
-from .hostile import image_server, jpeg_bytes
-from .photos import sample_photos
+from .support.hostile import image_server, jpeg_bytes
+from .support.photos import sample_photos
 
 TOKEN = "s3cret-token"
 

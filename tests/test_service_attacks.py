@@ -22,7 +22,7 @@ from imgsearch import config
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
-from .hostile import jpeg_bytes
+from .support.hostile import jpeg_bytes
 
 TOKEN = "t0ken"
 

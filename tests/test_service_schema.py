@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
-from .photos import sample_photos
+from .support.photos import sample_photos
 
 
 @pytest.fixture

@@ -16,16 +16,11 @@ from imgsearch.db.indexes import create_index, default_lists, drop_index, index_
 from imgsearch.db.nearest import QueryOptions, nearest
 from imgsearch.encoding.encoder import EncoderIdentity
 
+from .support.vectors import clustered_vectors
+
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 64
 N = 20_000
-
-
-def clustered_vectors(n: int, dim: int, clusters: int = 200, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(clusters, dim))
-    points = centres[rng.integers(0, clusters, n)] + 0.35 * rng.normal(size=(n, dim))
-    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +28,7 @@ def synthetic_db(pg_admin_url):
     """A database holding N clustered vectors of a 64-d encoder, written like ingest writes."""
     from imgsearch.db.schema import open_database
 
-    from . import pg
+    from .support import pg
 
     with pg.scratch_database(pg_admin_url) as url:
         db = open_database(url)

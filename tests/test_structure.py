@@ -47,3 +47,27 @@ def test_nothing_heavy_at_import_or_help(setup) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "none"
+
+
+def test_test_modules_import_helpers_from_the_support_package_only() -> None:
+    """Shared helpers live in tests/support/; no test module imports another test module."""
+    import ast
+
+    tests = ROOT / "tests"
+    offenders = []
+    for file in sorted(tests.rglob("*.py")):
+        package = file.relative_to(ROOT).parent.parts
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[: len(package) - (node.level - 1)]
+                origin = [*base, *(node.module.split(".") if node.module else [])]
+                targets = [origin + [a.name] for a in node.names] if not node.module else [origin]
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                targets = [n.split(".") for n in names if n and n.split(".")[0] == "tests"]
+            else:
+                continue
+            for target in targets:
+                if target[:2] != ["tests", "support"]:
+                    offenders.append(f"{file.relative_to(ROOT)}: {'.'.join(target)}")
+    assert not offenders, offenders

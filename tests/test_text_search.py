@@ -25,7 +25,7 @@ from imgsearch.errors import ImgsearchError, WeightsUnavailable
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
-from . import tiny_clip
+from .support import artefacts, tiny_clip
 
 PER_COMBINATION = 5
 MIN_P5 = 0.9
@@ -48,9 +48,13 @@ def _p5(found: list[list[str]]) -> float:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    """The tiny model, trained for this session and saved in the hub's layout: 300 steps (21 s
-    on 2 quiet cores; a fixed count, so a busy machine trains the same model, only slower)."""
-    return tiny_clip.train(tmp_path_factory.mktemp("tiny-clip") / "checkpoint", seed=0, steps=300)
+    """The tiny model in the hub's layout, trained for 300 steps (21 s on 2 quiet cores; a fixed
+    count, so a busy machine trains the same model, only slower), kept between runs under the
+    hash of its recipe (support/artefacts.py); a copy of the session's own."""
+    kept = tiny_clip.trained(seed=0, steps=300)
+    checkpoint = tmp_path_factory.mktemp("tiny-clip") / "checkpoint"
+    artefacts.copy_files(kept, checkpoint)
+    return checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +75,7 @@ def text_index(module_db, tiny_checkpoint, pictures):
     """The pictures indexed with the tiny model, installed in the model cache as `tiny-clip`
     (how a server finds a model of one's own)."""
     clip_catalog.install(TINY, tiny_checkpoint)
+    artefacts.kept_export(TINY, lambda: get_encoder(TINY, "cpu", backend="onnx"))  # exported once
     index = Index(module_db.url, model=TINY, device="cpu", backend="onnx", pool_size=2)
     report = index.ingest([pictures])
     assert report.failed == 0
@@ -294,7 +299,7 @@ def test_pull_downloads_checks_and_installs(tmp_path, monkeypatch) -> None:
     """`models pull` against a stand-in for the hub on this machine: the files land in the
     model cache; a file whose bytes do not match the hub's sha256 is refused; a hub that
     cannot be reached is one sentence."""
-    from .fake_hub import serve
+    from .support.fake_hub import serve
 
     config = json.dumps({"model_cfg": {"embed_dim": 8}}).encode()
     with serve({"open_clip_model.safetensors": b"w" * 4096, "open_clip_config.json": config}) as url:
@@ -321,7 +326,7 @@ def test_pull_downloads_checks_and_installs(tmp_path, monkeypatch) -> None:
 def text_server(text_index, module_db):
     """The tiny model's index behind a live HTTP server (its own Index: a TestClient's exit
     closes the one it served)."""
-    from .web_support import serving
+    from .support.web import serving
 
     index = Index(module_db.url, model=TINY, device="cpu", backend="onnx", pool_size=2)
     with serving(index) as base:
@@ -337,7 +342,7 @@ def test_the_page_searches_by_words(text_server, viewport, tmp_path) -> None:
     from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import expect, sync_playwright
 
-    from .test_web import AXE_RULES, CHROMIUM, LAUNCH_ARGS, _need_browser
+    from .support.web import AXE_RULES, CHROMIUM, LAUNCH_ARGS, _need_browser
 
     _need_browser()
     with sync_playwright() as p:

@@ -10,7 +10,7 @@ import pytest
 
 from imgsearch.library import Index
 
-from .hostile import jpeg_bytes, rows, write_photos
+from .support.hostile import jpeg_bytes, rows, write_photos
 
 DEADLINE_S = 30  # polling, not sleeping: each step normally lands within about a second
 

@@ -12,20 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from . import web_support
-from .photos import sample_photos
-from .web_support import (  # noqa: F401 (CHROMIUM, LAUNCH_ARGS, _need_browser: for tests/test_text_search.py)
+from .support import web as web_support
+from .support.photos import sample_photos
+from .support.web import (
     AXE_RULES,
-    CHROMIUM,
     DESKTOP,
-    LAUNCH_ARGS,
     PHONE,
     TOKEN,
     VIEWS,
     _expect,
     _id_of,
     _ids,
-    _need_browser,
     _page,
     _results,
 )

@@ -36,7 +36,7 @@ from imgsearch.cli import app
 from imgsearch.db.connection import Database
 from imgsearch.db.migrations import head_revision
 
-from ..photos import TRANSFORMS, sample_photos
+from ..support.photos import TRANSFORMS, sample_photos
 
 pytestmark = pytest.mark.slow
 
@@ -380,7 +380,7 @@ def test_models_list_and_pull(bare) -> None:
     import open_clip
     import torch
 
-    from .. import tiny_clip
+    from ..support import tiny_clip
 
     bare.walk("models", 0)
     bare.walk("models pull", 0)

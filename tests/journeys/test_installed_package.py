@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..hostile import write_photos
+from ..support.hostile import write_photos
 
 ROOT = Path(__file__).resolve().parents[2]
 

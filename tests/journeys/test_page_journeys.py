@@ -26,9 +26,9 @@ import pytest
 
 from imgsearch.library import Index
 
-from .. import web_support
-from ..photos import sample_photos
-from ..web_support import (
+from ..support import web as web_support
+from ..support.photos import sample_photos
+from ..support.web import (
     AXE_RULES,
     DESKTOP,
     PHONE,

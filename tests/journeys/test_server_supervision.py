@@ -21,7 +21,7 @@ from imgsearch.db import embedded
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
-from ..hostile import write_photos
+from ..support.hostile import write_photos
 
 
 def _answering_within(client: TestClient, seconds: float) -> float:
@@ -89,7 +89,7 @@ def test_the_page_recovers_by_itself_when_the_embedded_server_is_stopped(
     once `serve` has started its server again (a read waits out the 503s)."""
     from playwright.sync_api import sync_playwright
 
-    from .. import web_support
+    from ..support import web as web_support
 
     web_support._need_browser()
     home = Path(tempfile.mkdtemp(prefix="imgsearch-supervised-page-"))

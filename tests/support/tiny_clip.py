@@ -379,6 +379,23 @@ def train(
         torch.set_num_threads(threads)
 
 
+def trained(seed: int = 0, steps: int = 300) -> pathlib.Path:
+    """The folder of `train(seed=seed, steps=steps)`, kept between runs under the hash of this
+    file, the libraries' versions and the arguments (support/artefacts.py): do not write into it."""
+    from . import artefacts
+
+    parts = {
+        "recipe": {"seed": seed, "steps": steps},
+        "code": artefacts.sha256_file(pathlib.Path(__file__)),
+        "versions": artefacts.versions(*artefacts.EXPORT_LIBRARIES),
+    }
+
+    def build(folder: pathlib.Path) -> None:
+        train(folder, seed=seed, steps=steps)
+
+    return artefacts.kept("tiny-clip", parts, build)
+
+
 def precision_at_5(out_dir: pathlib.Path, per_combination: int = 5, seed: int = 1) -> dict:
     """Loads the saved folder as the product does and searches `per_combination` new pictures of
     every combination with the captions of HELD_OUT and of 12 TRAINED combinations."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from functools import cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageOps
 
 
 @cache
@@ -31,9 +32,27 @@ def sample_photos() -> dict[str, Image.Image]:
     return photos
 
 
-def jpeg_recompressed(img: Image.Image, quality: int = 30) -> Image.Image:
-    import io
+def encoded(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    """The picture as the bytes of a file (PNG unless `fmt` says otherwise)."""
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
 
+
+def exif_rotated_jpeg(img: Image.Image) -> bytes:
+    """The picture stored rotated on its side, with EXIF orientation 6 to put it upright."""
+    stored = img.transpose(Image.Transpose.ROTATE_90)  # what a camera held sideways writes
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    return encoded(stored, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def decompression_bomb() -> bytes:
+    """A tiny PNG file that claims 40000x40000 pixels (1.6 gigapixels)."""
+    return encoded(Image.new("1", (40000, 40000)), optimize=True)
+
+
+def jpeg_recompressed(img: Image.Image, quality: int = 30) -> Image.Image:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     buf.seek(0)
@@ -52,3 +71,17 @@ def center_crop(img: Image.Image, fraction: float = 0.8) -> Image.Image:
 
 
 TRANSFORMS = {"jpeg30": jpeg_recompressed, "half": halved, "crop80": center_crop}
+
+# Ten edits of a photo (the first leaves it as it is): the classes of the learning tests.
+EDITS = [
+    lambda i: i,
+    halved,
+    ImageOps.mirror,
+    lambda i: center_crop(i, 0.6),
+    lambda i: jpeg_recompressed(i, 20),
+    lambda i: ImageEnhance.Color(i).enhance(0.2),
+    lambda i: i.rotate(20),
+    lambda i: ImageOps.grayscale(i).convert("RGB"),
+    lambda i: center_crop(ImageOps.mirror(i), 0.7),
+    lambda i: ImageEnhance.Brightness(i).enhance(1.6),
+]

@@ -31,14 +31,14 @@ if str(ROOT) not in sys.path:
 
 # The test suite's helpers: real sample photos (no downloads), their edits, and the browser
 # tests' Chromium settings and in-thread server. Imported here only.
-from tests.photos import center_crop, halved, jpeg_recompressed, sample_photos  # noqa: E402
+from tests.support.photos import center_crop, halved, jpeg_recompressed, sample_photos  # noqa: E402
 
 __all__ = ["center_crop", "halved", "jpeg_recompressed", "sample_photos", "web_support"]
 
 
 def web_support():
     """The browser tests' helpers (CHROMIUM, LAUNCH_ARGS, serving); imported when asked for."""
-    from tests import web_support as module
+    from tests.support import web as module
 
     return module
 

@@ -74,7 +74,7 @@ GREY = ("camera", "coins", "moon", "clock", "cell")
 
 
 def source_photos() -> dict[str, Image.Image]:
-    """The colour sample photos (tests/photos.py) and skimage's bundled grey ones, by name."""
+    """The colour sample photos (tests/support/photos.py) and skimage's bundled grey ones, by name."""
     import numpy as np
     import skimage.data
 

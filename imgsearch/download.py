@@ -120,6 +120,7 @@ class _CheckedBackend(httpcore.NetworkBackend):
         self.allowed, self.seconds = allowed, seconds
         self.ends = time.monotonic() + seconds
         self.sockets = httpcore.SyncBackend()
+        self.cut_by_deadline = False  # the last wait was shortened to end at the deadline
 
     def expired(self) -> bool:
         return time.monotonic() >= self.ends
@@ -128,7 +129,11 @@ class _CheckedBackend(httpcore.NetworkBackend):
         left = self.ends - time.monotonic()
         if left <= 0:
             raise httpcore.TimeoutException("the download's deadline has passed")
-        return left if timeout is None else min(timeout, left)
+        if timeout is not None and timeout < left:
+            self.cut_by_deadline = False
+            return timeout
+        self.cut_by_deadline = True
+        return left
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         if host_allowed_by_name(host, self.allowed):
@@ -176,6 +181,7 @@ def download(url: str, settings: Settings) -> bytes:
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},  # the bytes as they are
         event_hooks={"request": [lambda request: check_url(str(request.url))]},  # redirects too
     )
+    late = False
     try:
         with client, client.stream("GET", url) as response:
             if response.is_error:
@@ -194,9 +200,12 @@ def download(url: str, settings: Settings) -> bytes:
                 if len(data) > limit:
                     raise ImageDecodeError(f"larger than {limit:,} bytes", "too_large")
     except httpx.HTTPError as exc:
-        if not backend.expired():
+        # a wait that timed out at the deadline (a socket's clock may wake a little early)
+        timed_out = isinstance(exc, httpx.TimeoutException) and backend.cut_by_deadline
+        if not (timed_out or backend.expired()):
             raise ImageDecodeError(f"download failed: {exc}", "download") from exc
-    if backend.expired():
+        late = True
+    if late or backend.expired():
         raise ImageDecodeError(
             f"download took longer than {backend.seconds:g} s (IMGSEARCH_DOWNLOAD_TIMEOUT_S)", "timeout"
         )

@@ -1,6 +1,6 @@
 """Search by words with a tiny CLIP-style model trained here on pictures this file draws.
 
-The model (tests/tiny_clip.py) never saw the held-out combinations of shape, colour and
+The model (tests/support/tiny_clip.py) never saw the held-out combinations of shape, colour and
 background; typing their captions must still find their pictures, through the library, the
 CLI (`--weights FOLDER`, the hub's layout), the API and the page. This checks the plumbing,
 not the quality of any real checkpoint.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import psycopg
@@ -45,7 +46,9 @@ def ensure_pgvector(db: Database) -> str:
             )
         try:
             if installed is None:
-                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                # another process may create it at the same moment (IF NOT EXISTS can race)
+                with contextlib.suppress(psycopg.errors.UniqueViolation):
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             elif _version_tuple(installed) < MIN_PGVECTOR:
                 conn.execute("ALTER EXTENSION vector UPDATE")
         except psycopg.errors.InsufficientPrivilege as exc:

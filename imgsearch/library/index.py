@@ -262,5 +262,13 @@ def open(
     settings: config.Settings | None = None,
 ) -> Index:
     """An Index on `url` (default: IMGSEARCH_DATABASE_URL, else the embedded server), with
-    `settings` (default: the environment's, loaded now)."""
-    return Index(url, model=model, device=device, backend=backend, settings=settings)
+    `settings` (default: the environment's, loaded now), its database opened now: started,
+    checked and migrated, so that plain SQL on it finds imgsearch's tables (`Index(...)` opens
+    it on first use instead)."""
+    index = Index(url, model=model, device=device, backend=backend, settings=settings)
+    try:
+        index.prepare()
+    except BaseException:
+        index.close()
+        raise
+    return index

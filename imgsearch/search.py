@@ -68,7 +68,7 @@ class SearchResult:
     picture: bool = True  # whether a picture was part of the query
 
     def to_json(self) -> dict:
-        """The `search --json` shape documented in the README."""
+        """The `search --json` shape documented in docs/guide/cli.md."""
         return {"query": self.query, "model": self.model, "results": [m.to_json() for m in self.results]}
 
 

@@ -27,7 +27,7 @@ def duplicates_command(
             min=0.5,
             max=1.0,
             help="Cosine similarity at or above which two images are duplicates, for the whole "
-            "collection (default: the calibrated rule, see --explain and the README).",
+            "collection (default: the calibrated rule, see --explain and docs/guide/collection.md).",
         ),
     ] = None,
     folder: Annotated[str | None, typer.Option("--folder", help="Only images under this folder.")] = None,

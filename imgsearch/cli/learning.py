@@ -17,7 +17,7 @@ FinetuneFlag = Annotated[
     typer.Option(
         "--finetune",
         help="Fine-tune EfficientNet-Lite0's last stages on the images (CPU, minutes): "
-        "a whole new encoder, ingested and searched like any (see the README).",
+        "a whole new encoder, ingested and searched like any (see docs/guide/learning.md).",
     ),
 ]
 FirstBlockOption = Annotated[

@@ -52,7 +52,7 @@ from imgsearch.sources import is_url, location_of
 
 SAMPLE = 200  # images edited
 COPIES = 4  # edits of each
-TARGET = 0.995  # at most 0.5% of copies reach an unrelated image's margin (see the README)
+TARGET = 0.995  # at most 0.5% of copies reach an unrelated image's margin (see docs/guide/collection.md)
 GRID = tuple(round(0.05 * k, 2) for k in range(1, 11))  # margins tried, 0.05 to 0.50
 MIN_IMAGES = 10  # readable originals needed
 BATCH = 8  # originals edited and encoded at a time (4 copies each)
@@ -216,7 +216,7 @@ def calibrate(
             }
         )
     # the smallest margin that reaches the target; when none does, the one with the fewest
-    # unrelated images above it (the largest margin is not safer: see the README's table)
+    # unrelated images above it (the largest margin is not safer: see the table in docs/guide/collection.md)
     chosen = next(
         (row for row in table if row["negatives"] <= 1.0 - target + 1e-9),
         min(table, key=lambda row: (row["negatives"], row["margin"])),

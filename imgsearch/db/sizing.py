@@ -3,7 +3,7 @@
 The embedded server runs with `server_settings()`, written to `imgsearch.conf` in its data
 directory; `IMGSEARCH_SERVER_SETTINGS="shared_buffers=2GB,work_mem=16MB"` overrides any of them
 (or adds other PostgreSQL settings). `db status` shows the values a server runs with, whichever
-server it is, so an external PostgreSQL can be compared with the same advice (README).
+server it is, so an external PostgreSQL can be compared with the same advice (docs/operations/postgresql.md).
 """
 
 from __future__ import annotations

@@ -237,7 +237,7 @@ _ORIENTATION = {
 
 def _scaled_jpeg(data: bytes, stored: tuple[int, int], min_size: int, orientation: int) -> Image.Image | None:
     """The JPEG decoded by simplejpeg at exactly the scale Pillow's draft picks (1, 1/2, 1/4 or
-    1/8: the same pixels, about 10% faster, benchmarks/README.md), or None to let Pillow do it.
+    1/8: the same pixels, about 10% faster, docs/performance), or None to let Pillow do it.
     """
     try:
         import simplejpeg

@@ -1,4 +1,4 @@
-"""The SQL roles get exactly what the README grants them; `similar_to_image` takes any k.
+"""The SQL roles get exactly what docs/sql.md grants them; `similar_to_image` takes any k.
 
 Migrations 0011 and 0013 granted `imgsearch_reader` SELECT on `duplicate_calibrations` and
 `search_settings`, beyond its contract (the view `image_catalog`, `similar_to_vector`,
@@ -24,7 +24,7 @@ depends_on = None
 
 VECTOR = "imgsearch.similar_to_vector(halfvec, integer, text)"
 IMAGE = "imgsearch.similar_to_image(bigint, integer, text)"
-CONTRACT = {  # role: what it may use, as in the README's SQL interface
+CONTRACT = {  # role: what it may use, as in docs/sql.md
     "imgsearch_reader": [
         "SELECT ON imgsearch.image_catalog",
         f"EXECUTE ON FUNCTION {VECTOR}",

@@ -92,6 +92,55 @@ def synthetic_collection(
     return out.astype(np.float16).astype(np.float32), labels
 
 
+def hard_collection(
+    n: int,
+    dim: int,
+    seed: int = 0,
+    clusters: int = 1000,
+    latent: int = 256,
+    spectrum: float = 1.0,
+    zipf: float = 1.1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Harder vectors, closer to real photo features than `synthetic_collection`, and the
+    cluster of each: an anisotropic latent space (at most `dim` directions) whose variances
+    fall as a power law (the i-th has variance i^-`spectrum`), a mean direction every vector
+    shares (pooled CNN features all point roughly one way), clusters whose sizes follow a Zipf
+    law (`zipf`) and whose spreads differ (log-normal), then ReLU, unit length and float16
+    rounding as imgsearch stores them. Rows drawn after the first ones come from the same
+    mixture, so held-out queries are as hard as the collection."""
+    rng = np.random.default_rng(seed)
+    latent = min(latent, dim)
+    scales = (1.0 + np.arange(latent)) ** (-spectrum / 2)  # standard deviation per direction
+    basis = np.linalg.qr(rng.normal(size=(dim, latent)))[0].astype(np.float32)  # orthonormal
+    mean = np.abs(rng.normal(size=dim)).astype(np.float32)
+    mean /= np.linalg.norm(mean)
+    weights = (1.0 + np.arange(clusters)) ** -zipf
+    weights = rng.permutation(weights / weights.sum())
+    centres = rng.normal(size=(clusters, latent)) * scales
+    spreads = rng.lognormal(np.log(0.6), 0.5, size=clusters)
+    labels = rng.choice(clusters, size=n, p=weights)
+    out = np.empty((n, dim), dtype=np.float16)
+    for start in range(0, n, 10_000):
+        part = labels[start : start + 10_000]
+        z = centres[part] + spreads[part, None] * rng.normal(size=(len(part), latent)) * scales
+        x = (z.astype(np.float32) @ basis.T) * 2.0 + mean + 0.02 * rng.normal(size=(len(part), dim))
+        x = np.maximum(x, 0).astype(np.float32)
+        out[start : start + len(part)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out.astype(np.float32), labels
+
+
+def far_shoots(labels: np.ndarray, at_least: int) -> int:
+    """How many of the first clusters make the filtered "shoot": FAR_SHOOTS (1% of the even
+    clusters), or as many as hold 1% of the rows, and `at_least` rows, when sizes differ."""
+    counts = np.cumsum(np.bincount(labels))
+    if counts[FAR_SHOOTS - 1] >= max(at_least, 0.005 * len(labels)):
+        return FAR_SHOOTS
+    return int(np.searchsorted(counts, max(at_least, 0.01 * len(labels)))) + 1
+
+
+DATA = {"clustered": synthetic_collection, "hard": hard_collection}  # --data: the generators
+
+
 def exact_top_k(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Row indices of the k largest cosine similarities per query."""
     unit = data / np.linalg.norm(data, axis=1, keepdims=True)
@@ -594,6 +643,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument(
+        "--data",
+        choices=sorted(DATA),
+        default="clustered",
+        help="clustered: 1,000 even clusters in 64 latent dimensions (easy); hard: a power-law "
+        "spectrum, a shared mean direction, Zipf-sized clusters of different spreads",
+    )
+    parser.add_argument(
         "--m", type=int, default=32, help="links per node of faiss's, hnswlib's and usearch's HNSW"
     )
     parser.add_argument("--annoy-trees", type=int, default=50)
@@ -613,14 +669,15 @@ def main() -> None:
     url = args.database_url or args.url
 
     t0 = time.perf_counter()
-    vectors, labels = synthetic_collection(args.n + args.queries, args.dim)
+    vectors, labels = DATA[args.data](args.n + args.queries, args.dim)
     data, queries = vectors[: args.n], vectors[args.n :]
     truth = exact_top_k(data, queries, args.k)
-    far = labels[: args.n] < FAR_SHOOTS  # ~1% of rows: one "shoot" the queries are not near
-    far_queries = queries[labels[args.n :] >= FAR_SHOOTS]
+    shoots = far_shoots(labels[: args.n], 2 * args.k)
+    far = labels[: args.n] < shoots  # ~1% of rows: one "shoot" the queries are not near
+    far_queries = queries[labels[args.n :] >= shoots]
     print(
-        f"{args.n:,} x {args.dim} vectors and {args.queries} queries with exact top-{args.k} "
-        f"in {time.perf_counter() - t0:.1f}s",
+        f"{args.n:,} x {args.dim} {args.data} vectors and {args.queries} held-out queries "
+        f"with exact top-{args.k} in {time.perf_counter() - t0:.1f}s",
         flush=True,
     )
 

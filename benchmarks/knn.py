@@ -509,7 +509,9 @@ def faiss_ivfpq_refine(
     import faiss
 
     unit = _unit32(data)
-    spec = f"IVF{nlist},PQ{unit.shape[1] // 20}x8,RFlat"
+    dim = unit.shape[1]  # sub-quantisers: 1 per 20 dims (64 at 1,280), a divisor of dim as faiss needs
+    m = max(d for d in range(1, max(1, dim // 20) + 1) if dim % d == 0)
+    spec = f"IVF{nlist},PQ{m}x8,RFlat"
     t0 = time.perf_counter()
     index = faiss.index_factory(unit.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
     index.train(unit)

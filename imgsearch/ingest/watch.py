@@ -46,18 +46,11 @@ def watch(
     (`settings`: as `ingest`'s)."""
     import watchfiles
 
+    def index(targets: list[str], options: IngestOptions | None = None) -> IngestReport:
+        return ingest(targets, encoder=encoder, options=options, database=database, settings=settings)
+
     roots = [str(Path(p).expanduser().absolute()) for p in paths]
-    first = (
-        ingest(
-            roots,
-            encoder=encoder,
-            options=IngestOptions(prune_gone=True),
-            database=database,
-            settings=settings,
-        )
-        if first_pass
-        else None
-    )
+    first = index(roots, IngestOptions(prune_gone=True)) if first_pass else None
     for changes in watchfiles.watch(
         *roots,
         stop_event=stop,
@@ -85,17 +78,9 @@ def watch(
             folders = [p for p in changed if os.path.isdir(p)]
             event.report = IngestReport(model=encoder.name)
             if files:
-                event.report.add(
-                    ingest(
-                        files,
-                        encoder=encoder,
-                        options=IngestOptions(rehash=True),
-                        database=database,
-                        settings=settings,
-                    )
-                )
+                event.report.add(index(files, IngestOptions(rehash=True)))
             if folders:
-                event.report.add(ingest(folders, encoder=encoder, database=database, settings=settings))
+                event.report.add(index(folders))
         if gone:
             with connect(database, autocommit=True) as conn:
                 ids = prune.find_gone(conn, [display_path(p) for p in gone], exact=True)

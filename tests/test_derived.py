@@ -17,7 +17,8 @@ from imgsearch.db.connection import connect
 from imgsearch.db.nearest import QueryOptions
 from imgsearch.encoding.projection import as_stored
 from imgsearch.errors import ImgsearchError
-from imgsearch.evaluation.split import SplitOptions, split_evaluate, split_near_duplicates
+from imgsearch.evaluation.split import Collected, SplitOptions, split_evaluate, split_near_duplicates
+from imgsearch.learning.derive import labelled_vectors, unlabelled_vectors
 from imgsearch.learning.train import TrainOptions
 from imgsearch.library import Index
 
@@ -121,7 +122,9 @@ def test_pca_on_the_whole_collection_reports_storage(index, labelled) -> None:
 
 def test_held_out_split_scores_the_head_above_the_base(index, db, labelled) -> None:
     split = SplitOptions(seed=0, ks=(1, 4), train=OPTIONS, pca=(8,))
-    result = split_evaluate(labelled, split, encoder=index.encoder(), database=db)
+    paths, vectors, labels = labelled_vectors(labelled, index.encoder(), db)
+    data = Collected(str(labelled), paths, vectors, labels)
+    result = split_evaluate(data, split, encoder=index.encoder())
     assert (result.train_images, result.test_images) == (N // 2, N // 2)
     rows = {r.encoder: r for r in result.rows}
     base, head = rows[index.model].scores["P@4"], rows["head (supcon)"].scores["P@4"]
@@ -142,7 +145,8 @@ def test_self_supervised_split_and_test_time_augmentation_run(index, db, labelle
         augment=2,
         train=TrainOptions(dim=32, hidden=64, epochs=2, seed=0),
     )
-    result = split_near_duplicates(folder, split, encoder=index.encoder(), database=db)
+    paths, vectors = unlabelled_vectors(folder, index.encoder(), db)
+    result = split_near_duplicates(Collected(str(folder), paths, vectors), split, encoder=index.encoder())
     names = [
         index.model,
         f"{index.model} + index augmentation 2",

@@ -130,15 +130,20 @@ def test_a_fine_tuned_encoder_is_kept_ingested_searched_and_runs_on_onnx(
 def test_held_out_evaluation_has_fine_tuned_rows(db, lite0, labelled: Path) -> None:
     from dataclasses import replace
 
-    from imgsearch.evaluation.split import SplitOptions, split_evaluate, split_near_duplicates
+    from imgsearch.evaluation.split import Collected, SplitOptions, split_evaluate, split_near_duplicates
+    from imgsearch.learning.derive import labelled_vectors, unlabelled_vectors
 
     split = SplitOptions(ks=(1, 3), pca=(), finetune=TINY)
-    result = split_evaluate(labelled, split, encoder=lite0, database=db)
+    paths, vectors, labels = labelled_vectors(labelled, lite0, db)
+    result = split_evaluate(Collected(str(labelled), paths, vectors, labels), split, encoder=lite0)
     row = result.rows[-1]
     assert row.encoder.startswith("fine-tuned (blocks 14-15, 96 px)") and row.dimension == 1280
     assert 0.0 <= row.scores["P@3"].low <= row.scores["P@3"].mean <= row.scores["P@3"].high <= 1.0
+    paths, vectors = unlabelled_vectors(labelled, lite0, db)
     copies = split_near_duplicates(
-        labelled, SplitOptions(ks=(1,), finetune=replace(TINY, edits=2)), encoder=lite0, database=db
+        Collected(str(labelled), paths, vectors),
+        SplitOptions(ks=(1,), finetune=replace(TINY, edits=2)),
+        encoder=lite0,
     )
     row = copies.rows[-1]
     assert row.encoder.startswith("fine-tuned on edits") and row.scores["recall@1"].mean > 0.0

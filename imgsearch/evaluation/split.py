@@ -5,6 +5,10 @@ only, and every encoder is scored by leave-one-out among the held-out images onl
 candidates), with a bootstrap 95% interval over the queries. Near-duplicates: a random split;
 a self-supervised head is trained on edits of the training half and judged by whether the
 fixed edits of `evaluate --near-duplicates` of held-out images find their held-out original.
+
+Both take the images already fetched with their stored base vectors (`Collected`: the library
+ingests what is missing first), so nothing here reads the database; the encoder is still
+needed to encode edited copies and to fit the self-supervised head.
 """
 
 from __future__ import annotations
@@ -16,20 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsearch.db.connection import Database
-from imgsearch.db.schema import as_database
 from imgsearch.encoding.edited_copies import TRANSFORMS, augmented_vectors, copy_query_vectors, encode_paths
 from imgsearch.encoding.encoder import Encoder
 from imgsearch.encoding.projection import Projection, unit
 from imgsearch.evaluation import metrics
 from imgsearch.evaluation.common import TIE_TOLERANCE, cutoffs
 from imgsearch.evaluation.evaluate import per_query
-from imgsearch.learning.derive import (
-    fit_pca,
-    labelled_vectors,
-    self_supervised_head,
-    unlabelled_vectors,
-)
+from imgsearch.learning.derive import fit_pca, self_supervised_head
 from imgsearch.learning.finetune import FinetuneOptions, finetuned_in_memory
 from imgsearch.learning.train import TrainOptions, stratified_split, train_head
 from imgsearch.progress import ProgressCallback
@@ -46,13 +43,31 @@ class SplitOptions:
     test_fraction: float = 0.5  # held out (class-stratified with labels)
     seed: int = 0  # the split's and the training's
     ks: Sequence[int] | None = None  # cut-offs (None: 1,10 with labels; 1,5 for copies)
-    labels_csv: str | Path | None = None  # path,label instead of sub-folders
+    labels_csv: str | Path | None = None  # path,label instead of sub-folders (Index.evaluate_split reads it)
     train: TrainOptions | None = None  # the head's (None: the defaults, with `seed`)
     pca: Sequence[int] | None = None  # PCA dimensions compared (None: DEFAULT_PCA or fewer)
     copies: int = 8  # copies: edits per training image for the self-supervised head
     tta: bool = False  # copies: also query with test-time augmentation
     augment: int = 0  # copies: index-augmentation vectors per original
     finetune: FinetuneOptions | None = None  # also a network fine-tuned on the training part
+
+
+@dataclass(frozen=True, eq=False)
+class Collected:
+    """The images a held-out evaluation splits, fetched beforehand (learning.derive's
+    `labelled_vectors` / `unlabelled_vectors`): `vectors[i]` is the stored base vector of
+    `paths[i]`, `labels[i]` its class (None without labels)."""
+
+    root: str  # the folder they came from, as reported
+    paths: list[str]
+    vectors: np.ndarray
+    labels: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.vectors) != len(self.paths) or (
+            self.labels is not None and len(self.labels) != len(self.paths)
+        ):
+            raise ValueError("Collected: one vector (and one label) per path.")
 
 
 @dataclass
@@ -98,23 +113,23 @@ def bootstrap(values: np.ndarray, seed: int, rounds: int = BOOTSTRAP) -> Interva
 
 
 def split_evaluate(
-    root: str | Path,
+    data: Collected,
     split: SplitOptions | None = None,
     *,
     encoder: Encoder,
-    database: Database | str | None = None,
     progress: ProgressCallback | None = None,
 ) -> SplitEvaluation:
     """Base vs a trained head vs PCA (plain and whitened; `pca` None: DEFAULT_PCA dimensions,
     fewer when the training part has fewer vectors), and with `finetune` a network fine-tuned
-    on the training part, on the held-out images only."""
+    on the training part, on the held-out images only (`data`: labelled, with `encoder`'s
+    vectors; `progress`: the fine-tuning's)."""
     split = split or SplitOptions()
-    test_fraction, seed, finetune = split.test_fraction, split.seed, split.finetune
-    labels_csv, pca = split.labels_csv, split.pca
+    test_fraction, seed, finetune, pca = split.test_fraction, split.seed, split.finetune, split.pca
     ks = cutoffs(split.ks or (1, 10))
     options = split.train or TrainOptions(seed=seed)
-    db = as_database(database)
-    paths, vectors, labels = labelled_vectors(root, encoder, db, labels_csv, progress)
+    if data.labels is None:
+        raise ValueError(f"{data.root}: the labelled held-out evaluation needs labels.")
+    paths, vectors, labels = data.paths, data.vectors, data.labels
     train, test = stratified_split(labels, test_fraction, seed)
     assert not set(train.tolist()) & set(test.tolist()), "a training image is held out"
     train_labels, test_labels = [labels[i] for i in train], [labels[i] for i in test]
@@ -126,7 +141,7 @@ def split_evaluate(
 
     base_values, _ = per_query(vectors[test], test_labels, ks)
     result = SplitEvaluation(
-        str(root),
+        data.root,
         "labels",
         test_fraction,
         seed,
@@ -162,17 +177,17 @@ def split_evaluate(
 
 
 def split_near_duplicates(
-    root: str | Path,
+    data: Collected,
     split: SplitOptions | None = None,
     *,
     encoder: Encoder,
-    database: Database | str | None = None,
     progress: ProgressCallback | None = None,
 ) -> SplitEvaluation:
     """recall@k of held-out copies finding their held-out original: base vs a self-supervised
     head trained on the other half (each also with test-time augmentation when `tta`, and
     with `augment` index-augmentation vectors per original, as `ingest --augment` stores);
-    with `finetune`, a network fine-tuned self-supervised on edits of the other half too."""
+    with `finetune`, a network fine-tuned self-supervised on edits of the other half too
+    (`data`: labels unused, with `encoder`'s vectors; `progress`: the encoding and fitting's)."""
     from imgsearch.encoding.tta import TestTimeAugmented
 
     split = split or SplitOptions()
@@ -180,8 +195,7 @@ def split_near_duplicates(
     copies, tta, augment = split.copies, split.tta, split.augment
     ks = cutoffs(split.ks or (1, 5))
     options = split.train or TrainOptions(seed=seed)
-    db = as_database(database)
-    paths, vectors = unlabelled_vectors(root, encoder, db, progress)
+    paths, vectors = data.paths, data.vectors
     train, test = stratified_split(["all"] * len(paths), test_fraction, seed)
     train_paths, test_paths = [paths[i] for i in train], [paths[i] for i in test]
     # fitted on the training half: the head, and the network fine-tuned when asked
@@ -226,7 +240,7 @@ def split_near_duplicates(
             )
         )
     result = SplitEvaluation(
-        str(root),
+        data.root,
         "near-duplicates",
         test_fraction,
         seed,

@@ -104,10 +104,15 @@ class Quality(Core):
         progress: ProgressCallback | None = None,
     ) -> SplitEvaluation:
         """Base vs a head fitted on one part vs PCA (vs a network fine-tuned on that part),
-        scored on the held-out rest."""
-        from imgsearch.evaluation.split import split_evaluate
+        scored on the held-out rest (the labelled images are ingested first, what is missing)."""
+        from imgsearch.evaluation.split import Collected, SplitOptions, split_evaluate
+        from imgsearch.learning.derive import labelled_vectors
 
-        return split_evaluate(root, split, encoder=self.encoder(model), database=self.db, progress=progress)
+        split = split or SplitOptions()
+        encoder = self.encoder(model)
+        paths, vectors, labels = labelled_vectors(root, encoder, self.db, split.labels_csv, progress)
+        data = Collected(str(root), paths, vectors, labels)
+        return split_evaluate(data, split, encoder=encoder, progress=progress)
 
     def near_duplicates_split(
         self,
@@ -118,8 +123,13 @@ class Quality(Core):
         progress: ProgressCallback | None = None,
     ) -> SplitEvaluation:
         """Copy detection on held-out images: base vs a self-supervised head fitted on the
-        other part (and index augmentation, test-time augmentation)."""
-        from imgsearch.evaluation.split import split_near_duplicates
+        other part (and index augmentation, test-time augmentation); the images under `root`
+        are ingested first, what is missing."""
+        from imgsearch.evaluation.split import Collected, split_near_duplicates
+        from imgsearch.learning.derive import unlabelled_vectors
 
         encoder = self.encoder(model)
-        return split_near_duplicates(root, split, encoder=encoder, database=self.db, progress=progress)
+        paths, vectors = unlabelled_vectors(root, encoder, self.db, progress)
+        return split_near_duplicates(
+            Collected(str(root), paths, vectors), split, encoder=encoder, progress=progress
+        )

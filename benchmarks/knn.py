@@ -357,8 +357,8 @@ def postgres_methods(
             chosen = result.chosen
             value = chosen.setting[1]
             print(
-                f"  index tune: {result.parameter}={value} (recall@10 on 200 stored vectors "
-                f"{chosen.recall:.3f}) in {time.perf_counter() - t0:.1f}s",
+                f"  index tune: {result.parameter}={value} (recall@10 {chosen.recall:.3f} on "
+                f"{chosen.queries} tuning queries) in {time.perf_counter() - t0:.1f}s",
                 flush=True,
             )
             conn.execute("RESET ALL")

@@ -122,7 +122,7 @@ def index_create(
         from imgsearch.errors import ImgsearchError
 
         try:
-            _tune(index, recall, 10, 200)
+            _tune(index, recall, 10, 300)
         except ImgsearchError as exc:  # too few vectors to measure: the index stands
             echo_err(f"note: not tuned: {exc}")
 
@@ -141,8 +141,8 @@ def _tune(index, recall: float, k: int, queries: int) -> None:
     if result.reached:
         typer.echo(
             f"{model}: searches use {result.parameter} {setting} (recall@{k} {chosen.recall:.3f} for "
-            f"{chosen.queries} stored vectors as queries, >= {result.required:.3f} asked of them for "
-            f"{recall} on new images; p50 {chosen.p50_ms:.2f} ms)"
+            f"{chosen.queries} queries as hard as new images, >= {result.required:.3f} asked for "
+            f"{recall}; p50 {chosen.p50_ms:.2f} ms)"
         )
     else:
         echo_err(
@@ -158,8 +158,11 @@ def index_tune(
     recall: RecallOption = 0.95,
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Recall is measured at k.")] = 10,
     queries: Annotated[
-        int, typer.Option("--queries", min=10, max=10_000, help="Stored vectors used as queries.")
-    ] = 200,
+        int,
+        typer.Option(
+            "--queries", min=10, max=2_000, help="Queries measured (each made from a stored vector)."
+        ),
+    ] = 300,
 ) -> None:
     """Measure the index's recall@k on the collection's own vectors (against an exact scan) and
     keep the cheapest ef_search / probes that reaches --recall; searches then use it."""

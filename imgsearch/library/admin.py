@@ -158,10 +158,10 @@ class AnnIndexes:
         recall: float = 0.95,
         *,
         k: int = 10,
-        queries: int = 200,
+        queries: int = 300,
         progress: ProgressCallback | None = None,
     ) -> TuningResult:
-        """Measure recall@k on stored vectors and keep the cheapest setting that reaches
+        """Measure recall@k with held-out-like queries and keep the cheapest setting that reaches
         `recall` (see db.index_tuning)."""
         from imgsearch.db.index_tuning import tune
 

@@ -105,17 +105,14 @@ def tune(
             )
         count = "SELECT count(*) FROM imgsearch.embeddings WHERE encoder_id = %s"
         rows = int(scalar(conn.execute(count, (enc.id,))))
-        ids, vectors = _sample(conn, enc.id, queries, seed)
-        if len(ids) == 0 or rows <= k:
+        if rows <= k:
             raise ImgsearchError(f"{encoder} has {rows} vectors: too few to measure recall@{k}.")
-        vectors = _held_out_like(vectors, _nearest_stored(conn, enc.id, ids, vectors), seed)
-        truth = _exact_kth_distance(conn, enc.id, ids, vectors, k)
+        tuning = tuning_queries(conn, enc.id, queries, k, seed)
         parameter, grid = _grid(conn, name, rows)
         steps: list[TuningStep] = []
         started = time.monotonic()
         for setting in grid:
-            options = _options(parameter, setting)
-            steps.append(_measure(conn, enc.id, enc.dimension, ids, vectors, truth, k, setting, options))
+            steps.append(measure(conn, enc.id, enc.dimension, tuning, parameter, setting))
             if progress is not None:
                 report = f"{parameter} {setting}: recall {steps[-1].recall:.3f}"
                 progress(Progress("tune", len(steps), len(grid), time.monotonic() - started, report))
@@ -131,12 +128,37 @@ def tune(
             target_recall=target,
             recall=last.recall,
             p50_ms=last.p50_ms,
-            queries=len(ids),
+            queries=len(tuning.ids),
             rows_at_tuning=rows,
         )
         search_settings.save(conn, enc.id, chosen)
         conn.commit()
     return TuningResult(encoder, target, chosen, steps)
+
+
+@dataclass
+class TuningQueries:
+    """Queries whose answers are known: `ids` (the stored vector each was made from, left out
+    of its answer), the query vectors, and the cosine distance of each one's exact k-th nearest."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    kth: np.ndarray
+    k: int
+
+
+def tuning_queries(
+    conn: psycopg.Connection, enc_id: int, n: int, k: int = 10, seed: int = 0, *, moved: bool = True
+) -> TuningQueries:
+    """`n` queries made from a seeded sample of the encoder's stored vectors: moved where a new
+    image of their neighbourhood would lie (`moved` False: the stored vectors themselves, the
+    easier queries, for comparison), with their exact k-th nearest distances."""
+    ids, vectors = _sample(conn, enc_id, n, seed)
+    if len(ids) == 0:
+        raise ImgsearchError("The encoder has no vectors to measure recall with.")
+    if moved:
+        vectors = _held_out_like(vectors, _nearest_stored(conn, enc_id, ids, vectors), seed)
+    return TuningQueries(ids, vectors, _exact_kth_distance(conn, enc_id, ids, vectors, k), k)
 
 
 def _options(parameter: str, setting: int) -> QueryOptions:
@@ -253,23 +275,19 @@ def _exact_kth_distance(
     return 1.0 - best.min(axis=1)
 
 
-def _measure(
-    conn: psycopg.Connection,
-    enc_id: int,
-    dim: int,
-    ids: np.ndarray,
-    queries: np.ndarray,
-    kth: np.ndarray,
-    k: int,
-    setting: int,
-    options: QueryOptions,
+def measure(
+    conn: psycopg.Connection, enc_id: int, dim: int, queries: TuningQueries, parameter: str, setting: int
 ) -> TuningStep:
+    """recall@k and the median latency of `queries` through the search path at one setting
+    (`parameter`: ef_search, probes or rerank)."""
     hits = 0.0
     timings = []
-    for image_id, query, limit in zip(ids, queries, kth, strict=True):
+    options = _options(parameter, setting)
+    k = queries.k
+    for image_id, query, limit in zip(queries.ids, queries.vectors, queries.kth, strict=True):
         started = time.perf_counter()
         found = nearest(conn, enc_id, dim, HalfVector(query), k, exclude_id=int(image_id), options=options)
         timings.append(time.perf_counter() - started)
         conn.rollback()  # the knobs are transaction-local
         hits += sum(1 for row in found[:k] if row.distance <= limit + DISTANCE_TOLERANCE) / k
-    return TuningStep(setting, hits / len(ids), float(np.median(timings)) * 1000)
+    return TuningStep(setting, hits / len(queries.ids), float(np.median(timings)) * 1000)

@@ -2,13 +2,13 @@
 cheapest setting that reaches the target.
 
 A stored vector makes too easy a query: it sits in the graph, linked to its own nearest
-neighbours, so the search finds them through it (benchmarks/knn.py --data hard, 100,000 vectors,
-ef_search 20: recall@10 0.975-0.980 for stored vectors, 0.930-0.966 for held-out queries). So
+neighbours, so the search finds them through it (benchmarks/tuning_queries.py, 100,000 hard
+vectors, ef_search 20: recall@10 0.968-0.969 for stored vectors, 0.930-0.931 held out). So
 each query is made from a seeded sample of stored vectors, moved the way a new image from the
 same neighbourhood would lie: one nearest-neighbour distance away from the vector, in a random
 direction spanned by the offsets to its NEIGHBOURS nearest neighbours, the vector itself left
 out of the answer. Measured against true held-out queries on the same graphs, these read within
-about 0.01 of them at every setting (see docs/performance/search.md). The truth is an exact
+0.015 of them at every setting, mostly under (benchmarks/tuning_queries.py). The truth is an exact
 top-k computed with numpy in streamed passes over the encoder's vectors; each setting (HNSW
 ef_search, IVFFlat probes, or the candidates a binary-quantised index re-ranks) is measured
 through the search path itself (`db.nearest.nearest`), and chosen when the queries reach the

@@ -1,6 +1,7 @@
 """The search path itself: a search by a vector one already has (`Index.search_vector`), the
 round trips and prepared statements of a search, settings that never outlive their search, and
-a binary-quantised index's candidates re-ranked before the images are joined."""
+a binary-quantised index's candidates re-ranked before the images are joined (the library's and
+`similar_to_vector`'s)."""
 
 from __future__ import annotations
 
@@ -425,3 +426,53 @@ def _nodes(node: dict):
     yield node
     for child in node.get("Plans", []):
         yield from _nodes(child)
+
+
+def test_similar_to_vector_reranks_before_the_join_and_returns_what_it_did(db) -> None:
+    """Migration 0015: the function's binary path reads the images k times (its nested plan,
+    through auto_explain) and returns what 0013's text returned (downgraded to 0014 and back)."""
+    from imgsearch.db.migrations import downgrade, upgrade
+
+    vectors = clustered_vectors(N, DIM, clusters=60, seed=5)
+    with connect(db, autocommit=True) as conn:
+        enc_id = store.encoder_id(conn, EncoderIdentity("function-32", DIM, "none", "none"))
+        rows = [store.ImageRow(f"/f/{i}.jpg", f"f{i}", 1, 8, 8, "JPEG", 0.0) for i in range(N)]
+        store.write_batch(conn, enc_id, rows, vectors)
+        conn.execute("ANALYZE imgsearch.embeddings, imgsearch.images")  # as autovacuum would
+    create_index(db, "function-32", quantize="binary")
+    queries = [HalfVector(q) for q in _queries(8)]
+
+    def answers() -> list[list[tuple]]:
+        with connect(db, autocommit=True) as conn:
+            return [
+                conn.execute(
+                    "SELECT image_id, path, similarity FROM imgsearch.similar_to_vector(%s, %s, %s)",
+                    (q, K, "function-32"),
+                ).fetchall()
+                for q in queries
+            ]
+
+    now = answers()
+    assert all(len(a) == K for a in now)
+    with connect(db, autocommit=True) as conn:
+        notices: list[str] = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        try:
+            conn.execute("LOAD 'auto_explain'")
+        except psycopg.Error:
+            pytest.skip("auto_explain is not installed on this server")
+        for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_analyze = on"):
+            conn.execute(f"SET auto_explain.{setting}")
+        conn.execute("SET auto_explain.log_format = json")
+        conn.execute("SET client_min_messages = log")
+        conn.execute("SELECT * FROM imgsearch.similar_to_vector(%s, %s, 'function-32')", (queries[0], K))
+    plans = [json.loads(n[n.index("{") :]) for n in notices if "binary_quantize" in n and "{" in n]
+    assert plans, notices
+    nodes = list(_nodes(plans[0]["Plan"]))
+    images = [n for n in nodes if n.get("Relation Name") == "images"]
+    assert len(images) == 1 and images[0]["Actual Loops"] * images[0]["Actual Rows"] == K
+    downgrade(db, "0014")
+    try:
+        assert answers() == now
+    finally:
+        upgrade(db)

@@ -319,31 +319,36 @@ def search_vector(
 
 
 def query_vector(vector: Sequence[float] | np.ndarray | Any) -> np.ndarray:
-    """`vector` as float32 numbers of unit length; ImgsearchError unless it is one vector of
-    finite numbers, not all zero."""
+    """`vector` as float32 numbers, scaled to unit length unless it nearly is (a vector encoded
+    here is left exactly as it is); ImgsearchError unless it is one vector of finite numbers,
+    not all zero."""
     if hasattr(vector, "to_numpy"):  # pgvector's Vector and HalfVector
         vector = vector.to_numpy()
-    try:
-        numbers = np.asarray(vector, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ImgsearchError(
-            "The query vector must be numbers: a list or a one-dimensional numpy array of floats."
-        ) from exc
+    if isinstance(vector, np.ndarray) and vector.dtype == np.float32:
+        numbers = vector
+    else:
+        try:
+            numbers = np.asarray(vector, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ImgsearchError(
+                "The query vector must be numbers: a list or a one-dimensional numpy array of floats."
+            ) from exc
     if numbers.ndim != 1:
         hint = " (one row of a batch? pass vectors[0])" if numbers.ndim == 2 and len(numbers) == 1 else ""
         raise ImgsearchError(f"The query vector must be one-dimensional; it has shape {numbers.shape}{hint}.")
     if numbers.size == 0:
         raise ImgsearchError("The query vector is empty.")
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # too long, short: scaled below
+        squares = float(np.dot(numbers, numbers))  # NaN or inf with NaN or inf values
+    if abs(squares - 1.0) <= 2e-3:  # unit length, within 1e-3 (and so every number finite)
+        return numbers.astype(np.float32, copy=False)
     if not np.isfinite(numbers).all():
         raise ImgsearchError("The query vector has NaN or infinite values: every number must be finite.")
-    norm = float(np.linalg.norm(numbers))
-    if norm == 0.0:
-        raise ImgsearchError(
-            "The query vector is all zeros: it points nowhere, so nothing is nearer than the rest."
-        )
-    if abs(norm - 1.0) > 1e-3:
-        numbers = numbers / norm
-    return numbers.astype(np.float32)
+    peak = float(np.abs(numbers).max())
+    if peak == 0.0:
+        raise ImgsearchError("The query vector is all zeros: it has no direction to search in.")
+    scaled = numbers.astype(np.float64) / peak  # no overflow or underflow on the way to unit length
+    return (scaled / np.linalg.norm(scaled)).astype(np.float32)
 
 
 def check_dimension(vector: np.ndarray, dim: int, name: str) -> None:

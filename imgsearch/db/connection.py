@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import IsolationLevel
+from psycopg.pq import TransactionStatus
 
 from imgsearch.config import Settings
 from imgsearch.db import embedded
@@ -110,9 +112,6 @@ def implicit_transactions(conn: psycopg.Connection) -> Iterator[psycopg.Connecti
     For an idle connection at read committed (autocommit is on for the while, then off again);
     one in a transaction, or at a stricter isolation level, is left as it is (its statements
     then share its transaction, which the caller ends)."""
-    from psycopg import IsolationLevel
-    from psycopg.pq import TransactionStatus
-
     switch = (
         not conn.autocommit
         and conn.info.transaction_status == TransactionStatus.IDLE

@@ -92,15 +92,18 @@ _ENCODER_BY = {  # which encoder a lookup is for: the newest registered one that
     "name": "c.name = %(name)s",  # as the SQL functions resolve a name
     "id": "c.id = %(enc)s",
 }
+# Whether the encoder has vectors is one entry of the encoder_id index (ORDER BY ... LIMIT 1):
+# an EXISTS could be planned as a sequential scan that reads every other encoder's rows first.
 _LOOKUP = """
     SELECT c.id, c.dimension,
-           coalesce(c.id = (  -- whether it has vectors: one entry of the encoder_id index, whatever
-               SELECT e.encoder_id FROM imgsearch.embeddings e  -- the planner thinks of them
+           coalesce(c.id = (
+               SELECT e.encoder_id FROM imgsearch.embeddings e
                WHERE e.encoder_id >= c.id ORDER BY e.encoder_id LIMIT 1), false),
            s.ef_search, s.probes, s.rerank,
            c.id IS NOT NULL
              AND to_regclass(format('imgsearch.embeddings_hnsw_bit_enc%%s', c.id)) IS NOT NULL,
-           (SELECT max(a.variant) FROM imgsearch.augmented_embeddings a WHERE a.encoder_id = c.id){image}
+           (SELECT max(a.variant) FROM imgsearch.augmented_embeddings a
+            WHERE a.encoder_id = c.id){image}{also}
     FROM (SELECT 1) one
     LEFT JOIN LATERAL (
         SELECT c.id, c.dimension FROM imgsearch.encoders c WHERE {where}
@@ -114,7 +117,7 @@ _IMAGE_JOIN = """
 
 _LOOKUPS = {  # (which encoder, with an image): the statement, its text made once
     (by, image): _LOOKUP.format(
-        where=where, image=_IMAGE if image else "", image_join=_IMAGE_JOIN if image else ""
+        where=where, image=_IMAGE if image else "", image_join=_IMAGE_JOIN if image else "", also=""
     )
     for by, where in _ENCODER_BY.items()
     for image in (False, True)
@@ -143,11 +146,11 @@ def _lookup_statement(
     return _LOOKUPS[by, image_id is not None], params, key
 
 
-def _stored(row: tuple) -> Stored:
+def _stored(row: tuple, image: bool = False) -> Stored:
     found, dim, has, ef, probes, rerank, binary, variants = row[:8]
     stored = Stored(found, dim, bool(has), Tuning(ef, probes, rerank, bool(binary), int(variants or 0)))
-    if len(row) > 8:
-        image_found, path, raw_path, vector = row[8:]
+    if image:
+        image_found, path, raw_path, vector = row[8:12]
         location = location_of(path, raw_path) if image_found else None
         return replace(stored, image_found=bool(image_found), image_location=location, image_vector=vector)
     return stored
@@ -175,7 +178,7 @@ def lookup(
     `image_id`, that indexed image and its vector too. A prepared statement (no rollback
     between searches forgets it: see `connection.implicit_transactions`)."""
     sql, params, key = _lookup_statement(identity, name, enc_id, image_id)
-    stored = _stored(one(conn.execute(sql, params, prepare=True)))
+    stored = _stored(one(conn.execute(sql, params, prepare=True)), image_id is not None)
     _remember(conn, key, stored)
     return stored
 
@@ -202,45 +205,49 @@ def lookup_and_nearest(
     """`lookup`, and with it `nearest` in the same round trip where it can: the rows, or None
     when the caller must still search (`nearest` with the lookup's tuning).
 
-    The search goes with the lookup (one pipeline: the lookup, the settings, the query, one
-    implicit transaction) when this connection looked the encoder up before and the search
-    needs nothing else first (no filter: those count their rows first; no relevance feedback:
-    it reads vectors first). It runs as the last lookup said (encoder, dimension, tuned
-    setting, binary index, augmented vectors), and its rows are kept only if the lookup made
-    just before it in the same pipeline says the same: a changed tuning (`index tune`, `index
-    create`, `index drop`, by any process) throws them away and the caller searches again, so
-    no search ever runs on a stale setting."""
+    The search goes with the lookup (one pipeline, one implicit transaction: the lookup, which
+    also sets the search's settings, then the query) when this connection looked the encoder
+    up before and the search needs nothing else first (no filter: those count their rows
+    first; no relevance feedback: it reads vectors first). It runs as the last lookup said
+    (encoder, dimension, tuned setting, binary index, augmented vectors), and its rows are
+    kept only if the lookup made just before it in the same pipeline says the same: a changed
+    tuning (`index tune`, `index create`, `index drop`, by any process) throws them away and
+    the caller searches again, so no result ever comes from a stale setting (the search thrown
+    away did run: the first one after a binary index is dropped scans without it, once per
+    connection)."""
     options = options or QueryOptions()
     sql, params, key = _lookup_statement(identity, name, None, None)
     guess = _looked_up.get(conn, {}).get(key)
-    plan = None if guess is None else _plan(guess.tuning, options, k)
-    query = None if plan is None else _params(vector, k, plan, exclude_id, min_similarity, options)
-    if (
-        guess is None
-        or plan is None
-        or query is None
-        or guess.enc_id is None
-        or guess.dim is None
-        or not guess.has_vectors
-        or guess.dim != vector.dimensions()
-        or _filtered(query)
-        or options.exact
-        or options.positive_ids
-        or options.negative_ids
-        or not psycopg.Pipeline.is_supported()
-    ):
+    if guess is None or guess.enc_id is None or guess.dim is None or not _alongside(guess, vector, options):
         return lookup(conn, identity=identity, name=name), None
+    plan = _plan(guess.tuning, options, k)
+    query = _params(vector, k, plan, exclude_id, min_similarity, options)
+    settings = dict(zip(_SETTING_PARAMS, _values(plan, exact=False), strict=True))
     with conn.pipeline():
-        looked = conn.execute(sql, params, prepare=True)
-        conn.execute(_SET, _values(plan, exact=False), prepare=True)
+        looked = conn.execute(_LOOKUPS_SETTING[key[0]], params | settings, prepare=True)
         found = conn.execute(
             search_sql(guess.enc_id, guess.dim, plan.binary, plan.variants, False), query, prepare=True
         )
     stored = _stored(one(looked))
-    _remember(conn, key, stored)
-    if _searched_as(stored) != guess:
+    _looked_up[conn][key] = stored
+    if stored != guess:
         return stored, None  # the tuning changed since: searched again with the new one
     return stored, [Neighbour(*row) for row in found.fetchall()]
+
+
+def _alongside(guess: Stored, vector: HalfVector, options: QueryOptions) -> bool:
+    """Whether a search can go with the lookup: the encoder had vectors of the query's dimension,
+    and the search needs nothing else first (a filter counts its rows, feedback reads vectors,
+    an exact search is asked for), and pipelines are there."""
+    return (
+        guess.has_vectors
+        and guess.dim == vector.dimensions()
+        and not (options.where or options.folder or options.exact)
+        and options.since is None
+        and options.until is None
+        and not (options.positive_ids or options.negative_ids)
+        and psycopg.Pipeline.is_supported()
+    )
 
 
 @dataclass
@@ -349,6 +356,19 @@ _SETTINGS = (
     "plan_cache_mode",
 )
 _SET = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _SETTINGS)
+_SETTING_PARAMS = [f"setting{i}" for i in range(len(_SETTINGS))]
+_LOOKUPS_SETTING = {  # a lookup that also sets a search's settings, for the query after it
+    by: _LOOKUP.format(
+        where=where,
+        image="",
+        image_join="",
+        also="".join(
+            f",\n           set_config('{name}', %({param})s, true)"
+            for name, param in zip(_SETTINGS, _SETTING_PARAMS, strict=True)
+        ),
+    )
+    for by, where in _ENCODER_BY.items()
+}
 
 
 def _run(

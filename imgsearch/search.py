@@ -5,19 +5,24 @@ matches (the SQL that finds the neighbours is `imgsearch.db.nearest`)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
 from pgvector import HalfVector
 
 from imgsearch import config
-from imgsearch.db import store
-from imgsearch.db.connection import Database, connect
+from imgsearch.db.connection import Database, connect, implicit_transactions
 from imgsearch.db.nearest import (
+    Neighbour,
     QueryOptions,
-    image_location,
+    Stored,
     indexed_vector,
+    looked_up_before,
+    lookup,
+    lookup_and_nearest,
     nearest,
     require_vectors,
     with_feedback,
@@ -147,13 +152,34 @@ def search(
 
         encoder = get_encoder(model or settings.model, settings=settings)
     name = model or settings.model
+    return _on_connection(
+        lambda c: _search(c, query, image_id, text, k, encoder, name, min_similarity, options, settings),
+        conn,
+        database,
+        settings,
+    )
+
+
+T = TypeVar("T")
+
+
+def _on_connection(
+    run: Callable[[psycopg.Connection], T],
+    conn: psycopg.Connection | None,
+    database: Database | str | None,
+    settings: config.Settings,
+) -> T:
+    """`run(conn)` with implicit transactions (`connection.implicit_transactions`: no BEGIN or
+    ROLLBACK round trips, the index knobs set for each search alone); on `conn`, whose
+    transaction, if it has one, is ended afterwards, else on a connection of its own."""
     if conn is None:
-        with connect(as_database(database, settings)) as own:
-            return _search(own, query, image_id, text, k, encoder, name, min_similarity, options, settings)
+        with connect(as_database(database, settings), autocommit=True) as own:
+            return run(own)
     try:
-        return _search(conn, query, image_id, text, k, encoder, name, min_similarity, options, settings)
+        with implicit_transactions(conn):
+            return run(conn)
     finally:
-        conn.rollback()  # the index knobs are transaction-local; nothing was written
+        conn.rollback()  # a caller's transaction: the index knobs are transaction-local
 
 
 def _search(
@@ -170,25 +196,67 @@ def _search(
 ) -> SearchResult:
     words = None if text is None else encode_text_query(text.text, encoder)
     vector: HalfVector | None = None
+    query_path = None
+    identity = None  # of the encoder, when the search looks it up with the query
     if image_id is not None:
         name = encoder.name if encoder is not None else model
-        enc_id, dim, vector = indexed_vector(conn, image_id, name)
+        stored = indexed_vector(conn, image_id, name)
+        vector, query_path = stored.image_vector, stored.image_location
     elif encoder is None:
         raise ImgsearchError("Searching by an image needs an encoder.")
     else:
-        name, dim = encoder.name, encoder.dimension
-        enc_id = require_vectors(conn, store.find_encoder_id(conn, encoder.identity), name)
+        name, identity = encoder.name, encoder.identity
+        known = looked_up_before(conn, identity=identity)
+        if known is None or not known.has_vectors:  # said before the query is read and encoded
+            require_vectors(lookup(conn, identity=identity), name)
         if query is not None:
             vector = HalfVector(encode_query(query, encoder, settings))
     if words is not None and text is not None:
         vector = HalfVector(words if vector is None else _mixed(vector, words, text.weight))
     assert vector is not None
-    if options is not None and (options.positive_ids or options.negative_ids):
-        vector = HalfVector(with_feedback(conn, enc_id, vector, options))
-    rows = nearest(
-        conn, enc_id, dim, vector, k, exclude_id=image_id, min_similarity=min_similarity, options=options
-    )
-    matches = [
+    rows = None
+    if identity is not None:
+        stored, rows = lookup_and_nearest(
+            conn, vector, k, identity=identity, min_similarity=min_similarity, options=options
+        )
+    matches = _matches(conn, stored, name, vector, k, image_id, min_similarity, options, rows)
+    shown = "(uploaded image)" if isinstance(query, bytes) else query
+    if text is not None:
+        shown = f"{shown} + {text.text!r} ({text.weight:g})" if shown else text.text
+    said = text.text if text else None
+    return SearchResult(shown or "", name, matches, query_path, said, query is not None)
+
+
+def _matches(
+    conn: psycopg.Connection,
+    stored: Stored,
+    name: str,
+    vector: HalfVector,
+    k: int,
+    exclude_id: int | None,
+    min_similarity: float | None,
+    options: QueryOptions | None,
+    rows: list[Neighbour] | None = None,
+) -> list[Match]:
+    """The k nearest images to `vector` among the stored vectors of one encoder (`stored`, as
+    `lookup` found them), relevance feedback applied first; `rows`: found already (by
+    `lookup_and_nearest`)."""
+    enc_id, dim = require_vectors(stored, name)
+    if rows is None:
+        if options is not None and (options.positive_ids or options.negative_ids):
+            vector = HalfVector(with_feedback(conn, enc_id, vector, options))
+        rows = nearest(
+            conn,
+            enc_id,
+            dim,
+            vector,
+            k,
+            exclude_id=exclude_id,
+            min_similarity=min_similarity,
+            options=options,
+            tuning=stored.tuning,
+        )
+    return [
         Match(
             rank,
             r.image_id,
@@ -203,14 +271,92 @@ def _search(
         )
         for rank, r in enumerate(rows, start=1)
     ]
-    query_path = None
-    if image_id is not None:
-        query_path = image_location(conn, image_id)
-    shown = "(uploaded image)" if isinstance(query, bytes) else query
-    if text is not None:
-        shown = f"{shown} + {text.text!r} ({text.weight:g})" if shown else text.text
-    said = text.text if text else None
-    return SearchResult(shown or "", name, matches, query_path, said, query is not None)
+
+
+VECTOR_QUERY = "(vector)"  # SearchResult.query of a search by a vector
+
+
+def search_vector(
+    vector: Sequence[float] | np.ndarray | Any,
+    k: int = 5,
+    *,
+    encoder: Encoder | None = None,
+    model: str | None = None,
+    min_similarity: float | None = None,
+    options: QueryOptions | None = None,
+    database: Database | str | None = None,
+    conn: psycopg.Connection | None = None,
+    settings: config.Settings | None = None,
+) -> SearchResult:
+    """The `k` indexed images nearest `vector`, a vector one already has, best first: `search`
+    after its encoding, with the same filters, relevance feedback and results.
+
+    Whose vectors are searched: `encoder`'s (its exact identity) when given, else those of the
+    newest encoder called `model` (default: the settings' model) in the database, as the SQL
+    functions resolve a name; nothing is loaded. `vector` (a list, a numpy array, a pgvector
+    Vector or HalfVector) must have that encoder's dimension, finite values and a length above
+    zero, else ImgsearchError says so; a vector not of unit length is scaled to it (cosine
+    similarity does not depend on length, and the half precision of the stored vectors would
+    lose very long or short ones). `conn`, `database` and `settings` as for `search`.
+    """
+    settings = settings if settings is not None else config.load()
+    check_search_options(k, min_similarity)
+    numbers = query_vector(vector)
+    name = encoder.name if encoder is not None else model or settings.model
+    if encoder is not None:
+        check_dimension(numbers, encoder.dimension, name)
+
+    def run(c: psycopg.Connection) -> SearchResult:
+        vector = HalfVector(numbers)
+        by = {"identity": encoder.identity} if encoder is not None else {"name": name}
+        stored, rows = lookup_and_nearest(c, vector, k, min_similarity=min_similarity, options=options, **by)
+        _, dim = require_vectors(stored, name)
+        check_dimension(numbers, dim, name)
+        matches = _matches(c, stored, name, vector, k, None, min_similarity, options, rows)
+        return SearchResult(VECTOR_QUERY, name, matches, picture=False)
+
+    return _on_connection(run, conn, database, settings)
+
+
+def query_vector(vector: Sequence[float] | np.ndarray | Any) -> np.ndarray:
+    """`vector` as float32 numbers, scaled to unit length unless it nearly is (a vector encoded
+    here is left exactly as it is); ImgsearchError unless it is one vector of finite numbers,
+    not all zero."""
+    if hasattr(vector, "to_numpy"):  # pgvector's Vector and HalfVector
+        vector = vector.to_numpy()
+    if isinstance(vector, np.ndarray) and vector.dtype == np.float32:
+        numbers = vector
+    else:
+        try:
+            numbers = np.asarray(vector, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ImgsearchError(
+                "The query vector must be numbers: a list or a one-dimensional numpy array of floats."
+            ) from exc
+    if numbers.ndim != 1:
+        hint = " (one row of a batch? pass vectors[0])" if numbers.ndim == 2 and len(numbers) == 1 else ""
+        raise ImgsearchError(f"The query vector must be one-dimensional; it has shape {numbers.shape}{hint}.")
+    if numbers.size == 0:
+        raise ImgsearchError("The query vector is empty.")
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # too long, short: scaled below
+        squares = float(np.dot(numbers, numbers))  # NaN or inf with NaN or inf values
+    if abs(squares - 1.0) <= 2e-3:  # unit length, within 1e-3 (and so every number finite)
+        return numbers.astype(np.float32, copy=False)
+    if not np.isfinite(numbers).all():
+        raise ImgsearchError("The query vector has NaN or infinite values: every number must be finite.")
+    peak = float(np.abs(numbers).max())
+    if peak == 0.0:
+        raise ImgsearchError("The query vector is all zeros: it has no direction to search in.")
+    scaled = numbers.astype(np.float64) / peak  # no overflow or underflow on the way to unit length
+    return (scaled / np.linalg.norm(scaled)).astype(np.float32)
+
+
+def check_dimension(vector: np.ndarray, dim: int, name: str) -> None:
+    """Refuse a query vector whose dimension is not the encoder's."""
+    if len(vector) != dim:
+        raise ImgsearchError(
+            f"The query vector has {len(vector):,} dimensions; {name}'s vectors have {dim:,}."
+        )
 
 
 def _mixed(picture: HalfVector, words: np.ndarray, weight: float) -> np.ndarray:

@@ -37,6 +37,7 @@ PRINTS = {
     "sample_images": "JPEGs of 640x480",
     "scale": "partitions |",
     "search": "warm searches through imgsearch.open()",
+    "search_overhead": "library - similar_to_vector p50",
     "text_query": "cold (a new interpreter",
 }
 

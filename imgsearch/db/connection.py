@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import IsolationLevel
+from psycopg.pq import TransactionStatus
 
 from imgsearch.config import Settings
 from imgsearch.db import embedded
@@ -96,3 +99,32 @@ def connect(
         with contextlib.suppress(psycopg.ProgrammingError):
             register_vector(conn)
     return conn
+
+
+@contextlib.contextmanager
+def implicit_transactions(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """`conn` with each statement its own transaction, and each pipeline's statements one
+    transaction that its sync ends (PostgreSQL's implicit transactions): what a search runs
+    takes no BEGIN and no ROLLBACK round trip, transaction-local settings (set_config(...,
+    true)) sent in a pipeline last until the end of that pipeline and no further, and the
+    statements psycopg prepared stay prepared (a rollback forgets them all).
+
+    For an idle connection at read committed (autocommit is on for the while, then off again);
+    one in a transaction, or at a stricter isolation level, is left as it is (its statements
+    then share its transaction, which the caller ends)."""
+    switch = (
+        not conn.autocommit
+        and conn.info.transaction_status == TransactionStatus.IDLE
+        and conn.isolation_level in (None, IsolationLevel.READ_COMMITTED)
+    )
+    if not switch:
+        yield conn
+        return
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        if not conn.closed and not conn.broken:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")  # a BEGIN of someone else's, in autocommit mode
+            conn.autocommit = False

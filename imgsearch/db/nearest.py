@@ -7,15 +7,16 @@ image's, and a query moved by relevance feedback."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 import psycopg
 from pgvector import HalfVector
 
-from imgsearch.db import store
-from imgsearch.db.connection import one, scalar
+from imgsearch.db.connection import one
+from imgsearch.encoding.encoder import EncoderIdentity
 from imgsearch.errors import ImageNotFound, ImgsearchError
 from imgsearch.sources import location_of
 
@@ -59,6 +60,196 @@ DEFAULT_EF_SEARCH, DEFAULT_PROBES = 40, 1  # pgvector's defaults
 FILTER_EXACT_ROWS = 20_000  # a filter matching fewer rows than this is searched exactly
 
 
+class Tuning(NamedTuple):
+    """What the database says about an encoder's searches: the setting `index tune` chose
+    (HNSW ef_search, IVFFlat probes, a binary-quantised index's candidates re-ranked), whether
+    its index is binary-quantised, and how many augmented vectors an image has at most."""
+
+    ef_search: int | None = None
+    probes: int | None = None
+    rerank: int | None = None
+    binary: bool = False
+    variants: int = 0
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An encoder's stored vectors as a search finds them, in one statement (`lookup`): the
+    encoder's id and dimension (None: no such encoder), whether it has vectors, its `Tuning`;
+    and for a search by an indexed image, whether the image exists, where it is, and its vector."""
+
+    enc_id: int | None
+    dim: int | None
+    has_vectors: bool
+    tuning: Tuning
+    image_found: bool = False
+    image_location: str | None = None
+    image_vector: HalfVector | None = None
+
+
+_ENCODER_BY = {  # which encoder a lookup is for: the newest registered one that matches
+    "identity": "c.name = %(name)s AND c.weights = %(weights)s AND c.preprocessing = %(preprocessing)s",
+    "name": "c.name = %(name)s",  # as the SQL functions resolve a name
+    "id": "c.id = %(enc)s",
+}
+# Whether the encoder has vectors is one entry of the encoder_id index (ORDER BY ... LIMIT 1):
+# an EXISTS could be planned as a sequential scan that reads every other encoder's rows first.
+_LOOKUP = """
+    SELECT c.id, c.dimension,
+           coalesce(c.id = (
+               SELECT e.encoder_id FROM imgsearch.embeddings e
+               WHERE e.encoder_id >= c.id ORDER BY e.encoder_id LIMIT 1), false),
+           s.ef_search, s.probes, s.rerank,
+           c.id IS NOT NULL
+             AND to_regclass(format('imgsearch.embeddings_hnsw_bit_enc%%s', c.id)) IS NOT NULL,
+           (SELECT max(a.variant) FROM imgsearch.augmented_embeddings a
+            WHERE a.encoder_id = c.id){image}{also}
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (
+        SELECT c.id, c.dimension FROM imgsearch.encoders c WHERE {where}
+        ORDER BY c.created_at DESC, c.id DESC LIMIT 1) c ON true
+    LEFT JOIN imgsearch.search_settings s ON s.encoder_id = c.id{image_join}"""
+_IMAGE = ", i.id IS NOT NULL, i.path, i.path_bytes, q.embedding"
+_IMAGE_JOIN = """
+    LEFT JOIN imgsearch.images i ON i.id = %(image)s
+    LEFT JOIN imgsearch.embeddings q ON q.image_id = i.id AND q.encoder_id = c.id"""
+
+
+_LOOKUPS = {  # (which encoder, with an image): the statement, its text made once
+    (by, image): _LOOKUP.format(
+        where=where, image=_IMAGE if image else "", image_join=_IMAGE_JOIN if image else "", also=""
+    )
+    for by, where in _ENCODER_BY.items()
+    for image in (False, True)
+}
+
+# Each connection's last lookup of each encoder (see `lookup_and_nearest`): a guess of what the
+# next lookup will say, never used unchecked.
+_looked_up: weakref.WeakKeyDictionary[psycopg.Connection, dict[tuple, Stored]] = weakref.WeakKeyDictionary()
+
+
+def _lookup_statement(
+    identity: EncoderIdentity | None, name: str | None, enc_id: int | None, image_id: int | None
+) -> tuple[str, dict[str, object], tuple]:
+    """The lookup's statement, its parameters, and what it looks up (a key of `_looked_up`)."""
+    params: dict[str, object] = {"image": image_id}
+    if identity is not None:
+        by, params["name"], params["weights"] = "identity", identity.name, identity.weights
+        params["preprocessing"] = identity.preprocessing
+        key: tuple = (by, identity.name, identity.weights, identity.preprocessing)
+    elif name is not None:
+        by, params["name"], key = "name", name, ("name", name)
+    elif enc_id is not None:
+        by, params["enc"], key = "id", enc_id, ("id", enc_id)
+    else:
+        raise ValueError("lookup needs an encoder identity, name or id")
+    return _LOOKUPS[by, image_id is not None], params, key
+
+
+def _stored(row: tuple, image: bool = False) -> Stored:
+    found, dim, has, ef, probes, rerank, binary, variants = row[:8]
+    stored = Stored(found, dim, bool(has), Tuning(ef, probes, rerank, bool(binary), int(variants or 0)))
+    if image:
+        image_found, path, raw_path, vector = row[8:12]
+        location = location_of(path, raw_path) if image_found else None
+        return replace(stored, image_found=bool(image_found), image_location=location, image_vector=vector)
+    return stored
+
+
+def _searched_as(stored: Stored) -> Stored:
+    """What of a lookup a search runs by (not the image's own fields)."""
+    return Stored(stored.enc_id, stored.dim, stored.has_vectors, stored.tuning)
+
+
+def _remember(conn: psycopg.Connection, key: tuple, stored: Stored) -> None:
+    _looked_up.setdefault(conn, {})[key] = _searched_as(stored)
+
+
+def lookup(
+    conn: psycopg.Connection,
+    *,
+    identity: EncoderIdentity | None = None,
+    name: str | None = None,
+    enc_id: int | None = None,
+    image_id: int | None = None,
+) -> Stored:
+    """Everything a search needs to know before it runs, in one round trip: the encoder of this
+    exact `identity`, else the newest one called `name`, else the one of id `enc_id`; with
+    `image_id`, that indexed image and its vector too. A prepared statement (no rollback
+    between searches forgets it: see `connection.implicit_transactions`)."""
+    sql, params, key = _lookup_statement(identity, name, enc_id, image_id)
+    stored = _stored(one(conn.execute(sql, params, prepare=True)), image_id is not None)
+    _remember(conn, key, stored)
+    return stored
+
+
+def looked_up_before(
+    conn: psycopg.Connection, *, identity: EncoderIdentity | None = None, name: str | None = None
+) -> Stored | None:
+    """What the last lookup of this encoder on `conn` found (None: none yet); a guess, which
+    `lookup_and_nearest` checks before it uses any row found with it."""
+    return _looked_up.get(conn, {}).get(_lookup_statement(identity, name, None, None)[2])
+
+
+def lookup_and_nearest(
+    conn: psycopg.Connection,
+    vector: HalfVector,
+    k: int,
+    *,
+    identity: EncoderIdentity | None = None,
+    name: str | None = None,
+    exclude_id: int | None = None,
+    min_similarity: float | None = None,
+    options: QueryOptions | None = None,
+) -> tuple[Stored, list[Neighbour] | None]:
+    """`lookup`, and with it `nearest` in the same round trip where it can: the rows, or None
+    when the caller must still search (`nearest` with the lookup's tuning).
+
+    The search goes with the lookup (one pipeline, one implicit transaction: the lookup, which
+    also sets the search's settings, then the query) when this connection looked the encoder
+    up before and the search needs nothing else first (no filter: those count their rows
+    first; no relevance feedback: it reads vectors first). It runs as the last lookup said
+    (encoder, dimension, tuned setting, binary index, augmented vectors), and its rows are
+    kept only if the lookup made just before it in the same pipeline says the same: a changed
+    tuning (`index tune`, `index create`, `index drop`, by any process) throws them away and
+    the caller searches again, so no result ever comes from a stale setting (the search thrown
+    away did run: the first one after a binary index is dropped scans without it, once per
+    connection)."""
+    options = options or QueryOptions()
+    sql, params, key = _lookup_statement(identity, name, None, None)
+    guess = _looked_up.get(conn, {}).get(key)
+    if guess is None or guess.enc_id is None or guess.dim is None or not _alongside(guess, vector, options):
+        return lookup(conn, identity=identity, name=name), None
+    plan = _plan(guess.tuning, options, k)
+    query = _params(vector, k, plan, exclude_id, min_similarity, options)
+    settings = dict(zip(_SETTING_PARAMS, _values(plan, exact=False), strict=True))
+    with conn.pipeline():
+        looked = conn.execute(_LOOKUPS_SETTING[key[0]], params | settings, prepare=True)
+        found = conn.execute(
+            search_sql(guess.enc_id, guess.dim, plan.binary, plan.variants, False), query, prepare=True
+        )
+    stored = _stored(one(looked))
+    _looked_up[conn][key] = stored
+    if stored != guess:
+        return stored, None  # the tuning changed since: searched again with the new one
+    return stored, [Neighbour(*row) for row in found.fetchall()]
+
+
+def _alongside(guess: Stored, vector: HalfVector, options: QueryOptions) -> bool:
+    """Whether a search can go with the lookup: the encoder had vectors of the query's dimension,
+    and the search needs nothing else first (a filter counts its rows, feedback reads vectors,
+    an exact search is asked for), and pipelines are there."""
+    return (
+        guess.has_vectors
+        and guess.dim == vector.dimensions()
+        and not (options.where or options.folder or options.exact)
+        and options.since is None
+        and options.until is None
+        and not (options.positive_ids or options.negative_ids)
+        and psycopg.Pipeline.is_supported()
+    )
+
+
 @dataclass
 class _Plan:
     """How one search runs: index settings (tuned by `index tune`, or the query's own), whether
@@ -71,16 +262,8 @@ class _Plan:
     variants: int
 
 
-def _plan(conn: psycopg.Connection, enc_id: int, options: QueryOptions, k: int) -> _Plan:
-    ef, probes, rerank, binary, variants = one(
-        conn.execute(
-            """SELECT s.ef_search, s.probes, s.rerank,
-                      to_regclass(format('imgsearch.embeddings_hnsw_bit_enc%%s', %(enc)s::int)) IS NOT NULL,
-                      (SELECT max(variant) FROM imgsearch.augmented_embeddings WHERE encoder_id = %(enc)s)
-               FROM (SELECT 1) one LEFT JOIN imgsearch.search_settings s ON s.encoder_id = %(enc)s""",
-            {"enc": enc_id},
-        )
-    )
+def _plan(tuning: Tuning, options: QueryOptions, k: int) -> _Plan:
+    ef, probes, rerank, binary, variants = tuning
     if binary:
         rerank = max(k, options.ef_search or rerank or 100)
         ef = min(rerank, MAX_EF_SEARCH)  # an iterative scan goes on past ef_search
@@ -90,8 +273,8 @@ def _plan(conn: psycopg.Connection, enc_id: int, options: QueryOptions, k: int) 
         options.ef_search or ef,
         options.probes or probes,
         rerank,
-        bool(binary),
-        int(variants or 0) if options.augmented else 0,
+        binary,
+        variants if options.augmented else 0,
     )
 
 
@@ -104,6 +287,8 @@ def nearest(
     exclude_id: int | None = None,
     min_similarity: float | None = None,
     options: QueryOptions | None = None,
+    *,
+    tuning: Tuning | None = None,
 ) -> list[Neighbour]:
     """The k nearest vectors of one encoder (cosine distance), filtered by `options`.
 
@@ -111,22 +296,15 @@ def nearest(
     the ef_search / probes `index tune` chose (a query's own wins). A filter that matches few
     rows (under FILTER_EXACT_ROWS) is searched exactly over those rows; otherwise pgvector's
     iterative index scans keep going until k rows qualify, and should they still come back
-    short, the search is repeated exactly: k rows whenever k exist.
+    short, the search is repeated exactly: k rows whenever k exist. `tuning`: the encoder's, as
+    `lookup` found it a moment ago (default: looked up here).
     """
     options = options or QueryOptions()
-    plan = _plan(conn, enc_id, options, k)
-    params = {
-        "v": vector,
-        "exclude": exclude_id,
-        "k": k,
-        "rerank": plan.rerank or k,
-        "max_dist": None if min_similarity is None else 1.0 - min_similarity,
-        "filter": json.dumps(options.where) if options.where else None,
-        "folder": options.folder.rstrip("/") + "/" if options.folder else None,
-        "since": options.since,
-        "until": options.until,
-    }
-    filtered = any(params[p] is not None for p in ("filter", "folder", "since", "until"))
+    if tuning is None:
+        tuning = lookup(conn, enc_id=enc_id).tuning
+    plan = _plan(tuning, options, k)
+    params = _params(vector, k, plan, exclude_id, min_similarity, options)
+    filtered = _filtered(params)
     exact = options.exact
     if filtered and not exact:
         few = _exact_if_few(conn, enc_id, dim, params)
@@ -139,38 +317,112 @@ def nearest(
     return rows
 
 
+def _params(
+    vector: HalfVector,
+    k: int,
+    plan: _Plan,
+    exclude_id: int | None,
+    min_similarity: float | None,
+    options: QueryOptions,
+) -> dict[str, object]:
+    """The parameters of a search's statements."""
+    return {
+        "v": vector,
+        "exclude": exclude_id,
+        "k": k,
+        "rerank": plan.rerank or k,
+        "max_dist": None if min_similarity is None else 1.0 - min_similarity,
+        "filter": json.dumps(options.where) if options.where else None,
+        "folder": options.folder.rstrip("/") + "/" if options.folder else None,
+        "since": options.since,
+        "until": options.until,
+    }
+
+
+def _filtered(params: dict) -> bool:
+    return any(params[p] is not None for p in ("filter", "folder", "since", "until"))
+
+
+# Every setting a search relies on, set each time (pgvector's defaults where none is chosen):
+# one search's settings, transaction-local, never steer the next in its transaction. Plans are
+# made for each search's own values (k, the filters it has), as they were before its
+# statements were prepared.
+_SETTINGS = (
+    "hnsw.iterative_scan",
+    "ivfflat.iterative_scan",
+    "hnsw.ef_search",
+    "ivfflat.probes",
+    "enable_indexscan",
+    "plan_cache_mode",
+)
+_SET = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _SETTINGS)
+_SETTING_PARAMS = [f"setting{i}" for i in range(len(_SETTINGS))]
+_LOOKUPS_SETTING = {  # a lookup that also sets a search's settings, for the query after it
+    by: _LOOKUP.format(
+        where=where,
+        image="",
+        image_join="",
+        also="".join(
+            f",\n           set_config('{name}', %({param})s, true)"
+            for name, param in zip(_SETTINGS, _SETTING_PARAMS, strict=True)
+        ),
+    )
+    for by, where in _ENCODER_BY.items()
+}
+
+
 def _run(
     conn: psycopg.Connection, enc_id: int, dim: int, plan: _Plan, exact: bool, params: dict
 ) -> list[Neighbour]:
-    # Every setting a search relies on is set each time (pgvector's defaults where none is
-    # chosen): one search's settings, transaction-local, never steer the next in its transaction.
-    settings = {
-        "hnsw.iterative_scan": "relaxed_order",
-        "ivfflat.iterative_scan": "relaxed_order",
-        "hnsw.ef_search": str(int(plan.ef_search or DEFAULT_EF_SEARCH)),
-        "ivfflat.probes": str(int(plan.probes or DEFAULT_PROBES)),
-        "enable_indexscan": "off" if exact else "on",
-    }
-    conn.execute(
-        "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in settings),
-        [item for pair in settings.items() for item in pair],
+    """The settings and the search, sent together (one round trip in pipeline mode: with
+    `connection.implicit_transactions`, the settings last until the search's end; a libpq too
+    old for pipelines sends them one after the other in a transaction of their own)."""
+    values = _values(plan, exact)
+    sql = search_sql(enc_id, dim, plan.binary and not exact, plan.variants, _filtered(params))
+    together = conn.pipeline() if psycopg.Pipeline.is_supported() else conn.transaction()
+    with together:
+        conn.execute(_SET, values, prepare=True)
+        cursor = conn.execute(sql, params, prepare=True)
+    return [Neighbour(*row) for row in cursor.fetchall()]
+
+
+def _values(plan: _Plan, exact: bool) -> list[str]:
+    """The values of `_SETTINGS` for a search."""
+    return [
+        "relaxed_order",
+        "relaxed_order",
+        str(int(plan.ef_search or DEFAULT_EF_SEARCH)),
+        str(int(plan.probes or DEFAULT_PROBES)),
+        "off" if exact else "on",
+        "force_custom_plan",
+    ]
+
+
+def search_sql(enc_id: int, dim: int, binary: bool, variants: int, filtered: bool) -> str:
+    """The statement of one search (parameters as `nearest` makes them): the candidates, each
+    an image id and its exact distance, read from the vector tables alone unless a filter needs
+    the images' columns; the k best of them; then the images' rows of those k. A binary index's
+    candidates (`rerank` of them, in Hamming order) are re-ranked by exact distance before that
+    join, so images is read k times, not `rerank` times."""
+    candidates = _candidates(
+        "imgsearch.embeddings", enc_id, dim, "%(rerank)s" if binary else "%(k)s", filtered, binary
     )
-    binary = plan.binary and not exact
-    candidates = _candidates("imgsearch.embeddings", enc_id, dim, "%(rerank)s" if binary else "%(k)s", binary)
-    if plan.variants:  # each image once, at the distance of its closest vector
+    if variants:  # each image once, at the distance of its closest vector
         augmented = _candidates(
-            "imgsearch.augmented_embeddings", enc_id, dim, f"%(k)s * {int(plan.variants)}"
+            "imgsearch.augmented_embeddings", enc_id, dim, f"%(k)s * {int(variants)}", filtered
         )
         candidates = f"""
-            SELECT DISTINCT ON (u.id) u.* FROM (({candidates}) UNION ALL ({augmented})) u
+            SELECT DISTINCT ON (u.id) u.id, u.distance FROM (({candidates}) UNION ALL ({augmented})) u
             ORDER BY u.id, u.distance"""
-    sql = f"""
-        SELECT d.id, d.path, d.path_bytes, d.metadata, d.distance, d.width, d.height, d.mtime
-        FROM ({candidates}) d
-        WHERE %(max_dist)s::float8 IS NULL OR d.distance <= %(max_dist)s::float8
-        ORDER BY d.distance, d.id
-        LIMIT %(k)s"""
-    return [Neighbour(*row) for row in conn.execute(sql, params).fetchall()]
+    return f"""
+        SELECT i.id, i.path, i.path_bytes, i.metadata, d.distance, i.width, i.height, i.mtime
+        FROM (
+            SELECT c.id, c.distance FROM ({candidates}) c
+            WHERE %(max_dist)s::float8 IS NULL OR c.distance <= %(max_dist)s::float8
+            ORDER BY c.distance, c.id
+            LIMIT %(k)s) d
+        JOIN imgsearch.images i ON i.id = d.id
+        ORDER BY d.distance, d.id"""
 
 
 _FILTERS = """
@@ -205,17 +457,19 @@ def _exact_if_few(conn: psycopg.Connection, enc_id: int, dim: int, params: dict)
                 ORDER BY x.distance + 0.0, i.id  -- + 0.0: never the ANN index, a sort of the few
                 LIMIT %(k)s) d ON true""",
         params,
+        prepare=False,  # planned for each search's own filters, never a generic plan
     ).fetchall()
     if not rows[0][0]:
         return None
     return [Neighbour(*row[1:]) for row in rows if row[1] is not None]
 
 
-def _candidates(table: str, enc_id: int, dim: int, limit: str, binary: bool = False) -> str:
-    """The nearest rows of one vector table, filtered (the cast lets per-encoder indexes serve
-    it). An image with N vectors in `table` can fill N places, hence the caller's limit. With
-    `binary`, the rows come in Hamming order of their binary-quantised vectors (the binary index
-    serves it); the caller re-ranks them by `distance`."""
+def _candidates(table: str, enc_id: int, dim: int, limit: str, filtered: bool, binary: bool = False) -> str:
+    """The nearest rows of one vector table (image id, exact distance), filtered (the cast lets
+    per-encoder indexes serve it); images is joined only for a filter's columns. An image with
+    N vectors in `table` can fill N places, hence the caller's limit. With `binary`, the rows
+    come in Hamming order of their binary-quantised vectors (the binary index serves it); the
+    caller re-ranks them by `distance`."""
     distance = _distance(dim)
     order = distance
     if binary:
@@ -223,10 +477,12 @@ def _candidates(table: str, enc_id: int, dim: int, limit: str, binary: bool = Fa
             f"binary_quantize(e.embedding::halfvec({dim}))::bit({dim})"
             f" <~> binary_quantize(%(v)b::halfvec({dim}))"
         )
+    images = " JOIN imgsearch.images i ON i.id = e.image_id" if filtered else ""
+    filters = _FILTERS if filtered else ""
     return f"""
-        SELECT i.id, i.path, i.path_bytes, i.metadata, i.width, i.height, i.mtime, {distance} AS distance
-        FROM {table} e JOIN imgsearch.images i ON i.id = e.image_id
-        WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s{_FILTERS}
+        SELECT e.image_id AS id, {distance} AS distance
+        FROM {table} e{images}
+        WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s{filters}
         ORDER BY {order}
         LIMIT {limit}"""
 
@@ -234,39 +490,31 @@ def _candidates(table: str, enc_id: int, dim: int, limit: str, binary: bool = Fa
 # The vectors a search starts from
 
 
-def require_vectors(conn: psycopg.Connection, enc_id: int | None, name: str) -> int:
-    """`enc_id`, if the encoder has vectors stored; else NoVectors."""
-    has = enc_id is not None and scalar(
-        conn.execute("SELECT EXISTS (SELECT 1 FROM imgsearch.embeddings WHERE encoder_id = %s)", (enc_id,))
-    )
-    if enc_id is None or not has:
+def require_vectors(stored: Stored, name: str) -> tuple[int, int]:
+    """(encoder id, dimension) of a looked-up encoder that has vectors stored; else NoVectors."""
+    if stored.enc_id is None or stored.dim is None or not stored.has_vectors:
         raise NoVectors(
             f"No images are indexed with {name} yet: run `imgsearch ingest PATH --model {name}` first."
         )
-    return enc_id
+    return stored.enc_id, stored.dim
 
 
-def indexed_vector(conn: psycopg.Connection, image_id: int, name: str) -> tuple[int, int, HalfVector]:
-    """(encoder id, dimension, stored vector) of an indexed image for the encoder `name`."""
-    if conn.execute("SELECT 1 FROM imgsearch.images WHERE id = %s", (image_id,)).fetchone() is None:
+def indexed_vector(conn: psycopg.Connection, image_id: int, name: str) -> Stored:
+    """The encoder `name`'s stored vectors (`lookup`) with the indexed image's own vector and
+    location; ImageNotFound, UnknownEncoder or NoVectors when there is no such image, encoder
+    or vector."""
+    stored = lookup(conn, name=name, image_id=image_id)
+    if not stored.image_found:
         raise ImageNotFound(f"No indexed image has id {image_id}.")
-    enc = store.encoder_by_name(conn, name)
-    if enc is None:
+    if stored.enc_id is None:
         from imgsearch.encoding.registry import dimension_of
 
         dimension_of(name)  # an encoder imgsearch does not know is UnknownEncoder, as for uploads
-    row = (
-        enc
-        and conn.execute(
-            "SELECT embedding FROM imgsearch.embeddings WHERE image_id = %s AND encoder_id = %s",
-            (image_id, enc.id),
-        ).fetchone()
-    )
-    if enc is None or not row:
+    if stored.enc_id is None or stored.image_vector is None:
         raise NoVectors(
             f"Image {image_id} has no {name} vector: run `imgsearch ingest` with --model {name} on it first."
         )
-    return enc.id, enc.dimension, row[0]
+    return stored
 
 
 def with_feedback(conn: psycopg.Connection, enc_id: int, vector, options: QueryOptions) -> np.ndarray:
@@ -287,10 +535,3 @@ def with_feedback(conn: psycopg.Connection, enc_id: int, vector, options: QueryO
     if norm < 1e-6:
         raise ImgsearchError("The positive and negative examples cancel the query out.")
     return q / norm
-
-
-def image_location(conn: psycopg.Connection, image_id: int) -> str:
-    """Where an indexed image is (see sources.location_of)."""
-    return location_of(
-        *one(conn.execute("SELECT path, path_bytes FROM imgsearch.images WHERE id = %s", (image_id,)))
-    )

@@ -141,6 +141,11 @@ class Core:
         path = finetuned.weights_file(conn, row, cache_dir(self.settings.home) / "finetuned")
         return finetuned_encoder(name, path, row.size, self.device, self.backend)
 
+    def _loaded(self, name: str) -> Encoder | None:
+        """The encoder called `name` (default weights), if it is loaded; None (nothing loads)."""
+        with self._encoders_lock:
+            return self._encoders.get((name, None))
+
     def _forget_encoders(self, names: Iterable[str]) -> None:
         """Drop loaded encoders (their vectors were deleted)."""
         gone = set(names)

@@ -3,6 +3,7 @@
     index = imgsearch.open()                 # IMGSEARCH_DATABASE_URL, else the embedded server
     index.ingest(["./photos"])
     result = index.search("query.jpg", k=5)  # the encoder is loaded once, then reused
+    nearby = index.search_vector(index.encode(["query.jpg"])[0], k=5)  # a vector one has
 
 `Index` is the one way in for every client: the CLI and the HTTP service parse, call it and
 format what it returns. Searching, browsing and ingesting are its own methods, the collection
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgsearch import config
-from imgsearch.db.connection import connect
+from imgsearch.db.connection import connect, implicit_transactions
 from imgsearch.errors import DatabaseUnavailable
 from imgsearch.ingest.options import IngestOptions
 from imgsearch.library.admin import AnnIndexes, DatabaseAdmin, Models
@@ -31,6 +32,7 @@ from imgsearch.library.collection import CollectionTools
 from imgsearch.library.quality import Quality
 
 if TYPE_CHECKING:
+    import numpy as np
     import psycopg
 
     from imgsearch.browse import CollectionStats, Folder, ImageInfo, ImagePage
@@ -166,20 +168,61 @@ class Index(CollectionTools, Quality):
 
             encoder = TestTimeAugmented(encoder)
 
+        return self._searched(
+            lambda conn: search(
+                query,
+                k,
+                text=words,
+                encoder=encoder,
+                model=model or self.model,
+                min_similarity=min_similarity,
+                options=_with_folder(conn, options),
+                conn=conn,
+                settings=self.settings,
+            )
+        )
+
+    def search_vector(
+        self,
+        vector: Sequence[float] | np.ndarray | Any,
+        k: int = 5,
+        *,
+        model: str | None = None,
+        min_similarity: float | None = None,
+        options: QueryOptions | None = None,
+    ) -> SearchResult:
+        """The k indexed images nearest a vector one already has (from `encode`, `encode_text`,
+        or a model of one's own in the same space), best first: `search` after its encoding,
+        with the same filters, relevance feedback, results and replica. `model` (default: this
+        index's) says whose vectors: the encoder of that name this index has loaded, else the
+        newest one of that name in the database (as the SQL functions resolve it; nothing is
+        loaded). A vector of another dimension than the model's, with NaN or infinite values,
+        or all zeros is refused (ImgsearchError); its length does not matter otherwise."""
+        from imgsearch.search import search_vector
+
+        name = model or self.model
+        encoder = self._loaded(name)
+        return self._searched(
+            lambda conn: search_vector(
+                vector,
+                k,
+                encoder=encoder,
+                model=name,
+                min_similarity=min_similarity,
+                options=_with_folder(conn, options),
+                conn=conn,
+                settings=self.settings,
+            )
+        )
+
+    def _searched(self, run: Callable[[psycopg.Connection], SearchResult]) -> SearchResult:
+        """`run` on a search connection (`searching`: the replica's when there is one) with
+        implicit transactions (`connection.implicit_transactions`); once more on a fresh
+        connection when the database dropped it."""
+
         def once() -> SearchResult:
-            with self.searching() as conn:
-                opts = _with_folder(conn, options)
-                return search(
-                    query,
-                    k,
-                    text=words,
-                    encoder=encoder,
-                    model=model or self.model,
-                    min_similarity=min_similarity,
-                    options=opts,
-                    conn=conn,
-                    settings=self.settings,
-                )
+            with self.searching() as conn, implicit_transactions(conn):
+                return run(conn)
 
         try:
             return once()

@@ -277,6 +277,7 @@ class Journey:
 
     def check(self, path: str, i: int, scratch: Database | None = None) -> subprocess.CompletedProcess:
         step = JOURNEYS[path][i]
+        _t0 = time.perf_counter()
         result = subprocess.run(
             self.argv(step),
             env=self.env(step.database, scratch),
@@ -285,6 +286,7 @@ class Journey:
             timeout=TIMEOUT_S,
         )
         _RAN.add((path, i))
+        print(f"STEP {time.perf_counter() - _t0:6.2f} s  {step.line}")
         command = " ".join(result.args[3:])
         context = f"`imgsearch {command}` exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
         assert result.returncode == step.code, context

@@ -218,7 +218,8 @@ def many_photos(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
-def test_interrupted_ingest_keeps_whole_batches_and_resumes(db, many_photos: Path, sig) -> None:
+def test_interrupted_ingest_keeps_whole_batches_and_resumes(db, lite0, many_photos: Path, sig) -> None:
+    # (`lite0`: the encoder is exported into the session's model cache before the command runs)
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "imgsearch", "ingest", str(many_photos), "--batch-size", "4"]

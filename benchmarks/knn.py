@@ -305,9 +305,11 @@ def postgres_methods(
     skip: Sequence[str],
     far: np.ndarray | None = None,
     far_queries: np.ndarray | None = None,
+    tune_queries: int = 300,
 ) -> tuple[list[Build], list[Point]]:
     """pgvector through imgsearch as shipped: the embedded server's own settings, indexes built by
-    `create_index`, `index tune --recall 0.95`, every query one call of `similar_to_vector`."""
+    `create_index`, `index tune --recall 0.95` (with `tune_queries` queries, as shipped
+    300), every query one call of `similar_to_vector`."""
     from imgsearch.db import search_settings
     from imgsearch.db.connection import connect
     from imgsearch.db.index_tuning import tune
@@ -353,7 +355,7 @@ def postgres_methods(
         def shipped(method: str) -> None:
             """`index tune --recall 0.95`, then queries with no setting of the client's own."""
             t0 = time.perf_counter()
-            result = tune(db, ENCODER, 0.95)
+            result = tune(db, ENCODER, 0.95, queries=tune_queries)
             chosen = result.chosen
             value = chosen.setting[1]
             print(
@@ -504,14 +506,14 @@ def faiss_hnsw(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, m: int)
 
 
 def faiss_ivfpq_refine(
-    data: np.ndarray, queries: np.ndarray, truth: np.ndarray, nlist: int
+    data: np.ndarray, queries: np.ndarray, truth: np.ndarray, nlist: int, bits: int = 8
 ) -> tuple[Build, list[Point]]:
     import faiss
 
     unit = _unit32(data)
     dim = unit.shape[1]  # sub-quantisers: 1 per 20 dims (64 at 1,280), a divisor of dim as faiss needs
     m = max(d for d in range(1, max(1, dim // 20) + 1) if dim % d == 0)
-    spec = f"IVF{nlist},PQ{m}x8,RFlat"
+    spec = f"IVF{nlist},PQ{m}x{bits},RFlat"
     t0 = time.perf_counter()
     index = faiss.index_factory(unit.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
     index.train(unit)
@@ -663,8 +665,10 @@ def main() -> None:
     )
     _support.add_arguments(parser)
     args = parser.parse_args()
-    if args.smoke:
+    tune_queries, pq_bits = 200, 8
+    if args.smoke:  # (faiss trains 256 centroids per PQ code for seconds; 16 for a fraction)
         args.n, args.dim, args.queries, args.m, args.annoy_trees = 1500, 64, 20, 8, 5
+        tune_queries, pq_bits = 50, 4
         args.skip = [m for m, package in PACKAGES.items() if importlib.util.find_spec(package) is None]
         if args.skip:
             print(f"smoke: {', '.join(args.skip)} left out (not installed: pip install -e '.[bench]')")
@@ -699,12 +703,14 @@ def main() -> None:
             db, _ = load_postgres(url, data, far)
             seconds = time.perf_counter() - t0
             print(f"pgvector: loaded {args.n:,} rows through store.write_batch in {seconds:.1f}s", flush=True)
-            b, p = postgres_methods(db, data, queries, truth, args.k, args.skip, far, far_queries)
+            b, p = postgres_methods(
+                db, data, queries, truth, args.k, args.skip, far, far_queries, tune_queries
+            )
             builds += b
             points += p
         in_process = {
             "faiss-hnsw": lambda: faiss_hnsw(data, queries, truth, args.m),
-            "faiss-ivfpq": lambda: faiss_ivfpq_refine(data, queries, truth, default_lists(args.n)),
+            "faiss-ivfpq": lambda: faiss_ivfpq_refine(data, queries, truth, default_lists(args.n), pq_bits),
             "faiss-ivfflat": lambda: faiss_ivfflat(data, queries, truth, default_lists(args.n)),
             "hnswlib": lambda: hnswlib_index(data, queries, truth, args.m),
             "usearch": lambda: usearch_index(data, queries, truth, args.m),

@@ -37,7 +37,14 @@ from knn import ENCODER, exact_top_k, load_postgres, recall, synthetic_vectors  
 from sample_images import make_camera_jpegs  # noqa: E402
 
 
-def engines(server: _support.Server, n: int, out: Path, size: tuple[int, int], elpv: bool = True) -> None:
+def engines(
+    server: _support.Server,
+    n: int,
+    out: Path,
+    size: tuple[int, int],
+    elpv: bool = True,
+    workers: int | None = None,
+) -> None:
     from imgsearch.encoding.registry import get_encoder
     from imgsearch.ingest import IngestOptions, ingest
     from imgsearch.ingest.ray_engine import start_ray
@@ -54,7 +61,7 @@ def engines(server: _support.Server, n: int, out: Path, size: tuple[int, int], e
         [folder],
         encoder=encoder,
         database=server.new_database("scale_ray"),
-        options=IngestOptions(engine="ray"),
+        options=IngestOptions(engine="ray", workers=workers),
     )
     print(
         f"{n} camera JPEGs ({size[0]}x{size[1]}), efficientnet-lite0 (ONNX Runtime), {os.cpu_count()} cores"
@@ -154,7 +161,8 @@ def main() -> None:
     os.environ.setdefault("IMGSEARCH_SERVER_SETTINGS", "shared_buffers=2GB")  # the embedded server's
     with _support.database_server(args, home) as server:
         if not args.skip_engines:
-            engines(server, args.n, out, size, elpv=not args.smoke)
+            # (--smoke: one Ray encoding actor, one model load, instead of one per core)
+            engines(server, args.n, out, size, elpv=not args.smoke, workers=1 if args.smoke else None)
         partitions(server.url, args.vectors, args.partitions, args.ef_search, args.queries)
 
 

@@ -322,14 +322,23 @@ def test_library_checks_ranges_too(db, lite0) -> None:
         search("id:9223372036854775808", encoder=lite0, database=db)
 
 
+# the server stops once the first batch is in; 4-12 images were in by then, with 400 or 100
+# photos (the stop takes effect within a batch or two): 100 leave a wide margin
+PHOTOS_TO_STOP = 100
+
+
 @pytest.mark.slow
-def test_server_stopped_mid_ingest(tmp_path) -> None:
+def test_server_stopped_mid_ingest(tmp_path, lite0) -> None:
     from imgsearch.db import embedded
 
     home = tmp_path / "home"
+    home.mkdir()
+    # the session's model cache (`lite0` exported into it): no ONNX export in the subprocess
+    models = Path(os.environ["IMGSEARCH_HOME"]) / "models"
+    (home / "models").symlink_to(models, target_is_directory=True)
     server = embedded.start(home)
     folder = tmp_path / "many"
-    write_photos(folder, 400)
+    write_photos(folder, PHOTOS_TO_STOP)
     env = {"IMGSEARCH_HOME": str(home), "IMGSEARCH_DATABASE_URL": ""}
     process = subprocess.Popen(
         [sys.executable, "-m", "imgsearch", "ingest", str(folder), "--batch-size", "4"],
@@ -365,11 +374,11 @@ def test_server_stopped_mid_ingest(tmp_path) -> None:
             """SELECT count(*), count(e.image_id) FROM imgsearch.images i
                              LEFT JOIN imgsearch.embeddings e ON e.image_id = i.id""",
         )[0]
-        assert 0 < counts[0] == counts[1] < 400  # whole batches only
+        assert 0 < counts[0] == counts[1] < PHOTOS_TO_STOP  # whole batches, and the stop landed mid-run
         rerun = _cli(env, "ingest", str(folder))
         assert rerun.returncode == 0, rerun.stderr
-        assert f"{400 - counts[0]} new" in rerun.stdout
-        assert rows(db, "SELECT count(*) FROM imgsearch.embeddings")[0][0] == 400
+        assert f"{PHOTOS_TO_STOP - counts[0]} new" in rerun.stdout
+        assert rows(db, "SELECT count(*) FROM imgsearch.embeddings")[0][0] == PHOTOS_TO_STOP
     finally:
         embedded.stop(home)
 

@@ -203,21 +203,27 @@ def test_exit_code_1_when_nothing_could_be_ingested(db, tmp_path) -> None:
     assert "1 failed" in result.stdout
 
 
-def _many_photos(folder: Path, n: int) -> None:
+@pytest.fixture(scope="module")
+def many_photos(tmp_path_factory) -> Path:
+    """96 distinct photos of 320x240: the CLI encodes one in some tens of milliseconds, so the
+    88 or so left when a test interrupts the run after its second batch take seconds (larger
+    photos took longer to make and to decode, and added nothing). Only read, never changed."""
+    folder = tmp_path_factory.mktemp("many")
     photos = list(sample_photos().values())
-    for i in range(n):
+    for i in range(96):
         img = photos[i % len(photos)]
-        big = img.resize((1600, 1200)).rotate(i * 7 % 360)  # large enough to take a while
-        big.save(folder / f"img{i:03d}.png", compress_level=1)
+        img.resize((320, 240)).rotate(i * 7 % 360).save(folder / f"img{i:03d}.png", compress_level=1)
+    return folder
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
-def test_interrupted_ingest_keeps_whole_batches_and_resumes(db, tmp_path, sig) -> None:
-    _many_photos(tmp_path, 96)
+def test_interrupted_ingest_keeps_whole_batches_and_resumes(db, lite0, many_photos: Path, sig) -> None:
+    # (`lite0`: the encoder is exported into the session's model cache before the command runs)
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "imgsearch", "ingest", str(tmp_path), "--batch-size", "4", "--workers", "1"],
+        [sys.executable, "-m", "imgsearch", "ingest", str(many_photos), "--batch-size", "4"]
+        + ["--workers", "1"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -234,7 +240,7 @@ def test_interrupted_ingest_keeps_whole_batches_and_resumes(db, tmp_path, sig) -
         assert "interrupted" in out
     images, vectors = _count(db, "images"), _count(db, "embeddings")
     assert images == vectors  # no image row without its vector
-    assert images < 96
-    rerun = _cli(db, "ingest", str(tmp_path), "--batch-size", "4")
+    assert images < 96  # the signal landed mid-run
+    rerun = _cli(db, "ingest", str(many_photos), "--batch-size", "4")
     assert f"{96 - images} new" in rerun.stdout and f"{images} unchanged" in rerun.stdout
     assert _count(db, "images") == _count(db, "embeddings") == 96

@@ -665,7 +665,7 @@ def main() -> None:
     )
     _support.add_arguments(parser)
     args = parser.parse_args()
-    tune_queries, pq_bits = 200, 8
+    tune_queries, pq_bits = 300, 8
     if args.smoke:  # (faiss trains 256 centroids per PQ code for seconds; 16 for a fraction)
         args.n, args.dim, args.queries, args.m, args.annoy_trees = 1500, 64, 20, 8, 5
         tune_queries, pq_bits = 50, 4

@@ -28,6 +28,7 @@ from .support.web import (
 )
 
 chromium_browser = web_support.chromium_browser  # the shared fixtures, where pytest finds them
+web_collection = web_support.web_collection
 server = web_support.server
 web_page = web_support.web_page
 

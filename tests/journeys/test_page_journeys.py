@@ -24,8 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from imgsearch.library import Index
-
 from ..support import web as web_support
 from ..support.photos import sample_photos
 from ..support.web import (
@@ -38,14 +36,15 @@ from ..support.web import (
     _id_of,
     _page,
     _results,
+    copied_collection,
     serving,
     taken_on,
-    write_photos,
 )
 
 pytestmark = pytest.mark.slow  # a browser: the full tier only
 
 chromium_browser = web_support.chromium_browser  # the shared fixtures, where pytest finds them
+web_collection = web_support.web_collection
 server = web_support.server
 
 
@@ -59,23 +58,19 @@ IMAGES = 33  # 11 sample photos, each with its mirror image and a copy turned 12
 
 
 @pytest.fixture
-def fresh_server(db, lite0, tmp_path_factory):
+def fresh_server(pg_admin_url, web_collection, lite0):
     """A served collection with no clusters and no map yet; making the clusters takes a second
     longer than it would, so that its progress can be seen."""
-    photos = tmp_path_factory.mktemp("fresh-photos")
-    write_photos(photos)
-    index = Index(db.url, device="cpu", pool_size=4, encoders=[lite0])
-    index.ingest([photos])
-    real = index.clusters
+    with copied_collection(pg_admin_url, web_collection.ingested, lite0) as index:
+        real = index.clusters
 
-    def slow_clusters(*args, **kwargs):
-        time.sleep(1.5)
-        return real(*args, **kwargs)
+        def slow_clusters(*args, **kwargs):
+            time.sleep(1.5)
+            return real(*args, **kwargs)
 
-    index.clusters = slow_clusters
-    with serving(index) as base:
-        yield base, photos, index, Delays(index)
-    index.close()
+        index.clusters = slow_clusters
+        with serving(index) as base:
+            yield base, web_collection.photos, index, Delays(index)
 
 
 def _shots(tmp_path: Path) -> Path:

@@ -10,8 +10,10 @@ import shutil
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -129,19 +131,65 @@ def serving(index: Index):
         thread.join(timeout=30)
 
 
-@pytest.fixture
-def server(db, lite0, tmp_path_factory):
-    """A served collection with its clusters and map made: (base URL, photos folder, index, delays)."""
+@dataclass(frozen=True)
+class Collection:
+    """The photos (`write_photos`, written once, only read) and two databases to copy:
+    `ingested` holds them ingested, `made` also their clusters and map."""
+
+    photos: Path
+    ingested: str  # database names, templates of each test's own database
+    made: str
+
+
+@pytest.fixture(scope="session")
+def web_collection(pg_admin_url, migrated_template, lite0, tmp_path_factory):
+    """Ingested, clustered and mapped once a session (each test used to do it again): a test's
+    database is a copy (CREATE DATABASE ... TEMPLATE), as it was after the same calls."""
+    from .pg import scratch_database
+
     photos = tmp_path_factory.mktemp("web-photos")
     write_photos(photos)
-    index = Index(db.url, device="cpu", pool_size=4, encoders=[lite0])
-    index.ingest([photos])
-    index.clusters(4)
-    index.map()
-    delays = Delays(index)
-    with serving(index) as base:
-        yield base, photos, index, delays
-    index.close()
+    with contextlib.ExitStack() as stack:
+        ingested = stack.enter_context(scratch_database(pg_admin_url, template=migrated_template))
+        index = Index(ingested, device="cpu", pool_size=4, encoders=[lite0])
+        try:
+            index.ingest([photos])
+        finally:
+            index.close()  # a template has no connection left open
+        made = stack.enter_context(scratch_database(pg_admin_url, template=_name(ingested)))
+        index = Index(made, device="cpu", pool_size=4, encoders=[lite0])
+        try:
+            index.clusters(4)
+            index.map()
+        finally:
+            index.close()
+        yield Collection(photos, _name(ingested), _name(made))
+
+
+def _name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+@contextlib.contextmanager
+def copied_collection(pg_admin_url: str, template: str, lite0):
+    """An Index on a new copy of one of `web_collection`'s databases."""
+    from .pg import scratch_database
+
+    with scratch_database(pg_admin_url, template=template) as url:
+        index = Index(url, device="cpu", pool_size=4, encoders=[lite0])
+        try:
+            yield index
+        finally:
+            index.close()
+
+
+@pytest.fixture
+def server(pg_admin_url, web_collection: Collection, lite0):
+    """A served collection with its clusters and map made: (base URL, photos folder, index, delays)."""
+    with copied_collection(pg_admin_url, web_collection.made, lite0) as index:
+        delays = Delays(index)
+        with serving(index) as base:
+            yield base, web_collection.photos, index, delays
 
 
 def _page(browser, request, tmp_path, viewport=DESKTOP):

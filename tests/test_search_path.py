@@ -17,7 +17,7 @@ from pgvector import HalfVector
 from PIL import Image
 
 from imgsearch.db import nearest as nearest_module
-from imgsearch.db import store
+from imgsearch.db import nearest_sql, store
 from imgsearch.db.connection import connect
 from imgsearch.db.indexes import create_index, drop_index
 from imgsearch.db.nearest import NoVectors, QueryOptions, lookup, nearest
@@ -349,7 +349,7 @@ def _reranked(conn, enc_id, q, k, options, exclude=None, min_similarity=None) ->
         tables.append(("imgsearch.augmented_embeddings", f"%(k)s * {plan.variants}", False))
     best: dict[int, float] = {}
     for table, limit, binary in tables:
-        sql = nearest_module._candidates(table, enc_id, DIM, limit, filtered, binary)
+        sql = nearest_sql.candidate_rows(table, enc_id, DIM, limit, filtered, binary)
         for image_id, distance in conn.execute(sql, params).fetchall():
             best[image_id] = min(distance, best.get(image_id, distance))
     conn.rollback()
@@ -403,7 +403,7 @@ def test_candidates_are_reranked_before_the_images_are_joined(collection, monkey
                 plan = nearest_module._plan(lookup(conn, enc_id=enc_id).tuning, QueryOptions(), K)
                 assert plan.rerank and plan.rerank > K
                 conn.execute(nearest_module._SET, _settings_of(plan, False))
-                sql = nearest_module.search_sql(enc_id, DIM, True, 0, False)
+                sql = nearest_sql.search_sql(enc_id, DIM, True, 0, False)
                 params = {"v": HalfVector(_queries(1)[0]), "exclude": None, "k": K, "rerank": plan.rerank}
                 params["max_dist"] = None
                 (explained,) = conn.execute(

@@ -16,6 +16,7 @@ import psycopg
 from pgvector import HalfVector
 
 from imgsearch.db.connection import one
+from imgsearch.db.nearest_sql import FILTERS, distance_sql, search_sql
 from imgsearch.encoding.encoder import EncoderIdentity
 from imgsearch.errors import ImageNotFound, ImgsearchError
 from imgsearch.sources import location_of
@@ -398,45 +399,6 @@ def _values(plan: _Plan, exact: bool) -> list[str]:
     ]
 
 
-def search_sql(enc_id: int, dim: int, binary: bool, variants: int, filtered: bool) -> str:
-    """The statement of one search (parameters as `nearest` makes them): the candidates, each
-    an image id and its exact distance, read from the vector tables alone unless a filter needs
-    the images' columns; the k best of them; then the images' rows of those k. A binary index's
-    candidates (`rerank` of them, in Hamming order) are re-ranked by exact distance before that
-    join, so images is read k times, not `rerank` times."""
-    candidates = _candidates(
-        "imgsearch.embeddings", enc_id, dim, "%(rerank)s" if binary else "%(k)s", filtered, binary
-    )
-    if variants:  # each image once, at the distance of its closest vector
-        augmented = _candidates(
-            "imgsearch.augmented_embeddings", enc_id, dim, f"%(k)s * {int(variants)}", filtered
-        )
-        candidates = f"""
-            SELECT DISTINCT ON (u.id) u.id, u.distance FROM (({candidates}) UNION ALL ({augmented})) u
-            ORDER BY u.id, u.distance"""
-    return f"""
-        SELECT i.id, i.path, i.path_bytes, i.metadata, d.distance, i.width, i.height, i.mtime
-        FROM (
-            SELECT c.id, c.distance FROM ({candidates}) c
-            WHERE %(max_dist)s::float8 IS NULL OR c.distance <= %(max_dist)s::float8
-            ORDER BY c.distance, c.id
-            LIMIT %(k)s) d
-        JOIN imgsearch.images i ON i.id = d.id
-        ORDER BY d.distance, d.id"""
-
-
-_FILTERS = """
-          AND (%(filter)s::jsonb IS NULL OR i.metadata @> %(filter)s::jsonb)
-          AND (%(folder)s::text IS NULL OR starts_with(i.path, %(folder)s::text))
-          AND (%(since)s::float8 IS NULL OR i.mtime >= %(since)s::float8)
-          AND (%(until)s::float8 IS NULL OR i.mtime <= %(until)s::float8)"""
-
-
-def _distance(dim: int) -> str:
-    """Cosine distance of embedding `e` to the query, in the form the ANN indexes serve."""
-    return f"(e.embedding::halfvec({dim})) <=> %(v)b::halfvec({dim})"
-
-
 def _exact_if_few(conn: psycopg.Connection, enc_id: int, dim: int, params: dict) -> list[Neighbour] | None:
     """The exact k nearest of the rows that pass the filters, when fewer than FILTER_EXACT_ROWS
     do (one statement: the matching rows are gathered once, counted, and sorted by distance);
@@ -444,7 +406,7 @@ def _exact_if_few(conn: psycopg.Connection, enc_id: int, dim: int, params: dict)
     rows = conn.execute(
         f"""WITH matching AS MATERIALIZED (
                 SELECT e.image_id FROM imgsearch.embeddings e JOIN imgsearch.images i ON i.id = e.image_id
-                WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s{_FILTERS}
+                WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s{FILTERS}
                 LIMIT {FILTER_EXACT_ROWS}),
             few AS (SELECT count(*) < {FILTER_EXACT_ROWS} AS ok FROM matching)
             SELECT few.ok, d.* FROM few LEFT JOIN LATERAL (
@@ -452,7 +414,7 @@ def _exact_if_few(conn: psycopg.Connection, enc_id: int, dim: int, params: dict)
                 FROM matching m
                 JOIN imgsearch.embeddings e ON e.image_id = m.image_id AND e.encoder_id = {int(enc_id)}
                 JOIN imgsearch.images i ON i.id = m.image_id
-                CROSS JOIN LATERAL (SELECT {_distance(dim)} AS distance) x
+                CROSS JOIN LATERAL (SELECT {distance_sql(dim)} AS distance) x
                 WHERE few.ok AND (%(max_dist)s::float8 IS NULL OR x.distance <= %(max_dist)s::float8)
                 ORDER BY x.distance + 0.0, i.id  -- + 0.0: never the ANN index, a sort of the few
                 LIMIT %(k)s) d ON true""",
@@ -462,29 +424,6 @@ def _exact_if_few(conn: psycopg.Connection, enc_id: int, dim: int, params: dict)
     if not rows[0][0]:
         return None
     return [Neighbour(*row[1:]) for row in rows if row[1] is not None]
-
-
-def _candidates(table: str, enc_id: int, dim: int, limit: str, filtered: bool, binary: bool = False) -> str:
-    """The nearest rows of one vector table (image id, exact distance), filtered (the cast lets
-    per-encoder indexes serve it); images is joined only for a filter's columns. An image with
-    N vectors in `table` can fill N places, hence the caller's limit. With `binary`, the rows
-    come in Hamming order of their binary-quantised vectors (the binary index serves it); the
-    caller re-ranks them by `distance`."""
-    distance = _distance(dim)
-    order = distance
-    if binary:
-        order = (
-            f"binary_quantize(e.embedding::halfvec({dim}))::bit({dim})"
-            f" <~> binary_quantize(%(v)b::halfvec({dim}))"
-        )
-    images = " JOIN imgsearch.images i ON i.id = e.image_id" if filtered else ""
-    filters = _FILTERS if filtered else ""
-    return f"""
-        SELECT e.image_id AS id, {distance} AS distance
-        FROM {table} e{images}
-        WHERE e.encoder_id = {int(enc_id)} AND e.image_id IS DISTINCT FROM %(exclude)s{filters}
-        ORDER BY {order}
-        LIMIT {limit}"""
 
 
 # The vectors a search starts from

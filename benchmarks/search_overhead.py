@@ -124,20 +124,42 @@ def main() -> None:
 
 def run_index(db, enc_id: int, kind: str, queries: np.ndarray, truth: np.ndarray, args) -> list[Row]:
     """Build and tune one index, then time the three ways through it."""
+    from imgsearch.db.index_tuning import tune
+    from imgsearch.db.indexes import create_index
+
+    t0 = time.perf_counter()
+    create_index(db, ENCODER, quantize=INDEXES[kind])
+    tuned = tune(db, ENCODER, args.recall, k=args.k)
+    parameter, value = tuned.chosen.setting
+    print(f"{kind}: built and tuned in {time.perf_counter() - t0:.1f}s: {parameter}={value}", flush=True)
+    setting, figures = time_ways(
+        db, enc_id, args.dim, args.k, parameter, value, queries, truth, min(args.warmup, len(queries))
+    )
+    return [Row(kind, way, setting, *figures[way]) for way in WAYS]
+
+
+def time_ways(
+    db,
+    enc_id: int,
+    dim: int,
+    k: int,
+    parameter: str,
+    value: int,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    warmup: int,
+    ways: tuple[str, ...] = WAYS,
+) -> tuple[str, dict[str, tuple[float, float, float]]]:
+    """The encoder's index at the tuned setting (`parameter`, `value`: ef_search or rerank, as
+    `tune` chose), the `ways` (bare, function, library) timed with `measure`: the setting as
+    the bare query runs it, and (recall, p50 ms, p95 ms) per way. The rows' paths must end in
+    their row number in `truth` (/synthetic/N.jpg, as knn.load_postgres writes them)."""
     from pgvector import HalfVector
 
     import imgsearch
     from imgsearch.db.connection import connect
-    from imgsearch.db.index_tuning import tune
-    from imgsearch.db.indexes import create_index
     from imgsearch.db.nearest import MAX_EF_SEARCH
 
-    k, dim = args.k, args.dim
-    t0 = time.perf_counter()
-    create_index(db, ENCODER, quantize=INDEXES[kind])
-    tuned = tune(db, ENCODER, args.recall, k=k)
-    parameter, value = tuned.chosen.setting
-    print(f"{kind}: built and tuned in {time.perf_counter() - t0:.1f}s: {parameter}={value}", flush=True)
     if parameter == "rerank":  # as the library and the function run it
         rerank = max(k, value)
         ef = min(rerank, MAX_EF_SEARCH)
@@ -184,8 +206,8 @@ def run_index(db, enc_id: int, kind: str, queries: np.ndarray, truth: np.ndarray
             return [row_of[m.image_id] for m in index.search_vector(q, k).results]
 
         searches = {"bare": by_bare, "function": by_function, "library": by_library}
-        figures = measure(searches, queries, truth, min(args.warmup, len(queries)))
-    return [Row(kind, way, setting, *figures[way]) for way in WAYS]
+        figures = measure({way: searches[way] for way in ways}, queries, truth, warmup)
+    return setting, figures
 
 
 def print_report(args, rows: list[Row]) -> None:

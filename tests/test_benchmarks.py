@@ -26,6 +26,7 @@ PRINTS = {
     "elpv_paper": "| efficientnet-lite0 |",
     "encode": "decode + resize/crop to 224",
     "finetuned_speed": "run 2: tuned",
+    "growth": "| n | dim | index | way | setting |",
     "hostile": "imgsearch serve, POST /api/search uploads",
     "ingest": "peak RSS,",
     "keeper": "| all |",

@@ -2,6 +2,7 @@
 
     python benchmarks/knn.py [--n 100000] [--dim 1280] [--queries 200] [--url URL]
     python benchmarks/knn.py --smoke   # 1,500 x 64, 20 queries; every method whose package is here
+                                       # (index tune on 50 stored vectors, faiss PQ codes of 4 bits)
 
 The vectors are synthetic but shaped like pooled CNN features: 1,000 clusters in a 64-d latent
 space, projected to --dim dimensions, plus noise, ReLU (non-negative, as efficientnet-lite0's

@@ -15,7 +15,8 @@
 The embedded server starts with shared_buffers=2GB unless IMGSEARCH_SERVER_SETTINGS says
 otherwise (large enough to hold an index).
 
-    python benchmarks/scale.py --smoke   # 3 images of 960x640, 600 vectors in 1 table and 2 partitions
+    python benchmarks/scale.py --smoke   # 3 images of 960x640 (one Ray actor), 600 vectors in
+                                         # 1 table and 2 partitions
 """
 
 from __future__ import annotations

@@ -331,17 +331,7 @@ def _reranked(conn, enc_id, q, k, options, exclude=None, min_similarity=None) ->
     distance then image id, each image once, the k best joined with their paths."""
     tuning = lookup(conn, enc_id=enc_id).tuning
     plan = nearest_module._plan(tuning, options, k)
-    params = {
-        "v": q,
-        "exclude": exclude,
-        "k": k,
-        "rerank": plan.rerank or k,
-        "max_dist": None if min_similarity is None else 1.0 - min_similarity,
-        "filter": json.dumps(options.where) if options.where else None,
-        "folder": options.folder.rstrip("/") + "/" if options.folder else None,
-        "since": options.since,
-        "until": options.until,
-    }
+    params = nearest_module._params(q, k, plan, exclude, min_similarity, options)
     filtered = nearest_module._filtered(params)
     conn.execute(nearest_module._SET, _settings_of(plan, False))
     tables = [("imgsearch.embeddings", "%(rerank)s" if plan.binary else "%(k)s", plan.binary)]

@@ -17,7 +17,7 @@ as imgsearch builds it (`indexes.create_index`, m=16, ef_construction=64):
   touched it, PSS shares it out); the index's size (`index_status`); and whether the graph
   outgrew maintenance_work_mem (pgvector's NOTICE "hnsw graph no longer fits into
   maintenance_work_mem", caught on create_index's own connection, and the index's size against
-  the memory the build had: the server's setting, raised by create_index to at least 1 GB);
+  the memory the build had: the server's setting, or create_index's `build_memory` when larger);
   then `index_tuning.tune(db, encoder, 0.95)` (as `imgsearch index tune --recall 0.95`), and
   each held-out query three ways at the tuned setting, from one client, after a warm-up pass,
   round robin (search_overhead.py's `time_ways`): the bare prepared pgvector statement,
@@ -290,21 +290,20 @@ def notices_of_create_index() -> Iterator[list[str]]:
         indexes.connect = original
 
 
-def maintenance_bytes(db) -> int:
-    """maintenance_work_mem as create_index builds with it: the server's, at least 1 GB."""
+def maintenance_bytes(db, n: int, dim: int, index: str) -> int:
+    """maintenance_work_mem as create_index builds with it: the server's, or `build_memory` for
+    this graph when that is larger."""
     from imgsearch.db.connection import connect
-    from imgsearch.db.indexes import MIN_MAINTENANCE_MEMORY
+    from imgsearch.db.indexes import build_memory
 
     with connect(db, autocommit=True) as conn:
-        return int(
-            conn.execute(
-                "SELECT greatest(pg_size_bytes(current_setting('maintenance_work_mem')), pg_size_bytes(%s))",
-                (MIN_MAINTENANCE_MEMORY,),
-            ).fetchone()[0]
+        server = int(
+            conn.execute("SELECT pg_size_bytes(current_setting('maintenance_work_mem'))").fetchone()[0]
         )
+    return max(server, build_memory(n, dim, quantize=INDEXES[index]))
 
 
-def build(db, index: str, memory_root: int | None) -> Build:
+def build(db, index: str, memory_root: int | None, n: int, dim: int) -> Build:
     from imgsearch.db.indexes import create_index, index_status
 
     with notices_of_create_index() as notices, MemorySampler(memory_root) as memory:
@@ -320,7 +319,7 @@ def build(db, index: str, memory_root: int | None) -> Build:
         peak_rss=memory.peak_rss,
         peak_pss=memory.peak_pss,
         before_rss=memory.before_rss,
-        maintenance_bytes=maintenance_bytes(db),
+        maintenance_bytes=maintenance_bytes(db, n, dim, index),
         notice=bool(fits),
     )
     peak = (
@@ -459,7 +458,7 @@ def one_size(server: _support.Server, memory_root: int | None, n: int, dim: int,
         )
         for index in ("halfvec", "binary"):
             if index not in args.skip:
-                size.builds.append(build(db, index, memory_root))
+                size.builds.append(build(db, index, memory_root, n, dim))
                 tune_and_time(db, enc_id, size, size.builds[-1], queries, truth, args)
         if "partitions" not in args.skip:
             drop_index(db, ENCODER)  # partition() would rebuild it; the build is timed below
@@ -467,7 +466,7 @@ def one_size(server: _support.Server, memory_root: int | None, n: int, dim: int,
             with connect(db, autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE imgsearch.embeddings")
             print(f"  partitions: copied into {PARTITIONS} hash partitions in {copy:.1f} s", flush=True)
-            size.builds.append(build(db, "partitions", memory_root))
+            size.builds.append(build(db, "partitions", memory_root, n, dim))
             size.builds[-1].copy_seconds = copy
             tune_and_time(db, enc_id, size, size.builds[-1], queries, truth, args)
     finally:

@@ -119,7 +119,7 @@ def check_text(text: str, weight: float = DEFAULT_TEXT_WEIGHT) -> None:
 
 
 def search(
-    query: str | bytes | None,
+    query: str | bytes | Sequence[float] | np.ndarray | Any | None,
     k: int = 5,
     *,
     text: TextQuery | None = None,
@@ -136,6 +136,8 @@ def search(
     `query` is a file path, an http(s) URL, image bytes, or `id:<n>` (an indexed image, not re-encoded;
     the image itself is left out of its results, and `model` or `encoder.name` says whose
     vectors to use). A file or URL is encoded with `encoder` (default: `model` is loaded).
+    A vector one already has (a list, a numpy array, a pgvector Vector or HalfVector) is
+    searched as it is (`search_vector`).
     `text` searches by words with a CLIP-style encoder's text tower: alone (`query` None), or
     mixed with the picture, unit((1 - w) unit(picture) + w unit(words)).
     `conn` reuses an open connection (its transaction is ended afterwards). `settings` (default:
@@ -144,6 +146,15 @@ def search(
     """
     settings = settings if settings is not None else config.load()
     check_search_options(k, min_similarity)
+    if query is not None and not isinstance(query, str | bytes):
+        if text is not None:
+            raise ImgsearchError("A vector query cannot be mixed with words: add their vectors first.")
+        return _on_connection(
+            _by_vector(query, k, encoder, model or settings.model, min_similarity, options),
+            conn,
+            database,
+            settings,
+        )
     if query is None and text is None:
         raise ImgsearchError("Search by an image, by words (--text), or both.")
     image_id = None if query is None or isinstance(query, bytes) else parse_image_id(query)
@@ -276,20 +287,10 @@ def _matches(
 VECTOR_QUERY = "(vector)"  # SearchResult.query of a search by a vector
 
 
-def search_vector(
-    vector: Sequence[float] | np.ndarray | Any,
-    k: int = 5,
-    *,
-    encoder: Encoder | None = None,
-    model: str | None = None,
-    min_similarity: float | None = None,
-    options: QueryOptions | None = None,
-    database: Database | str | None = None,
-    conn: psycopg.Connection | None = None,
-    settings: config.Settings | None = None,
-) -> SearchResult:
+def search_vector(vector: Sequence[float] | np.ndarray | Any, k: int = 5, **kwargs: Any) -> SearchResult:
     """The `k` indexed images nearest `vector`, a vector one already has, best first: `search`
-    after its encoding, with the same filters, relevance feedback and results.
+    after its encoding, with the same filters, relevance feedback, results and keyword
+    arguments (but `text`).
 
     Whose vectors are searched: `encoder`'s (its exact identity) when given, else those of the
     newest encoder called `model` (default: the settings' model) in the database, as the SQL
@@ -297,12 +298,26 @@ def search_vector(
     Vector or HalfVector) must have that encoder's dimension, finite values and a length above
     zero, else ImgsearchError says so; a vector not of unit length is scaled to it (cosine
     similarity does not depend on length, and the half precision of the stored vectors would
-    lose very long or short ones). `conn`, `database` and `settings` as for `search`.
+    lose very long or short ones).
     """
-    settings = settings if settings is not None else config.load()
-    check_search_options(k, min_similarity)
+    if isinstance(vector, str | bytes) or vector is None:
+        raise ImgsearchError(
+            "The query vector must be numbers: a list or a one-dimensional numpy array of floats."
+        )
+    return search(vector, k, **kwargs)
+
+
+def _by_vector(
+    vector: Sequence[float] | np.ndarray | Any,
+    k: int,
+    encoder: Encoder | None,
+    model: str,
+    min_similarity: float | None,
+    options: QueryOptions | None,
+) -> Callable[[psycopg.Connection], SearchResult]:
+    """The search by a vector, checked here and run on the connection it is given."""
     numbers = query_vector(vector)
-    name = encoder.name if encoder is not None else model or settings.model
+    name = encoder.name if encoder is not None else model
     if encoder is not None:
         check_dimension(numbers, encoder.dimension, name)
 
@@ -315,7 +330,7 @@ def search_vector(
         matches = _matches(c, stored, name, vector, k, None, min_similarity, options, rows)
         return SearchResult(VECTOR_QUERY, name, matches, picture=False)
 
-    return _on_connection(run, conn, database, settings)
+    return run
 
 
 def query_vector(vector: Sequence[float] | np.ndarray | Any) -> np.ndarray:

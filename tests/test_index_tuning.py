@@ -15,7 +15,7 @@ from pgvector import HalfVector
 from imgsearch.db import nearest as nearest_module
 from imgsearch.db import search_settings, sizing, store
 from imgsearch.db.connection import connect
-from imgsearch.db.index_tuning import _held_out_like, tune
+from imgsearch.db.index_tuning import MOVE, _moved_along_neighbours, _moved_any_way, tune
 from imgsearch.db.indexes import create_index, drop_index, index_status
 from imgsearch.db.nearest import QueryOptions, nearest
 from imgsearch.encoding.encoder import EncoderIdentity
@@ -101,7 +101,7 @@ def _sql_recall(db, queries, k=10, encoder=ENCODER) -> float:
 def test_tune_reaches_the_recall_asked_for_in_every_path(collection) -> None:
     db, _, _ = collection
     rng = np.random.default_rng(7)
-    queries = rng.normal(size=(40, DIM)).astype(np.float32)
+    queries = rng.normal(size=(200, DIM)).astype(np.float32)
     with connect(db) as conn:
         enc_id = store.encoder_by_name(conn, UNIFORM).id
     create_index(db, UNIFORM, m=8, ef_construction=32)  # ef_search 40 is not enough here
@@ -304,7 +304,7 @@ def test_tuning_queries_lie_one_neighbour_away_where_the_data_spreads() -> None:
     sims[np.arange(30), np.arange(30)] = -np.inf
     rows = np.argsort(-sims, axis=1)[:, :20]
     rows[-1] = -1  # the last has no neighbours
-    moved = _held_out_like(queries, (rows, stored.astype(np.float32)), seed=0)
+    moved = _moved_along_neighbours(queries, (rows, stored.astype(np.float32)), seed=0)
     assert np.allclose(np.linalg.norm(moved, axis=1), 1.0, atol=1e-3)
     step = 1.0 - np.sum(moved * queries, axis=1)  # cosine distance moved
     nearest = 1.0 - sims.max(axis=1)
@@ -314,3 +314,26 @@ def test_tuning_queries_lie_one_neighbour_away_where_the_data_spreads() -> None:
     plane = np.cross(stored[rows[:-1, 0]] - queries[:-1], stored[rows[:-1, 1]] - queries[:-1])
     off_plane = np.abs(np.sum((moved[:-1] - queries[:-1]) * plane, axis=1))
     assert np.median(off_plane) < 0.05 * np.median(np.linalg.norm(moved[:-1] - queries[:-1], axis=1))
+
+
+def test_tuning_queries_also_lie_further_away_in_any_direction() -> None:
+    """The other kind moves MOVE times the distance to the nearest neighbour, along the sphere in
+    a random direction; a vector with a twin stays where it is."""
+    rng = np.random.default_rng(5)
+    stored = rng.normal(size=(400, 32))
+    stored /= np.linalg.norm(stored, axis=1, keepdims=True)
+    queries = stored[:50].astype(np.float32)
+    sims = queries @ stored.T.astype(np.float32)
+    sims[np.arange(50), np.arange(50)] = -np.inf
+    nearest = 1.0 - sims.max(axis=1)
+    nearest[-1] = 0.0  # a twin: nothing to move by
+    moved = _moved_any_way(queries, nearest, seed=0)
+    assert np.allclose(np.linalg.norm(moved, axis=1), 1.0, atol=1e-3)
+    chord = np.linalg.norm(moved - queries, axis=1)
+    step = MOVE * np.sqrt(2 * nearest)  # then scaled back onto the sphere
+    assert np.allclose(chord[:-1], np.sqrt(2 - 2 / np.sqrt(1 + step[:-1] ** 2)), rtol=0.02)
+    assert np.allclose(moved[-1], queries[-1], atol=1e-3)
+    steps = (moved - queries)[:-1]
+    assert np.allclose(np.sum(steps * queries[:-1], axis=1), -(chord[:-1] ** 2) / 2, atol=2e-3)
+    directions = steps / np.linalg.norm(steps, axis=1, keepdims=True)
+    assert abs(float(np.mean(directions @ directions.mean(axis=0)))) < 0.2  # no shared direction

@@ -145,10 +145,16 @@ def _tune(index, recall: float, k: int, queries: int) -> None:
             f"{recall}; p50 {chosen.p50_ms:.2f} ms)"
         )
     else:
+        remedy = (
+            "binary quantisation loses too much of this collection's vectors: rebuild the index "
+            "without --quantize (halfvec), or use exact scans."
+            if result.parameter == "rerank"
+            else "rebuild the index with more links (--m, --ef-construction) or more lists, "
+            "or use exact scans."
+        )
         echo_err(
             f"warning: {model}: recall@{k} {chosen.recall:.3f} at {result.parameter} {setting}, "
-            f"the most tried, is below the {result.required:.3f} asked for {recall}: rebuild the index "
-            "with more links (--m, --ef-construction) or more lists, or use exact scans."
+            f"the most tried, is below the {result.required:.3f} asked for {recall}: {remedy}"
         )
 
 

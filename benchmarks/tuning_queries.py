@@ -75,7 +75,7 @@ def main() -> None:
             kinds = {
                 "held out": held_out,
                 "tuning (worst)": tuning,
-                **{name: _of_kind(tuning, i) for i, name in enumerate(KINDS)},
+                **{name: tuning.of_kind(i) for i, name in enumerate(KINDS)},
                 "stored vectors": tuning_queries(conn, enc_id, args.queries, 10, seed=0, moved=False),
             }
         for build in range(1, args.builds + 1):
@@ -105,14 +105,6 @@ def main() -> None:
                 f"({steps_off or 'n/a'})",
                 flush=True,
             )
-
-
-def _of_kind(queries, kind: int):
-    """The tuning queries of one kind (`index_tuning.KINDS`)."""
-    from imgsearch.db.index_tuning import TuningQueries
-
-    keep = queries.kinds == kind
-    return TuningQueries(queries.ids[keep], queries.vectors[keep], queries.kth[keep], queries.k)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,14 @@ DUPLICATES = {
 }
 
 
+# benchmarks/growth.py, 2026-12-04, two runs: hard vectors, 500 held-out queries, one client,
+# each index at the setting `index tune` chose (recall@10 >= 0.95 held out but where noted on
+# docs/performance/growth.md); p50 ms and build s per size
+GROWTH_SIZES = "GROWTH_SIZES"
+GROWTH_P50_MS = "GROWTH_P50_MS"
+GROWTH_BUILD_S = "GROWTH_BUILD_S"
+
+
 def _mid(pair: tuple[float, float]) -> float:
     return (pair[0] + pair[1]) / 2
 
@@ -159,6 +167,37 @@ def duplicates(ax) -> None:
     ax.legend(fontsize=7, loc="lower right", ncol=2)
 
 
+def _growth(ax, series: dict, ylabel: str, title: str) -> None:
+    for colour, name in enumerate(dict.fromkeys(key[:-1] for key in series)):
+        for dim, style in ((1280, "-o"), (512, "--s")):
+            runs = series.get((*name, dim))
+            if runs is None:
+                continue
+            ax.errorbar(
+                GROWTH_SIZES,
+                [_mid(r) for r in runs],
+                yerr=_err(runs),
+                fmt=style,
+                color=f"C{colour}",
+                capsize=3,
+                label=f"{' '.join(name)}, {dim}-d",
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("vectors (log)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=6, ncol=2)
+
+
+def growth_p50(ax) -> None:
+    _growth(ax, GROWTH_P50_MS, "p50 ms, one client (log)", "Search p50 as the collection grows, 2026-12-04")
+
+
+def growth_build(ax) -> None:
+    _growth(ax, GROWTH_BUILD_S, "build s, 2 cores (log)", "Index build time, 2026-12-04")
+
+
 def main(out: Path = OUT) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, draw in [
@@ -167,6 +206,8 @@ def main(out: Path = OUT) -> None:
         ("api", api),
         ("partitions", partitions),
         ("duplicates", duplicates),
+        ("growth_p50", growth_p50),
+        ("growth_build", growth_build),
     ]:
         fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
         draw(ax)

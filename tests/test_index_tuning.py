@@ -110,6 +110,7 @@ def test_tune_reaches_the_recall_asked_for_in_every_path(collection) -> None:
 
     result = tune(db, UNIFORM, 0.95, queries=100)
     assert result.parameter == "ef_search" and result.reached
+    assert result.chosen.queries == 200  # each stored vector moved both ways
     chosen = result.chosen
     assert result.required == pytest.approx(0.96)  # the target and a fifth of what it leaves
     assert chosen.ef_search is not None and chosen.ef_search > 40 and chosen.recall >= 0.96
@@ -167,6 +168,7 @@ def test_binary_quantised_index_reranks_to_full_recall(collection) -> None:
         assert name in plan
     result = tune(db, ENCODER, 0.95, queries=100)
     assert result.parameter == "rerank" and result.reached
+    assert result.chosen.queries == 100  # moved along the neighbours only (BINARY_KIND)
     assert _recall(db, enc_id, queries) >= 0.95
     assert _sql_recall(db, queries) >= 0.95
     drop_index(db, ENCODER)

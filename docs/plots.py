@@ -68,11 +68,27 @@ DUPLICATES = {
 
 
 # benchmarks/growth.py, 2026-12-04, two runs: hard vectors, 500 held-out queries, one client,
-# each index at the setting `index tune` chose (recall@10 >= 0.95 held out but where noted on
-# docs/performance/growth.md); p50 ms and build s per size
-GROWTH_SIZES = "GROWTH_SIZES"
-GROWTH_P50_MS = "GROWTH_P50_MS"
-GROWTH_BUILD_S = "GROWTH_BUILD_S"
+# each index at the setting `index tune` chose (recall@10 0.969-0.993 held out; faiss at the
+# smallest efSearch reaching 0.95); p50 ms and build s per size (docs/performance/growth.md)
+GROWTH_SIZES = (10000, 100000, 300000)
+GROWTH_P50_MS = {
+    ("halfvec", "library", 1280): ((0.82, 0.773), (2.072, 2.053), (3.075, 3.149)),
+    ("halfvec", "library", 512): ((0.673, 0.692), (1.301, 1.193), (3.018, 2.937)),
+    ("halfvec", "bare", 1280): ((0.486, 0.458), (1.479, 1.622), (2.576, 2.449)),
+    ("halfvec", "bare", 512): ((0.356, 0.36), (0.837, 0.795), (2.37, 2.347)),
+    ("partitions", "library", 1280): ((1.918, 1.658), (4.046, 4.082), (6.813, 7.104)),
+    ("partitions", "library", 512): ((1.145, 1.221), (3.445, 2.814), (5.497, 4.997)),
+    ("faiss", "in process", 1280): ((0.156, 0.131), (0.332, 0.341), (0.675, 0.69)),
+    ("faiss", "in process", 512): ((0.047, 0.048), (0.232, 0.204), (0.515, 0.461)),
+}
+GROWTH_BUILD_S = {
+    ("halfvec", 1280): ((3.1, 3.2), (36.1, 35.6), (122.9, 123.7)),
+    ("halfvec", 512): ((2.4, 2.2), (21.6, 22.0), (81.1, 77.5)),
+    ("partitions", 1280): ((2.7, 2.6), (29.3, 28.9), (102.0, 100.4)),
+    ("partitions", 512): ((1.5, 1.5), (18.9, 18.5), (62.5, 58.9)),
+    ("faiss", 1280): ((1.0, 1.0), (20.3, 20.5), (71.1, 72.7)),
+    ("faiss", 512): ((0.3, 0.3), (10.0, 9.1), (42.1, 37.1)),
+}
 
 
 def _mid(pair: tuple[float, float]) -> float:

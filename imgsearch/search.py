@@ -285,6 +285,7 @@ def _matches(
 
 
 VECTOR_QUERY = "(vector)"  # SearchResult.query of a search by a vector
+NOT_NUMBERS = "The query vector must be numbers: a list or a one-dimensional numpy array of floats."
 
 
 def search_vector(vector: Sequence[float] | np.ndarray | Any, k: int = 5, **kwargs: Any) -> SearchResult:
@@ -301,9 +302,7 @@ def search_vector(vector: Sequence[float] | np.ndarray | Any, k: int = 5, **kwar
     lose very long or short ones).
     """
     if isinstance(vector, str | bytes) or vector is None:
-        raise ImgsearchError(
-            "The query vector must be numbers: a list or a one-dimensional numpy array of floats."
-        )
+        raise ImgsearchError(NOT_NUMBERS)
     return search(vector, k, **kwargs)
 
 
@@ -345,9 +344,7 @@ def query_vector(vector: Sequence[float] | np.ndarray | Any) -> np.ndarray:
         try:
             numbers = np.asarray(vector, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise ImgsearchError(
-                "The query vector must be numbers: a list or a one-dimensional numpy array of floats."
-            ) from exc
+            raise ImgsearchError(NOT_NUMBERS) from exc
     if numbers.ndim != 1:
         hint = " (one row of a batch? pass vectors[0])" if numbers.ndim == 2 and len(numbers) == 1 else ""
         raise ImgsearchError(f"The query vector must be one-dimensional; it has shape {numbers.shape}{hint}.")

@@ -116,10 +116,9 @@ def tune(
         rows = int(scalar(conn.execute(count, (enc.id,))))
         if rows <= k:
             raise ImgsearchError(f"{encoder} has {rows} vectors: too few to measure recall@{k}.")
-        tuning = tuning_queries(conn, enc.id, queries, k, seed)
         parameter, grid = _grid(conn, name, rows)
-        if parameter == "rerank":  # see BINARY_KIND
-            tuning = tuning.of_kind(BINARY_KIND)
+        kinds = (BINARY_KIND,) if parameter == "rerank" else tuple(range(len(KINDS)))
+        tuning = tuning_queries(conn, enc.id, queries, k, seed, kinds=kinds)
         steps: list[TuningStep] = []
         started = time.monotonic()
         for setting in grid:
@@ -169,28 +168,35 @@ KINDS = ("along its neighbours", "any way")  # how tuning queries are moved (see
 
 
 def tuning_queries(
-    conn: psycopg.Connection, enc_id: int, n: int, k: int = 10, seed: int = 0, *, moved: bool = True
+    conn: psycopg.Connection,
+    enc_id: int,
+    n: int,
+    k: int = 10,
+    seed: int = 0,
+    *,
+    moved: bool = True,
+    kinds: tuple[int, ...] = (0, 1),
 ) -> TuningQueries:
-    """`n` queries of each of KINDS made from a seeded sample of the encoder's stored vectors,
-    moved where new images of their neighbourhood would lie (`moved` False: `n` stored vectors
-    as they are, the easier queries, for comparison), with their exact k-th nearest distances."""
+    """`n` queries of each of `kinds` (indexes into KINDS) made from a seeded sample of the
+    encoder's stored vectors, moved where new images of their neighbourhood would lie (`moved`
+    False: `n` stored vectors as they are, the easier queries, for comparison), with their exact
+    k-th nearest distances."""
     ids, vectors = _sample(conn, enc_id, n, seed)
     if len(ids) == 0:
         raise ImgsearchError("The encoder has no vectors to measure recall with.")
-    kinds = None
+    labels = None
     if moved:
         rows, neighbours = _nearest_stored(conn, enc_id, ids, vectors)
-        first = np.where(rows[:, 0] >= 0, rows[:, 0], 0)
-        nearest = np.where(rows[:, 0] >= 0, 1.0 - np.sum(neighbours[first] * vectors, axis=1), 0.0)
-        vectors = np.concatenate(
-            [
-                _moved_along_neighbours(vectors, (rows, neighbours), seed),
-                _moved_any_way(vectors, nearest, seed),
-            ]
-        )
-        ids = np.concatenate([ids, ids])
-        kinds = np.repeat(np.arange(len(KINDS)), len(first))
-    return TuningQueries(ids, vectors, _exact_kth_distance(conn, enc_id, ids, vectors, k), k, kinds)
+        has = rows[:, 0] >= 0
+        nearest = np.where(has, 1.0 - np.sum(neighbours[np.where(has, rows[:, 0], 0)] * vectors, axis=1), 0.0)
+        made = {
+            0: lambda: _moved_along_neighbours(vectors, (rows, neighbours), seed),
+            1: lambda: _moved_any_way(vectors, nearest, seed),
+        }
+        vectors = np.concatenate([made[kind]() for kind in kinds])
+        labels = np.repeat(np.asarray(kinds), len(ids))
+        ids = np.tile(ids, len(kinds))
+    return TuningQueries(ids, vectors, _exact_kth_distance(conn, enc_id, ids, vectors, k), k, labels)
 
 
 def _options(parameter: str, setting: int) -> QueryOptions:

@@ -84,8 +84,8 @@ def main() -> None:
 
     from imgsearch.cli.evaluation_tables import evaluation_table, near_duplicates_table
     from imgsearch.db import embedded
-    from imgsearch.evaluation.evaluate import evaluate
-    from imgsearch.evaluation.near_duplicates import near_duplicates
+    from imgsearch.evaluation.evaluate import EvaluationOptions, evaluate
+    from imgsearch.evaluation.near_duplicates import CopyDetectionOptions, near_duplicates
 
     models = args.model or ["efficientnet-lite0"]
     elpv = export_elpv(args.out / "elpv", _support.elpv_labels(args))
@@ -117,7 +117,8 @@ def main() -> None:
             time.perf_counter() - t0,
         )
         t0 = time.perf_counter()
-        result = evaluate(elpv, models=models, labels_csv=elpv / "defect.csv", database=url)
+        by_defect = EvaluationOptions(labels_csv=elpv / "defect.csv")
+        result = evaluate(elpv, by_defect, models=models, database=url)
         show(
             "elpv, label = defect probability (defect.csv)",
             evaluation_table(result),
@@ -127,7 +128,9 @@ def main() -> None:
         copies = near_duplicates(photos, models=models, database=url)
         show("near-duplicates, sample photos", near_duplicates_table(copies), time.perf_counter() - t0)
         t0 = time.perf_counter()
-        copies = near_duplicates(elpv, models=models, database=url, sample=args.near_duplicates_sample)
+        copies = near_duplicates(
+            elpv, CopyDetectionOptions(sample=args.near_duplicates_sample), models=models, database=url
+        )
         show(
             f"near-duplicates, {args.near_duplicates_sample} elpv cells among all {cells:,}",
             near_duplicates_table(copies),

@@ -157,7 +157,7 @@ def test_evaluate_gives_the_same_precision_with_either_backend(
     pg_admin_url, lite0, lite0_torch, tmp_path
 ) -> None:
     from imgsearch.db.schema import open_database
-    from imgsearch.evaluation.evaluate import evaluate
+    from imgsearch.evaluation.evaluate import EvaluationOptions, evaluate
 
     from .support.photos import TRANSFORMS
 
@@ -169,7 +169,9 @@ def test_evaluate_gives_the_same_precision_with_either_backend(
     scores = []
     for encoder in (lite0, lite0_torch):
         with pg.scratch_database(pg_admin_url) as url:
-            result = evaluate(tmp_path, encoders=[encoder], ks=[1, 3], database=open_database(url))
+            result = evaluate(
+                tmp_path, EvaluationOptions(ks=[1, 3]), encoders=[encoder], database=open_database(url)
+            )
             scores.append(result.models[0].scores)
     onnx_scores, torch_scores = scores
     for k in (1, 3):

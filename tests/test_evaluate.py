@@ -17,8 +17,8 @@ from imgsearch.db.connection import Database
 from imgsearch.db.indexes import create_index
 from imgsearch.encoding.edited_copies import TRANSFORMS, make_copy
 from imgsearch.errors import ImgsearchError
-from imgsearch.evaluation.evaluate import evaluate, leave_one_out
-from imgsearch.evaluation.near_duplicates import near_duplicates
+from imgsearch.evaluation.evaluate import EvaluationOptions, evaluate, leave_one_out
+from imgsearch.evaluation.near_duplicates import CopyDetectionOptions, near_duplicates
 from imgsearch.ingest.labelled import from_csv
 
 from .support.photos import TRANSFORMS as PHOTO_EDITS
@@ -71,7 +71,7 @@ def labelled_dir(tmp_path_factory) -> Path:
 
 
 def test_evaluate_a_labelled_folder_then_with_an_index(db: Database, lite0, labelled_dir) -> None:
-    result = evaluate(labelled_dir, encoders=[lite0], ks=[1, 3], database=db)
+    result = evaluate(labelled_dir, EvaluationOptions(ks=[1, 3]), encoders=[lite0], database=db)
     assert result.classes == {"astronaut": 4, "chelsea": 4, "coffee": 5, "rocket": 1}
     assert result.unlabelled == 1 and result.missing == 0
     (m,) = result.models
@@ -85,13 +85,13 @@ def test_evaluate_a_labelled_folder_then_with_an_index(db: Database, lite0, labe
     assert "P@1" in table and "chance" in table and "no ANN index" in table
 
     create_index(db, lite0.name)
-    again = evaluate(labelled_dir, encoders=[lite0], ks=[1, 3], database=db)
+    again = evaluate(labelled_dir, EvaluationOptions(ks=[1, 3]), encoders=[lite0], database=db)
     (m2,) = again.models
     assert m2.scores == m.scores  # quality is ranked exactly either way
     assert m2.index is not None and m2.index.kind == "hnsw" and m2.index.queries == 13
     assert m2.index.recall[3] == pytest.approx(1.0)
     assert "index R@3" in evaluation_table(again)
-    skipped = evaluate(labelled_dir, encoders=[lite0], ks=[1], exact=True, database=db)
+    skipped = evaluate(labelled_dir, EvaluationOptions(ks=[1], exact=True), encoders=[lite0], database=db)
     assert skipped.models[0].index is None
 
 
@@ -99,7 +99,7 @@ def test_several_models_make_one_comparison_table(db: Database, lite0, labelled_
     from imgsearch.encoding.torch_models import build_torchvision
 
     untrained = build_torchvision("resnet18", device="cpu", random_init_seed=0)
-    result = evaluate(labelled_dir, encoders=[lite0, untrained], ks=[1, 5], database=db)
+    result = evaluate(labelled_dir, EvaluationOptions(ks=[1, 5]), encoders=[lite0, untrained], database=db)
     assert [m.model for m in result.models] == ["efficientnet-lite0", "resnet18"]
     assert all(m.images == 13 for m in result.models)
     rows = [
@@ -119,7 +119,9 @@ def test_labels_from_a_csv(db: Database, lite0, labelled_dir, tmp_path) -> None:
         "astronaut/original.jpg,person\nastronaut/crop80.jpg,person\n"
         "gone/missing.jpg,cat\n"
     )
-    result = evaluate(labelled_dir, encoders=[lite0], ks=[1], labels_csv=csv_path, database=db)
+    result = evaluate(
+        labelled_dir, EvaluationOptions(ks=[1], labels_csv=csv_path), encoders=[lite0], database=db
+    )
     assert result.classes == {"cat": 2, "person": 2} and result.missing == 1
     assert result.models[0].scores.precision[1] == 1.0
 
@@ -154,14 +156,14 @@ def test_near_duplicates_find_their_originals(db: Database, lite0, tmp_path) -> 
     photos = sample_photos()
     for name, img in photos.items():
         _save(img, tmp_path / f"{name}.jpg")
-    result = near_duplicates(tmp_path, encoders=[lite0], ks=[1, 5], database=db)
+    result = near_duplicates(tmp_path, CopyDetectionOptions(ks=[1, 5]), encoders=[lite0], database=db)
     (m,) = result.models
     assert m.originals == len(photos) and m.copies == len(photos) * len(TRANSFORMS)
     assert set(m.recall) == set(TRANSFORMS)
     assert m.overall[1] >= 0.9
     assert m.recall["flip"][1] == 1.0 and m.recall["jpeg"][1] == 1.0
     with pytest.raises(ImgsearchError, match="Unknown transform"):
-        near_duplicates(tmp_path, encoders=[lite0], transforms=["blur"], database=db)
+        near_duplicates(tmp_path, CopyDetectionOptions(transforms=["blur"]), encoders=[lite0], database=db)
 
 
 @pytest.mark.slow

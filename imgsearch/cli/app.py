@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -46,6 +47,13 @@ BackendOption = Annotated[
     ),
 ]
 
+JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+LabelsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--labels", help="CSV with path,label columns (paths relative to FOLDER) instead of sub-folders."
+    ),
+]
 
 _command_settings: list[Settings] = []  # those of the command being run (one per process, as a rule)
 

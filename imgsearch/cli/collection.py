@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from imgsearch.cli.app import ModelOption, app, echo_err, open_index, options_from
+from imgsearch.cli.app import JsonFlag, ModelOption, app, echo_err, open_index, options_from
 from imgsearch.cli.display import plural
 
 duplicates_app = typer.Typer(
@@ -31,7 +31,7 @@ def duplicates_command(
         ),
     ] = None,
     folder: Annotated[str | None, typer.Option("--folder", help="Only images under this folder.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    as_json: JsonFlag = False,
     calibrate: Annotated[
         bool,
         typer.Option(
@@ -237,7 +237,7 @@ def clusters_command(
     n: Annotated[int | None, typer.Option("-n", "--n", min=2, max=10_000, help="How many clusters.")] = None,
     auto: Annotated[bool, typer.Option("--auto", help="Choose n by silhouette.")] = False,
     folder: Annotated[str | None, typer.Option("--folder", help="Only images under this folder.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    as_json: JsonFlag = False,
     model: ModelOption = None,
 ) -> None:
     """K-Means over the stored vectors: each cluster's size and the images nearest its centre."""

@@ -13,6 +13,7 @@ from imgsearch.cli.app import (
     MAX_K,
     BackendOption,
     DeviceOption,
+    JsonFlag,
     ModelOption,
     app,
     echo_err,
@@ -200,7 +201,7 @@ def search_command(
             help="Drop results below this cosine similarity (-1..1).",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    as_json: JsonFlag = False,
     grid: Annotated[
         Path | None,
         typer.Option("--grid", help="Also write the query and its matches side by side to this PNG."),

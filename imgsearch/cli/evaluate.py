@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from imgsearch.cli.app import BackendOption, DeviceOption, app, echo_err, open_index
+from imgsearch.cli.app import (
+    BackendOption,
+    DeviceOption,
+    JsonFlag,
+    LabelsOption,
+    app,
+    echo_err,
+    open_index,
+)
 from imgsearch.cli.learning import (
     FinetuneFlag,
     FirstBlockOption,
@@ -31,9 +39,7 @@ def evaluate_command(
         typer.Option("--model", "-m", help="Encoder to evaluate; repeat to compare several."),
     ] = None,
     k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "1,5,10",
-    labels: Annotated[
-        Path | None, typer.Option("--labels", help="CSV with path,label columns (paths relative to FOLDER).")
-    ] = None,
+    labels: LabelsOption = None,
     captions: Annotated[
         Path | None,
         typer.Option(
@@ -56,7 +62,7 @@ def evaluate_command(
         int | None,
         typer.Option("--sample", min=1, help="Query with a seeded random subset of this many images."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    as_json: JsonFlag = False,
     split: Annotated[
         float | None,
         typer.Option(
@@ -161,11 +167,15 @@ def evaluate_command(
             result = run(folder, chosen, model=models[0], progress=show)
             text = split_table(result)
         elif near_duplicates:
-            result = index.near_duplicates(folder, models=models, ks=ks, sample=sample, progress=show)
+            from imgsearch.evaluation.near_duplicates import CopyDetectionOptions
+
+            copying = CopyDetectionOptions(ks=ks, sample=sample)
+            result = index.near_duplicates(folder, copying, models=models, progress=show)
             text = near_duplicates_table(result)
         else:
-            result = index.evaluate(
-                folder, models=models, ks=ks, labels_csv=labels, exact=exact, sample=sample, progress=show
-            )
+            from imgsearch.evaluation.evaluate import EvaluationOptions
+
+            scoring = EvaluationOptions(ks=ks, labels_csv=labels, exact=exact, sample=sample)
+            result = index.evaluate(folder, scoring, models=models, progress=show)
             text = evaluation_table(result)
     typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else text)

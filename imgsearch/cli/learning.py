@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from imgsearch.cli.app import BackendOption, DeviceOption, app, echo_err, open_index
+from imgsearch.cli.app import BackendOption, DeviceOption, LabelsOption, app, echo_err, open_index
 
 if TYPE_CHECKING:
     from imgsearch.learning.finetune import FinetuneOptions
@@ -85,9 +85,7 @@ def train_command(
     ] = None,
     loss: Annotated[str, typer.Option("--loss", help="supcon or triplet (batch-hard).")] = "supcon",
     seed: Annotated[int, typer.Option("--seed", help="Seeds sampling and initialisation.")] = 0,
-    labels: Annotated[
-        Path | None, typer.Option("--labels", help="CSV with path,label columns instead of sub-folders.")
-    ] = None,
+    labels: LabelsOption = None,
     pca: Annotated[
         int | None,
         typer.Option(

@@ -134,26 +134,33 @@ class Evaluation:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How `imgsearch evaluate` scores retrieval on labelled images, declared once for the
+    library (`Index.evaluate`), the CLI and `evaluate`."""
+
+    ks: Sequence[int] = (1, 5, 10)  # cut-offs
+    labels_csv: str | Path | None = None  # path,label rows instead of one sub-folder per class
+    exact: bool = False  # skip the ANN index check (quality itself is always ranked exactly)
+    sample: int | None = None  # query with a seeded random subset (every image stays a candidate)
+    index_queries: int = 1000  # at most this many queries check the ANN index
+
+
 def evaluate(
     root: str | Path,
+    options: EvaluationOptions | None = None,
     *,
     models: Sequence[str] = (),
     encoders: Sequence[Encoder] = (),
-    ks: Sequence[int] = (1, 5, 10),
-    labels_csv: str | Path | None = None,
-    exact: bool = False,
-    sample: int | None = None,
-    index_queries: int = 1000,
     device: str = "auto",
     database: Database | str | None = None,
     progress: ProgressCallback | None = None,
 ) -> Evaluation:
-    """Leave-one-out retrieval quality per model on the labelled images under `root`.
-
-    `sample` limits the queries to a seeded random subset (every image stays a candidate);
-    `exact` skips the ANN index check; `index_queries` caps the queries it runs.
-    """
-    ks = cutoffs(ks)
+    """Leave-one-out retrieval quality per model (`models` by name, or `encoders`) on the
+    labelled images under `root`, scored as `options` say."""
+    options = options or EvaluationOptions()
+    ks = cutoffs(options.ks)
+    labels_csv, sample, exact = options.labels_csv, options.sample, options.exact
     labelled = from_csv(Path(labels_csv), Path(root)) if labels_csv else from_folders(Path(root))
     if len(labelled.paths) < 2:
         raise ImgsearchError(
@@ -175,7 +182,7 @@ def evaluate(
         scores = leave_one_out(vectors, labels, ks, queries)
         check = None
         if not exact:
-            picked = [found[labelled.paths[keep[q]]] for q in queries[:index_queries]]
+            picked = [found[labelled.paths[keep[q]]] for q in queries[: options.index_queries]]
             check = index_recall(db, encoder, picked, ks, TIE_TOLERANCE)
         results.append(
             ModelEvaluation(

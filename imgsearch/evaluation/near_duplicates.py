@@ -57,20 +57,31 @@ class NearDuplicateEvaluation:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class CopyDetectionOptions:
+    """How `imgsearch evaluate --near-duplicates` makes and scores copies, declared once for
+    the library (`Index.near_duplicates`), the CLI and `near_duplicates`."""
+
+    ks: Sequence[int] = (1, 5)  # cut-offs
+    transforms: Sequence[str] | None = None  # edits made (None: all of TRANSFORMS)
+    sample: int | None = None  # copies of a seeded random subset of the originals only
+
+
 def near_duplicates(
     root: str | Path,
+    options: CopyDetectionOptions | None = None,
     *,
     models: Sequence[str] = (),
     encoders: Sequence[Encoder] = (),
-    ks: Sequence[int] = (1, 5),
-    transforms: Sequence[str] | None = None,
-    sample: int | None = None,
     device: str = "auto",
     database: Database | str | None = None,
     progress: ProgressCallback | None = None,
 ) -> NearDuplicateEvaluation:
-    """recall@k of finding the original from each edited copy, per model."""
-    ks = cutoffs(ks)
+    """recall@k of finding the original from each edited copy, per model (`models` by name,
+    or `encoders`), as `options` say."""
+    options = options or CopyDetectionOptions()
+    ks = cutoffs(options.ks)
+    transforms, sample = options.transforms, options.sample
     names = list(transforms or TRANSFORMS)
     unknown = [t for t in names if t not in TRANSFORMS]
     if unknown:

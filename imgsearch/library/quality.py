@@ -14,8 +14,8 @@ from imgsearch.library.core import Core
 if TYPE_CHECKING:
     from imgsearch.encoding.encoder import Encoder
     from imgsearch.evaluation.captions import CaptionEvaluation
-    from imgsearch.evaluation.evaluate import Evaluation
-    from imgsearch.evaluation.near_duplicates import NearDuplicateEvaluation
+    from imgsearch.evaluation.evaluate import Evaluation, EvaluationOptions
+    from imgsearch.evaluation.near_duplicates import CopyDetectionOptions, NearDuplicateEvaluation
     from imgsearch.evaluation.split import SplitEvaluation, SplitOptions
     from imgsearch.learning.derive import Training, TrainReport
     from imgsearch.progress import ProgressCallback
@@ -27,17 +27,20 @@ class Quality(Core):
     def evaluate(
         self,
         root: str | Path,
+        options: EvaluationOptions | None = None,
         *,
         models: Sequence[str] = (),
         progress: ProgressCallback | None = None,
-        **options: Any,
+        **choices: Any,
     ) -> Evaluation:
         """Leave-one-out retrieval quality of `models` (default: this index's) on labelled
-        images; `options`: evaluation.evaluate's (ks, labels_csv, exact, sample, index_queries)."""
-        from imgsearch.evaluation.evaluate import evaluate
+        images; `choices`: fields of EvaluationOptions to change, e.g.
+        `index.evaluate("labelled", ks=(1, 10), exact=True)`."""
+        from imgsearch.evaluation.evaluate import EvaluationOptions, evaluate
 
+        chosen = replace(options or EvaluationOptions(), **choices)
         encoders = self._encoders_of(models)
-        return evaluate(root, encoders=encoders, database=self.db, progress=progress, **options)
+        return evaluate(root, chosen, encoders=encoders, database=self.db, progress=progress)
 
     def evaluate_captions(
         self,
@@ -58,17 +61,19 @@ class Quality(Core):
     def near_duplicates(
         self,
         root: str | Path,
+        options: CopyDetectionOptions | None = None,
         *,
         models: Sequence[str] = (),
         progress: ProgressCallback | None = None,
-        **options: Any,
+        **choices: Any,
     ) -> NearDuplicateEvaluation:
-        """Copy detection: do edited copies find their original; `options`:
-        evaluation.near_duplicates's (ks, transforms, sample)."""
-        from imgsearch.evaluation.near_duplicates import near_duplicates
+        """Copy detection: do edited copies find their original; `choices`: fields of
+        CopyDetectionOptions to change, e.g. `index.near_duplicates("photos", sample=50)`."""
+        from imgsearch.evaluation.near_duplicates import CopyDetectionOptions, near_duplicates
 
+        chosen = replace(options or CopyDetectionOptions(), **choices)
         encoders = self._encoders_of(models)
-        return near_duplicates(root, encoders=encoders, database=self.db, progress=progress, **options)
+        return near_duplicates(root, chosen, encoders=encoders, database=self.db, progress=progress)
 
     def _encoders_of(self, models: Sequence[str]) -> list[Encoder]:
         return [self.encoder(m) for m in models or [self.model]]

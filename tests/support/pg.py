@@ -17,6 +17,10 @@ log = logging.getLogger("imgsearch.tests")
 
 TEST_URL_ENV = "IMGSEARCH_TEST_DATABASE_URL"
 CONTAINER_IMAGE = "pgvector/pgvector:pg17"
+# The embedded test server's settings over the product's: it holds throwaway databases, so it
+# does not wait for the disk (a killed server still keeps every commit; only a machine crash
+# would not). Tests of the product's own server start their own, with the product's settings.
+TEST_SERVER_SETTINGS = "fsync=off,full_page_writes=off"
 
 
 @dataclass
@@ -63,7 +67,7 @@ def server_admin_url(branch: Branch):
         from imgsearch.db import embedded
 
         home = Path(tempfile.mkdtemp(prefix="imgsearch-test-"))
-        server = embedded.start(home)
+        server = embedded.start(home, TEST_SERVER_SETTINGS)
         try:
             yield server.admin_url
         finally:

@@ -291,16 +291,12 @@ def notices_of_create_index() -> Iterator[list[str]]:
 
 
 def maintenance_bytes(db, n: int, dim: int, index: str) -> int:
-    """maintenance_work_mem as create_index builds with it: the server's, or `build_memory` for
-    this graph when that is larger."""
+    """maintenance_work_mem as create_index builds with it."""
     from imgsearch.db.connection import connect
-    from imgsearch.db.indexes import build_memory
+    from imgsearch.db.indexes import build_maintenance_memory
 
     with connect(db, autocommit=True) as conn:
-        server = int(
-            conn.execute("SELECT pg_size_bytes(current_setting('maintenance_work_mem'))").fetchone()[0]
-        )
-    return max(server, build_memory(n, dim, quantize=INDEXES[index]))
+        return build_maintenance_memory(conn, "hnsw", n, dim, quantize=INDEXES[index])
 
 
 def build(db, index: str, memory_root: int | None, n: int, dim: int) -> Build:

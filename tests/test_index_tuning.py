@@ -272,6 +272,19 @@ def test_build_memory_holds_the_graph(monkeypatch) -> None:
     assert indexes.build_memory(10**8, 1280) == 6 * 2**30  # a quarter of the machine at most
 
 
+def test_a_build_keeps_the_servers_memory_when_larger(db) -> None:
+    from imgsearch.db import indexes
+    from imgsearch.db.connection import connect
+
+    with connect(db, autocommit=True) as conn:
+        memory = lambda kind: indexes.build_maintenance_memory(conn, kind, 10**6, 1280)  # noqa: E731
+        conn.execute("SET maintenance_work_mem = '64MB'")
+        assert memory("hnsw") == indexes.build_memory(10**6, 1280)
+        assert memory("ivfflat") == indexes.MIN_MAINTENANCE_MEMORY
+        conn.execute("SET maintenance_work_mem = '64GB'")
+        assert memory("hnsw") == memory("ivfflat") == 64 * 2**30
+
+
 def test_server_settings_follow_the_machine() -> None:
     small = sizing.recommended(2 * 2**30, 1)
     big = sizing.recommended(64 * 2**30, 16)

@@ -125,12 +125,8 @@ def create_index(
         expression, opclass = f"embedding::halfvec({dim})", "halfvec_cosine_ops"
         if quantize:
             expression, opclass = f"binary_quantize(embedding::halfvec({dim}))::bit({dim})", "bit_hamming_ops"
-        wanted = build_memory(rows, dim, m, quantize) if kind == "hnsw" else MIN_MAINTENANCE_MEMORY
-        conn.execute(
-            "SELECT set_config('maintenance_work_mem', %s, false) WHERE"
-            " (SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'maintenance_work_mem') < %s",
-            (f"{wanted // 2**20}MB", wanted),
-        )
+        memory = build_maintenance_memory(conn, kind, rows, dim, m, quantize)
+        conn.execute("SELECT set_config('maintenance_work_mem', %s, false)", (f"{memory // 1024}kB",))
         for other in NAME_KINDS:
             conn.execute(f"DROP INDEX IF EXISTS imgsearch.embeddings_{other}_enc{enc_id}")
         search_settings.forget(conn, enc_id)
@@ -171,6 +167,16 @@ def build_memory(rows: int, dim: int, m: int = 16, quantize: str | None = None) 
     server whose setting is larger keeps its own)."""
     wanted = int(graph_bytes(rows, dim, m, quantize) * GRAPH_HEADROOM)
     return max(MIN_MAINTENANCE_MEMORY, min(wanted, machine_memory() // 4))
+
+
+def build_maintenance_memory(
+    conn, kind: str, rows: int, dim: int, m: int = 16, quantize: str | None = None
+) -> int:
+    """The maintenance_work_mem `create_index` builds with: `build_memory` for an HNSW graph (the
+    minimum for IVFFlat), or the server's own setting when that is larger."""
+    server = scalar(conn.execute("SELECT pg_size_bytes(current_setting('maintenance_work_mem'))"))
+    wanted = build_memory(rows, dim, m, quantize) if kind == "hnsw" else MIN_MAINTENANCE_MEMORY
+    return max(int(server), wanted)
 
 
 def _watch_progress(db: Database, stop: threading.Event, report: ProgressCallback) -> None:

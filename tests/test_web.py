@@ -231,6 +231,7 @@ def test_failures_are_said_and_nothing_stale_stays(web_page, server) -> None:
     base, _, index, _ = server
     page, expect = web_page, _expect()
     page.goto(base)
+    expect(page.get_by_test_id("nav-search")).to_have_attribute("aria-current", "page")  # wired
     page.get_by_test_id("search").click()  # nothing chosen
     expect(page.get_by_test_id("message")).to_have_class(re.compile("error"))
     expect(page.get_by_test_id("message")).to_contain_text("first")

@@ -17,7 +17,9 @@ Runs against a throwaway embedded server (or --url / --database-url).
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
+import shutil
 import sys
 import tempfile
 import time
@@ -79,6 +81,7 @@ def main() -> None:
     if args.smoke:
         n_photos, args.near_duplicates_sample = 3, 5
         args.out = Path(tempfile.mkdtemp(prefix="imgsearch-quality-out-"))
+        atexit.register(shutil.rmtree, args.out, ignore_errors=True)
     if args.home is not None:
         _support.home(args, "")  # the model cache
 
@@ -95,6 +98,7 @@ def main() -> None:
     url = args.database_url or args.url
     if url is None:
         home = Path(tempfile.mkdtemp(prefix="imgsearch-quality-"))
+        atexit.register(shutil.rmtree, home, ignore_errors=True)  # after the server has stopped
         url = embedded.start(home).url
 
     def show(title: str, text: str, seconds: float) -> None:

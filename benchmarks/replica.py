@@ -19,7 +19,9 @@ temporary folders (a standby is made from a primary's files): --database-url is 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -101,6 +103,7 @@ def main() -> None:
     half = max(1, len(cores) // 2)
     first, second = set(cores[:half]), set(cores[half:] or cores[:half])
     base = Path(tempfile.mkdtemp(prefix="imgsearch-replica-"))
+    atexit.register(shutil.rmtree, base, ignore_errors=True)  # after both servers have stopped
     primary_home, standby_home = base / "primary", base / "standby"
     try:
         primary = embedded.start(primary_home)

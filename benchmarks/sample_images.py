@@ -8,8 +8,10 @@ benchmarks' images. Run, it makes some and says how long each took.
 from __future__ import annotations
 
 import argparse
+import atexit
 import io
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -85,6 +87,8 @@ def main() -> None:
     if args.smoke:
         args.n, args.size = 3, [640, 480]
     out = args.out or Path(tempfile.mkdtemp(prefix="imgsearch-sample-images-"))
+    if args.smoke and args.out is None:
+        atexit.register(shutil.rmtree, out, ignore_errors=True)
     t0 = time.perf_counter()
     photos = source_photos(not args.smoke)
     loaded = time.perf_counter() - t0

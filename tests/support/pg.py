@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -72,6 +73,7 @@ def server_admin_url(branch: Branch):
             yield server.admin_url
         finally:
             embedded.stop(home)
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def with_database(url: str, name: str) -> str:

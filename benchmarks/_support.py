@@ -68,13 +68,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def temporary_folder(prefix: str) -> Path:
+    """A new temporary folder, removed when the run exits (after its servers have stopped)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def home(args: argparse.Namespace, prefix: str) -> Path:
     """The run's IMGSEARCH_HOME (`--home`, or a new temporary folder, removed at exit), set in
     os.environ."""
-    folder = args.home
-    if folder is None:
-        folder = Path(tempfile.mkdtemp(prefix=prefix))
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = args.home if args.home is not None else temporary_folder(prefix)
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["IMGSEARCH_HOME"] = str(folder)
     return folder

@@ -11,10 +11,7 @@ gives 0.00/0.33/0.67/1.00, `type` gives mono/poly. Existing files are left as th
 from __future__ import annotations
 
 import argparse
-import atexit
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,8 +44,7 @@ def main() -> None:
     if args.out is None:
         if not args.smoke:
             parser.error("the folder OUT is needed")
-        args.out = Path(tempfile.mkdtemp(prefix="elpv-folders-"))
-        atexit.register(shutil.rmtree, args.out, ignore_errors=True)  # a smoke run's throwaway
+        args.out = _support.temporary_folder("elpv-folders-")  # a smoke run's throwaway
     n = write_folders(args.out, args.labels, _support.elpv_labels(args))
     print(f"{n} elpv cells in {args.out} (one sub-folder per {args.labels} label)")
 

@@ -19,11 +19,8 @@ peak memory of fine-tuning.
 from __future__ import annotations
 
 import argparse
-import atexit
 import resource
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -91,8 +88,7 @@ def main() -> None:
 
     _, probs, _ = _support.elpv(args)
     labels = np.array([f"{p:.2f}" for p in probs])
-    folder = Path(tempfile.mkdtemp(prefix="elpv-paper-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the cells are copies
+    folder = _support.temporary_folder("elpv-paper-")  # the cells are copies
     write_folders(folder, "defect", args.elpv)
     paths = [str(folder / label / f"cell{i:04d}.png") for i, label in enumerate(labels)]
     base = get_encoder("efficientnet-lite0", "cpu", None, "onnx")

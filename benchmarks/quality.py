@@ -17,11 +17,8 @@ Runs against a throwaway embedded server (or --url / --database-url).
 from __future__ import annotations
 
 import argparse
-import atexit
 import csv
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -80,8 +77,7 @@ def main() -> None:
     n_photos = None
     if args.smoke:
         n_photos, args.near_duplicates_sample = 3, 5
-        args.out = Path(tempfile.mkdtemp(prefix="imgsearch-quality-out-"))
-        atexit.register(shutil.rmtree, args.out, ignore_errors=True)
+        args.out = _support.temporary_folder("imgsearch-quality-out-")
     if args.home is not None:
         _support.home(args, "")  # the model cache
 
@@ -97,8 +93,7 @@ def main() -> None:
     home = None
     url = args.database_url or args.url
     if url is None:
-        home = Path(tempfile.mkdtemp(prefix="imgsearch-quality-"))
-        atexit.register(shutil.rmtree, home, ignore_errors=True)  # after the server has stopped
+        home = _support.temporary_folder("imgsearch-quality-")
         url = embedded.start(home).url
 
     def show(title: str, text: str, seconds: float) -> None:

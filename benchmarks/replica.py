@@ -19,11 +19,8 @@ temporary folders (a standby is made from a primary's files): --database-url is 
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -102,8 +99,7 @@ def main() -> None:
     cores = sorted(os.sched_getaffinity(0))
     half = max(1, len(cores) // 2)
     first, second = set(cores[:half]), set(cores[half:] or cores[:half])
-    base = Path(tempfile.mkdtemp(prefix="imgsearch-replica-"))
-    atexit.register(shutil.rmtree, base, ignore_errors=True)  # after both servers have stopped
+    base = _support.temporary_folder("imgsearch-replica-")
     primary_home, standby_home = base / "primary", base / "standby"
     try:
         primary = embedded.start(primary_home)

@@ -8,10 +8,8 @@ benchmarks' images. Run, it makes some and says how long each took.
 from __future__ import annotations
 
 import argparse
-import atexit
 import io
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -86,9 +84,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.n, args.size = 3, [640, 480]
-    out = args.out or Path(tempfile.mkdtemp(prefix="imgsearch-sample-images-"))
-    if args.smoke and args.out is None:
-        atexit.register(shutil.rmtree, out, ignore_errors=True)
+    out = args.out
+    if out is None:  # a smoke run's folder is removed at exit; a full run's is kept for use
+        out = (
+            _support.temporary_folder("imgsearch-sample-images-")
+            if args.smoke
+            else Path(tempfile.mkdtemp(prefix="imgsearch-sample-images-"))
+        )
     t0 = time.perf_counter()
     photos = source_photos(not args.smoke)
     loaded = time.perf_counter() - t0

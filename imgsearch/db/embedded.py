@@ -182,7 +182,7 @@ def running_server(home: Path) -> EmbeddedServer | None:
         try:
             info = PostmasterInfo.read_from_pgdata(pgdata_dir(home))
             break
-        except (AssertionError, ValueError, IndexError):  # postmaster.pid half written: starting
+        except (AssertionError, KeyError, ValueError, IndexError):  # postmaster.pid half written
             if time.monotonic() > deadline:
                 return None
             time.sleep(0.1)

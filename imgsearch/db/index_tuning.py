@@ -117,7 +117,7 @@ def tune(
         if rows <= k:
             raise ImgsearchError(f"{encoder} has {rows} vectors: too few to measure recall@{k}.")
         parameter, grid = _grid(conn, name, rows)
-        kinds = (BINARY_KIND,) if parameter == "rerank" else tuple(range(len(KINDS)))
+        kinds = (BINARY_KIND,) if parameter == "rerank" else ALL_KINDS
         tuning = tuning_queries(conn, enc.id, queries, k, seed, kinds=kinds)
         steps: list[TuningStep] = []
         started = time.monotonic()
@@ -165,6 +165,7 @@ class TuningQueries:
 
 
 KINDS = ("along its neighbours", "any way")  # how tuning queries are moved (see the module)
+ALL_KINDS = tuple(range(len(KINDS)))
 
 
 def tuning_queries(
@@ -175,7 +176,7 @@ def tuning_queries(
     seed: int = 0,
     *,
     moved: bool = True,
-    kinds: tuple[int, ...] = (0, 1),
+    kinds: tuple[int, ...] = ALL_KINDS,
 ) -> TuningQueries:
     """`n` queries of each of `kinds` (indexes into KINDS) made from a seeded sample of the
     encoder's stored vectors, moved where new images of their neighbourhood would lie (`moved`

@@ -230,9 +230,18 @@ def test_min_similarity_filters_without_history_and_says_why(web_page, server, t
 def test_failures_are_said_and_nothing_stale_stays(web_page, server) -> None:
     base, _, index, _ = server
     page, expect = web_page, _expect()
+    held: list = []  # /api/stats answers after the click (it once reset the message to the prompt)
+    page.route("**/api/stats", lambda route: held.append(route))
     page.goto(base)
     expect(page.get_by_test_id("nav-search")).to_have_attribute("aria-current", "page")  # wired
     page.get_by_test_id("search").click()  # nothing chosen
+    expect(page.get_by_test_id("message")).to_have_class(re.compile("error"))
+    while not held:
+        page.wait_for_timeout(20)
+    with page.expect_response("**/api/stats"):
+        held[0].continue_()
+    page.unroute("**/api/stats")
+    expect(page.get_by_test_id("stats")).to_contain_text("image")
     expect(page.get_by_test_id("message")).to_have_class(re.compile("error"))
     expect(page.get_by_test_id("message")).to_contain_text("first")
     page.route(

@@ -193,10 +193,12 @@ const idle = () => ($("text-row").hidden
   ? "Choose, drop or paste an image, or give its URL, to find the images that look like it."
   : "Describe what you are looking for, or choose, drop or paste an image, or give its URL.");
 
+// Called once /api/stats has answered: a prompt still showing is reworded (words or not); a
+// message the person caused meanwhile (a click on Search with nothing chosen) stays.
 export function setTextSearch(available) {
+  const prompting = $("message").textContent === idle();
   $("text-row").hidden = !available;
-  const state = stateOf(params());
-  if (!state.query && !state.text && !shown.length) say($("message"), idle());
+  if (prompting) say($("message"), idle());
 }
 
 async function run(state, body, headers = {}) {

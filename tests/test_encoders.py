@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -135,7 +137,7 @@ def test_offline_without_weights_names_the_file_and_the_option(tmp_path, monkeyp
 def test_prefilled_torch_home_is_used_offline(tmp_path, monkeypatch) -> None:
     import torchvision
 
-    from imgsearch.encoding.torch_models import expected_weights_file
+    from imgsearch.encoding.catalog import expected_weights_file
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     target = expected_weights_file("resnet18")
@@ -189,3 +191,22 @@ def test_cuda_encoding_matches_cpu(lite0) -> None:
     gpu = get_encoder("efficientnet-lite0", device="cuda")
     photos = list(sample_photos().values())[:4]
     np.testing.assert_allclose(gpu.encode(photos), lite0.encode(photos), atol=2e-2)
+
+
+def test_the_catalog_knows_torchvision_s_weights_files_and_cache(tmp_path, monkeypatch) -> None:
+    """`imgsearch models` lists where each weights file goes without importing torch: the
+    catalog's file names and cache folder are torchvision's and torch.hub's."""
+    import torchvision
+
+    from imgsearch.encoding.catalog import TORCHVISION, torch_hub_dir
+
+    for name, spec in TORCHVISION.items():
+        url = torchvision.models.get_model_weights(name).DEFAULT.url
+        assert spec.weights_file == url.rsplit("/", 1)[-1], name
+    monkeypatch.delenv("TORCH_HOME", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert torch_hub_dir() == Path(torch.hub.get_dir())
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert torch_hub_dir() == Path(torch.hub.get_dir()) == tmp_path / "xdg" / "torch" / "hub"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert torch_hub_dir() == Path(torch.hub.get_dir()) == tmp_path / "torch" / "hub"

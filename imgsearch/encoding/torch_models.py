@@ -20,6 +20,7 @@ from imgsearch.encoding.catalog import (
     EFFICIENTNET_LITE0,
     LITE0_DIMENSION,
     TORCHVISION,
+    expected_weights_file,
     file_digest,
     lite0_weights_file,
 )
@@ -101,12 +102,6 @@ def _default_weights(name: str):
     import torchvision
 
     return torchvision.models.get_model_weights(name).DEFAULT
-
-
-def expected_weights_file(name: str) -> Path:
-    """Where torchvision looks for `name`'s default weights (TORCH_HOME/hub/checkpoints)."""
-    url = _default_weights(name).url
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
 def _torchvision_preprocessing(name: str) -> Preprocessing:

@@ -73,19 +73,27 @@ def fresh_server(pg_admin_url, web_collection, lite0):
             yield base, web_collection.photos, index, Delays(index)
 
 
-def _shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("IMGSEARCH_SCREENSHOTS") or tmp_path)
+def _shots() -> Path | None:
+    """Where the screenshots are kept: IMGSEARCH_SCREENSHOTS (docs/img for the documentation), or
+    nowhere (they are taken and read, not kept)."""
+    kept = os.environ.get("IMGSEARCH_SCREENSHOTS")
+    if not kept:
+        return None
+    folder = Path(kept)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-def _shoot(page, folder: Path, name: str) -> None:
-    """A screenshot of the viewport, as a PNG of 256 colours (small enough to keep in the repository)."""
+def _shoot(page, folder: Path | None, name: str) -> None:
+    """A screenshot of the viewport; kept in `folder` as a PNG of 256 colours (small enough to
+    keep in the repository)."""
     from PIL import Image
 
     shot = Image.open(io.BytesIO(page.screenshot()))
-    small = shot.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    small.save(folder / f"{name}-{page.viewport_size['width']}.png", optimize=True)
+    assert shot.size == (page.viewport_size["width"], page.viewport_size["height"]), shot.size
+    if folder is not None:
+        small = shot.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        small.save(folder / f"{name}-{page.viewport_size['width']}.png", optimize=True)
 
 
 def _check(page, what: str) -> None:
@@ -371,7 +379,7 @@ def test_clusters_and_the_map_are_made_from_the_page_with_the_token(
     base, _, _, _ = fresh_server
     context, page = _page(chromium_browser, request, tmp_path, PHONE)
     expect = _expect()
-    shots = _shots(tmp_path)
+    shots = _shots()
     page.goto(f"{base}/?view=clusters")
     panel = page.get_by_test_id("make-panel")
     expect(panel).to_be_visible()
@@ -552,7 +560,7 @@ def test_every_view_photographed(chromium_browser, server, tmp_path, request, vi
     base, _, index, _ = server
     context, page = _page(chromium_browser, request, tmp_path, viewport)
     expect = _expect()
-    shots = _shots(tmp_path)
+    shots = _shots()
     astronaut = _id_of(index, "astronaut.jpg")
     views = {
         "library": ("/", "[data-testid=image]"),

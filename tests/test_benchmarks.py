@@ -1,17 +1,19 @@
 """Every benchmark runs: each benchmarks/*.py (not the helpers named _*.py) in its `--smoke` mode,
-as a person would run it, on the test database and a temporary IMGSEARCH_HOME. A new benchmark
+as `python benchmarks/NAME.py --smoke ...` runs it (in a process forked from a warm interpreter:
+support/warm_python.py), on the test database and a temporary IMGSEARCH_HOME. A new benchmark
 without --smoke fails here."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from .support.warm_python import WarmPython
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_"))
@@ -65,9 +67,18 @@ def elpv_standin(tmp_path_factory) -> Path:
     return write_elpv_standin(tmp_path_factory.mktemp("elpv-standin"))
 
 
+@pytest.fixture(scope="session")
+def warm_python():
+    """The smoke runs' interpreter: each forked from one that has imported the common libraries
+    once (support/warm_python.py), a second or two less each."""
+    warm = WarmPython()
+    yield warm
+    warm.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.stem)
-def test_smoke(script: Path, db, lite0, elpv_standin: Path, tmp_path: Path) -> None:
+def test_smoke(script: Path, db, lite0, elpv_standin: Path, tmp_path: Path, warm_python: WarmPython) -> None:
     if script.stem == "page" and not shutil.which("chromium") and not os.environ.get("CI"):
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     home = tmp_path / "home"
@@ -76,10 +87,9 @@ def test_smoke(script: Path, db, lite0, elpv_standin: Path, tmp_path: Path) -> N
     models.mkdir(parents=True, exist_ok=True)
     (home / "models").symlink_to(models, target_is_directory=True)
     env = {**os.environ, "IMGSEARCH_HOME": str(home), "IMGSEARCH_DEVICE": "cpu"}
-    command = [sys.executable, str(script), "--smoke", "--database-url", db.url, "--home", str(home)]
-    command += ["--elpv", str(elpv_standin)]
+    args = ["--smoke", "--database-url", db.url, "--home", str(home), "--elpv", str(elpv_standin)]
     t0 = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    done = warm_python.run(script, args, env=env, cwd=tmp_path, timeout=600)
     seconds = time.perf_counter() - t0
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"{script.name} --smoke failed ({seconds:.0f} s):\n{output[-6000:]}"

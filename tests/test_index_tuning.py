@@ -4,6 +4,7 @@ embedded server's sizing."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -232,18 +233,19 @@ def _cli(db, *args: str) -> subprocess.CompletedProcess:
 def test_index_create_tunes_and_status_shows_it_and_the_service_prewarms(collection) -> None:
     from imgsearch.library import Index
 
-    db, _, _ = collection
-    run = _cli(db, "index", "create", "--model", UNIFORM, "--m", "8", "--ef-construction", "32")
+    db, _, _ = collection  # the clustered vectors: tuned in a step or two (the hard ones: above)
+    run = _cli(db, "index", "create", "--model", ENCODER, "--m", "8", "--ef-construction", "32")
     assert run.returncode == 0, run.stderr
     assert "searches use ef_search" in run.stdout and "recall@10" in run.stdout
     status = _cli(db, "index", "status")
-    assert "ef_search" in status.stdout and "recall@10 0.9" in status.stdout
+    assert "ef_search" in status.stdout, status.stdout
+    assert re.search(r"recall@10 (0\.9[6-9]|1\.0)", status.stdout), status.stdout  # reached 0.96
     index = Index(db.url)
     try:
         assert "imgsearch.embeddings_hnsw_enc" in " ".join(index.ann.prewarm())
     finally:
         index.close()
-    drop_index(db, UNIFORM)
+    drop_index(db, ENCODER)
 
 
 def test_index_tune_cli_explains_what_is_missing(collection) -> None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -14,9 +15,11 @@ from fastapi.testclient import TestClient
 from PIL import ImageOps
 from sklearn.metrics import adjusted_rand_score
 
+from imgsearch.db.schema import open_database
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
+from .support import pg
 from .support.hostile import rows
 from .support.photos import center_crop, halved, jpeg_recompressed, sample_photos
 
@@ -24,15 +27,32 @@ CLASSES = ["astronaut", "chelsea", "coffee", "rocket", "grace_hopper", "china"]
 EDITS = [halved, lambda img: jpeg_recompressed(img, 50), ImageOps.mirror, lambda img: center_crop(img, 0.85)]
 
 
-@pytest.fixture
-def index(db, lite0, tmp_path):
+@pytest.fixture(scope="module")
+def ingested(pg_admin_url, migrated_template, lite0, tmp_path_factory):
+    """The photos and their copies, written and ingested once: the database each test copies."""
+    folder = tmp_path_factory.mktemp("cluster-photos")
     for name in CLASSES:
         img = sample_photos()[name]
-        img.save(tmp_path / f"{name}.jpg", quality=92)
+        img.save(folder / f"{name}.jpg", quality=92)
         for i, edit in enumerate(EDITS):
-            edit(img).save(tmp_path / f"{name}.{i}.png")
+            edit(img).save(folder / f"{name}.{i}.png")
+    with pg.scratch_database(pg_admin_url, template=migrated_template) as url:
+        index = Index(url, device="cpu", encoders=[lite0])
+        index.ingest([folder])
+        index.close()
+        yield urlsplit(url).path.lstrip("/")
+
+
+@pytest.fixture
+def db(pg_admin_url, ingested):
+    """This module's `db`: a copy of the ingested one (CREATE DATABASE ... TEMPLATE)."""
+    with pg.scratch_database(pg_admin_url, template=ingested) as url:
+        yield open_database(url)
+
+
+@pytest.fixture
+def index(db, lite0):
     index = Index(db.url, device="cpu", encoders=[lite0])
-    index.ingest([tmp_path])
     yield index
     index.close()
 

@@ -3,11 +3,13 @@ rule among look-alike images, its calibration, the CLI's and the API's account o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import skimage.data
@@ -18,9 +20,11 @@ from typer.testing import CliRunner
 from imgsearch.cli import app
 from imgsearch.collection.calibration import GRID
 from imgsearch.collection.duplicates import DEFAULT_MARGIN
+from imgsearch.db.schema import open_database
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
+from .support import pg
 from .support.hostile import rows
 from .support.photos import center_crop, halved, jpeg_recompressed, sample_photos
 
@@ -33,17 +37,52 @@ EDITS = {
 }
 
 
-@pytest.fixture
-def index(db, lite0, tmp_path):
+@contextlib.contextmanager
+def _ingested(admin_url: str, template: str, encoder, folder: Path):
+    """`folder` ingested once into a new database: its name, for each test to copy."""
+    with pg.scratch_database(admin_url, template=template) as url:
+        index = Index(url, device="cpu", encoders=[encoder])
+        index.ingest([folder])
+        index.close()
+        yield urlsplit(url).path.lstrip("/")
+
+
+@pytest.fixture(scope="module")
+def photos_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("duplicate-photos")
     for name in PHOTOS:
         img = sample_photos()[name]
-        img.save(tmp_path / f"{name}.jpg", quality=92)
+        img.save(folder / f"{name}.jpg", quality=92)
         if name in ("astronaut", "chelsea", "coffee"):
             for edit, make in EDITS.items():
-                make(img).save(tmp_path / f"{name}.{edit}.png")
+                make(img).save(folder / f"{name}.{edit}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ingested_photos(pg_admin_url, migrated_template, lite0, photos_folder):
+    with _ingested(pg_admin_url, migrated_template, lite0, photos_folder) as name:
+        yield name
+
+
+@pytest.fixture
+def db(request, pg_admin_url, migrated_template):
+    """This module's `db`: a copy (CREATE DATABASE ... TEMPLATE) of the collection the test asks
+    for, `lookalikes` or `index`'s photos, ingested once per module; else an empty one."""
+    if "lookalikes" in request.fixturenames:
+        template = request.getfixturevalue("ingested_lookalikes")
+    elif "index" in request.fixturenames:
+        template = request.getfixturevalue("ingested_photos")
+    else:
+        template = migrated_template
+    with pg.scratch_database(pg_admin_url, template=template) as url:
+        yield open_database(url)
+
+
+@pytest.fixture
+def index(db, lite0, photos_folder):
     index = Index(db.url, device="cpu", encoders=[lite0])
-    index.ingest([tmp_path])
-    index.folder = tmp_path
+    index.folder = photos_folder
     yield index
     index.close()
 
@@ -211,19 +250,26 @@ def _tiles() -> list[Image.Image]:
     ]
 
 
-@pytest.fixture
-def lookalikes(db, lite0, tmp_path):
+@pytest.fixture(scope="module")
+def ingested_lookalikes(pg_admin_url, migrated_template, lite0, tmp_path_factory):
     """Three photos with four heavy edits each, two single photos, among 64 gravel tiles."""
+    folder = tmp_path_factory.mktemp("lookalikes")
     for i, tile in enumerate(_tiles()):
-        tile.save(tmp_path / f"gravel{i:02d}.png")
+        tile.save(folder / f"gravel{i:02d}.png")
     for name in [*LOOKALIKE_PHOTOS, "rocket", "grace_hopper"]:
         img = sample_photos()[name]
-        img.save(tmp_path / f"{name}.jpg", quality=92)
+        img.save(folder / f"{name}.jpg", quality=92)
         if name in LOOKALIKE_PHOTOS:
             for edit, make in HEAVY_EDITS.items():
-                make(img).save(tmp_path / f"{name}.{edit}.png")
+                make(img).save(folder / f"{name}.{edit}.png")
+    with _ingested(pg_admin_url, migrated_template, lite0, folder) as name:
+        yield name
+
+
+@pytest.fixture
+def lookalikes(db, lite0):
+    """`ingested_lookalikes`, copied for the test."""
     index = Index(db.url, device="cpu", encoders=[lite0])
-    index.ingest([tmp_path])
     yield index
     index.close()
 

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
@@ -47,15 +47,25 @@ def test_redact_masks_every_form(url) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=3, max_size=24))
+@example("***")  # the mask itself: found by Hypothesis on 2026-12-05 (a false alarm, now assumed away)
+@example("p@ss:w/o'rd\\")
 def test_redact_masks_any_password(password: str) -> None:
-    for url in (
-        f"postgresql://user:{quote(password, safe='')}@db.example:5432/imgsearch",
-        "host=db.example user=u password='{}' dbname=x".format(
-            password.replace("\\", "\\\\").replace("'", "\\'")
-        ),
-    ):
-        shown = redact(f"error: cannot connect to {url} ({password})", [url])
-        assert password not in shown and quote(password, safe="") not in shown
+    def shown(secret: str) -> list[str]:
+        return [
+            redact(f"error: cannot connect to {url} ({secret})", [url])
+            for url in (
+                f"postgresql://user:{quote(secret, safe='')}@db.example:5432/imgsearch",
+                "host=db.example user=u password='{}' dbname=x".format(
+                    secret.replace("\\", "\\\\").replace("'", "\\'")
+                ),
+            )
+        ]
+
+    # a password that is part of the message anyway ("***", "error") cannot be missing from it
+    frame = " ".join(shown("Zq7vK2"))
+    assume(password not in frame and quote(password, safe="") not in frame)
+    for text in shown(password):
+        assert password not in text and quote(password, safe="") not in text
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -51,9 +50,8 @@ def empty_db(pg_admin_url: str):
 def migrated_template(pg_admin_url: str):
     """A database with pgvector and the schema at head, migrated once per session: each test's
     `db` is a copy of it (CREATE DATABASE ... TEMPLATE), much faster than migrating each."""
-    with pg.scratch_database(pg_admin_url) as url:
-        open_database(url)
-        yield urlsplit(url).path.lstrip("/")
+    with pg.filled_template(pg_admin_url, open_database) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -36,11 +35,8 @@ def ingested(pg_admin_url, migrated_template, lite0, tmp_path_factory):
         img.save(folder / f"{name}.jpg", quality=92)
         for i, edit in enumerate(EDITS):
             edit(img).save(folder / f"{name}.{i}.png")
-    with pg.scratch_database(pg_admin_url, template=migrated_template) as url:
-        index = Index(url, device="cpu", encoders=[lite0])
-        index.ingest([folder])
-        index.close()
-        yield urlsplit(url).path.lstrip("/")
+    with pg.ingested_template(pg_admin_url, migrated_template, lite0, folder) as name:
+        yield name
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@ rule among look-alike images, its calibration, the CLI's and the API's account o
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import skimage.data
@@ -37,16 +35,6 @@ EDITS = {
 }
 
 
-@contextlib.contextmanager
-def _ingested(admin_url: str, template: str, encoder, folder: Path):
-    """`folder` ingested once into a new database: its name, for each test to copy."""
-    with pg.scratch_database(admin_url, template=template) as url:
-        index = Index(url, device="cpu", encoders=[encoder])
-        index.ingest([folder])
-        index.close()
-        yield urlsplit(url).path.lstrip("/")
-
-
 @pytest.fixture(scope="module")
 def photos_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("duplicate-photos")
@@ -61,7 +49,7 @@ def photos_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ingested_photos(pg_admin_url, migrated_template, lite0, photos_folder):
-    with _ingested(pg_admin_url, migrated_template, lite0, photos_folder) as name:
+    with pg.ingested_template(pg_admin_url, migrated_template, lite0, photos_folder) as name:
         yield name
 
 
@@ -262,7 +250,7 @@ def ingested_lookalikes(pg_admin_url, migrated_template, lite0, tmp_path_factory
         if name in LOOKALIKE_PHOTOS:
             for edit, make in HEAVY_EDITS.items():
                 make(img).save(folder / f"{name}.{edit}.png")
-    with _ingested(pg_admin_url, migrated_template, lite0, folder) as name:
+    with pg.ingested_template(pg_admin_url, migrated_template, lite0, folder) as name:
         yield name
 
 

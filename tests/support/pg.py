@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,3 +95,24 @@ def scratch_database(admin_url: str, template: str | None = None):
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def filled_template(admin_url: str, fill: Callable[[str], object], template: str | None = None):
+    """A database (a copy of `template` when given) filled once by `fill(url)`, which leaves no
+    connection open: its name, for tests to copy with `scratch_database(admin_url, name)`."""
+    with scratch_database(admin_url, template) as url:
+        fill(url)
+        yield urlsplit(url).path.lstrip("/")
+
+
+def ingested_template(admin_url: str, template: str, encoder, folder: Path):
+    """`filled_template` with `folder` ingested by `encoder` (a copy of `template`, the migrated
+    one): a collection ingested once per module, copied per test."""
+    from imgsearch.library import Index
+
+    def ingest(url: str) -> None:
+        with Index(url, device="cpu", encoders=[encoder]) as index:
+            index.ingest([folder])
+
+    return filled_template(admin_url, ingest, template)

@@ -112,7 +112,7 @@ class WarmPython:
             "stdout": str(out),
             "stderr": str(err),
         }
-        assert self.process.stdin and self.process.stdout
+        assert self.process.stdin
         self.process.stdin.write(json.dumps(job) + "\n")
         self.process.stdin.flush()
         pid = json.loads(self._line(30))["pid"]

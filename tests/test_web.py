@@ -244,6 +244,7 @@ def test_failures_are_said_and_nothing_stale_stays(web_page, server) -> None:
     expect(page.get_by_test_id("stats")).to_contain_text("image")
     expect(page.get_by_test_id("message")).to_have_class(re.compile("error"))
     expect(page.get_by_test_id("message")).to_contain_text("first")
+    expect(page.get_by_test_id("message")).to_have_text(re.compile("^Choose"))  # no words: no CLIP model
     page.route(
         "**/api/search",
         lambda route: route.fulfill(status=502, body="<html>Bad Gateway</html>", content_type="text/html"),

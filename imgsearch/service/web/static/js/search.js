@@ -340,7 +340,8 @@ export function wire() {
       shownKey = null;
       show(params());
     } else {
-      say($("message"), "Describe it, or choose, drop or paste an image, or give an image URL, first.", "error");
+      const ask = $("text-row").hidden ? "Choose" : "Describe it, or choose"; // words only with a CLIP model
+      say($("message"), `${ask}, drop or paste an image, or give an image URL, first.`, "error");
       ($("text-row").hidden ? $("file") : $("text")).focus();
     }
   });

@@ -27,7 +27,7 @@ def test_layers_point_down_and_no_circles() -> None:
 PROBE = """
 import sys
 {setup}
-heavy = [m for m in ("torch", "torchvision", "onnxruntime") if m in sys.modules]
+heavy = [m for m in ("torch", "torchvision", "onnxruntime", "httpx") if m in sys.modules]
 print(",".join(heavy) or "none")
 """
 
@@ -40,10 +40,13 @@ print(",".join(heavy) or "none")
         "from imgsearch.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass",
         "from imgsearch.cli import app\ntry:\n    app(['search', '--help'])\nexcept SystemExit:\n    pass",
         "from imgsearch.cli import app\ntry:\n    app(['models'])\nexcept SystemExit:\n    pass",
+        "import imgsearch.sources, imgsearch.encoding.decode",
     ],
-    ids=["import", "library", "help", "search-help", "models"],
+    ids=["import", "library", "help", "search-help", "models", "sources"],
 )
 def test_nothing_heavy_at_import_or_help(setup) -> None:
+    """Nor an HTTP client where nothing is downloaded: httpx is a sixth of a second of each
+    command's start (`sources`: what reading a query or an ingested file loads)."""
     result = subprocess.run(
         [sys.executable, "-c", PROBE.format(setup=setup)], capture_output=True, text=True, timeout=120
     )

@@ -11,11 +11,13 @@ from imgsearch.db.schema import open_database
 
 from .support import artefacts, pg
 
-# The suite keeps 2 cores busy with two workers, their subprocesses and the database servers:
-# OpenMP threads (torch, scikit-learn) that wait for work sleep instead of spinning, which
-# otherwise takes a quarter of the CPU of the torch-heavy tests from the work beside them. Set
-# before anything loads OpenMP; the subprocesses the tests start inherit it. (Speed only: what
-# the threads compute is the same.)
+# The suite keeps 2 cores busy with two workers, their subprocesses and the database servers, so
+# each process computes on one thread (torch, scikit-learn, ONNX Runtime: imgsearch's `cores()`
+# reads OMP_NUM_THREADS as Ray's workers set it), and OpenMP threads that wait for work sleep
+# instead of spinning: threads that wait on each other on a busy machine cost a tenth of the
+# suite's CPU for nothing. Set before anything loads OpenMP; the subprocesses the tests start
+# inherit them (a test of thread counts sets its own). Speed only: what is computed is the same.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _branch: pg.Branch | None = None

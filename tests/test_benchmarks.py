@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .support.warm_python import WarmPython
+from .support import warm_python
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_"))
@@ -67,18 +67,9 @@ def elpv_standin(tmp_path_factory) -> Path:
     return write_elpv_standin(tmp_path_factory.mktemp("elpv-standin"))
 
 
-@pytest.fixture(scope="session")
-def warm_python():
-    """The smoke runs' interpreter: each forked from one that has imported the common libraries
-    once (support/warm_python.py), a second or two less each."""
-    warm = WarmPython()
-    yield warm
-    warm.close()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.stem)
-def test_smoke(script: Path, db, lite0, elpv_standin: Path, tmp_path: Path, warm_python: WarmPython) -> None:
+def test_smoke(script: Path, db, lite0, elpv_standin: Path, tmp_path: Path) -> None:
     if script.stem == "page" and not shutil.which("chromium") and not os.environ.get("CI"):
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     home = tmp_path / "home"
@@ -89,7 +80,7 @@ def test_smoke(script: Path, db, lite0, elpv_standin: Path, tmp_path: Path, warm
     env = {**os.environ, "IMGSEARCH_HOME": str(home), "IMGSEARCH_DEVICE": "cpu"}
     args = ["--smoke", "--database-url", db.url, "--home", str(home), "--elpv", str(elpv_standin)]
     t0 = time.perf_counter()
-    done = warm_python.run(script, args, env=env, cwd=tmp_path, timeout=600)
+    done = warm_python.shared().run(script, args, env=env, cwd=tmp_path, timeout=600)
     seconds = time.perf_counter() - t0
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"{script.name} --smoke failed ({seconds:.0f} s):\n{output[-6000:]}"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
 from .support import pg
+from .support.cli import imgsearch as run_imgsearch
 from .support.hostile import rows
 from .support.photos import center_crop, halved, jpeg_recompressed, sample_photos
 
@@ -90,26 +89,11 @@ def test_auto_and_the_latest_run(index) -> None:
 @pytest.mark.slow
 def test_cli_and_api(index, db) -> None:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
-    run = subprocess.run(
-        [sys.executable, "-m", "imgsearch", "clusters", "-n", "3", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = run_imgsearch("clusters", "-n", "3", "--json", env=env)
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
     assert data["clusters"] == 3 and len(data["clusters_found"]) == 3
-    assert (
-        subprocess.run(
-            [sys.executable, "-m", "imgsearch", "clusters"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        ).returncode
-        == 2
-    )
+    assert run_imgsearch("clusters", env=env).returncode == 2
     with TestClient(create_app(index, api_token="t")) as client:
         latest = client.get("/api/clusters").json()
         assert latest["id"] == data["id"]

@@ -23,6 +23,8 @@ from imgsearch.db.schema import ensure_pgvector, open_database
 from imgsearch.db.status import TABLES, database_status
 from imgsearch.errors import DatabaseUnavailable, PgvectorMissing
 
+from .support.cli import imgsearch as run_imgsearch
+
 
 def _tables(db: Database) -> set[str]:
     with connect(db) as conn:
@@ -255,13 +257,7 @@ def test_server_without_pgvector_gets_one_clear_sentence(server_without_pgvector
     with pytest.raises(PgvectorMissing, match="does not have the pgvector extension"):
         open_database(server_without_pgvector)
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": server_without_pgvector}
-    result = subprocess.run(
-        [sys.executable, "-m", "imgsearch", "db", "status"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_imgsearch("db", "status", env=env, timeout=60)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and "pgvector" in result.stderr

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
 from .support import pg
+from .support.cli import imgsearch as run_imgsearch
 from .support.hostile import rows
 from .support.photos import center_crop, halved, jpeg_recompressed, sample_photos
 
@@ -179,13 +178,7 @@ def test_different_pictures_are_never_linked_below_the_floor() -> None:
 @pytest.mark.slow
 def test_cli_json_shape_and_api(index, db) -> None:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
-    run = subprocess.run(
-        [sys.executable, "-m", "imgsearch", "duplicates", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = run_imgsearch("duplicates", "--json", env=env)
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
     assert set(data) == {"rule", "margin", "threshold", "groups"}

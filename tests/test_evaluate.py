@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from imgsearch.evaluation.evaluate import EvaluationOptions, evaluate, leave_one
 from imgsearch.evaluation.near_duplicates import CopyDetectionOptions, near_duplicates
 from imgsearch.ingest.labelled import from_csv
 
+from .support.cli import imgsearch as run_imgsearch
 from .support.photos import TRANSFORMS as PHOTO_EDITS
 from .support.photos import sample_photos
 
@@ -169,33 +168,15 @@ def test_near_duplicates_find_their_originals(db: Database, lite0, tmp_path) -> 
 @pytest.mark.slow
 def test_cli_json_and_table(db: Database, labelled_dir) -> None:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
-    run = subprocess.run(
-        [sys.executable, "-m", "imgsearch", "evaluate", str(labelled_dir), "--k", "1,5", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = run_imgsearch("evaluate", labelled_dir, "--k", "1,5", "--json", env=env, timeout=600)
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
     assert data["ks"] == [1, 5]
     assert data["models"][0]["model"] == "efficientnet-lite0"
     assert data["models"][0]["scores"]["precision"]["1"] == 1.0
-    copies = subprocess.run(
-        [sys.executable, "-m", "imgsearch", "evaluate", str(labelled_dir), "--near-duplicates", "--k", "1,5"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    copies = run_imgsearch("evaluate", labelled_dir, "--near-duplicates", "--k", "1,5", env=env, timeout=600)
     assert copies.returncode == 0, copies.stderr
     assert "among the 14 originals" in copies.stdout  # 15 files, one of them broken
     assert all(t in copies.stdout for t in TRANSFORMS)
-    bad = subprocess.run(
-        [sys.executable, "-m", "imgsearch", "evaluate", str(labelled_dir), "--k", "x"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    bad = run_imgsearch("evaluate", labelled_dir, "--k", "x", env=env, timeout=600)
     assert bad.returncode == 2 and "comma-separated" in bad.stderr

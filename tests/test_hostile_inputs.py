@@ -19,6 +19,7 @@ from imgsearch.errors import ImageDecodeError, ImgsearchError
 from imgsearch.ingest import IngestOptions, ingest
 from imgsearch.search import search
 
+from .support.cli import imgsearch as run_imgsearch
 from .support.hostile import (
     error_paths,
     fs_name,
@@ -29,20 +30,15 @@ from .support.hostile import (
     stored_files,
     write_photos,
 )
+from .support.warm_python import Finished
 
 
-def _cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def _cli(env: dict[str, str], *args: str, timeout: float = 300) -> Finished:
     full_env = {**os.environ, "IMGSEARCH_DEVICE": "cpu", **env}
-    return subprocess.run(
-        [sys.executable, "-m", "imgsearch", *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_imgsearch(*args, env=full_env, timeout=timeout)
 
 
-def _one_sentence(result: subprocess.CompletedProcess) -> str:
+def _one_sentence(result: Finished | subprocess.CompletedProcess) -> str:
     assert "Traceback" not in result.stderr, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines, result

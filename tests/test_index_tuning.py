@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import psycopg
@@ -22,7 +20,9 @@ from imgsearch.db.nearest import QueryOptions, nearest
 from imgsearch.encoding.encoder import EncoderIdentity
 from imgsearch.errors import ImgsearchError
 
+from .support.cli import imgsearch as run_imgsearch
 from .support.vectors import clustered_vectors
+from .support.warm_python import Finished
 
 DIM = 64
 N = 12_000
@@ -224,9 +224,9 @@ def test_filters_far_from_the_query_return_k_rows(collection, monkeypatch, cap: 
     drop_index(db, ENCODER)
 
 
-def _cli(db, *args: str) -> subprocess.CompletedProcess:
+def _cli(db, *args: str) -> Finished:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url}
-    return subprocess.run([sys.executable, "-m", "imgsearch", *args], capture_output=True, text=True, env=env)
+    return run_imgsearch(*args, env=env, timeout=600)
 
 
 @pytest.mark.slow

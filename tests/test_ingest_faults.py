@@ -21,6 +21,7 @@ from imgsearch.ingest import IngestOptions, ingest
 from imgsearch.library import Index
 from imgsearch.sources import Failure
 
+from .support.cli import imgsearch as run_imgsearch
 from .support.hostile import error_paths, fs_name, jpeg_bytes, rows, write_photos
 
 
@@ -91,11 +92,10 @@ def test_symlink_loops_and_dangling_links_are_reported(db, lite0, tmp_path) -> N
     assert report.new == 2 and report.failed == 3
     assert sorted(error_paths(db).values()) == ["broken_link", "symlink_loop", "symlink_loop"]
 
-    cli = subprocess.run(
-        [sys.executable, "-m", "imgsearch", "ingest", str(folder), "--follow-symlinks"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    cli = run_imgsearch(
+        "ingest",
+        folder,
+        "--follow-symlinks",
         env={**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"},
     )
     assert "3 failed" in cli.stdout and "symlink_loop" in cli.stdout, cli.stdout + cli.stderr
@@ -218,17 +218,15 @@ def test_a_full_database_disk_is_one_sentence_and_a_rerun_completes(tmp_path) ->
             st = os.statvfs(disk)
             ballast.write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - 256 * 1024))
             env = {**os.environ, "IMGSEARCH_DATABASE_URL": server.url, "IMGSEARCH_DEVICE": "cpu"}
-            command = [sys.executable, "-m", "imgsearch", "ingest", str(tmp_path / "photos")]
-            full = subprocess.run(
-                [*command, "--batch-size", "4"], env=env, capture_output=True, text=True, timeout=600
-            )
+            command = ["ingest", str(tmp_path / "photos")]
+            full = run_imgsearch(*command, "--batch-size", "4", env=env, timeout=600)
             assert full.returncode != 0 and "Traceback" not in full.stderr, full.stderr
             message = [line for line in full.stderr.splitlines() if line.strip()][-1]
             assert message.startswith("error: ") and "space" in message.lower(), full.stderr
             ballast.unlink()
             if embedded.running_server(home) is None:  # PostgreSQL may stop on a full disk
                 embedded.start(home)
-            again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+            again = run_imgsearch(*command, env=env, timeout=600)
             assert again.returncode == 0, again.stderr
             assert rows(server, "SELECT count(*) FROM imgsearch.embeddings") == [(150,)]
         finally:

@@ -20,7 +20,9 @@ from imgsearch.db.prune import prune
 from imgsearch.ingest import IngestOptions, ingest
 from imgsearch.search import search
 
+from .support.cli import imgsearch as run_imgsearch
 from .support.photos import TRANSFORMS, decompression_bomb, sample_photos
+from .support.warm_python import Finished
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,11 +44,9 @@ def _count(db: Database, table: str) -> int:
         return conn.execute(f"SELECT count(*) FROM imgsearch.{table}").fetchone()[0]
 
 
-def _cli(db: Database, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def _cli(db: Database, *args: str, check: bool = True) -> Finished:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
-    result = subprocess.run(
-        [sys.executable, "-m", "imgsearch", *args], env=env, capture_output=True, text=True, timeout=600
-    )
+    result = run_imgsearch(*args, env=env, timeout=600)
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result

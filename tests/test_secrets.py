@@ -5,8 +5,6 @@ IPv6 URL)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from urllib.parse import quote
 
 import pytest
@@ -19,6 +17,9 @@ from imgsearch.db.connection import Database
 from imgsearch.library import Index
 from imgsearch.redaction import redact
 from imgsearch.service.app import create_app
+
+from .support.cli import imgsearch as run_imgsearch
+from .support.warm_python import Finished
 
 SECRET = "S3CRETpw"
 
@@ -68,11 +69,9 @@ def test_redact_masks_any_password(password: str) -> None:
         assert password not in text and quote(password, safe="") not in text
 
 
-def _cli(url: str, *args: str) -> subprocess.CompletedProcess:
+def _cli(url: str, *args: str) -> Finished:
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": url, "IMGSEARCH_DEVICE": "cpu"}
-    return subprocess.run(
-        [sys.executable, "-m", "imgsearch", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_imgsearch(*args, env=env, timeout=120)
 
 
 @pytest.mark.slow

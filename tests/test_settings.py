@@ -7,8 +7,6 @@ import functools
 import os
 import pickle
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,8 @@ import pytest
 from imgsearch import config
 from imgsearch.errors import ImgsearchError
 from imgsearch.library import Index
+
+from .support.cli import imgsearch as run_imgsearch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,8 +104,6 @@ def test_serve_hands_its_workers_their_settings_as_the_factorys_argument(monkeyp
 
 def test_the_cli_says_a_bad_setting_in_one_line() -> None:
     env = {**os.environ, "IMGSEARCH_MAX_PIXELS": "lots"}
-    result = subprocess.run(
-        [sys.executable, "-m", "imgsearch", "db", "url"], env=env, capture_output=True, text=True, timeout=120
-    )
+    result = run_imgsearch("db", "url", env=env, timeout=120)
     assert result.returncode == 2
     assert result.stderr == "error: IMGSEARCH_MAX_PIXELS='lots' is not a number.\n"

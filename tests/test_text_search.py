@@ -26,6 +26,8 @@ from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
 from .support import artefacts, tiny_clip
+from .support.cli import imgsearch as run_imgsearch
+from .support.warm_python import Finished
 
 PER_COMBINATION = 5
 MIN_P5 = 0.9
@@ -243,10 +245,8 @@ def test_the_cli_with_weights_from_a_hub_folder(
 
     env = {**os.environ, "IMGSEARCH_DATABASE_URL": db.url, "IMGSEARCH_DEVICE": "cpu"}
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "imgsearch", *args], env=env, capture_output=True, text=True, timeout=600
-        )
+    def cli(*args: str) -> Finished:
+        return run_imgsearch(*args, env=env, timeout=600)
 
     weights = ["--model", "open-clip", "--weights", str(tiny_checkpoint)]
     ingest = cli("ingest", str(pictures), *weights)

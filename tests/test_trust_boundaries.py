@@ -10,8 +10,6 @@ import errno
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,20 +27,16 @@ from imgsearch.errors import ImgsearchError, WeightsUnavailable
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
+from .support.cli import imgsearch as run_imgsearch
 from .support.hostile import jpeg_bytes
+from .support.warm_python import Finished
 
 TOKEN = "t0ken"
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _cli(*args: str, env: dict[str, str] | None = None) -> Finished:
     """The real command, as a person runs it (errors are one sentence on stderr)."""
-    return subprocess.run(
-        [sys.executable, "-m", "imgsearch", *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_imgsearch(*args, env={**os.environ, **(env or {})}, timeout=300)
 
 
 class _Evil:

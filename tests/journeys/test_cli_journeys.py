@@ -1,7 +1,8 @@
 """Journeys through the real CLI (issue 33): every command `imgsearch --help` lists, and every
-subcommand of every group, run as a person runs it (a subprocess, the default human output and
-`--json` where the command has it) on one small collection of real photos, ingested once for
-the module.
+subcommand of every group, run as a person runs it (a process of its own, the default human output
+and `--json` where the command has it; forked from a warm interpreter, support/cli.py, except
+`serve` and `ingest --watch`, which are new interpreters stopped with Ctrl-C) on one small
+collection of real photos, ingested once for the module.
 
 `JOURNEYS` maps each command path to the command lines its journeys run;
 `test_every_command_has_a_journey` walks the Typer app and fails when a command has none (so a
@@ -36,7 +37,9 @@ from imgsearch.cli import app
 from imgsearch.db.connection import Database
 from imgsearch.db.migrations import head_revision
 
+from ..support.cli import imgsearch as run_imgsearch
 from ..support.photos import TRANSFORMS, sample_photos
+from ..support.warm_python import Finished
 
 pytestmark = pytest.mark.slow
 
@@ -264,23 +267,15 @@ class Journey:
     def argv(self, step: Step, **extra: object) -> list[str]:
         return [sys.executable, "-m", "imgsearch", *(self.fill(word, **extra) for word in step.line.split())]
 
-    def walk(
-        self, path: str, *indices: int, scratch: Database | None = None
-    ) -> list[subprocess.CompletedProcess]:
+    def walk(self, path: str, *indices: int, scratch: Database | None = None) -> list[Finished]:
         """Run JOURNEYS[path]'s steps (the given ones, else all) and check each: its exit code,
         no traceback nor unexpected error, and what it shows."""
         chosen = indices or tuple(range(len(JOURNEYS[path])))
         return [self.check(path, i, scratch) for i in chosen]
 
-    def check(self, path: str, i: int, scratch: Database | None = None) -> subprocess.CompletedProcess:
+    def check(self, path: str, i: int, scratch: Database | None = None) -> Finished:
         step = JOURNEYS[path][i]
-        result = subprocess.run(
-            self.argv(step),
-            env=self.env(step.database, scratch),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-        )
+        result = run_imgsearch(*self.argv(step)[3:], env=self.env(step.database, scratch), timeout=TIMEOUT_S)
         _RAN.add((path, i))
         command = " ".join(result.args[3:])
         context = f"`imgsearch {command}` exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
@@ -575,7 +570,7 @@ def test_ingest_watch(journey) -> None:
     query = journey.out / "turned.jpg"  # a picture the collection does not hold
     _small(sample_photos()["grace_hopper"]).rotate(90, expand=True).save(query, quality=90)
     added = watched / "turned.jpg"
-    search = [sys.executable, "-m", "imgsearch", "search", str(query), "-k", "1", "--json"]
+    search = ["search", str(query), "-k", "1", "--json"]
     with _running(journey, "ingest", 3) as (process, err):
         _within(120, "the watcher starting", lambda: "watching" in "".join(err) or process.poll() is not None)
         assert process.poll() is None, "".join(err)
@@ -585,9 +580,7 @@ def test_ingest_watch(journey) -> None:
             if time.monotonic() - copied[0] > 5:  # (again, in case the watch began after a copy)
                 shutil.copyfile(query, added)
                 copied[0] = time.monotonic()
-            answer = subprocess.run(
-                search, env=journey.env("collection"), capture_output=True, text=True, timeout=TIMEOUT_S
-            )
+            answer = run_imgsearch(*search, env=journey.env("collection"), timeout=TIMEOUT_S)
             assert answer.returncode == 0, answer.stderr
             return json.loads(answer.stdout)["results"][0]["path"] == str(added)
 

@@ -22,7 +22,7 @@ CONTAINER_IMAGE = "pgvector/pgvector:pg17"
 # The embedded test server's settings over the product's: it holds throwaway databases, so it
 # does not wait for the disk (a killed server still keeps every commit; only a machine crash
 # would not). Tests of the product's own server start their own, with the product's settings.
-TEST_SERVER_SETTINGS = "fsync=off,full_page_writes=off"
+TEST_SERVER_SETTINGS = "fsync=off,full_page_writes=off,autovacuum=off,wal_level=minimal,max_wal_senders=0"
 
 
 @dataclass

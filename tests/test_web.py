@@ -1,5 +1,6 @@
-"""The web page in headless Chromium (Debian's, driven by Playwright) against a live server:
-every view at a phone's and a desktop's width (axe, no sideways scrolling), searches that race,
+"""The web page in headless Chromium (Debian's, driven by Playwright) against a live server
+(every view at a phone's and a desktop's width, axe and no sideways scrolling, is
+journeys/test_page_journeys.py's `test_every_view_photographed`): searches that race,
 the viewer, feedback, browsing by folder, duplicates decisions, clusters, the map, the docs."""
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ import pytest
 from .support import web as web_support
 from .support.photos import sample_photos
 from .support.web import (
-    AXE_RULES,
-    DESKTOP,
     PHONE,
     TOKEN,
-    VIEWS,
     _expect,
     _id_of,
     _ids,
@@ -33,52 +31,6 @@ server = web_support.server
 web_page = web_support.web_page
 
 pytestmark = pytest.mark.slow  # a browser: the full tier only
-
-
-# --- every view, both widths ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_every_view_passes_axe_and_fits_the_screen(
-    chromium_browser, server, tmp_path, request, viewport
-) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
-    base, _, index, _ = server
-    context, page = _page(chromium_browser, request, tmp_path, viewport)
-    expect = _expect()
-    chelsea = _id_of(index, "chelsea.jpg")
-    urls = {
-        "search": f"?view=search&id={chelsea}",
-        "browse": "?view=browse",
-        "duplicates": "?view=duplicates",
-        "clusters": "?view=clusters&cluster=0",
-        "map": "?view=map",
-    }
-    found = {}
-    for view in VIEWS:
-        page.goto(base + "/" + urls[view])
-        expect(page.get_by_test_id(f"nav-{view}")).to_have_attribute("aria-current", "page")
-        ready = {
-            "search": _results(page).first,
-            "browse": page.locator("[data-testid=image]").first,
-            "duplicates": page.locator("[data-testid=dup-group]").first,
-            "clusters": page.locator("[data-testid=cluster-image]").first,
-            "map": page.locator("[data-testid=map-point]").first,
-        }[view]
-        expect(ready).to_be_visible(timeout=30_000)
-        violations = Axe().run(page, options=AXE_RULES).response["violations"]
-        found[view] = [
-            (v["id"], v["impact"], len(v["nodes"]))
-            for v in violations
-            if v["impact"] in ("critical", "serious")
-        ]
-        wider = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-        assert wider <= 0, f"{view} is {wider}px wider than a {viewport['width']}px screen"
-        page.screenshot(path=str(tmp_path / f"{view}-{viewport['width']}.png"))
-    context.close()
-    assert found == {view: [] for view in VIEWS}
-    assert page.problems == []
 
 
 def test_two_result_columns_and_big_targets_on_a_phone(chromium_browser, server, tmp_path, request) -> None:

@@ -31,6 +31,7 @@ from ..support.web import (
     DESKTOP,
     PHONE,
     TOKEN,
+    VIEWS,
     Delays,
     _expect,
     _id_of,
@@ -557,6 +558,8 @@ def test_duplicates_reviewed_decided_and_kept_across_a_reload(
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_every_view_photographed(chromium_browser, server, tmp_path, request, viewport) -> None:
+    """Every view at a phone's and a desktop's width: the menu marks it, no critical or serious
+    axe violation, nothing wider than the screen, and a screenshot of it (docs/img)."""
     base, _, index, _ = server
     context, page = _page(chromium_browser, request, tmp_path, viewport)
     expect = _expect()
@@ -576,6 +579,8 @@ def test_every_view_photographed(chromium_browser, server, tmp_path, request, vi
     }
     for name, (url, ready) in views.items():
         page.goto(base + url)
+        if name in VIEWS:  # the menu says where you are
+            expect(page.get_by_test_id(f"nav-{name}")).to_have_attribute("aria-current", "page")
         expect(page.locator(ready).first).to_be_visible(timeout=60_000)
         if name == "clusters":
             _all_thumbnails_shown(page, "[data-testid=cluster] img")

@@ -2,7 +2,7 @@
 
     python benchmarks/growth.py [--sizes 10000 100000 300000 1000000] [--dims 1280 512]
                                 [--queries 500] [--skip binary partitions faiss ...] [--plot DIR]
-    python benchmarks/growth.py --smoke   # 2,000 and 4,000 x 64, 30 queries: seconds
+    python benchmarks/growth.py --smoke   # 1,000 and 2,000 x 64, 20 queries: seconds
 
 For each size n of `--sizes` and each dimension of `--dims`, n + `--queries` vectors of knn.py's
 generators (`--data hard`, the default), the last `--queries` held out as queries (exact top-10
@@ -672,7 +672,7 @@ def main() -> None:
     _support.add_arguments(parser)
     args = parser.parse_args()
     if args.smoke:
-        args.sizes, args.dims, args.queries, args.warmup, args.tune_queries = [2000, 4000], [64], 30, 10, 50
+        args.sizes, args.dims, args.queries, args.warmup, args.tune_queries = [1000, 2000], [64], 20, 5, 30
     args.skip = list(args.skip)
     if "faiss" not in args.skip and importlib.util.find_spec("faiss") is None:
         args.skip.append("faiss")

@@ -1,7 +1,7 @@
 """What the library adds to a search: the bare pgvector query vs the SQL function vs the library.
 
     python benchmarks/search_overhead.py [--n 200000] [--dim 1280] [--queries 1000] [--index both]
-    python benchmarks/search_overhead.py --smoke   # 2,000 x 64, 40 queries: seconds
+    python benchmarks/search_overhead.py --smoke   # 1,000 x 64, 20 queries, recall 0.8: seconds
 
 N vectors of knn.py's generators (`--data hard`, the default, or `clustered`; held-out
 queries), written with `store.write_batch` (ingest's code path), one ANN index at a time built
@@ -96,7 +96,7 @@ def main() -> None:
     _support.add_arguments(parser)
     args = parser.parse_args()
     if args.smoke:
-        args.n, args.dim, args.queries, args.warmup = 2000, 64, 40, 10
+        args.n, args.dim, args.queries, args.warmup, args.recall = 1000, 64, 20, 5, 0.8
     kinds = list(INDEXES) if args.index == "both" else [args.index]
 
     t0 = time.perf_counter()

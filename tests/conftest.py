@@ -106,6 +106,18 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> 
     monkeypatch.setenv("IMGSEARCH_HOME", str(tmp_path_factory.getbasetemp() / "imgsearch-home"))
 
 
+@pytest.fixture(autouse=True)
+def _passwords_remembered_by_this_test_only():
+    """A process masks the passwords of every database it has used from then on
+    (redaction.remember): a test's own (test_secrets' "... with spaces" masks "with") are
+    forgotten after it, so no message of a later test is masked by them."""
+    from imgsearch import redaction
+
+    before = set(redaction._remembered)
+    yield
+    redaction._remembered.intersection_update(before)
+
+
 @pytest.fixture(scope="session")
 def lite0():
     """The default encoder with its real, bundled ImageNet weights, on the CPU (ONNX Runtime,

@@ -14,7 +14,7 @@ from PIL import Image, PngImagePlugin
 from imgsearch.encoding.decode import decode_image, to_rgb
 from imgsearch.errors import ImageDecodeError
 
-from .support.photos import decompression_bomb, encoded, exif_rotated_jpeg
+from .support.photos import decompression_bomb, encoded, exif_rotated_jpeg, png_chunk, zlib_of_zeros
 
 _png = encoded
 
@@ -122,16 +122,6 @@ def test_empty_and_non_image_files() -> None:
     assert err.value.kind == "not_an_image"
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
-
-
-def _zlib_of_zeros(n: int) -> bytes:
-    """zlib data that inflates to `n` zero bytes (made a MiB at a time)."""
-    z = zlib.compressobj(9)
-    return b"".join(z.compress(bytes(min(2**20, n - i))) for i in range(0, n, 2**20)) + z.flush()
-
-
 def _spliced(png: bytes, before_pixels: tuple[bytes, ...] = (), before_end: tuple[bytes, ...] = ()) -> bytes:
     """`png` with chunks added before its first IDAT and before its IEND."""
     idat, iend = png.index(b"IDAT") - 4, png.rindex(b"IEND") - 4
@@ -139,14 +129,14 @@ def _spliced(png: bytes, before_pixels: tuple[bytes, ...] = (), before_end: tupl
 
 
 HUGE_CHUNKS = {
-    "huge_icc": {"before_pixels": (_chunk(b"iCCP", b"icc\0\0" + _zlib_of_zeros(2 * 2**20)),)},
-    "huge_ztxt": {"before_pixels": (_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"x" * 2 * 2**20)),)},
+    "huge_icc": {"before_pixels": (png_chunk(b"iCCP", b"icc\0\0" + zlib_of_zeros(2 * 2**20)),)},
+    "huge_ztxt": {"before_pixels": (png_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"x" * 2 * 2**20)),)},
     "huge_ztxt_after_the_pixels": {
-        "before_end": (_chunk(b"zTXt", b"Comment\0\0" + _zlib_of_zeros(2 * 2**20)),)
+        "before_end": (png_chunk(b"zTXt", b"Comment\0\0" + zlib_of_zeros(2 * 2**20)),)
     },
     "text_over_max_text_memory": {
         "before_pixels": tuple(
-            _chunk(b"zTXt", b"k%d\0\0" % i + zlib.compress(b"x" * 10**6)) for i in range(70)
+            png_chunk(b"zTXt", b"k%d\0\0" % i + zlib.compress(b"x" * 10**6)) for i in range(70)
         )
     },
 }
@@ -167,7 +157,7 @@ def test_issue_32_finding_11_a_png_with_huge_text_or_icc_chunks_is_decoded_with_
 
 
 def test_issue_32_finding_11_a_chunk_that_inflates_to_a_gigabyte_costs_megabytes() -> None:
-    bomb = _chunk(b"zTXt", b"Comment\0\0" + _zlib_of_zeros(2**30))  # 1 MiB stored, 1 GiB inflated
+    bomb = png_chunk(b"zTXt", b"Comment\0\0" + zlib_of_zeros(2**30))  # 1 MiB stored, 1 GiB inflated
     data = _spliced(_png(Image.new("RGB", (64, 48), (1, 2, 3))), before_pixels=(bomb,))
     tracemalloc.start()
     try:

@@ -242,12 +242,11 @@ def test_finding4_kept_uploads_and_their_thumbnails_stay_within_their_bytes(inde
         assert 0 < len(kept) < 40 and used <= budget
         assert client.get(f"/api/queries/{digest}", params={"size": 512}).status_code == 200  # newest kept
 
+        uploaded = {hashlib.sha256(jpeg_bytes(100 + i, (400, 300))).hexdigest() for i in range(40)}
         orphans = [
             t
             for t in (home / "thumbnails").rglob("*.jpg")
-            if not (home / "queries" / t.name.split("-")[0]).exists()
-            and t.name.split("-")[0]
-            in {hashlib.sha256(jpeg_bytes(100 + i, (400, 300))).hexdigest() for i in range(40)}
+            if not (home / "queries" / t.name.split("-")[0]).exists() and t.name.split("-")[0] in uploaded
         ]
         assert not orphans  # pruned uploads took their thumbnails with them
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.server
 import io
 import os
@@ -28,7 +29,9 @@ def small_photo(i: int, size: tuple[int, int] = (96, 72)) -> Image.Image:
     return img.rotate(90 * (i // len(names) % 4))
 
 
+@functools.lru_cache(maxsize=256)
 def jpeg_bytes(i: int, size: tuple[int, int] = (96, 72)) -> bytes:
+    """`small_photo(i, size)` as a JPEG (the same bytes each time: made once)."""
     buf = io.BytesIO()
     small_photo(i, size).save(buf, "JPEG", quality=90)
     return buf.getvalue()

@@ -145,8 +145,10 @@ class Collection:
 
 @pytest.fixture(scope="session")
 def web_collection(pg_admin_url, migrated_template, lite0, tmp_path_factory):
-    """Ingested, clustered and mapped once a session (each test used to do it again): a test's
-    database is a copy (CREATE DATABASE ... TEMPLATE), as it was after the same calls."""
+    """Ingested with its duplicate margin calibrated, then clustered and mapped, once a session
+    (each test used to do it again; the duplicates view starts a calibration in the background
+    on a collection without one: test_duplicates' concern): a test's database is a copy (CREATE
+    DATABASE ... TEMPLATE), as it was after the same calls."""
     from .pg import scratch_database
 
     photos = tmp_path_factory.mktemp("web-photos")
@@ -156,6 +158,7 @@ def web_collection(pg_admin_url, migrated_template, lite0, tmp_path_factory):
         index = Index(ingested, device="cpu", pool_size=4, encoders=[lite0])
         try:
             index.ingest([photos])
+            index.calibrate_duplicates()
         finally:
             index.close()  # a template has no connection left open
         made = stack.enter_context(scratch_database(pg_admin_url, template=_name(ingested)))

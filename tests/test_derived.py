@@ -15,6 +15,7 @@ from imgsearch.cli import app
 from imgsearch.db import store
 from imgsearch.db.connection import connect
 from imgsearch.db.nearest import QueryOptions
+from imgsearch.db.schema import open_database
 from imgsearch.encoding.projection import as_stored
 from imgsearch.errors import ImgsearchError
 from imgsearch.evaluation.split import Collected, SplitOptions, split_evaluate, split_near_duplicates
@@ -22,6 +23,7 @@ from imgsearch.learning.derive import labelled_vectors, unlabelled_vectors
 from imgsearch.learning.train import TrainOptions
 from imgsearch.library import Index
 
+from .support import pg
 from .support.photos import EDITS, sample_photos
 
 OPTIONS = TrainOptions(dim=32, hidden=128, epochs=30, lr=1e-3, seed=0)
@@ -38,6 +40,24 @@ def labelled(tmp_path_factory) -> Path:
         for i, edit in enumerate(EDITS):
             edit(small).convert("RGB").save(root / name / f"{i}.jpg", quality=90)
     return root
+
+
+@pytest.fixture(scope="module")
+def ingested_labelled(pg_admin_url, migrated_template, lite0, labelled):
+    """`labelled` ingested once for the module: a template database."""
+    with pg.ingested_template(pg_admin_url, migrated_template, lite0, labelled) as name:
+        yield name
+
+
+@pytest.fixture
+def db(request, pg_admin_url, migrated_template):
+    """This module's `db`: a copy of `ingested_labelled` for a test that asks for it, else an
+    empty one (whose first `train` ingests the folder itself)."""
+    template = migrated_template
+    if "ingested_labelled" in request.fixturenames:
+        template = request.getfixturevalue("ingested_labelled")
+    with pg.scratch_database(pg_admin_url, template=template) as url:
+        yield open_database(url)
 
 
 @pytest.fixture
@@ -98,7 +118,9 @@ def test_a_trained_encoder_is_registered_filled_searched_and_kept_up_to_date(
         assert other.encoder("photos-head").identity == head.identity
 
 
-def test_the_base_cannot_be_dropped_while_a_derived_encoder_needs_it(index, db, labelled) -> None:
+def test_the_base_cannot_be_dropped_while_a_derived_encoder_needs_it(
+    index, db, labelled, ingested_labelled
+) -> None:
     index.train("photos-pca", labelled, pca=8)
     with pytest.raises(ImgsearchError, match="photos-pca.*--cascade"):
         index.database.drop_encoder(index.model)
@@ -111,7 +133,7 @@ def test_the_base_cannot_be_dropped_while_a_derived_encoder_needs_it(index, db, 
         assert conn.execute("SELECT count(*) FROM imgsearch.images").fetchone()[0] == N
 
 
-def test_pca_on_the_whole_collection_reports_storage(index, labelled) -> None:
+def test_pca_on_the_whole_collection_reports_storage(index, labelled, ingested_labelled) -> None:
     index.ingest([labelled])
     report = index.train("collection-pca", pca=16, whiten=True)
     assert (report.kind, report.dimension, report.filled) == ("pca-whitened", 16, N)
@@ -120,7 +142,7 @@ def test_pca_on_the_whole_collection_reports_storage(index, labelled) -> None:
     assert Path(hits[0].path).name == "3.jpg"
 
 
-def test_held_out_split_scores_the_head_above_the_base(index, db, labelled) -> None:
+def test_held_out_split_scores_the_head_above_the_base(index, db, labelled, ingested_labelled) -> None:
     split = SplitOptions(seed=0, ks=(1, 4), train=OPTIONS, pca=(8,))
     paths, vectors, labels = labelled_vectors(labelled, index.encoder(), db)
     data = Collected(str(labelled), paths, vectors, labels)

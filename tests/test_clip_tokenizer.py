@@ -12,8 +12,6 @@ from hypothesis import strategies as st
 
 from imgsearch.encoding.clip_tokenizer import ClipTokenizer
 
-open_clip = pytest.importorskip("open_clip")
-
 TEXTS = [
     "a red circle on a grey background",
     "Hello,   World! It's 3.14 &amp; <b>bold</b>",
@@ -35,6 +33,7 @@ def ours():
 
 @pytest.fixture(scope="module")
 def theirs():
+    open_clip = pytest.importorskip("open_clip")  # here, not at collection: it loads torchvision
     return open_clip.get_tokenizer("ViT-B-32", context_length=16)
 
 

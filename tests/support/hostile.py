@@ -19,12 +19,10 @@ from imgsearch.db.connection import Database
 
 from .photos import sample_photos
 
-PHOTO_NAMES = sorted(sample_photos())
-
 
 def small_photo(i: int, size: tuple[int, int] = (96, 72)) -> Image.Image:
     """The i-th real photo (turned by i // n quarter turns, so each i differs), made small."""
-    names = PHOTO_NAMES
+    names = sorted(sample_photos())
     img = sample_photos()[names[i % len(names)]].resize(size)
     return img.rotate(90 * (i // len(names) % 4))
 

@@ -36,13 +36,14 @@ import json
 import math
 import pathlib
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
-import open_clip
-import safetensors.torch
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    import open_clip
+    import torch
 
 SHAPES = ["circle", "square", "triangle", "star", "cross", "diamond"]
 COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "pink", "teal"]
@@ -113,6 +114,8 @@ def caption(shape: str, colour: str, background: str) -> str:
 
 
 def tokenize(texts: list[str]) -> torch.Tensor:
+    import open_clip
+
     return open_clip.tokenize(texts, context_length=CONTEXT_LENGTH)
 
 
@@ -163,11 +166,15 @@ def draw(shape: str, colour: str, background: str, rng: np.random.Generator) -> 
 
 
 def _pixels(pictures: list[Image.Image]) -> torch.Tensor:
+    import torch
+
     return torch.from_numpy(np.stack([np.asarray(p.convert("RGB"), dtype=np.uint8) for p in pictures]))
 
 
 def _normalise(pixels: torch.Tensor) -> torch.Tensor:
     """(n, h, w, 3) uint8 -> (n, 3, h, w) float32: /255, then (x - MEAN) / STD."""
+    import torch
+
     x = pixels.permute(0, 3, 1, 2).float() / 255.0
     return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
 
@@ -179,6 +186,8 @@ def to_tensor(pictures: list[Image.Image]) -> torch.Tensor:
 
 def _prototypes() -> list[torch.Tensor]:
     """Fixed orthonormal directions, one per attribute value (training only)."""
+    import torch
+
     q, _ = torch.linalg.qr(torch.randn(EMBED_DIM, EMBED_DIM, generator=torch.Generator().manual_seed(123)))
     sizes = (len(SHAPES), len(COLOURS), len(BACKGROUNDS))
     edges = np.cumsum((0, *sizes))
@@ -190,6 +199,9 @@ def _encode_text_short(
 ) -> torch.Tensor:
     """model.encode_text(normalize=True) on the first ids.shape[1] positions, with a small token
     table: the same function under the causal mask (positions after <end_of_text> are unseen)."""
+    import torch
+    import torch.nn.functional as F
+
     n, length = ids.shape
     x = embedding(ids) + model.positional_embedding[:length]
     x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
@@ -201,6 +213,8 @@ def _encode_text_short(
 
 
 def _write(model: open_clip.CLIP, out_dir: pathlib.Path) -> None:
+    import safetensors.torch
+
     out_dir.mkdir(parents=True, exist_ok=True)
     config = {"model_cfg": MODEL_CFG, "preprocess_cfg": PREPROCESS_CFG}
     (out_dir / "open_clip_config.json").write_text(json.dumps(config, indent=2))
@@ -210,6 +224,8 @@ def _write(model: open_clip.CLIP, out_dir: pathlib.Path) -> None:
 
 def load(out_dir: pathlib.Path) -> open_clip.CLIP:
     """The saved model as the product loads it (strict loading), in eval mode."""
+    import open_clip
+
     return open_clip.create_model("local-dir:" + str(out_dir)).eval()
 
 
@@ -220,6 +236,8 @@ class _ThreadTuner:
     they are ~1.4x faster."""
 
     def __init__(self, most: int, window: int = 6) -> None:
+        import torch
+
         self.options = sorted({1, max(1, most)})
         self.window, self.current, self.seconds = window, self.options[-1], {}
         self.interval, self.since_check, self.steps_at = 4, 0, {t: 0 for t in self.options}
@@ -227,6 +245,8 @@ class _ThreadTuner:
         torch.set_num_threads(self.current)
 
     def stepped(self) -> None:
+        import torch
+
         self.count += 1
         self.steps_at[self.current] += 1
         if self.count == 0:
@@ -259,6 +279,10 @@ def train(
     """Trains on TRAINED combinations for exactly `steps` steps, or else for about `seconds` of
     wall time (as many steps as fit), and writes open_clip_config.json +
     open_clip_model.safetensors into out_dir."""
+    import open_clip
+    import torch
+    import torch.nn.functional as F
+
     start = time.monotonic()
     out_dir = pathlib.Path(out_dir)
     threads = torch.get_num_threads()
@@ -399,6 +423,8 @@ def trained(seed: int = 0, steps: int = 300) -> pathlib.Path:
 def precision_at_5(out_dir: pathlib.Path, per_combination: int = 5, seed: int = 1) -> dict:
     """Loads the saved folder as the product does and searches `per_combination` new pictures of
     every combination with the captions of HELD_OUT and of 12 TRAINED combinations."""
+    import torch
+
     model = load(pathlib.Path(out_dir))
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(len(ALL)), per_combination)

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 import zlib
 from functools import cache
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    """A file shipped inside an installed package, found without importing it (importing
+    scikit-learn takes a second, and the photos are plain JPEG files in it)."""
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.submodule_search_locations, f"{package} is not installed"
+    return Path(spec.submodule_search_locations[0], *parts)
 
 
 @cache
 def sample_photos() -> dict[str, Image.Image]:
-    """Colour photos from skimage, sklearn and matplotlib, by name."""
-    import matplotlib.cbook
+    """Colour photos from skimage, sklearn and matplotlib, by name (sklearn's are the files
+    `load_sample_images` reads, matplotlib's is `get_sample_data("grace_hopper.jpg")`)."""
     import skimage.data as data
-    from sklearn.datasets import load_sample_images
 
     photos = {
         name: Image.fromarray(getattr(data, name)()).convert("RGB")
@@ -26,11 +33,12 @@ def sample_photos() -> dict[str, Image.Image]:
     left, right, _ = data.stereo_motorcycle()
     photos["motorcycle_left"] = Image.fromarray(left)
     photos["motorcycle_right"] = Image.fromarray(right)
-    samples = load_sample_images()
-    for fname, array in zip(samples.filenames, samples.images, strict=True):
-        photos[Path(fname).stem] = Image.fromarray(np.asarray(array))
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-        photos["grace_hopper"] = Image.open(f).convert("RGB")
+    for name in ("china", "flower"):
+        photos[name] = Image.open(_package_file("sklearn", "datasets", "images", f"{name}.jpg")).convert(
+            "RGB"
+        )
+    grace_hopper = _package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")
+    photos["grace_hopper"] = Image.open(grace_hopper).convert("RGB")
     return photos
 
 

@@ -32,9 +32,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# imported once by the warm process: what most runs import, and nothing else that starts
-# threads at import (onnxruntime and scikit-learn do: the children import them themselves)
-WARM_IMPORTS = ("numpy", "PIL.Image", "psycopg", "torch", "imgsearch.library", "imgsearch.cli")
+# imported once by the warm process: what most runs import (open_clip, with torchvision and timm,
+# for the text-search commands), and nothing else that starts threads at import (onnxruntime, and
+# scikit-learn through pyarrow's allocator, do: the children import them themselves)
+WARM_IMPORTS = ("numpy", "PIL.Image", "psycopg", "torch", "open_clip", "imgsearch.library", "imgsearch.cli")
 
 _SERVER = r"""
 import atexit, importlib, json, os, runpy, select, sys, traceback

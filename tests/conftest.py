@@ -23,15 +23,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _branch: pg.Branch | None = None
 
 # The test files that take longest (wall seconds on 2 busy cores, 2026-12-05), run first: the two
-# workers take files in this order (pyproject's --no-loadscope-reorder), so the last ones are
-# short and the workers end together. A file not named keeps its place after these.
+# workers take files in this order (pyproject's --no-loadscope-reorder), each the next one as it
+# nears the end of its last, so the last ones are short and the workers end together; test_web
+# follows the page journeys so that the worker that ran them takes it too, and one web collection
+# (support/web.py, per worker) serves both. A file not named keeps its place after these.
 LONGEST_FIRST = (
-    "test_benchmarks.py",  # 135 s: every benchmark's smoke run
-    "test_page_journeys.py",  # 50 s
-    "test_cli_journeys.py",  # 49 s
-    "test_index_tuning.py",  # 44 s
-    "test_web.py",  # 40 s
-    "test_text_search.py",  # 29 s
+    "test_benchmarks.py",  # 130 s: every benchmark's smoke run
+    "test_page_journeys.py",  # 55 s
+    "test_web.py",  # 45 s
+    "test_cli_journeys.py",  # 40 s
+    "test_text_search.py",  # 40 s
+    "test_index_tuning.py",  # 36 s
     "test_ray_engine.py",  # 25 s
     "test_hostile_inputs.py",  # 22 s
 )

@@ -59,8 +59,8 @@ def test_no_line_expected_of_a_missing_benchmark():
 @pytest.fixture(scope="session")
 def elpv_standin(tmp_path_factory) -> Path:
     """A few generated cells in elpv-dataset's layout (labels.csv, images/): 24 of 160 px, three
-    of each of the 8 classes, the fewest every smoke run's splits take (a third of the work of
-    the 40 of 300 px a hand-run `--smoke` makes)."""
+    of each of the 8 classes, the fewest every smoke run's splits take (the smoke runs that use
+    them take about half the time they took with the 40 of 300 px a hand-run `--smoke` makes)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         from _support import write_elpv_standin

@@ -80,15 +80,15 @@ def migrated_template(pg_admin_url: str):
 @pytest.fixture(scope="module")
 def module_db(pg_admin_url: str, migrated_template: str):
     """One database for a module's tests that only read what its fixture wrote."""
-    with pg.scratch_database(pg_admin_url, template=migrated_template) as url:
-        yield open_database(url)
+    with pg.database_copy(pg_admin_url, migrated_template) as db:
+        yield db
 
 
 @pytest.fixture
 def db(pg_admin_url: str, migrated_template: str):
     """An isolated database with pgvector and the schema at head."""
-    with pg.scratch_database(pg_admin_url, template=migrated_template) as url:
-        yield open_database(url)
+    with pg.database_copy(pg_admin_url, migrated_template) as db:
+        yield db
 
 
 @pytest.fixture(scope="session", autouse=True)

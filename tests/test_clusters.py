@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from PIL import ImageOps
 from sklearn.metrics import adjusted_rand_score
 
-from imgsearch.db.schema import open_database
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
@@ -41,8 +40,8 @@ def ingested(pg_admin_url, migrated_template, lite0, tmp_path_factory):
 @pytest.fixture
 def db(pg_admin_url, ingested):
     """This module's `db`: a copy of the ingested one (CREATE DATABASE ... TEMPLATE)."""
-    with pg.scratch_database(pg_admin_url, template=ingested) as url:
-        yield open_database(url)
+    with pg.database_copy(pg_admin_url, ingested) as db:
+        yield db
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from imgsearch.cli import app
 from imgsearch.db import store
 from imgsearch.db.connection import connect
 from imgsearch.db.nearest import QueryOptions
-from imgsearch.db.schema import open_database
 from imgsearch.encoding.projection import as_stored
 from imgsearch.errors import ImgsearchError
 from imgsearch.evaluation.split import Collected, SplitOptions, split_evaluate, split_near_duplicates
@@ -56,8 +55,8 @@ def db(request, pg_admin_url, migrated_template):
     template = migrated_template
     if "ingested_labelled" in request.fixturenames:
         template = request.getfixturevalue("ingested_labelled")
-    with pg.scratch_database(pg_admin_url, template=template) as url:
-        yield open_database(url)
+    with pg.database_copy(pg_admin_url, template) as db:
+        yield db
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 from imgsearch.cli import app
 from imgsearch.collection.calibration import GRID
 from imgsearch.collection.duplicates import DEFAULT_MARGIN
-from imgsearch.db.schema import open_database
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
 
@@ -62,8 +61,8 @@ def db(request, pg_admin_url, migrated_template):
         template = request.getfixturevalue("ingested_photos")
     else:
         template = migrated_template
-    with pg.scratch_database(pg_admin_url, template=template) as url:
-        yield open_database(url)
+    with pg.database_copy(pg_admin_url, template) as db:
+        yield db
 
 
 @pytest.fixture

@@ -70,14 +70,12 @@ def _png(seed: int) -> bytes:
 def collection(pg_admin_url, migrated_template):
     """N vectors of PixelEncoder (the first 300 under /far/ with shoot=far), and of AUGMENTED
     (the first 200 images with 2 augmented vectors each)."""
-    from imgsearch.db.schema import open_database
 
     from .support import pg
 
     vectors = clustered_vectors(2 * N, DIM, clusters=60, seed=5)
     rng = np.random.default_rng(2)
-    with pg.scratch_database(pg_admin_url, template=migrated_template) as url:
-        db = open_database(url)
+    with pg.database_copy(pg_admin_url, migrated_template) as db:
         with connect(db, autocommit=True) as conn:
             enc_id = store.encoder_id(conn, PixelEncoder().identity)
             rows = [

@@ -102,6 +102,16 @@ def scratch_database(admin_url: str, template: str | None = None):
 
 
 @contextmanager
+def database_copy(admin_url: str, template: str):
+    """A copy of the migrated database `template` (a name) for one test or module: its
+    `Database`, dropped afterwards."""
+    from imgsearch.db.schema import open_database
+
+    with scratch_database(admin_url, template) as url:
+        yield open_database(url)
+
+
+@contextmanager
 def filled_template(admin_url: str, fill: Callable[[str], object], template: str | None = None):
     """A database (a copy of `template` when given) filled once by `fill(url)`, which leaves no
     connection open: its name, for tests to copy with `scratch_database(admin_url, name)`."""

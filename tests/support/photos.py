@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import io
 import zlib
@@ -34,9 +33,8 @@ def sample_photos() -> dict[str, Image.Image]:
     photos["motorcycle_left"] = Image.fromarray(left)
     photos["motorcycle_right"] = Image.fromarray(right)
     for name in ("china", "flower"):
-        photos[name] = Image.open(_package_file("sklearn", "datasets", "images", f"{name}.jpg")).convert(
-            "RGB"
-        )
+        sklearn_photo = _package_file("sklearn", "datasets", "images", f"{name}.jpg")
+        photos[name] = Image.open(sklearn_photo).convert("RGB")
     grace_hopper = _package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")
     photos["grace_hopper"] = Image.open(grace_hopper).convert("RGB")
     return photos
@@ -78,7 +76,7 @@ def zlib_of_zeros(n: int) -> bytes:
     return b"\x78\xda" + block * whole + tail + adler.to_bytes(4, "big")
 
 
-@functools.cache
+@cache
 def decompression_bomb() -> bytes:
     """A PNG file of 200 KB that claims 40000x40000 pixels (1.6 gigapixels), black at one bit a
     pixel, all of it there (written directly: Pillow takes seconds to encode it)."""

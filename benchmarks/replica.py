@@ -39,7 +39,10 @@ def _pin(home: Path, cores: set[int]) -> None:
     pid = int((home / "pgdata" / "postmaster.pid").read_text().split()[0])
     root = psutil.Process(pid)
     for proc in [root, *root.children(recursive=True)]:
-        proc.cpu_affinity(sorted(cores))
+        try:
+            proc.cpu_affinity(sorted(cores))
+        except psutil.NoSuchProcess:  # a short-lived backend that ended since it was listed
+            pass
 
 
 def _clients(urls: list[str], ids: np.ndarray, seconds: float) -> tuple[int, list[float]]:

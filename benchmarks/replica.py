@@ -19,6 +19,7 @@ temporary folders (a standby is made from a primary's files): --database-url is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import threading
@@ -39,10 +40,8 @@ def _pin(home: Path, cores: set[int]) -> None:
     pid = int((home / "pgdata" / "postmaster.pid").read_text().split()[0])
     root = psutil.Process(pid)
     for proc in [root, *root.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a backend that ended since it was listed
             proc.cpu_affinity(sorted(cores))
-        except psutil.NoSuchProcess:  # a short-lived backend that ended since it was listed
-            pass
 
 
 def _clients(urls: list[str], ids: np.ndarray, seconds: float) -> tuple[int, list[float]]:

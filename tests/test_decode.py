@@ -193,31 +193,44 @@ def test_missing_file(tmp_path) -> None:
     assert err.value.kind == "unreadable"
 
 
-def _jpeg_variants() -> dict[str, bytes]:
+JPEG_SIZES = ((451, 300), (700, 500), (1000, 700), (2000, 1333), (224, 224), (3000, 2000))
+JPEG_VARIANTS = [
+    "colour",
+    "progressive",
+    "grayscale",
+    "subsampling-444",
+    "cmyk",
+    *(f"size-{w}x{h}" for w, h in JPEG_SIZES),
+    *(f"orientation-{o}" for o in range(1, 9)),
+]
+
+
+def _jpeg_variant(name: str) -> bytes:
+    """One JPEG of the astronaut at 1600x1200 (made when its test runs, not at collection)."""
     from .support.photos import sample_photos
 
     photo = sample_photos()["astronaut"].resize((1600, 1200))
-    variants = {
-        "colour": _png(photo, "JPEG", quality=90),
-        "progressive": _png(photo, "JPEG", quality=85, progressive=True),
-        "grayscale": _png(photo.convert("L"), "JPEG", quality=90),
-        "subsampling-444": _png(photo, "JPEG", quality=95, subsampling=0),
-        "cmyk": _png(photo.convert("CMYK"), "JPEG", quality=90),
-    }
-    for size in ((451, 300), (700, 500), (1000, 700), (2000, 1333), (224, 224), (3000, 2000)):
-        variants[f"size-{size[0]}x{size[1]}"] = _png(photo.resize(size), "JPEG", quality=90)
-    for orientation in range(1, 9):
+    if name.startswith("size-"):
+        width, height = map(int, name.removeprefix("size-").split("x"))
+        return _png(photo.resize((width, height)), "JPEG", quality=90)
+    if name.startswith("orientation-"):
         exif = Image.Exif()
-        exif[0x0112] = orientation
-        variants[f"orientation-{orientation}"] = _png(photo, "JPEG", quality=90, exif=exif.tobytes())
-    return variants
+        exif[0x0112] = int(name.removeprefix("orientation-"))
+        return _png(photo, "JPEG", quality=90, exif=exif.tobytes())
+    return {
+        "colour": lambda: _png(photo, "JPEG", quality=90),
+        "progressive": lambda: _png(photo, "JPEG", quality=85, progressive=True),
+        "grayscale": lambda: _png(photo.convert("L"), "JPEG", quality=90),
+        "subsampling-444": lambda: _png(photo, "JPEG", quality=95, subsampling=0),
+        "cmyk": lambda: _png(photo.convert("CMYK"), "JPEG", quality=90),
+    }[name]()
 
 
-@pytest.mark.parametrize("variant", list(_jpeg_variants()))
+@pytest.mark.parametrize("variant", JPEG_VARIANTS)
 def test_fast_jpeg_path_gives_pillows_pixels(variant, monkeypatch) -> None:
     from imgsearch.encoding import decode
 
-    data = _jpeg_variants()[variant]
+    data = _jpeg_variant(variant)
     fast = decode_image(data, min_size=224)
     monkeypatch.setattr(decode, "_scaled_jpeg", lambda *args: None)
     slow = decode_image(data, min_size=224)

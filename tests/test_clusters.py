@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import ImageOps
-from sklearn.metrics import adjusted_rand_score
 
 from imgsearch.library import Index
 from imgsearch.service.app import create_app
@@ -68,6 +67,8 @@ def test_clusters_follow_the_photos(index, db) -> None:
     )
     truth = [_label(path) for path, _ in assigned]
     found = [cluster for _, cluster in assigned]
+    from sklearn.metrics import adjusted_rand_score
+
     ari = adjusted_rand_score(truth, found)
     chance = adjusted_rand_score(truth, np.random.default_rng(0).permutation(found))
     assert ari >= 0.9 > 0.2 > chance

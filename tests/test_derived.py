@@ -23,10 +23,10 @@ from imgsearch.learning.train import TrainOptions
 from imgsearch.library import Index
 
 from .support import pg
-from .support.photos import EDITS, sample_photos
+from .support.photos import EDITS, PHOTO_NAMES, sample_photos
 
 OPTIONS = TrainOptions(dim=32, hidden=128, epochs=30, lr=1e-3, seed=0)
-N = 10 * len(sample_photos())
+N = 10 * len(PHOTO_NAMES)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-import skimage.data
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
@@ -222,6 +221,8 @@ HEAVY_EDITS = {
 def _tiles() -> list[Image.Image]:
     """64 different 64x64 tiles of one gravel photo: look-alikes, not copies of each other
     (their nearest neighbours reach 0.9 and more with efficientnet-lite0)."""
+    import skimage.data
+
     gravel = skimage.data.gravel()
     return [
         Image.fromarray(gravel[y : y + 64, x : x + 64]).convert("RGB")

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from imgsearch.encoding.decode import decode_image
 from imgsearch.encoding.encoder import EnsembleEncoder
 from imgsearch.encoding.registry import get_encoder, list_models
-from imgsearch.encoding.torch_models import build_torchvision
 from imgsearch.errors import UnknownEncoder, WeightsUnavailable
 
 from .support.photos import TRANSFORMS, exif_rotated_jpeg, sample_photos
@@ -78,6 +76,8 @@ def _jpeg(img: Image.Image) -> bytes:
     [("resnet18", 512), ("resnet50", 2048), pytest.param("vit_b_16", 768, marks=pytest.mark.slow)],
 )
 def test_torchvision_random_weights_shape_and_norm(name: str, dim: int) -> None:
+    from imgsearch.encoding.torch_models import build_torchvision
+
     enc = build_torchvision(name, device="cpu", random_init_seed=0)
     photos = list(sample_photos().values())[:3]
     vectors = enc.encode(photos)
@@ -90,6 +90,7 @@ def test_torchvision_random_weights_shape_and_norm(name: str, dim: int) -> None:
 
 
 def test_weights_file_is_loaded_and_changes_the_identity(tmp_path) -> None:
+    import torch
     import torchvision
 
     torch.manual_seed(7)
@@ -114,6 +115,7 @@ def test_wrong_weights_file_is_a_clear_error(tmp_path) -> None:
     path.write_bytes(b"garbage")
     with pytest.raises(WeightsUnavailable, match="not a torch state-dict"):
         get_encoder("resnet18", device="cpu", weights=path)
+    import torch
     import torchvision
 
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
@@ -135,6 +137,7 @@ def test_offline_without_weights_names_the_file_and_the_option(tmp_path, monkeyp
 
 
 def test_prefilled_torch_home_is_used_offline(tmp_path, monkeypatch) -> None:
+    import torch
     import torchvision
 
     from imgsearch.encoding.catalog import expected_weights_file
@@ -153,6 +156,8 @@ def test_prefilled_torch_home_is_used_offline(tmp_path, monkeypatch) -> None:
 
 
 def test_ensemble_concatenates_and_renormalises(lite0) -> None:
+    from imgsearch.encoding.torch_models import build_torchvision
+
     other = build_torchvision("resnet18", device="cpu", random_init_seed=1)
     ensemble = EnsembleEncoder([lite0, other])
     assert ensemble.name == "efficientnet-lite0+resnet18"
@@ -186,8 +191,11 @@ def test_identity_changes_with_preprocessing(lite0_torch) -> None:
     assert altered.identity.name == lite0.identity.name
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 def test_cuda_encoding_matches_cpu(lite0) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU here")
     gpu = get_encoder("efficientnet-lite0", device="cuda")
     photos = list(sample_photos().values())[:4]
     np.testing.assert_allclose(gpu.encode(photos), lite0.encode(photos), atol=2e-2)
@@ -196,6 +204,7 @@ def test_cuda_encoding_matches_cpu(lite0) -> None:
 def test_the_catalog_knows_torchvision_s_weights_files_and_cache(tmp_path, monkeypatch) -> None:
     """`imgsearch models` lists where each weights file goes without importing torch: the
     catalog's file names and cache folder are torchvision's and torch.hub's."""
+    import torch
     import torchvision
 
     from imgsearch.encoding.catalog import TORCHVISION, torch_hub_dir

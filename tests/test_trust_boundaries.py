@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from imgsearch import config, safe_files
@@ -50,6 +49,8 @@ class _Evil:
 
 
 def _evil_checkpoint(path: Path, marker: Path) -> Path:
+    import torch
+
     torch.save({"weights": _Evil(marker)}, path)  # a real torch.save archive with a payload
     return path
 
@@ -174,6 +175,7 @@ def test_finding2_safetensors_weights_load(tmp_path) -> None:
 
 
 def _clip_folder(folder: Path, digest: str | None = None) -> Path:
+    import torch
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True)

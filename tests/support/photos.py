@@ -19,16 +19,17 @@ def _package_file(package: str, *parts: str) -> Path:
     return Path(spec.submodule_search_locations[0], *parts)
 
 
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
+PHOTO_NAMES = (*SKIMAGE_PHOTOS, "motorcycle_left", "motorcycle_right", "china", "flower", "grace_hopper")
+
+
 @cache
 def sample_photos() -> dict[str, Image.Image]:
     """Colour photos from skimage, sklearn and matplotlib, by name (sklearn's are the files
     `load_sample_images` reads, matplotlib's is `get_sample_data("grace_hopper.jpg")`)."""
     import skimage.data as data
 
-    photos = {
-        name: Image.fromarray(getattr(data, name)()).convert("RGB")
-        for name in ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
-    }
+    photos = {name: Image.fromarray(getattr(data, name)()).convert("RGB") for name in SKIMAGE_PHOTOS}
     left, right, _ = data.stereo_motorcycle()
     photos["motorcycle_left"] = Image.fromarray(left)
     photos["motorcycle_right"] = Image.fromarray(right)
@@ -37,6 +38,7 @@ def sample_photos() -> dict[str, Image.Image]:
         photos[name] = Image.open(sklearn_photo).convert("RGB")
     grace_hopper = _package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")
     photos["grace_hopper"] = Image.open(grace_hopper).convert("RGB")
+    assert tuple(photos) == PHOTO_NAMES
     return photos
 
 

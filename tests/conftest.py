@@ -11,7 +11,7 @@ from imgsearch.db.schema import open_database
 
 from .support import artefacts, pg
 
-# The suite keeps 2 cores busy with two workers, their subprocesses and the database servers, so
+# The suite keeps the cores busy with its workers, their subprocesses and the database servers, so
 # each process computes on one thread (torch, scikit-learn, ONNX Runtime: imgsearch's `cores()`
 # reads OMP_NUM_THREADS as Ray's workers set it), and OpenMP threads that wait for work sleep
 # instead of spinning: threads that wait on each other on a busy machine cost a tenth of the
@@ -22,7 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _branch: pg.Branch | None = None
 
-# The test files that take longest (wall seconds on 2 busy cores, 2026-12-05), run first: the two
+# The test files that take longest (wall seconds on 2 busy cores, 2026-12-05), run first: the
 # workers take files in this order (pyproject's --no-loadscope-reorder), each the next one as it
 # nears the end of its last, so the last ones are short and the workers end together; test_web
 # follows the page journeys so that the worker that ran them takes it too, and one web collection
@@ -37,6 +37,17 @@ LONGEST_FIRST = (
     "test_ray_engine.py",  # 25 s
     "test_hostile_inputs.py",  # 22 s
 )
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto` (pyproject's addopts): one worker more than the usable cores, at most 8. A
+    worker waits about a tenth of its time (for a browser, a subprocess, a server starting),
+    so with one per core the cores idle for as long (2 cores: 1.75 busy, 1.95 with 3 workers);
+    past 8 the longest file (test_benchmarks) sets the time. PYTEST_XDIST_AUTO_NUM_WORKERS
+    still decides where it is set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    return min(len(os.sched_getaffinity(0)) + 1, 8)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -113,10 +113,15 @@ export function offerList(list) {
 }
 
 // After each change of the URL: open the viewer on `image=`, or close it.
+let closedByRoute = false; // the URL has no `image=` already: the close leaves history alone
 afterRoute((p) => {
   const id = idIn(p);
   if (id === null) {
-    if (dialog.open) dialog.close();
+    if (dialog.open) {
+      loading.cancel();
+      closedByRoute = true;
+      dialog.close();
+    }
     return;
   }
   if (dialog.open && ids[position] === id) return;
@@ -130,9 +135,16 @@ dialog.addEventListener("keydown", (event) => {
   if (event.key === "ArrowLeft") { event.preventDefault(); step(-1); }
   if (event.key === "ArrowRight") { event.preventDefault(); step(1); }
 });
-// Closed (Esc, ×, a click beside it, Back): the URL loses `image=`; an entry the viewer added
-// is left by going Back, one it came with (a link) is rewritten.
+// Closed (Esc, ×, a click beside it): the URL loses `image=`; an entry the viewer added is left
+// by going Back, one it came with (a link) is rewritten. The event comes a moment after the
+// close: one that Back caused (above) must not read the URL then, which Forward may have
+// changed since (it would go Back again and close the viewer Forward opened).
 dialog.addEventListener("close", () => {
+  if (closedByRoute) {
+    closedByRoute = false;
+    if (opener && opener.isConnected && !dialog.open) opener.focus();
+    return;
+  }
   loading.cancel();
   const p = params();
   if (p.has("image")) {

@@ -4,6 +4,7 @@ images).
 
     python benchmarks/page.py [--images 400] [--repeats 10] [--url URL] [--cold-thumbnails]
     python benchmarks/page.py --smoke        # 12 images, 1 repeat, no warm-up
+    python benchmarks/page.py --browser /usr/bin/chromium-headless-shell
 
 A collection of real photographs (skimage, sklearn and matplotlib's sample images: no
 downloads) is made in a temporary folder: shots (tiles of a 3 x 3 split of each sample photo,
@@ -486,7 +487,8 @@ def run(args: argparse.Namespace, url: str, home: Path) -> int:
     from imgsearch.library import Index
 
     web = _support.web_support()
-    chromium, serving = web.CHROMIUM, web.serving
+    chromium = args.browser or (web.CHROMIUM if args.smoke else shutil.which("chromium") or web.CHROMIUM)
+    serving = web.serving
 
     started = datetime.now(UTC)
     load_before = _load()
@@ -677,6 +679,11 @@ def main() -> int:
         "--cold-thumbnails", action="store_true", help="do not make the thumbnails beforehand"
     )
     parser.add_argument("--json", help="also write every repeat's figures to this file")
+    parser.add_argument(
+        "--browser",
+        help="the chromium to drive (default: Debian's chromium, as the published figures; "
+        "--smoke: the tests' browser, its headless shell where installed)",
+    )
     _support.add_arguments(parser)
     args = parser.parse_args()
     if args.smoke:

@@ -6,7 +6,6 @@ without --smoke fails here."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -72,8 +71,10 @@ def elpv_standin(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.stem)
 def test_smoke(script: Path, db, lite0, elpv_standin: Path, tmp_path: Path) -> None:
-    if script.stem == "page" and not shutil.which("chromium") and not os.environ.get("CI"):
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    if script.stem == "page":
+        from .support.web import _need_browser
+
+        _need_browser()
     home = tmp_path / "home"
     home.mkdir()
     models = Path(os.environ["IMGSEARCH_HOME"]) / "models"  # the session's: exported once

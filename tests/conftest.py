@@ -22,11 +22,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _branch: pg.Branch | None = None
 
-# The test files that take longest (wall seconds on 2 busy cores, 2026-12-05), run first: the
+# The test files that take longest (wall seconds on 2 cores, two workers, 2026-12-05) run first: the
 # workers take files in this order (pyproject's --no-loadscope-reorder), each the next one as it
-# nears the end of its last, so the last ones are short and the workers end together; test_web
-# follows the page journeys so that the worker that ran them takes it too, and one web collection
-# (support/web.py, per worker) serves both. A file not named keeps its place after these.
+# nears the end of its last, so the last ones are short and the workers end together. A file not
+# named keeps its place after these.
 LONGEST_FIRST = (
     "test_benchmarks.py",  # 130 s: every benchmark's smoke run
     "test_page_journeys.py",  # 55 s

@@ -270,7 +270,11 @@ def test_contrast_rule_groups_copies_among_lookalikes_where_a_threshold_cannot(
     # the service's first uncalibrated page starts a calibration (whose run is
     # test_the_service_calibrates_in_the_background's concern): noted here, not run
     started: list[str | None] = []
-    start = lambda model=None: started.append(model)  # noqa: E731
+
+    def start(model: str | None = None) -> bool:
+        started.append(model)
+        return True
+
     monkeypatch.setattr(lookalikes, "calibrate_duplicates_in_background", start)
     with TestClient(create_app(lookalikes)) as client:
         auto = client.get("/api/duplicates").json()

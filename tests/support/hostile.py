@@ -17,12 +17,12 @@ from PIL import Image
 
 from imgsearch.db.connection import Database
 
-from .photos import sample_photos
+from .photos import PHOTO_NAMES, sample_photos
 
 
 def small_photo(i: int, size: tuple[int, int] = (96, 72)) -> Image.Image:
     """The i-th real photo (turned by i // n quarter turns, so each i differs), made small."""
-    names = sorted(sample_photos())
+    names = sorted(PHOTO_NAMES)
     img = sample_photos()[names[i % len(names)]].resize(size)
     return img.rotate(90 * (i // len(names) % 4))
 

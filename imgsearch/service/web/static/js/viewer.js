@@ -11,6 +11,7 @@ const OPENED = "viewer"; // history.state of an entry the viewer added: closing 
 let ids = [];
 let position = 0;
 let opener = null;
+let closedByRoute = false; // closed by a change of the URL (Back): history is as it should be
 
 const isUrl = (path) => /^https?:\/\//i.test(path);
 
@@ -86,6 +87,7 @@ function step(delta) {
 function open() {
   if (!dialog.open) {
     opener = document.activeElement;
+    closedByRoute = false; // a close that Back made is over, its event come or not
     dialog.showModal();
   }
   show();
@@ -113,7 +115,6 @@ export function offerList(list) {
 }
 
 // After each change of the URL: open the viewer on `image=`, or close it.
-let closedByRoute = false; // the URL has no `image=` already: the close leaves history alone
 afterRoute((p) => {
   const id = idIn(p);
   if (id === null) {
@@ -137,12 +138,13 @@ dialog.addEventListener("keydown", (event) => {
 });
 // Closed (Esc, ×, a click beside it): the URL loses `image=`; an entry the viewer added is left
 // by going Back, one it came with (a link) is rewritten. The event comes a moment after the
-// close: one that Back caused (above) must not read the URL then, which Forward may have
-// changed since (it would go Back again and close the viewer Forward opened).
+// close, so it reads nothing of a close that Back made (the URL has no `image=` already) or of
+// one the viewer was opened again since (Forward at once): either would go Back again.
 dialog.addEventListener("close", () => {
+  if (dialog.open) return;
   if (closedByRoute) {
     closedByRoute = false;
-    if (opener && opener.isConnected && !dialog.open) opener.focus();
+    if (opener && opener.isConnected) opener.focus();
     return;
   }
   loading.cancel();
